@@ -1,0 +1,1 @@
+//! The `benches` package holds no library code; see its `[[example]]`/`[[bench]]`/`[[test]]` targets.

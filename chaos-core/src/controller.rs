@@ -1,0 +1,496 @@
+//! The shared switch: the active rule set, armed or not, and the per-service [`Decider`] that reads it.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::compile::compile;
+use crate::config::ChaosConfig;
+use crate::environment::Environment;
+use crate::error::ConfigError;
+use crate::fault::{ErrorFault, Outcome};
+use crate::injection::{ActiveFault, Injection};
+use crate::metrics;
+use crate::rule::{RuleSet, Verdict};
+use crate::target::RequestFacts;
+
+/// Bit 0 of the state word: armed. The rest: a generation bumped by every change.
+const ARMED: u64 = 1;
+const GENERATION: u64 = 2;
+
+static NEXT_CONTROLLER: AtomicU64 = AtomicU64::new(1);
+
+/// The production guard's one slot: which controller has an experiment armed in prod.
+static PROD_SLOT: Mutex<Option<(u64, String)>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type Hook = Box<dyn Fn() + Send + Sync>;
+
+struct Shared {
+    id: u64,
+    /// `generation << 1 | armed`; the only word the hot path reads when nothing is armed.
+    state: AtomicU64,
+    current: ArcSwap<RuleSet>,
+    env: Environment,
+    clock: Arc<dyn Clock>,
+    /// Serialises load, arm and disarm (never taken on the request path).
+    write: Mutex<()>,
+    on_disarm: Vec<Hook>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let mut slot = lock(&PROD_SLOT);
+        if slot.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            *slot = None;
+        }
+    }
+}
+
+/// The shared chaos switch: holds the active rule set and whether it is armed. Cheap to clone; every clone
+/// (and every [`Decider`]) sees the same state.
+///
+/// Changes ([`load`](Self::load), [`arm`](Self::arm), [`disarm`](Self::disarm)) are rare and serialised;
+/// deciders pick them up at their next request.
+#[derive(Clone)]
+pub struct Controller {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Controller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Controller")
+            .field("environment", &self.shared.env)
+            .field("armed", &self.is_armed())
+            .field("rules", &self.shared.current.load().user_rules)
+            .finish()
+    }
+}
+
+/// Builds a [`Controller`] with a chosen environment, clock and disarm hooks.
+pub struct ControllerBuilder {
+    env: Environment,
+    clock: Arc<dyn Clock>,
+    on_disarm: Vec<Hook>,
+}
+
+impl fmt::Debug for ControllerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControllerBuilder")
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControllerBuilder {
+    /// The environment (default: [`Environment::from_env`]).
+    pub fn environment(mut self, env: Environment) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// The clock for rule windows and the TTL (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// A function called after every disarm (kill switch, TTL expiry), for example to wake requests that
+    /// are sleeping in an injected delay.
+    pub fn on_disarm(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_disarm.push(Box::new(hook));
+        self
+    }
+
+    /// Builds a controller with an empty, disarmed rule set.
+    pub fn build(self) -> Controller {
+        let empty = compile(
+            ChaosConfig {
+                armed: false,
+                ..ChaosConfig::default()
+            },
+            self.env,
+            self.clock.clone(),
+        )
+        .expect("the empty config is valid");
+        Controller {
+            shared: Arc::new(Shared {
+                id: NEXT_CONTROLLER.fetch_add(1, Ordering::Relaxed),
+                state: AtomicU64::new(0),
+                current: ArcSwap::from_pointee(empty),
+                env: self.env,
+                clock: self.clock,
+                write: Mutex::new(()),
+                on_disarm: self.on_disarm,
+            }),
+        }
+    }
+}
+
+impl Default for Controller {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Controller {
+    /// A controller for the environment named by `BROWNOUT_ENV`, on the system clock, with nothing loaded.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder to choose the environment, clock and hooks.
+    pub fn builder() -> ControllerBuilder {
+        ControllerBuilder {
+            env: Environment::from_env(),
+            clock: Arc::new(SystemClock),
+            on_disarm: Vec::new(),
+        }
+    }
+
+    /// The environment this controller guards.
+    pub fn environment(&self) -> Environment {
+        self.shared.env
+    }
+
+    /// Is a rule set armed right now?
+    pub fn is_armed(&self) -> bool {
+        self.shared.state.load(Ordering::Acquire) & ARMED != 0
+    }
+
+    /// A decider for one service instance.
+    pub fn decider(&self) -> Decider {
+        let state = self.shared.state.load(Ordering::Acquire);
+        Decider {
+            shared: self.shared.clone(),
+            set: self.shared.current.load_full(),
+            state,
+        }
+    }
+
+    /// Validates and installs a whole new rule set, replacing the old one atomically, and arms it if the
+    /// config says `armed: true` (the default). On error nothing changes: the last good rules stay active.
+    pub fn load(&self, config: ChaosConfig) -> Result<(), ConfigError> {
+        self.load_from(config, None)
+    }
+
+    /// Reads a config file and [`load`](Self::load)s it; errors name the file.
+    pub fn load_path(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+        let path = path.as_ref();
+        let config = ChaosConfig::from_path(path)?;
+        self.load_from(config, Some(path))
+    }
+
+    fn load_from(&self, config: ChaosConfig, origin: Option<&Path>) -> Result<(), ConfigError> {
+        let shared = &self.shared;
+        let _write = lock(&shared.write);
+        let arm = config.armed;
+        let experiment = config.experiment.clone().unwrap_or_default();
+        let result = compile(config, shared.env, shared.clock.clone()).and_then(|set| {
+            if arm {
+                self.claim_prod(&experiment)?;
+            }
+            Ok(set)
+        });
+        let set = match result {
+            Ok(set) => set,
+            Err(e) => {
+                let e = e.in_file(origin);
+                tracing::warn!(error = %e, "chaos config rejected; the last good rules stay active");
+                return Err(e);
+            }
+        };
+        let (rules, seed) = (set.user_rules, set.seed);
+        if arm {
+            set.mark_armed();
+        } else {
+            self.release_prod();
+        }
+        shared.current.store(Arc::new(set));
+        self.bump(arm);
+        tracing::info!(
+            experiment = %experiment, rules, seed, armed = arm, env = %shared.env,
+            file = origin.map(|p| p.display().to_string()).unwrap_or_default(),
+            "chaos rules loaded"
+        );
+        if !arm {
+            self.run_disarm_hooks();
+        }
+        Ok(())
+    }
+
+    /// Arms the current rule set (again), restarting its windows and TTL. In prod it needs `allow_prod: true`
+    /// and the process's production slot.
+    pub fn arm(&self) -> Result<(), ConfigError> {
+        let _write = lock(&self.shared.write);
+        let set = self.shared.current.load_full();
+        if self.shared.env == Environment::Prod && !set.config.allow_prod {
+            return Err(ConfigError::new(
+                "allow_prod",
+                "the process runs in prod and the config does not say `allow_prod: true`",
+            ));
+        }
+        self.claim_prod(set.config.experiment.as_deref().unwrap_or_default())?;
+        set.mark_armed();
+        self.bump(true);
+        tracing::info!(
+            experiment = set.config.experiment.as_deref().unwrap_or_default(),
+            "chaos armed"
+        );
+        Ok(())
+    }
+
+    /// The kill switch: disarms everything. Every request from now on passes untouched; delays in flight are
+    /// woken through the [`on_disarm`](ControllerBuilder::on_disarm) hooks.
+    pub fn disarm(&self) {
+        self.disarm_because("kill switch");
+    }
+
+    fn disarm_because(&self, reason: &str) {
+        {
+            let _write = lock(&self.shared.write);
+            if !self.is_armed() {
+                return;
+            }
+            self.bump(false);
+            self.release_prod();
+        }
+        tracing::warn!(reason, "chaos disarmed");
+        self.run_disarm_hooks();
+    }
+
+    fn run_disarm_hooks(&self) {
+        for hook in &self.shared.on_disarm {
+            hook();
+        }
+    }
+
+    fn bump(&self, armed: bool) {
+        let state = self.shared.state.load(Ordering::Relaxed);
+        let next = (state & !ARMED).wrapping_add(GENERATION) | u64::from(armed);
+        self.shared.state.store(next, Ordering::Release);
+        metrics::set_armed(armed);
+    }
+
+    fn claim_prod(&self, experiment: &str) -> Result<(), ConfigError> {
+        if self.shared.env != Environment::Prod {
+            return Ok(());
+        }
+        let mut slot = lock(&PROD_SLOT);
+        match &*slot {
+            Some((id, other)) if *id != self.shared.id => Err(ConfigError::new(
+                "experiment",
+                format!("experiment `{other}` is already armed in prod; one at a time"),
+            )),
+            _ => {
+                *slot = Some((self.shared.id, experiment.to_owned()));
+                Ok(())
+            }
+        }
+    }
+
+    fn release_prod(&self) {
+        let mut slot = lock(&PROD_SLOT);
+        if slot.as_ref().is_some_and(|(id, _)| *id == self.shared.id) {
+            *slot = None;
+        }
+    }
+
+    /// The config of the active rule set, as loaded.
+    pub fn config(&self) -> ChaosConfig {
+        self.shared.current.load().config.clone()
+    }
+
+    /// Counters of the active rule set.
+    pub fn snapshot(&self) -> Snapshot {
+        let set = self.shared.current.load_full();
+        Snapshot {
+            armed: self.is_armed(),
+            environment: self.shared.env.as_str(),
+            experiment: set.config.experiment.clone(),
+            seed: set.seed,
+            active_faults: set.active_total.load(Ordering::Relaxed),
+            rules: set
+                .rules
+                .iter()
+                .map(|r| RuleStats {
+                    name: r.name.to_string(),
+                    kind: r.kind().as_str(),
+                    sampled: r.counter.load(Ordering::Relaxed),
+                    injected: r.injected.load(Ordering::Relaxed),
+                    overflow: r.overflow.load(Ordering::Relaxed),
+                    active: r.active.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A point-in-time view of the active rule set's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// Armed right now.
+    pub armed: bool,
+    /// The guarded environment.
+    pub environment: &'static str,
+    /// The experiment's name.
+    pub experiment: Option<String>,
+    /// The samplers' seed (write it into the config to replay).
+    pub seed: u64,
+    /// Faults active across all rules.
+    pub active_faults: u32,
+    /// Per rule, in config order (the header pseudo-rule last).
+    pub rules: Vec<RuleStats>,
+}
+
+/// One rule's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleStats {
+    /// Rule name.
+    pub name: String,
+    /// Fault kind.
+    pub kind: &'static str,
+    /// Requests the counting samplers (`exact`, `every_nth`, `first_n`) have seen.
+    pub sampled: u64,
+    /// Faults injected.
+    pub injected: u64,
+    /// Faults chosen but skipped by a bound.
+    pub overflow: u64,
+    /// Faults active now.
+    pub active: u32,
+}
+
+/// The per-service reader of a [`Controller`]: keep one in each service instance and call
+/// [`decide`](Self::decide) once per request.
+///
+/// With nothing armed, `decide` is one atomic load and a branch. When armed, it reuses its cached rule set
+/// until the controller's generation changes: no lock, no allocation, no reference-count traffic unless a
+/// fault fires.
+pub struct Decider {
+    shared: Arc<Shared>,
+    set: Arc<RuleSet>,
+    state: u64,
+}
+
+impl Clone for Decider {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            set: self.set.clone(),
+            state: self.state,
+        }
+    }
+}
+
+impl fmt::Debug for Decider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decider")
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl Decider {
+    /// Is anything armed? One atomic load.
+    #[inline]
+    pub fn is_armed(&self) -> bool {
+        self.shared.state.load(Ordering::Acquire) & ARMED != 0
+    }
+
+    /// Decides the faults for one request. `None` means "pass it through untouched".
+    #[inline]
+    pub fn decide(&mut self, facts: &RequestFacts<'_>) -> Option<Injection> {
+        let state = self.shared.state.load(Ordering::Acquire);
+        if state & ARMED == 0 {
+            return None;
+        }
+        self.decide_armed(state, facts)
+    }
+
+    fn refresh(&mut self, state: u64) {
+        self.set = self.shared.current.load_full();
+        self.state = state;
+    }
+
+    fn decide_armed(&mut self, state: u64, facts: &RequestFacts<'_>) -> Option<Injection> {
+        if state != self.state {
+            self.refresh(state);
+        }
+        match self.set.decide(facts) {
+            Verdict::None => None,
+            Verdict::Inject(injection) => Some(injection),
+            Verdict::Expired => {
+                self.expire();
+                None
+            }
+        }
+    }
+
+    #[cold]
+    fn expire(&self) {
+        let controller = Controller {
+            shared: self.shared.clone(),
+        };
+        let current = controller.shared.current.load();
+        if current.id == self.set.id {
+            drop(current);
+            controller.disarm_because("ttl expired");
+        }
+    }
+
+    /// The header-fault settings when header faults are enabled and armed: `(token, max_delay)`.
+    #[inline]
+    pub fn header_faults(&mut self) -> Option<(&[u8], Duration)> {
+        let state = self.shared.state.load(Ordering::Acquire);
+        if state & ARMED == 0 {
+            return None;
+        }
+        if state != self.state {
+            self.refresh(state);
+        }
+        self.set.header.as_ref().map(|h| (&*h.token, h.max_delay))
+    }
+
+    /// Adds caller-requested faults (already authenticated and clamped by the caller) to `injection`,
+    /// accounted to the `header` pseudo-rule and its bounds. Parts the injection already has are kept.
+    pub fn add_header_faults(
+        &mut self,
+        injection: Option<Injection>,
+        delay: Option<Duration>,
+        abort: Option<StatusCode>,
+    ) -> Option<Injection> {
+        let mut injection = injection.unwrap_or_default();
+        if let Some(delay) = delay.filter(|_| injection.delay.is_none()) {
+            if let Some(index) = self.set.admit_header() {
+                injection.delay = Some(ActiveFault::new(self.set.clone(), index, delay));
+            }
+        }
+        if let Some(status) = abort.filter(|_| injection.outcome.is_none()) {
+            if let Some(index) = self.set.admit_header() {
+                let fault = ErrorFault {
+                    status,
+                    grpc: None,
+                    message: format!("injected {status} (requested by header)").into(),
+                    body: bytes::Bytes::new(),
+                    headers: http::HeaderMap::new(),
+                };
+                injection.outcome = Some(ActiveFault::new(
+                    self.set.clone(),
+                    index,
+                    Outcome::Error(Arc::new(fault)),
+                ));
+            }
+        }
+        (!injection.is_empty()).then_some(injection)
+    }
+}

@@ -1,0 +1,40 @@
+//! Metric names and the per-rule handles, registered once when a rule set loads.
+//!
+//! Names follow Prometheus conventions: `chaos_faults_injected_total{rule,kind}`,
+//! `chaos_faults_overflow_total{rule}` (a fault the sampler chose but a bound skipped),
+//! `chaos_active_faults{rule}` and `chaos_armed`. Handles bind to the recorder installed when the rules are
+//! loaded: install the exporter first.
+
+use metrics::{Counter, Gauge};
+
+use crate::fault::FaultKind;
+
+/// `chaos_faults_injected_total{rule,kind}`.
+pub(crate) const INJECTED: &str = "chaos_faults_injected_total";
+/// `chaos_faults_overflow_total{rule}`.
+pub(crate) const OVERFLOW: &str = "chaos_faults_overflow_total";
+/// `chaos_active_faults{rule}`.
+pub(crate) const ACTIVE: &str = "chaos_active_faults";
+/// `chaos_armed`: 1 while a rule set is armed.
+pub(crate) const ARMED: &str = "chaos_armed";
+
+#[derive(Debug)]
+pub(crate) struct RuleMetrics {
+    pub(crate) injected: Counter,
+    pub(crate) overflow: Counter,
+    pub(crate) active: Gauge,
+}
+
+impl RuleMetrics {
+    pub(crate) fn register(rule: &str, kind: FaultKind) -> Self {
+        Self {
+            injected: metrics::counter!(INJECTED, "rule" => rule.to_owned(), "kind" => kind.as_str()),
+            overflow: metrics::counter!(OVERFLOW, "rule" => rule.to_owned()),
+            active: metrics::gauge!(ACTIVE, "rule" => rule.to_owned()),
+        }
+    }
+}
+
+pub(crate) fn set_armed(armed: bool) {
+    metrics::gauge!(ARMED).set(if armed { 1.0 } else { 0.0 });
+}

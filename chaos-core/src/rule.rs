@@ -1,0 +1,259 @@
+//! A compiled rule set and the per-request decision over it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+
+use crate::clock::Clock;
+use crate::config::ChaosConfig;
+use crate::fault::{Fault, FaultKind};
+use crate::injection::{ActiveFault, Injection};
+use crate::metrics::RuleMetrics;
+use crate::rng;
+use crate::sampler::Sampler;
+use crate::target::{Flavour, RequestFacts, Target};
+
+/// One compiled rule with its live counters.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub(crate) name: Arc<str>,
+    /// `x-chaos-injected: <name>`, built once.
+    pub(crate) header_value: HeaderValue,
+    pub(crate) target: Target,
+    pub(crate) sampler: Sampler,
+    pub(crate) fault: Fault,
+    pub(crate) start_after: Duration,
+    /// Offset from arming at which the rule stops, if it stops before the TTL.
+    pub(crate) end_after: Option<Duration>,
+    pub(crate) max_injections: u64,
+    pub(crate) max_active: u32,
+    /// Largest fraction of sampled requests the rule may inject (the blast-radius cap, for `first_n`).
+    pub(crate) blast_radius: f64,
+    /// Sampled requests seen by the counting samplers.
+    pub(crate) counter: AtomicU64,
+    pub(crate) injected: AtomicU64,
+    pub(crate) overflow: AtomicU64,
+    pub(crate) active: AtomicU32,
+    pub(crate) metrics: RuleMetrics,
+}
+
+impl Rule {
+    pub(crate) fn kind(&self) -> FaultKind {
+        self.fault.kind()
+    }
+}
+
+/// The header-fault settings of a rule set.
+#[derive(Debug)]
+pub(crate) struct HeaderFaults {
+    pub(crate) token: Box<[u8]>,
+    pub(crate) max_delay: Duration,
+    /// Index of the pseudo-rule that accounts for header faults.
+    pub(crate) rule: usize,
+}
+
+/// Why a chosen fault was not injected.
+enum Refusal {
+    /// Outside the rule's window: not a fault, not an overflow.
+    OutsideWindow,
+    /// The rule set's TTL has passed.
+    Expired,
+    /// A bound said no (`chaos_faults_overflow_total`).
+    Overflow,
+}
+
+/// A compiled, immutable rule set plus its counters. Reloading swaps in a whole new one.
+#[derive(Debug)]
+pub(crate) struct RuleSet {
+    /// Unique per compiled set; owner tag of the per-thread random streams.
+    pub(crate) id: u64,
+    pub(crate) config: ChaosConfig,
+    pub(crate) seed: u64,
+    pub(crate) ttl: Duration,
+    /// User rules first, then the header pseudo-rule if any.
+    pub(crate) rules: Box<[Rule]>,
+    pub(crate) user_rules: usize,
+    pub(crate) header: Option<HeaderFaults>,
+    pub(crate) max_active_total: u32,
+    pub(crate) active_total: AtomicU32,
+    pub(crate) next_stream: AtomicU64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) epoch: Instant,
+    /// Nanoseconds from `epoch` to the last arming.
+    pub(crate) armed_at: AtomicU64,
+    pub(crate) expired: AtomicBool,
+}
+
+/// What one evaluation found.
+pub(crate) enum Verdict {
+    None,
+    Inject(Injection),
+    /// The TTL passed: the controller should disarm.
+    Expired,
+}
+
+impl RuleSet {
+    pub(crate) fn mark_armed(&self) {
+        let since = self.clock.now().saturating_duration_since(self.epoch);
+        self.armed_at
+            .store(since.as_nanos() as u64, Ordering::Release);
+        self.expired.store(false, Ordering::Release);
+    }
+
+    /// Time since the set was armed.
+    fn elapsed(&self) -> Duration {
+        let now = self.clock.now().saturating_duration_since(self.epoch);
+        now.saturating_sub(Duration::from_nanos(self.armed_at.load(Ordering::Acquire)))
+    }
+
+    #[inline]
+    fn draw(&self) -> u64 {
+        rng::next_u64(self.id, self.seed, &self.next_stream)
+    }
+
+    /// Evaluates every user rule once for this request.
+    #[inline]
+    pub(crate) fn decide(self: &Arc<Self>, facts: &RequestFacts<'_>) -> Verdict {
+        let mut injection = Injection::default();
+        let mut expired = false;
+        for (index, rule) in self.rules[..self.user_rules].iter().enumerate() {
+            let taken = match &rule.fault {
+                Fault::Delay(_) => injection.delay.is_some(),
+                Fault::Outcome(_) => injection.outcome.is_some(),
+                Fault::Body(_) => injection.body.is_some() || facts.flavour != Flavour::Http,
+                Fault::Header => true,
+            };
+            if taken || !rule.target.matches(facts) {
+                continue;
+            }
+            let key: &[u8] = if rule.sampler.needs_key() {
+                match rule.target.key(facts) {
+                    Some(key) => key,
+                    None => continue,
+                }
+            } else {
+                &[]
+            };
+            if !rule.sampler.fires(&rule.counter, key, || self.draw()) {
+                continue;
+            }
+            match self.admit(rule) {
+                Ok(()) => self.fill(&mut injection, index),
+                Err(Refusal::OutsideWindow) => {}
+                Err(Refusal::Expired) => expired = true,
+                Err(Refusal::Overflow) => {
+                    rule.overflow.fetch_add(1, Ordering::Relaxed);
+                    rule.metrics.overflow.increment(1);
+                }
+            }
+        }
+        if injection.is_empty() {
+            if expired {
+                Verdict::Expired
+            } else {
+                Verdict::None
+            }
+        } else {
+            Verdict::Inject(injection)
+        }
+    }
+
+    fn fill(self: &Arc<Self>, injection: &mut Injection, index: usize) {
+        let rule = &self.rules[index];
+        match &rule.fault {
+            Fault::Delay(latency) => {
+                let duration =
+                    latency.sample(rng::unit_f64(self.draw()), rng::unit_f64(self.draw()));
+                injection.delay = Some(ActiveFault::new(self.clone(), index, duration));
+            }
+            Fault::Outcome(outcome) => {
+                injection.outcome = Some(ActiveFault::new(self.clone(), index, outcome.clone()));
+            }
+            Fault::Body(body) => {
+                injection.body = Some(ActiveFault::new(self.clone(), index, *body))
+            }
+            Fault::Header => return,
+        }
+        tracing::debug!(rule = %rule.name, kind = rule.kind().as_str(), "chaos fault injected");
+    }
+
+    /// Checks the window and takes the bounded resources for one fault of `rule`: the TTL, the rule's
+    /// window, its active slot, the global active slot, its injection budget and its blast radius, in that
+    /// order. Everything taken is given back if a later check fails.
+    fn admit(&self, rule: &Rule) -> Result<(), Refusal> {
+        if self.expired.load(Ordering::Relaxed) {
+            return Err(Refusal::Expired);
+        }
+        let elapsed = self.elapsed();
+        if elapsed >= self.ttl {
+            self.expired.store(true, Ordering::Relaxed);
+            return Err(Refusal::Expired);
+        }
+        if elapsed < rule.start_after || rule.end_after.is_some_and(|end| elapsed >= end) {
+            return Err(Refusal::OutsideWindow);
+        }
+        if !try_take(&rule.active, rule.max_active) {
+            return Err(Refusal::Overflow);
+        }
+        if !try_take(&self.active_total, self.max_active_total) {
+            rule.active.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::Overflow);
+        }
+        let budget = if rule.blast_radius < 1.0 && matches!(rule.sampler, Sampler::FirstN { .. }) {
+            let seen = rule.counter.load(Ordering::Relaxed);
+            ((seen as f64) * rule.blast_radius).ceil() as u64
+        } else {
+            u64::MAX
+        };
+        if !try_take64(&rule.injected, rule.max_injections.min(budget)) {
+            rule.active.fetch_sub(1, Ordering::AcqRel);
+            self.active_total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::Overflow);
+        }
+        rule.metrics.injected.increment(1);
+        rule.metrics.active.increment(1.0);
+        Ok(())
+    }
+
+    /// Takes the header pseudo-rule's slots for a caller-requested fault.
+    pub(crate) fn admit_header(&self) -> Option<usize> {
+        let index = self.header.as_ref()?.rule;
+        let rule = &self.rules[index];
+        match self.admit(rule) {
+            Ok(()) => Some(index),
+            Err(Refusal::Overflow) => {
+                rule.overflow.fetch_add(1, Ordering::Relaxed);
+                rule.metrics.overflow.increment(1);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Gives back the slots of one finished fault.
+    pub(crate) fn release(&self, index: usize) {
+        let rule = &self.rules[index];
+        rule.active.fetch_sub(1, Ordering::AcqRel);
+        self.active_total.fetch_sub(1, Ordering::AcqRel);
+        rule.metrics.active.decrement(1.0);
+    }
+}
+
+/// Increments `slot` if it is below `max`; exact under concurrency.
+#[inline]
+fn try_take(slot: &AtomicU32, max: u32) -> bool {
+    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < max).then_some(n + 1)
+    })
+    .is_ok()
+}
+
+#[inline]
+fn try_take64(slot: &AtomicU64, max: u64) -> bool {
+    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < max).then_some(n + 1)
+    })
+    .is_ok()
+}

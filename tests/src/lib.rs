@@ -1,0 +1,1 @@
+//! The `tests` package holds no library code; see its `[[example]]`/`[[bench]]`/`[[test]]` targets.
