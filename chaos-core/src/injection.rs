@@ -32,6 +32,11 @@ impl<T> ActiveFault<T> {
         &self.set.rules[self.index].name
     }
 
+    /// The name of the rule that fired, shared (for errors that outlive the fault).
+    pub fn rule_shared(&self) -> std::sync::Arc<str> {
+        self.set.rules[self.index].name.clone()
+    }
+
     /// The rule name as a header value, for `x-chaos-injected`.
     pub fn header_value(&self) -> &HeaderValue {
         &self.set.rules[self.index].header_value

@@ -1,0 +1,86 @@
+//! The fault path shared by both flavours: waits the kill switch can cut short, and the state of a faulted
+//! request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chaos_core::{ActiveFault, Outcome};
+use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
+use tokio::time::Sleep;
+
+/// A sleep that also ends when the handle is disarmed. Boxed: it exists only on the fault path.
+#[derive(Debug)]
+pub(crate) struct Wait {
+    sleep: Pin<Box<Sleep>>,
+    disarmed: Pin<Box<OwnedNotified>>,
+}
+
+impl Wait {
+    /// Registers for the disarm notification first, so a disarm that races with this call still wakes it.
+    pub(crate) fn new(duration: Duration, wake: &Arc<Notify>) -> Self {
+        let mut disarmed = Box::pin(wake.clone().notified_owned());
+        disarmed.as_mut().enable();
+        Self { sleep: Box::pin(tokio::time::sleep(duration)), disarmed }
+    }
+
+    /// Ready when the duration has passed or the handle was disarmed.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.disarmed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+/// The state of a request that got a fault: an optional delay, then an optional outcome that replaces the
+/// service's answer. Shared by both flavours; boxed by them so the pass-through future stays small.
+#[derive(Debug)]
+pub(crate) struct Faulted {
+    delay: Option<(Wait, ActiveFault<Duration>)>,
+    hang: Option<Wait>,
+    outcome: Option<ActiveFault<Outcome>>,
+}
+
+impl Faulted {
+    /// Builds the state; `armed` is re-read after registering for the wake-up, so a disarm that raced with
+    /// the decision skips the delay instead of missing its notification.
+    pub(crate) fn new(
+        delay: Option<ActiveFault<Duration>>,
+        outcome: Option<ActiveFault<Outcome>>,
+        wake: &Arc<Notify>,
+        armed: impl Fn() -> bool,
+    ) -> Self {
+        let mut delay = delay.map(|d| (Wait::new(*d.fault(), wake), d));
+        let mut hang = match outcome.as_ref().map(ActiveFault::fault) {
+            Some(Outcome::Hang { max }) => Some(Wait::new(*max, wake)),
+            _ => None,
+        };
+        if !armed() {
+            delay = None;
+            hang = None;
+        }
+        Self { delay, hang, outcome }
+    }
+
+    /// Waits out the delay and any hang; then yields the outcome to answer with, or `None` to go on to the
+    /// inner service. Dropping the state (a cancelled request) gives the fault slots back.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<ActiveFault<Outcome>>> {
+        if let Some((wait, _)) = &mut self.delay {
+            if wait.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.delay = None;
+        }
+        if let Some(wait) = &mut self.hang {
+            if wait.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.hang = None;
+        }
+        Poll::Ready(self.outcome.take())
+    }
+}

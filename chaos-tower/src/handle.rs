@@ -1,0 +1,122 @@
+//! The shared switch of the chaos layers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chaos_core::{ChaosConfig, Clock, ConfigError, Controller, Decider, Environment, Snapshot};
+use tokio::sync::Notify;
+
+use crate::chaos::ChaosLayer;
+use crate::http::HttpChaosLayer;
+
+/// tokio's clock, so rule windows and TTLs follow `tokio::time::pause` in tests.
+#[derive(Debug, Clone, Copy)]
+struct TokioClock;
+
+impl Clock for TokioClock {
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+/// The switch behind every chaos layer: the active rules, armed or not, and the kill switch.
+///
+/// Cheap to clone; every clone, and every layer and service made from it, sees the same state. Keep one in
+/// your admin code to reload, arm or [`disarm`](Self::disarm).
+#[derive(Clone, Debug)]
+pub struct ChaosHandle {
+    controller: Controller,
+    wake: Arc<Notify>,
+}
+
+impl Default for ChaosHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChaosHandle {
+    /// A handle with no rules, for the environment named by `BROWNOUT_ENV` (see [`Environment::from_env`]).
+    pub fn new() -> Self {
+        Self::for_environment(Environment::from_env())
+    }
+
+    /// A handle with no rules, for an explicit environment.
+    pub fn for_environment(env: Environment) -> Self {
+        let wake = Arc::new(Notify::new());
+        let hook = wake.clone();
+        let controller = Controller::builder()
+            .environment(env)
+            .clock(TokioClock)
+            .on_disarm(move || hook.notify_waiters())
+            .build();
+        Self { controller, wake }
+    }
+
+    /// A handle loaded with `config` (armed if the config says so, as it does by default).
+    pub fn from_config(config: ChaosConfig) -> Result<Self, ConfigError> {
+        let handle = Self::new();
+        handle.load(config)?;
+        Ok(handle)
+    }
+
+    /// A handle loaded from a YAML or JSON file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let handle = Self::new();
+        handle.load_path(path)?;
+        Ok(handle)
+    }
+
+    /// Replaces the whole rule set atomically; on error the last good rules stay active.
+    pub fn load(&self, config: ChaosConfig) -> Result<(), ConfigError> {
+        self.controller.load(config)
+    }
+
+    /// Reads a file and [`load`](Self::load)s it; errors name the file, the field and the reason.
+    pub fn load_path(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+        self.controller.load_path(path)
+    }
+
+    /// Arms the current rules again, restarting their windows.
+    pub fn arm(&self) -> Result<(), ConfigError> {
+        self.controller.arm()
+    }
+
+    /// The kill switch: disarms everything at the next request and cuts short the delays in flight.
+    pub fn disarm(&self) {
+        self.controller.disarm();
+    }
+
+    /// Is anything armed?
+    pub fn is_armed(&self) -> bool {
+        self.controller.is_armed()
+    }
+
+    /// The active rules' counters.
+    pub fn snapshot(&self) -> Snapshot {
+        self.controller.snapshot()
+    }
+
+    /// The core controller behind this handle.
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// A layer of the generic flavour over this handle.
+    pub fn layer(&self) -> ChaosLayer {
+        ChaosLayer::new(self.clone())
+    }
+
+    /// A layer of the HTTP flavour over this handle.
+    pub fn http_layer(&self) -> HttpChaosLayer {
+        HttpChaosLayer::new(self.clone())
+    }
+
+    pub(crate) fn decider(&self) -> Decider {
+        self.controller.decider()
+    }
+
+    pub(crate) fn wake(&self) -> &Arc<Notify> {
+        &self.wake
+    }
+}

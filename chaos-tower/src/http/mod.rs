@@ -1,0 +1,127 @@
+//! The HTTP flavour: chaos for `http::Request<B>` → `http::Response<ResB>` services, with faults as
+//! responses.
+//!
+//! | fault | the caller sees |
+//! |---|---|
+//! | latency | the service's answer, later |
+//! | error | the configured status, body and headers; with `grpc:` a trailers-only gRPC answer |
+//! | rate_limit | `429` with `Retry-After`, `x-ratelimit-limit`, `x-ratelimit-remaining: 0`, `x-ratelimit-reset` |
+//! | hang | nothing until the hang's `max`, then `504` |
+//! | reset | a response head whose body fails at once: hyper drops the connection |
+//! | throttle | the service's answer, its body at N KiB/s |
+//! | truncate | the service's answer cut after N bytes; a declared `Content-Length` stays, so the cut shows |
+//!
+//! Every injected answer carries `x-chaos-injected: <rule>`. The service's error type is unchanged, so the
+//! layer fits axum's `Router::layer`.
+
+mod body;
+pub mod headers;
+mod future;
+mod layer;
+mod response;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ::http::{Request, Response, StatusCode};
+use bytes::Bytes;
+use chaos_core::{Decider, RequestFacts};
+use tokio::sync::Notify;
+use tower_service::Service;
+
+pub use self::body::ChaosBody;
+pub use self::future::ResponseFuture;
+pub use self::layer::HttpChaosLayer;
+
+use self::headers::Asked;
+use crate::faulted::Faulted;
+use crate::handle::ChaosHandle;
+
+/// Injects the faults of a [`ChaosHandle`]'s rules into an HTTP service.
+///
+/// `poll_ready` is the inner service's. A request answered by a fault does not call the inner service,
+/// whose readiness stays reserved for the next request; a delayed request calls it at once and polls its
+/// future after the delay.
+#[derive(Debug, Clone)]
+pub struct HttpChaos<S> {
+    inner: S,
+    decider: Decider,
+    wake: Arc<Notify>,
+}
+
+impl<S> HttpChaos<S> {
+    /// Wraps `inner` with the rules of `handle`.
+    pub fn new(inner: S, handle: &ChaosHandle) -> Self {
+        Self { inner, decider: handle.decider(), wake: handle.wake().clone() }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpChaos<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    type Response = Response<ChaosBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResB>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        if !self.decider.is_armed() {
+            return ResponseFuture::passthrough(self.inner.call(req));
+        }
+        self.call_armed(req)
+    }
+}
+
+impl<S> HttpChaos<S> {
+    fn call_armed<ReqB, ResB>(&mut self, req: Request<ReqB>) -> ResponseFuture<S::Future, ResB>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>>,
+    {
+        let mut injection = self.decider.decide(&RequestFacts::http(&req));
+        if let Some((token, max_delay)) = self.decider.header_faults() {
+            match headers::read(req.headers(), token, max_delay) {
+                Asked::Nothing => {}
+                Asked::Faults { delay, abort } => {
+                    injection = self.decider.add_header_faults(injection, delay, abort);
+                }
+                Asked::Invalid(reason) => return ResponseFuture::respond(bad_request(reason)),
+            }
+        }
+        let Some(injection) = injection else {
+            return ResponseFuture::passthrough(self.inner.call(req));
+        };
+        let (delay, outcome, body) = injection.into_parts();
+        let inner = outcome.is_none().then(|| self.inner.call(req));
+        let decider = &self.decider;
+        let fault = Faulted::new(delay, outcome, &self.wake, || decider.is_armed());
+        ResponseFuture::faulted(inner, fault, body)
+    }
+}
+
+fn bad_request<B>(reason: &'static str) -> Response<ChaosBody<B>> {
+    let mut response = Response::new(ChaosBody::full(Bytes::from(format!("{reason}\n"))));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(&response::INJECTED, ::http::HeaderValue::from_static("header"));
+    response
+}

@@ -1,0 +1,69 @@
+//! Injected faults as HTTP responses.
+
+use ::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use ::http::{Response, StatusCode};
+use bytes::Bytes;
+use chaos_core::{ActiveFault, INJECTED_HEADER, Outcome};
+
+use super::ChaosBody;
+
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+/// `x-chaos-injected`.
+pub(crate) static INJECTED: HeaderName = HeaderName::from_static(INJECTED_HEADER);
+
+fn text<B>(status: StatusCode, body: String) -> Response<ChaosBody<B>> {
+    let mut response = Response::new(ChaosBody::full(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, TEXT.clone());
+    response
+}
+
+/// The response for an outcome fault, marked with `x-chaos-injected: <rule>`.
+///
+/// A reset is a response whose body fails at once: hyper then drops the connection, which is what the
+/// caller of a reset sees.
+pub(crate) fn outcome_response<B>(fault: ActiveFault<Outcome>) -> Response<ChaosBody<B>> {
+    let rule = fault.header_value().clone();
+    let mut response = match fault.fault() {
+        Outcome::Error(e) => {
+            let mut response = Response::new(ChaosBody::full(e.body.clone()));
+            *response.status_mut() = e.status;
+            let headers = response.headers_mut();
+            if let Some(code) = e.grpc {
+                // A trailers-only gRPC answer: HTTP 200, the status in the headers.
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert(&GRPC_STATUS, HeaderValue::from(code as u16));
+                if let Ok(message) = HeaderValue::from_str(&e.message) {
+                    headers.insert(&GRPC_MESSAGE, message);
+                }
+            } else if !e.body.is_empty() {
+                headers.insert(CONTENT_TYPE, TEXT.clone());
+            }
+            // The config's own headers come last, so they may override the content type.
+            for (name, value) in &e.headers {
+                headers.insert(name, value.clone());
+            }
+            response
+        }
+        Outcome::RateLimit(r) => {
+            let secs = r.retry_after_secs;
+            let mut response = text(StatusCode::TOO_MANY_REQUESTS, format!("rate limited: retry after {secs}s\n"));
+            let headers = response.headers_mut();
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+            headers.insert(&X_RATELIMIT_LIMIT, HeaderValue::from(r.limit));
+            headers.insert(&X_RATELIMIT_REMAINING, HeaderValue::from_static("0"));
+            headers.insert(&X_RATELIMIT_RESET, HeaderValue::from(secs));
+            response
+        }
+        Outcome::Hang { max } => text(StatusCode::GATEWAY_TIMEOUT, format!("injected hang gave up after {max:?}\n")),
+        Outcome::Reset => Response::new(ChaosBody::reset(fault.rule_shared())),
+    };
+    response.headers_mut().insert(&INJECTED, rule);
+    response
+}
