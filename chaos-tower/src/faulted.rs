@@ -24,7 +24,10 @@ impl Wait {
     pub(crate) fn new(duration: Duration, wake: &Arc<Notify>) -> Self {
         let mut disarmed = Box::pin(wake.clone().notified_owned());
         disarmed.as_mut().enable();
-        Self { sleep: Box::pin(tokio::time::sleep(duration)), disarmed }
+        Self {
+            sleep: Box::pin(tokio::time::sleep(duration)),
+            disarmed,
+        }
     }
 
     /// Ready when the duration has passed or the handle was disarmed.
@@ -63,7 +66,11 @@ impl Faulted {
             delay = None;
             hang = None;
         }
-        Self { delay, hang, outcome }
+        Self {
+            delay,
+            hang,
+            outcome,
+        }
     }
 
     /// Waits out the delay and any hang; then yields the outcome to answer with, or `None` to go on to the

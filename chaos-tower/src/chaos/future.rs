@@ -22,17 +22,25 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn passthrough(inner: F) -> Self {
-        Self { inner: Some(inner), fault: None }
+        Self {
+            inner: Some(inner),
+            fault: None,
+        }
     }
 
     pub(crate) fn faulted(inner: Option<F>, fault: Faulted) -> Self {
-        Self { inner, fault: Some(Box::new(fault)) }
+        Self {
+            inner,
+            fault: Some(Box::new(fault)),
+        }
     }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").field("fault", &self.fault).finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("fault", &self.fault)
+            .finish_non_exhaustive()
     }
 }
 

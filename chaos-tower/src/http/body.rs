@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes};
 use chaos_core::{ActiveFault, BodyFault};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::BoxError;
 use crate::chaos::InjectedError;
@@ -37,6 +37,10 @@ pin_project! {
             #[pin] inner: B,
             bytes_per_sec: u64,
             pending: Bytes,
+            // When the first byte left, and how many have left since: deadlines are absolute, so the
+            // timer's rounding does not accumulate over many chunks.
+            started: Option<Instant>,
+            sent: u64,
             sleep: Option<Pin<Box<Sleep>>>,
             slot: ActiveFault<BodyFault>,
         },
@@ -52,24 +56,42 @@ impl<B> ChaosBody<B> {
     /// The inner body, untouched.
     #[inline]
     pub fn inner(inner: B) -> Self {
-        Self { kind: Kind::Inner { inner } }
+        Self {
+            kind: Kind::Inner { inner },
+        }
     }
 
     pub(crate) fn full(data: Bytes) -> Self {
-        Self { kind: Kind::Full { data: (!data.is_empty()).then_some(data) } }
+        Self {
+            kind: Kind::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
     }
 
     pub(crate) fn reset(rule: Arc<str>) -> Self {
-        Self { kind: Kind::Reset { rule: Some(rule) } }
+        Self {
+            kind: Kind::Reset { rule: Some(rule) },
+        }
     }
 
     /// Applies a body fault; the fault's slot is held until the body ends or is dropped.
     pub(crate) fn faulted(inner: B, slot: ActiveFault<BodyFault>) -> Self {
         let kind = match *slot.fault() {
-            BodyFault::Throttle { bytes_per_sec } => {
-                Kind::Throttle { inner, bytes_per_sec, pending: Bytes::new(), sleep: None, slot }
-            }
-            BodyFault::Truncate { after_bytes } => Kind::Truncate { inner, remaining: after_bytes, slot: Some(slot) },
+            BodyFault::Throttle { bytes_per_sec } => Kind::Throttle {
+                inner,
+                bytes_per_sec,
+                pending: Bytes::new(),
+                started: None,
+                sent: 0,
+                sleep: None,
+                slot,
+            },
+            BodyFault::Truncate { after_bytes } => Kind::Truncate {
+                inner,
+                remaining: after_bytes,
+                slot: Some(slot),
+            },
         };
         Self { kind }
     }
@@ -102,7 +124,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project().kind.project() {
             KindProj::Inner { inner } => inner.poll_frame(cx).map_err(Into::into),
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
@@ -110,18 +135,31 @@ where
                 let outcome = chaos_core::Outcome::Reset;
                 Err(InjectedError::from_outcome(rule, &outcome).into())
             })),
-            KindProj::Throttle { mut inner, bytes_per_sec, pending, sleep, slot: _ } => loop {
+            KindProj::Throttle {
+                mut inner,
+                bytes_per_sec,
+                pending,
+                started,
+                sent,
+                sleep,
+                slot: _,
+            } => loop {
                 if let Some(s) = sleep.as_mut() {
                     ready!(s.as_mut().poll(cx));
                     *sleep = None;
                 }
                 if !pending.is_empty() {
                     // One tick's worth of bytes, then wait for the time those bytes take at the rate.
-                    let quantum = (*bytes_per_sec as u128 * THROTTLE_TICK.as_nanos() / 1_000_000_000).max(1);
+                    let quantum =
+                        (*bytes_per_sec as u128 * THROTTLE_TICK.as_nanos() / 1_000_000_000).max(1);
                     let n = pending.len().min(quantum as usize);
                     let chunk = pending.split_to(n);
-                    let wait = Duration::from_nanos((n as u128 * 1_000_000_000 / *bytes_per_sec as u128) as u64);
-                    *sleep = Some(Box::pin(tokio::time::sleep(wait)));
+                    let start = *started.get_or_insert_with(Instant::now);
+                    *sent += n as u64;
+                    let at = Duration::from_nanos(
+                        (*sent as u128 * 1_000_000_000 / *bytes_per_sec as u128) as u64,
+                    );
+                    *sleep = Some(Box::pin(tokio::time::sleep_until(start + at)));
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
                 match ready!(inner.as_mut().poll_frame(cx)) {
@@ -133,7 +171,11 @@ where
                     None => return Poll::Ready(None),
                 }
             },
-            KindProj::Truncate { inner, remaining, slot } => {
+            KindProj::Truncate {
+                inner,
+                remaining,
+                slot,
+            } => {
                 if *remaining == 0 {
                     *slot = None;
                     return Poll::Ready(None);
@@ -166,14 +208,18 @@ where
             Kind::Full { data } => data.is_none(),
             Kind::Reset { rule } => rule.is_none(),
             Kind::Throttle { inner, pending, .. } => pending.is_empty() && inner.is_end_stream(),
-            Kind::Truncate { inner, remaining, .. } => *remaining == 0 || inner.is_end_stream(),
+            Kind::Truncate {
+                inner, remaining, ..
+            } => *remaining == 0 || inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { inner } => inner.size_hint(),
-            Kind::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.remaining() as u64)),
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.remaining() as u64))
+            }
             Kind::Reset { .. } => SizeHint::default(),
             Kind::Throttle { inner, pending, .. } => {
                 let mut hint = inner.size_hint();

@@ -27,21 +27,43 @@ pin_project! {
 impl<F, B> ResponseFuture<F, B> {
     #[inline]
     pub(crate) fn passthrough(inner: F) -> Self {
-        Self { inner: Some(inner), fault: None, body: None, ready: None }
+        Self {
+            inner: Some(inner),
+            fault: None,
+            body: None,
+            ready: None,
+        }
     }
 
-    pub(crate) fn faulted(inner: Option<F>, fault: Faulted, body: Option<ActiveFault<BodyFault>>) -> Self {
-        Self { inner, fault: Some(Box::new(fault)), body, ready: None }
+    pub(crate) fn faulted(
+        inner: Option<F>,
+        fault: Faulted,
+        body: Option<ActiveFault<BodyFault>>,
+    ) -> Self {
+        Self {
+            inner,
+            fault: Some(Box::new(fault)),
+            body,
+            ready: None,
+        }
     }
 
     pub(crate) fn respond(response: Response<ChaosBody<B>>) -> Self {
-        Self { inner: None, fault: None, body: None, ready: Some(response) }
+        Self {
+            inner: None,
+            fault: None,
+            body: None,
+            ready: Some(response),
+        }
     }
 }
 
 impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").field("fault", &self.fault).field("body", &self.body).finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("fault", &self.fault)
+            .field("body", &self.body)
+            .finish_non_exhaustive()
     }
 }
 

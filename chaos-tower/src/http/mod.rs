@@ -15,8 +15,8 @@
 //! layer fits axum's `Router::layer`.
 
 mod body;
-pub mod headers;
 mod future;
+pub mod headers;
 mod layer;
 mod response;
 
@@ -52,7 +52,11 @@ pub struct HttpChaos<S> {
 impl<S> HttpChaos<S> {
     /// Wraps `inner` with the rules of `handle`.
     pub fn new(inner: S, handle: &ChaosHandle) -> Self {
-        Self { inner, decider: handle.decider(), wake: handle.wake().clone() }
+        Self {
+            inner,
+            decider: handle.decider(),
+            wake: handle.wake().clone(),
+        }
     }
 
     /// The inner service.
@@ -122,6 +126,9 @@ impl<S> HttpChaos<S> {
 fn bad_request<B>(reason: &'static str) -> Response<ChaosBody<B>> {
     let mut response = Response::new(ChaosBody::full(Bytes::from(format!("{reason}\n"))));
     *response.status_mut() = StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(&response::INJECTED, ::http::HeaderValue::from_static("header"));
+    response.headers_mut().insert(
+        &response::INJECTED,
+        ::http::HeaderValue::from_static("header"),
+    );
     response
 }
