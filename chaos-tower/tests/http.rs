@@ -252,8 +252,10 @@ mod header_faults {
     const TOKEN: &str = "a-test-token-of-decent-length";
 
     fn handle() -> ChaosHandle {
-        let path =
-            std::env::temp_dir().join(format!("brownout-header-token-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("brownout-header-token-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
         std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
         super::handle(&format!(
             "header_faults: {{ enabled: true, token_file: '{}', max_delay: 2s }}\nrules: []",
