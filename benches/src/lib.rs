@@ -1,1 +1,206 @@
-//! The `benches` package holds no library code; see its `[[example]]`/`[[bench]]`/`[[test]]` targets.
+//! Cases shared by the benchmarks of this package: trivial services, Brownout's layers and the peers',
+//! built the same way for the criterion run (`benches/fault_layer.rs`) and the instruction counts
+//! (`benches/instructions.rs`).
+
+use std::future::{Future, Ready, ready};
+use std::pin::pin;
+use std::task::{Context, Poll};
+
+use chaos_core::{ChaosConfig, Environment};
+use chaos_tower::ChaosHandle;
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The error every case can construct (peers need one to inject).
+#[derive(Debug, Clone, Copy)]
+pub struct Injected;
+
+impl std::fmt::Display for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected")
+    }
+}
+
+impl std::error::Error for Injected {}
+
+/// A trivial service over any request type, answering `(self.0)()` at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Trivial<T>(pub fn() -> T);
+
+impl<R, T> Service<R> for Trivial<T> {
+    type Response = T;
+    type Error = Injected;
+    type Future = Ready<Result<T, Injected>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Injected>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, _req: R) -> Self::Future {
+        ready(Ok((self.0)()))
+    }
+}
+
+/// The trivial HTTP service: `200 OK` with an empty body.
+pub fn ok200() -> Trivial<Response<()>> {
+    Trivial(|| Response::new(()))
+}
+
+/// The trivial generic service: a `u64`.
+pub fn zero() -> Trivial<u64> {
+    Trivial(|| 0)
+}
+
+/// The HTTP request every HTTP case gets.
+#[inline]
+pub fn get_quotes() -> Request<()> {
+    Request::get("/api/quotes").body(()).expect("static request")
+}
+
+/// fail-rs: an unconfigured fail point in `call`.
+#[derive(Debug, Clone, Copy)]
+pub struct FailPoint<S>(pub S);
+
+impl<S, R> Service<R> for FailPoint<S>
+where
+    S: Service<R, Error = Injected, Future = Ready<Result<Response<()>, Injected>>>,
+{
+    type Response = Response<()>;
+    type Error = Injected;
+    type Future = Ready<Result<Response<()>, Injected>>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Injected>> {
+        self.0.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: R) -> Self::Future {
+        fail::fail_point!("brownout_bench", |_| ready(Err(Injected)));
+        self.0.call(req)
+    }
+}
+
+/// One request: `poll_ready`, `call`, one poll of the future (which must be ready).
+#[inline(always)]
+pub fn drive<S: Service<R>, R>(svc: &mut S, req: R, cx: &mut Context<'_>) -> Result<S::Response, S::Error> {
+    match svc.poll_ready(cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Err(e),
+        Poll::Pending => unreachable!("service not ready"),
+    }
+    match pin!(svc.call(req)).poll(cx) {
+        Poll::Ready(r) => r,
+        Poll::Pending => unreachable!("future not ready"),
+    }
+}
+
+/// A handle loaded with `yaml`, in the test environment.
+pub fn handle(yaml: &str) -> ChaosHandle {
+    let handle = ChaosHandle::for_environment(Environment::Test);
+    handle.load(ChaosConfig::from_yaml_str(yaml, None).expect("bench config parses")).expect("bench config loads");
+    handle
+}
+
+/// A handle with nothing loaded.
+pub fn nothing_armed() -> ChaosHandle {
+    ChaosHandle::for_environment(Environment::Test)
+}
+
+/// The peers' fault rate in every case, and ours when "armed, not firing".
+pub const RATE: f64 = 0.001;
+
+/// One rule at 0.001 with no targeting.
+pub const NOT_FIRING: &str =
+    "seed: 1\nrules: [{ name: r, sample: { mode: random, rate: 0.001 }, fault: { error: { status: 503 } } }]";
+/// One rule at 0.001 matching route and method.
+pub const TARGETED: &str = "seed: 1\nrules: [{ name: r, match: { route: '/api/**', method: GET }, \
+     sample: { mode: random, rate: 0.001 }, fault: { error: { status: 503 } } }]";
+/// One rule firing on every request.
+pub const FIRING: &str = "rules: [{ name: r, sample: { mode: exact, rate: 1.0 }, fault: { error: { status: 503 } } }]";
+
+/// seatbelt 0.11's chaos injection at [`RATE`]. Its context needs a clock, which injection never reads; the
+/// returned guard keeps the clock's driver alive.
+pub fn seatbelt<S>(inner: S) -> (impl Service<Request<()>, Response = Response<()>, Error = Injected>, impl Sized)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Injected> + Send + Sync + Clone + 'static,
+    S::Future: Send,
+{
+    let (clock, driver) = tick::runtime::InactiveClock::default().activate(std::task::Waker::noop().clone());
+    let ctx: seatbelt::ResilienceContext<Request<()>, Result<Response<()>, Injected>> =
+        seatbelt::ResilienceContext::new(&clock).name("bench");
+    let layer = seatbelt::chaos::injection::Injection::layer("chaos", &ctx).rate(RATE).output_error(Injected);
+    (layer.layer(inner), (driver, clock))
+}
+
+/// tower-fault 0.0.5's `ErrorLayer` at [`RATE`].
+pub fn tower_fault<S>(inner: S) -> impl Service<Request<()>, Response = Response<()>, Error = Injected>
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Injected> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    tower_fault::error::ErrorLayer::new(RATE, |_: &Request<()>| Injected).layer(inner)
+}
+
+/// tower-resilience-chaos 0.14 at an error rate of [`RATE`].
+pub fn tower_resilience_chaos<S>(inner: S) -> impl Service<Request<()>, Response = Response<()>, Error = Injected>
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Injected> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    tower_resilience_chaos::ChaosLayer::builder()
+        .name("chaos")
+        .error_rate(RATE)
+        .error_fn(|_: &Request<()>| Injected)
+        .build()
+        .layer(inner)
+}
+
+/// The names of every case, `group/case`, as the benches report them.
+pub const CASES: &[&str] = &[
+    "generic_u64/bare",
+    "generic_u64/brownout_nothing_armed",
+    "generic_u64/brownout_armed_not_firing",
+    "http/bare",
+    "http/brownout_nothing_armed",
+    "http/brownout_armed_not_firing",
+    "http/brownout_route_method_not_firing",
+    "http/seatbelt_injection",
+    "http/tower_fault_error",
+    "http/tower_resilience_chaos",
+    "http/fail_rs_unconfigured",
+];
+
+fn repeat<S: Service<R>, R>(mut svc: S, make: impl Fn() -> R, n: u64) -> u64 {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut ok = 0;
+    for _ in 0..n {
+        ok += u64::from(std::hint::black_box(drive(std::hint::black_box(&mut svc), make(), &mut cx)).is_ok());
+    }
+    ok
+}
+
+/// Runs case `name` `n` times and returns how many calls succeeded; `None` for an unknown name.
+pub fn run_case(name: &str, n: u64) -> Option<u64> {
+    let u = || 7u64;
+    Some(match name {
+        "generic_u64/bare" => repeat(zero(), u, n),
+        "generic_u64/brownout_nothing_armed" => repeat(nothing_armed().layer().layer(zero()), u, n),
+        "generic_u64/brownout_armed_not_firing" => repeat(handle(NOT_FIRING).layer().layer(zero()), u, n),
+        "http/bare" => repeat(ok200(), get_quotes, n),
+        "http/brownout_nothing_armed" => repeat(nothing_armed().http_layer().layer(ok200()), get_quotes, n),
+        "http/brownout_armed_not_firing" => repeat(handle(NOT_FIRING).http_layer().layer(ok200()), get_quotes, n),
+        "http/brownout_route_method_not_firing" => repeat(handle(TARGETED).http_layer().layer(ok200()), get_quotes, n),
+        "http/seatbelt_injection" => {
+            let (svc, _guard) = seatbelt(ok200());
+            repeat(svc, get_quotes, n)
+        }
+        "http/tower_fault_error" => repeat(tower_fault(ok200()), get_quotes, n),
+        "http/tower_resilience_chaos" => repeat(tower_resilience_chaos(ok200()), get_quotes, n),
+        "http/fail_rs_unconfigured" => repeat(FailPoint(ok200()), get_quotes, n),
+        _ => return None,
+    })
+}

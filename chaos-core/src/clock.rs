@@ -32,9 +32,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at the current instant.
     pub fn new() -> Self {
-        Self {
-            now: Arc::new(Mutex::new(Instant::now())),
-        }
+        Self { now: Arc::new(Mutex::new(Instant::now())) }
     }
 
     /// Moves the clock forward by `by`.
@@ -58,9 +56,7 @@ impl Clock for ManualClock {
 
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManualClock")
-            .field("now", &self.now())
-            .finish()
+        f.debug_struct("ManualClock").field("now", &self.now()).finish()
     }
 }
 

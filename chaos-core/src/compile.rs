@@ -9,15 +9,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::clock::Clock;
-use crate::config::{
-    ChaosConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig, TargetConfig,
-};
+use crate::config::{ChaosConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig, TargetConfig};
 use crate::environment::{Environment, PROD_MAX_BLAST_RADIUS};
 use crate::error::ConfigError;
 use crate::fault::{BodyFault, ErrorFault, Fault, Latency, Outcome, RateLimit};
 use crate::glob::RouteGlob;
 use crate::metrics::RuleMetrics;
-use crate::rule::{HeaderFaults, Rule, RuleSet};
+use crate::rule::{HeaderFaults, Hot, Rule, RuleSet};
 use crate::sampler::Sampler;
 use crate::target::Target;
 
@@ -41,19 +39,11 @@ fn check_rate(field: &str, rate: f64) -> Result<f64> {
 }
 
 /// Validates `config` for `env` and builds the rule set. Nothing is registered or armed here.
-pub(crate) fn compile(
-    config: ChaosConfig,
-    env: Environment,
-    clock: Arc<dyn Clock>,
-) -> Result<RuleSet> {
+pub(crate) fn compile(config: ChaosConfig, env: Environment, clock: Arc<dyn Clock>) -> Result<RuleSet> {
     if config.ttl.is_zero() {
         return err("ttl", "must be longer than zero");
     }
-    if config
-        .experiment
-        .as_deref()
-        .is_some_and(|e| e.trim().is_empty())
-    {
+    if config.experiment.as_deref().is_some_and(|e| e.trim().is_empty()) {
         return err("experiment", "must not be empty");
     }
     let mut blast_radius = match config.blast_radius {
@@ -63,24 +53,15 @@ pub(crate) fn compile(
     };
     if env == Environment::Prod {
         if config.armed && !config.allow_prod {
-            return err(
-                "allow_prod",
-                "the process runs in prod and the config does not say `allow_prod: true`",
-            );
+            return err("allow_prod", "the process runs in prod and the config does not say `allow_prod: true`");
         }
         blast_radius = blast_radius.min(PROD_MAX_BLAST_RADIUS);
         if config.header_faults.as_ref().is_some_and(|h| h.enabled) {
-            return err(
-                "header_faults.enabled",
-                "header-driven faults are not allowed in prod",
-            );
+            return err("header_faults.enabled", "header-driven faults are not allowed in prod");
         }
     }
     if config.max_active_faults == Some(0) {
-        return err(
-            "max_active_faults",
-            "must be at least 1 (remove it for no limit)",
-        );
+        return err("max_active_faults", "must be at least 1 (remove it for no limit)");
     }
     let seed = config.seed.unwrap_or_else(fresh_seed);
 
@@ -89,24 +70,18 @@ pub(crate) fn compile(
     for (i, rule) in config.rules.iter().enumerate() {
         let field = format!("rules[{i}]");
         if !names.insert(rule.name.as_str()) {
-            return err(
-                format!("{field}.name"),
-                format!("duplicate rule name `{}`", rule.name),
-            );
+            return err(format!("{field}.name"), format!("duplicate rule name `{}`", rule.name));
         }
         rules.push(compile_rule(&field, rule, seed, blast_radius, env)?);
     }
     let user_rules = rules.len();
+    let hot = rules.iter().map(Hot::of).collect();
 
     let header = match &config.header_faults {
         Some(h) if h.enabled => {
             let token = read_token(h.token_env.as_deref(), h.token_file.as_deref())?;
             rules.push(pseudo_rule(HEADER_RULE, Fault::Header));
-            Some(HeaderFaults {
-                token,
-                max_delay: h.max_delay,
-                rule: user_rules,
-            })
+            Some(HeaderFaults { token, max_delay: h.max_delay, rule: user_rules })
         }
         _ => None,
     };
@@ -118,6 +93,7 @@ pub(crate) fn compile(
         ttl: config.ttl,
         rules: rules.into_boxed_slice(),
         user_rules,
+        hot,
         header,
         max_active_total: config.max_active_faults.unwrap_or(u32::MAX),
         active_total: AtomicU32::new(0),
@@ -131,46 +107,27 @@ pub(crate) fn compile(
 }
 
 fn fresh_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     crate::rng::mix64(nanos as u64 ^ u64::from(std::process::id()).rotate_left(32))
 }
 
 fn read_token(env: Option<&str>, file: Option<&str>) -> Result<Box<[u8]>> {
     let token = match (env, file) {
         (Some(var), None) => std::env::var(var).map_err(|_| {
-            ConfigError::new(
-                "header_faults.token_env",
-                format!("environment variable `{var}` is not set"),
-            )
+            ConfigError::new("header_faults.token_env", format!("environment variable `{var}` is not set"))
         })?,
-        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                "header_faults.token_file",
-                format!("cannot read `{path}`: {e}"),
-            )
-        })?,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("header_faults.token_file", format!("cannot read `{path}`: {e}")))?,
         (Some(_), Some(_)) => {
-            return err(
-                "header_faults",
-                "give `token_env` or `token_file`, not both",
-            );
+            return err("header_faults", "give `token_env` or `token_file`, not both");
         }
         (None, None) => {
-            return err(
-                "header_faults",
-                "enabled header faults need `token_env` or `token_file`",
-            );
+            return err("header_faults", "enabled header faults need `token_env` or `token_file`");
         }
     };
     let token = token.trim_end();
     if token.len() < 16 {
-        return err(
-            "header_faults",
-            "the token must be at least 16 characters long",
-        );
+        return err("header_faults", "the token must be at least 16 characters long");
     }
     Ok(token.as_bytes().into())
 }
@@ -189,6 +146,7 @@ fn pseudo_rule(name: &str, fault: Fault) -> Rule {
         },
         sampler: Sampler::Never,
         metrics: RuleMetrics::register(name, fault.kind()),
+        http_only: false,
         fault,
         start_after: Duration::ZERO,
         end_after: None,
@@ -202,49 +160,29 @@ fn pseudo_rule(name: &str, fault: Fault) -> Rule {
     }
 }
 
-fn compile_rule(
-    field: &str,
-    rule: &RuleConfig,
-    seed: u64,
-    blast_radius: f64,
-    env: Environment,
-) -> Result<Rule> {
+fn compile_rule(field: &str, rule: &RuleConfig, seed: u64, blast_radius: f64, env: Environment) -> Result<Rule> {
     let name = rule.name.trim();
     if name.is_empty() {
         return err(format!("{field}.name"), "must not be empty");
     }
     if name == HEADER_RULE {
-        return err(
-            format!("{field}.name"),
-            "`header` is reserved for header-driven faults",
-        );
+        return err(format!("{field}.name"), "`header` is reserved for header-driven faults");
     }
     let header_value = HeaderValue::from_str(name)
         .ok()
         .filter(|_| name.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
-        .ok_or_else(|| {
-            ConfigError::new(
-                format!("{field}.name"),
-                "must be printable ASCII (it is sent as a header)",
-            )
-        })?;
+        .ok_or_else(|| ConfigError::new(format!("{field}.name"), "must be printable ASCII (it is sent as a header)"))?;
     let target = compile_target(&format!("{field}.match"), &rule.target)?;
     let sampler = compile_sampler(&format!("{field}.sample"), rule, seed, blast_radius, env)?;
     if sampler.needs_key() && target.key.is_none() {
-        return err(
-            format!("{field}.sample"),
-            "hash sampling needs a request key: add `match.key.header`",
-        );
+        return err(format!("{field}.sample"), "hash sampling needs a request key: add `match.key.header`");
     }
     let fault = compile_fault(&format!("{field}.fault"), &rule.fault)?;
     if rule.duration.is_some_and(|d| d.is_zero()) {
         return err(format!("{field}.duration"), "must be longer than zero");
     }
     if rule.max_active == Some(0) {
-        return err(
-            format!("{field}.max_active"),
-            "must be at least 1 (remove it for no limit)",
-        );
+        return err(format!("{field}.max_active"), "must be at least 1 (remove it for no limit)");
     }
     let start_after = rule.start_after.unwrap_or_default();
     Ok(Rule {
@@ -253,6 +191,7 @@ fn compile_rule(
         target,
         sampler,
         metrics: RuleMetrics::register(name, fault.kind()),
+        http_only: matches!(fault, Fault::Body(_)),
         fault,
         start_after,
         end_after: rule.duration.map(|d| start_after.saturating_add(d)),
@@ -279,12 +218,8 @@ fn compile_target(field: &str, t: &TargetConfig) -> Result<Target> {
         .unwrap_or_default()
         .iter()
         .map(|m| {
-            Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).map_err(|_| {
-                ConfigError::new(
-                    format!("{field}.method"),
-                    format!("`{m}` is not an HTTP method"),
-                )
-            })
+            Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes())
+                .map_err(|_| ConfigError::new(format!("{field}.method"), format!("`{m}` is not an HTTP method")))
         })
         .collect::<Result<Box<[Method]>>>()?;
     let header_name = |f: String, n: &str| {
@@ -308,45 +243,19 @@ fn compile_target(field: &str, t: &TargetConfig) -> Result<Target> {
         .enumerate()
         .map(|(i, n)| header_name(format!("{field}.header_present[{i}]"), n))
         .collect::<Result<Box<[_]>>>()?;
-    let key = t
-        .key
-        .as_ref()
-        .map(|k| header_name(format!("{field}.key.header"), &k.header))
-        .transpose()?;
-    let any = route.is_none()
-        && methods.is_empty()
-        && headers_eq.is_empty()
-        && headers_present.is_empty();
-    Ok(Target {
-        route,
-        methods,
-        headers_eq,
-        headers_present,
-        key,
-        any,
-    })
+    let key = t.key.as_ref().map(|k| header_name(format!("{field}.key.header"), &k.header)).transpose()?;
+    let any = route.is_none() && methods.is_empty() && headers_eq.is_empty() && headers_present.is_empty();
+    Ok(Target { route, methods, headers_eq, headers_present, key, any })
 }
 
-fn compile_sampler(
-    field: &str,
-    rule: &RuleConfig,
-    seed: u64,
-    cap: f64,
-    env: Environment,
-) -> Result<Sampler> {
+fn compile_sampler(field: &str, rule: &RuleConfig, seed: u64, cap: f64, env: Environment) -> Result<Sampler> {
     let over_cap = |what: String, fraction: f64| {
         let why = if env == Environment::Prod && cap <= PROD_MAX_BLAST_RADIUS {
-            format!(
-                "{what} exceeds the blast radius {cap} (prod allows at most {PROD_MAX_BLAST_RADIUS})"
-            )
+            format!("{what} exceeds the blast radius {cap} (prod allows at most {PROD_MAX_BLAST_RADIUS})")
         } else {
             format!("{what} exceeds the blast radius {cap}")
         };
-        if fraction > cap {
-            err(field, why)
-        } else {
-            Ok(())
-        }
+        if fraction > cap { err(field, why) } else { Ok(()) }
     };
     Ok(match rule.sample {
         SampleConfig::Random { rate } => {
@@ -369,11 +278,7 @@ fn compile_sampler(
                 return err(format!("{field}.nth"), "must be at least 1");
             }
             over_cap(format!("every {n}th request"), 1.0 / n as f64)?;
-            if n == 1 {
-                Sampler::Always
-            } else {
-                Sampler::EveryNth { n }
-            }
+            if n == 1 { Sampler::Always } else { Sampler::EveryNth { n } }
         }
         SampleConfig::FirstN { count: n } => {
             if n == 0 {
@@ -385,11 +290,7 @@ fn compile_sampler(
 }
 
 fn positive(field: String, d: Duration) -> Result<Duration> {
-    if d.is_zero() {
-        err(field, "must be longer than zero")
-    } else {
-        Ok(d)
-    }
+    if d.is_zero() { err(field, "must be longer than zero") } else { Ok(d) }
 }
 
 fn compile_fault(field: &str, fault: &FaultConfig) -> Result<Fault> {
@@ -399,27 +300,21 @@ fn compile_fault(field: &str, fault: &FaultConfig) -> Result<Fault> {
             let f = format!("{field}.error");
             let status = match (e.status, e.grpc) {
                 (Some(_), Some(_)) => return err(f, "give `status` or `grpc`, not both"),
-                (Some(s), None) => StatusCode::from_u16(s)
-                    .ok()
-                    .filter(|_| (100..=599).contains(&s))
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            format!("{f}.status"),
-                            format!("must be within 100–599, got {s}"),
-                        )
-                    })?,
+                (Some(s), None) => {
+                    StatusCode::from_u16(s).ok().filter(|_| (100..=599).contains(&s)).ok_or_else(|| {
+                        ConfigError::new(format!("{f}.status"), format!("must be within 100–599, got {s}"))
+                    })?
+                }
                 (None, Some(_)) => StatusCode::OK,
                 (None, None) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let mut headers = HeaderMap::new();
             for (n, v) in &e.headers {
                 let hf = format!("{f}.headers.{n}");
-                let name = HeaderName::from_bytes(n.trim().as_bytes()).map_err(|_| {
-                    ConfigError::new(hf.clone(), format!("`{n}` is not a valid header name"))
-                })?;
-                let value = HeaderValue::from_str(v).map_err(|_| {
-                    ConfigError::new(hf, format!("`{v}` is not a valid header value"))
-                })?;
+                let name = HeaderName::from_bytes(n.trim().as_bytes())
+                    .map_err(|_| ConfigError::new(hf.clone(), format!("`{n}` is not a valid header name")))?;
+                let value = HeaderValue::from_str(v)
+                    .map_err(|_| ConfigError::new(hf, format!("`{v}` is not a valid header value")))?;
                 headers.append(name, value);
             }
             let message = e.message.clone().unwrap_or_else(|| match (e.grpc, status) {
@@ -427,10 +322,7 @@ fn compile_fault(field: &str, fault: &FaultConfig) -> Result<Fault> {
                 (None, s) => format!("injected {s}"),
             });
             if e.grpc.is_some() && HeaderValue::from_str(&message).is_err() {
-                return err(
-                    format!("{f}.message"),
-                    "must be a valid header value (it is sent as grpc-message)",
-                );
+                return err(format!("{f}.message"), "must be a valid header value (it is sent as grpc-message)");
             }
             Fault::Outcome(Outcome::Error(Arc::new(ErrorFault {
                 status,
@@ -445,29 +337,17 @@ fn compile_fault(field: &str, fault: &FaultConfig) -> Result<Fault> {
             let retry = positive(format!("{f}.retry_after"), r.retry_after)?;
             // Retry-After carries whole seconds: round up so callers never retry early.
             let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
-            Fault::Outcome(Outcome::RateLimit(RateLimit {
-                retry_after_secs: secs,
-                limit: r.limit,
-            }))
+            Fault::Outcome(Outcome::RateLimit(RateLimit { retry_after_secs: secs, limit: r.limit }))
         }
-        FaultConfig::Hang(h) => Fault::Outcome(Outcome::Hang {
-            max: positive(format!("{field}.hang.max"), h.max)?,
-        }),
+        FaultConfig::Hang(h) => Fault::Outcome(Outcome::Hang { max: positive(format!("{field}.hang.max"), h.max)? }),
         FaultConfig::Reset(_) => Fault::Outcome(Outcome::Reset),
         FaultConfig::Throttle(t) => {
             if t.kib_per_sec == 0 {
-                return err(
-                    format!("{field}.throttle.kib_per_sec"),
-                    "must be at least 1",
-                );
+                return err(format!("{field}.throttle.kib_per_sec"), "must be at least 1");
             }
-            Fault::Body(BodyFault::Throttle {
-                bytes_per_sec: t.kib_per_sec.saturating_mul(1024),
-            })
+            Fault::Body(BodyFault::Throttle { bytes_per_sec: t.kib_per_sec.saturating_mul(1024) })
         }
-        FaultConfig::Truncate(t) => Fault::Body(BodyFault::Truncate {
-            after_bytes: t.after_bytes,
-        }),
+        FaultConfig::Truncate(t) => Fault::Body(BodyFault::Truncate { after_bytes: t.after_bytes }),
     })
 }
 
@@ -476,10 +356,7 @@ fn compile_latency(field: &str, l: &LatencyConfig) -> Result<Latency> {
         if x.is_finite() && x > 0.0 {
             Ok(x)
         } else {
-            err(
-                format!("{field}.{f}"),
-                format!("must be a positive number, got {x}"),
-            )
+            err(format!("{field}.{f}"), format!("must be a positive number, got {x}"))
         }
     };
     Ok(match *l {
@@ -495,16 +372,9 @@ fn compile_latency(field: &str, l: &LatencyConfig) -> Result<Latency> {
             let median = positive(format!("{field}.log_normal.median"), median)?;
             let sigma = finite_positive("log_normal.sigma", sigma)?;
             if max < median {
-                return err(
-                    format!("{field}.log_normal.max"),
-                    "must not be below the median",
-                );
+                return err(format!("{field}.log_normal.max"), "must not be below the median");
             }
-            Latency::LogNormal {
-                mu: median.as_secs_f64().ln(),
-                sigma,
-                max,
-            }
+            Latency::LogNormal { mu: median.as_secs_f64().ln(), sigma, max }
         }
         LatencyConfig::Pareto { scale, shape, max } => {
             let scale = positive(format!("{field}.pareto.scale"), scale)?;
@@ -512,11 +382,7 @@ fn compile_latency(field: &str, l: &LatencyConfig) -> Result<Latency> {
             if max < scale {
                 return err(format!("{field}.pareto.max"), "must not be below the scale");
             }
-            Latency::Pareto {
-                scale: scale.as_secs_f64(),
-                shape,
-                max,
-            }
+            Latency::Pareto { scale: scale.as_secs_f64(), shape, max }
         }
     })
 }

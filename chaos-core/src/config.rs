@@ -87,18 +87,10 @@ pub struct RuleConfig {
     /// The fault itself.
     pub fault: FaultConfig,
     /// The rule starts this long after the rule set is armed (default `0s`).
-    #[serde(
-        default,
-        with = "duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
     pub start_after: Option<Duration>,
     /// The rule stops this long after it started (default: at the rule set's TTL).
-    #[serde(
-        default,
-        with = "duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
     /// The rule injects at most this many faults in all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,9 +342,7 @@ fn default_hang_max() -> Duration {
 
 impl Default for HangConfig {
     fn default() -> Self {
-        Self {
-            max: default_hang_max(),
-        }
+        Self { max: default_hang_max() }
     }
 }
 
@@ -425,27 +415,19 @@ impl ChaosConfig {
         let mut de = serde_json::Deserializer::from_str(text);
         let config: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = e.path().to_string();
-            ConfigError::new(
-                if field == "." { String::new() } else { field },
-                e.into_inner().to_string(),
-            )
-            .in_file(origin)
+            ConfigError::new(if field == "." { String::new() } else { field }, e.into_inner().to_string())
+                .in_file(origin)
         })?;
-        de.end()
-            .map_err(|e| ConfigError::new("", e.to_string()).in_file(origin))?;
+        de.end().map_err(|e| ConfigError::new("", e.to_string()).in_file(origin))?;
         Ok(config)
     }
 
     /// Reads a file: JSON when it ends in `.json`, YAML otherwise.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new("", format!("cannot read the file: {e}")).in_file(Some(path))
-        })?;
-        if path
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"))
-        {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("", format!("cannot read the file: {e}")).in_file(Some(path)))?;
+        if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("json")) {
             Self::from_json_str(&text, Some(path))
         } else {
             Self::from_yaml_str(&text, Some(path))

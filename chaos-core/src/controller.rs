@@ -18,6 +18,7 @@ use crate::error::ConfigError;
 use crate::fault::{ErrorFault, Outcome};
 use crate::injection::{ActiveFault, Injection};
 use crate::metrics;
+use crate::rng::Stream;
 use crate::rule::{RuleSet, Verdict};
 use crate::target::RequestFacts;
 
@@ -86,9 +87,7 @@ pub struct ControllerBuilder {
 
 impl fmt::Debug for ControllerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ControllerBuilder")
-            .field("env", &self.env)
-            .finish_non_exhaustive()
+        f.debug_struct("ControllerBuilder").field("env", &self.env).finish_non_exhaustive()
     }
 }
 
@@ -114,15 +113,8 @@ impl ControllerBuilder {
 
     /// Builds a controller with an empty, disarmed rule set.
     pub fn build(self) -> Controller {
-        let empty = compile(
-            ChaosConfig {
-                armed: false,
-                ..ChaosConfig::default()
-            },
-            self.env,
-            self.clock.clone(),
-        )
-        .expect("the empty config is valid");
+        let empty = compile(ChaosConfig { armed: false, ..ChaosConfig::default() }, self.env, self.clock.clone())
+            .expect("the empty config is valid");
         Controller {
             shared: Arc::new(Shared {
                 id: NEXT_CONTROLLER.fetch_add(1, Ordering::Relaxed),
@@ -151,11 +143,7 @@ impl Controller {
 
     /// A builder to choose the environment, clock and hooks.
     pub fn builder() -> ControllerBuilder {
-        ControllerBuilder {
-            env: Environment::from_env(),
-            clock: Arc::new(SystemClock),
-            on_disarm: Vec::new(),
-        }
+        ControllerBuilder { env: Environment::from_env(), clock: Arc::new(SystemClock), on_disarm: Vec::new() }
     }
 
     /// The environment this controller guards.
@@ -171,11 +159,7 @@ impl Controller {
     /// A decider for one service instance.
     pub fn decider(&self) -> Decider {
         let state = self.shared.state.load(Ordering::Acquire);
-        Decider {
-            shared: self.shared.clone(),
-            set: self.shared.current.load_full(),
-            state,
-        }
+        Decider { shared: self.shared.clone(), set: self.shared.current.load_full(), state, stream: Stream::default() }
     }
 
     /// Validates and installs a whole new rule set, replacing the old one atomically, and arms it if the
@@ -243,10 +227,7 @@ impl Controller {
         self.claim_prod(set.config.experiment.as_deref().unwrap_or_default())?;
         set.mark_armed();
         self.bump(true);
-        tracing::info!(
-            experiment = set.config.experiment.as_deref().unwrap_or_default(),
-            "chaos armed"
-        );
+        tracing::info!(experiment = set.config.experiment.as_deref().unwrap_or_default(), "chaos armed");
         Ok(())
     }
 
@@ -380,23 +361,19 @@ pub struct Decider {
     shared: Arc<Shared>,
     set: Arc<RuleSet>,
     state: u64,
+    stream: Stream,
 }
 
 impl Clone for Decider {
+    /// A clone draws from a stream of its own, derived at its first draw.
     fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-            set: self.set.clone(),
-            state: self.state,
-        }
+        Self { shared: self.shared.clone(), set: self.set.clone(), state: self.state, stream: Stream::default() }
     }
 }
 
 impl fmt::Debug for Decider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decider")
-            .field("state", &self.state)
-            .finish()
+        f.debug_struct("Decider").field("state", &self.state).finish()
     }
 }
 
@@ -417,16 +394,26 @@ impl Decider {
         self.decide_armed(state, facts)
     }
 
+    #[cold]
     fn refresh(&mut self, state: u64) {
         self.set = self.shared.current.load_full();
         self.state = state;
     }
 
+    #[inline]
     fn decide_armed(&mut self, state: u64, facts: &RequestFacts<'_>) -> Option<Injection> {
         if state != self.state {
             self.refresh(state);
         }
-        match self.set.decide(facts) {
+        let first = self.set.scan(facts, &mut self.stream)?;
+        self.decide_from(first, facts)
+    }
+
+    /// A rule chose this request: the slow path that takes slots and builds the injection.
+    #[cold]
+    #[inline(never)]
+    fn decide_from(&mut self, first: usize, facts: &RequestFacts<'_>) -> Option<Injection> {
+        match self.set.decide_from(first, facts, &mut self.stream) {
             Verdict::None => None,
             Verdict::Inject(injection) => Some(injection),
             Verdict::Expired => {
@@ -438,9 +425,7 @@ impl Decider {
 
     #[cold]
     fn expire(&self) {
-        let controller = Controller {
-            shared: self.shared.clone(),
-        };
+        let controller = Controller { shared: self.shared.clone() };
         let current = controller.shared.current.load();
         if current.id == self.set.id {
             drop(current);
@@ -484,11 +469,7 @@ impl Decider {
                     body: bytes::Bytes::new(),
                     headers: http::HeaderMap::new(),
                 };
-                injection.outcome = Some(ActiveFault::new(
-                    self.set.clone(),
-                    index,
-                    Outcome::Error(Arc::new(fault)),
-                ));
+                injection.outcome = Some(ActiveFault::new(self.set.clone(), index, Outcome::Error(Arc::new(fault))));
             }
         }
         (!injection.is_empty()).then_some(injection)

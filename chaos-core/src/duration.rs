@@ -9,11 +9,8 @@ fn parse<'de, D: Deserializer<'de>>(text: &str) -> Result<Duration, D::Error> {
     if trimmed.starts_with('-') {
         return Err(D::Error::custom(format!("duration `{text}` is negative")));
     }
-    humantime::parse_duration(trimmed).map_err(|e| {
-        D::Error::custom(format!(
-            "`{text}` is not a duration like `250ms` or `2s`: {e}"
-        ))
-    })
+    humantime::parse_duration(trimmed)
+        .map_err(|e| D::Error::custom(format!("`{text}` is not a duration like `250ms` or `2s`: {e}")))
 }
 
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
@@ -29,19 +26,14 @@ pub(crate) fn serialize<S: Serializer>(d: &Duration, ser: S) -> Result<S::Ok, S:
 pub(crate) mod option {
     use super::*;
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        de: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(de)? {
             None => Ok(None),
             Some(text) => parse::<D>(&text).map(Some),
         }
     }
 
-    pub(crate) fn serialize<S: Serializer>(
-        d: &Option<Duration>,
-        ser: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, ser: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::serialize(d, ser),
             None => ser.serialize_none(),

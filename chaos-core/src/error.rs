@@ -15,11 +15,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            file: None,
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { file: None, field: field.into(), reason: reason.into() }
     }
 
     pub(crate) fn in_file(mut self, file: Option<&Path>) -> Self {
@@ -51,11 +47,7 @@ impl fmt::Display for ConfigError {
             Some(file) => write!(f, "{}: ", file.display())?,
             None => f.write_str("chaos config: ")?,
         }
-        if self.field.is_empty() {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "{}: {}", self.field, self.reason)
-        }
+        if self.field.is_empty() { f.write_str(&self.reason) } else { write!(f, "{}: {}", self.field, self.reason) }
     }
 }
 

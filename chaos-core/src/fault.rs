@@ -106,19 +106,13 @@ impl Latency {
                 let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
                 capped((mu + sigma * z).exp(), max)
             }
-            Latency::Pareto { scale, shape, max } => {
-                capped(scale / (1.0 - u1).powf(1.0 / shape), max)
-            }
+            Latency::Pareto { scale, shape, max } => capped(scale / (1.0 - u1).powf(1.0 / shape), max),
         }
     }
 }
 
 fn capped(seconds: f64, max: Duration) -> Duration {
-    if seconds.is_finite() && seconds < max.as_secs_f64() {
-        Duration::from_secs_f64(seconds.max(0.0))
-    } else {
-        max
-    }
+    if seconds.is_finite() && seconds < max.as_secs_f64() { Duration::from_secs_f64(seconds.max(0.0)) } else { max }
 }
 
 /// An error answer, prepared at load: status or gRPC code, message, body and headers.
@@ -216,51 +210,27 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_band() {
-        let l = Latency::Jitter {
-            base: Duration::from_millis(100),
-            jitter: Duration::from_millis(20),
-        };
+        let l = Latency::Jitter { base: Duration::from_millis(100), jitter: Duration::from_millis(20) };
         for i in 0..1000 {
             let d = l.sample(i as f64 / 1000.0, 0.3);
-            assert!(
-                d >= Duration::from_millis(80) && d <= Duration::from_millis(120),
-                "{d:?}"
-            );
+            assert!(d >= Duration::from_millis(80) && d <= Duration::from_millis(120), "{d:?}");
         }
     }
 
     #[test]
     fn heavy_tails_respect_the_cap() {
         let max = Duration::from_secs(2);
-        let p = Latency::Pareto {
-            scale: 0.01,
-            shape: 0.5,
-            max,
-        };
+        let p = Latency::Pareto { scale: 0.01, shape: 0.5, max };
         assert_eq!(p.sample(0.999_999, 0.0), max);
-        let ln = Latency::LogNormal {
-            mu: (0.1f64).ln(),
-            sigma: 3.0,
-            max,
-        };
+        let ln = Latency::LogNormal { mu: (0.1f64).ln(), sigma: 3.0, max };
         assert!(ln.sample(0.999_999, 0.0) <= max);
     }
 
     #[test]
     fn lognormal_median_is_the_median() {
-        let ln = Latency::LogNormal {
-            mu: (0.1f64).ln(),
-            sigma: 0.8,
-            max: Duration::from_secs(10),
-        };
+        let ln = Latency::LogNormal { mu: (0.1f64).ln(), sigma: 0.8, max: Duration::from_secs(10) };
         let mut draws: Vec<f64> = (0..2000)
-            .map(|i| {
-                ln.sample(
-                    (i as f64 + 0.5) / 2000.0,
-                    ((i * 7919) % 2000) as f64 / 2000.0,
-                )
-                .as_secs_f64()
-            })
+            .map(|i| ln.sample((i as f64 + 0.5) / 2000.0, ((i * 7919) % 2000) as f64 / 2000.0).as_secs_f64())
             .collect();
         draws.sort_by(f64::total_cmp);
         let median = draws[1000];

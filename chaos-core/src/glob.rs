@@ -35,10 +35,7 @@ impl RouteGlob {
         } else {
             Shape::General
         };
-        Self {
-            pattern: pattern.into(),
-            shape,
-        }
+        Self { pattern: pattern.into(), shape }
     }
 
     /// The pattern as written.
@@ -115,8 +112,7 @@ fn match_segment(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) && pattern[p] != b'*'
-        {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) && pattern[p] != b'*' {
             p += 1;
             t += 1;
         } else if p < pattern.len() && pattern[p] == b'*' {

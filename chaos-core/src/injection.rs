@@ -56,10 +56,7 @@ impl<T> Drop for ActiveFault<T> {
 
 impl<T: fmt::Debug> fmt::Debug for ActiveFault<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActiveFault")
-            .field("rule", &self.rule())
-            .field("fault", &self.fault)
-            .finish()
+        f.debug_struct("ActiveFault").field("rule", &self.rule()).field("fault", &self.fault).finish()
     }
 }
 
@@ -93,11 +90,7 @@ impl Injection {
     #[allow(clippy::type_complexity)]
     pub fn into_parts(
         self,
-    ) -> (
-        Option<ActiveFault<Duration>>,
-        Option<ActiveFault<Outcome>>,
-        Option<ActiveFault<BodyFault>>,
-    ) {
+    ) -> (Option<ActiveFault<Duration>>, Option<ActiveFault<Outcome>>, Option<ActiveFault<BodyFault>>) {
         (self.delay, self.outcome, self.body)
     }
 

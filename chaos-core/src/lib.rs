@@ -32,12 +32,7 @@
 //! # Ok::<(), chaos_core::ConfigError>(())
 //! ```
 #![forbid(unsafe_code)]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 mod clock;
 mod compile;
@@ -57,9 +52,8 @@ mod target;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    ChaosConfig, ErrorConfig, FaultConfig, GrpcCode, HangConfig, HeaderFaultsConfig, KeyConfig,
-    LatencyConfig, OneOrMany, RateLimitConfig, ResetConfig, RuleConfig, SampleConfig, TargetConfig,
-    ThrottleConfig, TruncateConfig,
+    ChaosConfig, ErrorConfig, FaultConfig, GrpcCode, HangConfig, HeaderFaultsConfig, KeyConfig, LatencyConfig,
+    OneOrMany, RateLimitConfig, ResetConfig, RuleConfig, SampleConfig, TargetConfig, ThrottleConfig, TruncateConfig,
 };
 pub use controller::{Controller, ControllerBuilder, Decider, RuleStats, Snapshot};
 pub use environment::{Environment, PROD_MAX_BLAST_RADIUS};

@@ -1,7 +1,5 @@
-//! Random numbers for the samplers and delay distributions: per-thread streams derived from the rule set's
+//! Random numbers for the samplers and delay distributions: per-decider streams derived from the rule set's
 //! seed (no shared state on the hot path), and a stable hash for the hash sampler.
-
-use std::cell::Cell;
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -24,37 +22,48 @@ pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     mix64(h)
 }
 
-#[derive(Clone, Copy)]
-struct Stream {
-    /// Id of the rule set this stream was derived for.
+/// A random stream owned by one [`Decider`](crate::Decider), so drawing touches no shared state.
+///
+/// The stream is derived lazily, at the first draw under a rule set, from `(seed, n)` where `n` counts the
+/// deciders that drew under that set so far. A single-threaded run with the same seed, in which services are
+/// created and called in the same order, therefore replays the same decisions.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Stream {
+    /// Id of the rule set this stream was derived for (0: none yet).
     owner: u64,
     state: u64,
 }
 
-thread_local! {
-    static STREAM: Cell<Stream> = const { Cell::new(Stream { owner: 0, state: 0 }) };
-}
+impl Stream {
+    /// Draws a uniform `u64` for the rule set `owner`.
+    #[inline]
+    pub(crate) fn next(&mut self, owner: u64, seed: u64, next_stream: &std::sync::atomic::AtomicU64) -> u64 {
+        self.adopt(owner, seed, next_stream);
+        self.next_adopted()
+    }
 
-/// Draws a uniform `u64` from this thread's stream for the rule set `owner`.
-///
-/// The first draw of a thread under a rule set derives its stream from `(seed, n)`, where `n` counts the
-/// threads that drew under that set so far (`next_stream`). A single-threaded run therefore replays the same
-/// sequence for the same seed.
-#[inline]
-pub(crate) fn next_u64(owner: u64, seed: u64, next_stream: &std::sync::atomic::AtomicU64) -> u64 {
-    STREAM.with(|cell| {
-        let mut s = cell.get();
-        if s.owner != owner {
-            let n = next_stream.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            s = Stream {
-                owner,
-                state: mix64(seed ^ n.wrapping_mul(GOLDEN)),
-            };
+    /// Makes sure the stream belongs to the rule set `owner`.
+    #[inline]
+    pub(crate) fn adopt(&mut self, owner: u64, seed: u64, next_stream: &std::sync::atomic::AtomicU64) {
+        if self.owner != owner {
+            self.reseed(owner, seed, next_stream);
         }
-        s.state = s.state.wrapping_add(GOLDEN);
-        cell.set(s);
-        mix64(s.state)
-    })
+    }
+
+    /// Draws from a stream already [`adopt`](Self::adopt)ed by the current rule set.
+    #[inline]
+    pub(crate) fn next_adopted(&mut self) -> u64 {
+        // wyrand: one 128-bit multiply per draw (the generator fastrand uses).
+        self.state = self.state.wrapping_add(0xA076_1D64_78BD_642F);
+        let t = u128::from(self.state) * u128::from(self.state ^ 0xE703_7ED1_A0B4_28DB);
+        (t >> 64) as u64 ^ t as u64
+    }
+
+    #[cold]
+    fn reseed(&mut self, owner: u64, seed: u64, next_stream: &std::sync::atomic::AtomicU64) {
+        let n = next_stream.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self = Stream { owner, state: mix64(seed ^ n.wrapping_mul(GOLDEN)) };
+    }
 }
 
 /// A uniform float in [0, 1) from a `u64`.

@@ -11,7 +11,7 @@ use crate::config::ChaosConfig;
 use crate::fault::{Fault, FaultKind};
 use crate::injection::{ActiveFault, Injection};
 use crate::metrics::RuleMetrics;
-use crate::rng;
+use crate::rng::{self, Stream};
 use crate::sampler::Sampler;
 use crate::target::{Flavour, RequestFacts, Target};
 
@@ -24,6 +24,8 @@ pub(crate) struct Rule {
     pub(crate) target: Target,
     pub(crate) sampler: Sampler,
     pub(crate) fault: Fault,
+    /// A body fault: applies to the HTTP flavour only.
+    pub(crate) http_only: bool,
     pub(crate) start_after: Duration,
     /// Offset from arming at which the rule stops, if it stops before the TTL.
     pub(crate) end_after: Option<Duration>,
@@ -54,6 +56,25 @@ pub(crate) struct HeaderFaults {
     pub(crate) rule: usize,
 }
 
+/// The hot loop's view of a rule: a 16-byte entry, so deciding "no" for an untargeted random rule reads one
+/// cache line per four rules and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Hot {
+    /// No targeting, random sampling, any flavour: chosen when a draw is below the threshold.
+    Random(u64),
+    /// Anything else: the rule's own targeting and sampler decide.
+    General,
+}
+
+impl Hot {
+    pub(crate) fn of(rule: &Rule) -> Self {
+        match rule.sampler {
+            Sampler::Random { threshold } if rule.target.any && !rule.http_only => Hot::Random(threshold),
+            _ => Hot::General,
+        }
+    }
+}
+
 /// Why a chosen fault was not injected.
 enum Refusal {
     /// Outside the rule's window: not a fault, not an overflow.
@@ -75,6 +96,8 @@ pub(crate) struct RuleSet {
     /// User rules first, then the header pseudo-rule if any.
     pub(crate) rules: Box<[Rule]>,
     pub(crate) user_rules: usize,
+    /// One compact entry per user rule, read by the hot loop (see [`Hot`]).
+    pub(crate) hot: Box<[Hot]>,
     pub(crate) header: Option<HeaderFaults>,
     pub(crate) max_active_total: u32,
     pub(crate) active_total: AtomicU32,
@@ -97,8 +120,7 @@ pub(crate) enum Verdict {
 impl RuleSet {
     pub(crate) fn mark_armed(&self) {
         let since = self.clock.now().saturating_duration_since(self.epoch);
-        self.armed_at
-            .store(since.as_nanos() as u64, Ordering::Release);
+        self.armed_at.store(since.as_nanos() as u64, Ordering::Release);
         self.expired.store(false, Ordering::Release);
     }
 
@@ -109,38 +131,69 @@ impl RuleSet {
     }
 
     #[inline]
-    fn draw(&self) -> u64 {
-        rng::next_u64(self.id, self.seed, &self.next_stream)
+    fn draw(&self, stream: &mut Stream) -> u64 {
+        stream.next(self.id, self.seed, &self.next_stream)
     }
 
     /// Evaluates every user rule once for this request.
     #[inline]
-    pub(crate) fn decide(self: &Arc<Self>, facts: &RequestFacts<'_>) -> Verdict {
+    pub(crate) fn scan(&self, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
+        // The common case, no rule fires, touches nothing but the compact entries (and, for targeted or
+        // counting rules, the rule's targeting and sampler). The first rule that chooses the request is
+        // handed to [`decide_from`](Self::decide_from).
+        stream.adopt(self.id, self.seed, &self.next_stream);
+        for (index, hot) in self.hot.iter().enumerate() {
+            let chosen = match *hot {
+                Hot::Random(threshold) => stream.next_adopted() < threshold,
+                Hot::General => self.sample(&self.rules[index], facts, stream),
+            };
+            if chosen {
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    /// Does `rule` apply to this request, and does its sampler choose it? Counts as the rule's one decision.
+    /// Out of line, so the hot loop over untargeted rules stays small.
+    #[inline(never)]
+    fn sample(&self, rule: &Rule, facts: &RequestFacts<'_>, stream: &mut Stream) -> bool {
+        if (rule.http_only && facts.flavour != Flavour::Http) || !rule.target.matches(facts) {
+            return false;
+        }
+        let key: &[u8] = if rule.sampler.needs_key() {
+            match rule.target.key(facts) {
+                Some(key) => key,
+                None => return false,
+            }
+        } else {
+            &[]
+        };
+        rule.sampler.fires(&rule.counter, key, || self.draw(stream))
+    }
+
+    /// Rule `first` chose this request: admit it, then give each later rule its one decision for the slots
+    /// still free.
+    pub(crate) fn decide_from(
+        self: &Arc<Self>,
+        first: usize,
+        facts: &RequestFacts<'_>,
+        stream: &mut Stream,
+    ) -> Verdict {
         let mut injection = Injection::default();
         let mut expired = false;
-        for (index, rule) in self.rules[..self.user_rules].iter().enumerate() {
+        for (index, rule) in self.rules[..self.user_rules].iter().enumerate().skip(first) {
             let taken = match &rule.fault {
                 Fault::Delay(_) => injection.delay.is_some(),
                 Fault::Outcome(_) => injection.outcome.is_some(),
-                Fault::Body(_) => injection.body.is_some() || facts.flavour != Flavour::Http,
+                Fault::Body(_) => injection.body.is_some(),
                 Fault::Header => true,
             };
-            if taken || !rule.target.matches(facts) {
-                continue;
-            }
-            let key: &[u8] = if rule.sampler.needs_key() {
-                match rule.target.key(facts) {
-                    Some(key) => key,
-                    None => continue,
-                }
-            } else {
-                &[]
-            };
-            if !rule.sampler.fires(&rule.counter, key, || self.draw()) {
+            if taken || (index != first && !self.sample(rule, facts, stream)) {
                 continue;
             }
             match self.admit(rule) {
-                Ok(()) => self.fill(&mut injection, index),
+                Ok(()) => self.fill(&mut injection, index, stream),
                 Err(Refusal::OutsideWindow) => {}
                 Err(Refusal::Expired) => expired = true,
                 Err(Refusal::Overflow) => {
@@ -150,30 +203,23 @@ impl RuleSet {
             }
         }
         if injection.is_empty() {
-            if expired {
-                Verdict::Expired
-            } else {
-                Verdict::None
-            }
+            if expired { Verdict::Expired } else { Verdict::None }
         } else {
             Verdict::Inject(injection)
         }
     }
 
-    fn fill(self: &Arc<Self>, injection: &mut Injection, index: usize) {
+    fn fill(self: &Arc<Self>, injection: &mut Injection, index: usize, stream: &mut Stream) {
         let rule = &self.rules[index];
         match &rule.fault {
             Fault::Delay(latency) => {
-                let duration =
-                    latency.sample(rng::unit_f64(self.draw()), rng::unit_f64(self.draw()));
+                let duration = latency.sample(rng::unit_f64(self.draw(stream)), rng::unit_f64(self.draw(stream)));
                 injection.delay = Some(ActiveFault::new(self.clone(), index, duration));
             }
             Fault::Outcome(outcome) => {
                 injection.outcome = Some(ActiveFault::new(self.clone(), index, outcome.clone()));
             }
-            Fault::Body(body) => {
-                injection.body = Some(ActiveFault::new(self.clone(), index, *body))
-            }
+            Fault::Body(body) => injection.body = Some(ActiveFault::new(self.clone(), index, *body)),
             Fault::Header => return,
         }
         tracing::debug!(rule = %rule.name, kind = rule.kind().as_str(), "chaos fault injected");
@@ -244,16 +290,10 @@ impl RuleSet {
 /// Increments `slot` if it is below `max`; exact under concurrency.
 #[inline]
 fn try_take(slot: &AtomicU32, max: u32) -> bool {
-    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-        (n < max).then_some(n + 1)
-    })
-    .is_ok()
+    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
 }
 
 #[inline]
 fn try_take64(slot: &AtomicU64, max: u64) -> bool {
-    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-        (n < max).then_some(n + 1)
-    })
-    .is_ok()
+    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
 }

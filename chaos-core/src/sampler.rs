@@ -54,19 +54,13 @@ impl Sampler {
         } else if rate >= 1.0 {
             Sampler::Always
         } else {
-            Sampler::Random {
-                threshold: rng::threshold(rate),
-            }
+            Sampler::Random { threshold: rng::threshold(rate) }
         }
     }
 
     pub(crate) fn hash(rate: f64, seed: u64, rule: &str) -> Self {
         Sampler::Hash {
-            threshold: if rate >= 1.0 {
-                u64::MAX
-            } else {
-                rng::threshold(rate.max(0.0))
-            },
+            threshold: if rate >= 1.0 { u64::MAX } else { rng::threshold(rate.max(0.0)) },
             all: rate >= 1.0,
             rule_seed: rng::hash_bytes(seed, rule.as_bytes()),
         }
@@ -78,9 +72,7 @@ impl Sampler {
         } else if rate >= 1.0 {
             Sampler::Always
         } else {
-            Sampler::Exact {
-                rate_fp: (rate * EXACT_SCALE) as u64,
-            }
+            Sampler::Exact { rate_fp: (rate * EXACT_SCALE) as u64 }
         }
     }
 
@@ -105,27 +97,14 @@ impl Sampler {
     /// Decides for one request. `counter` is the rule's count of sampled requests; `draw` gives a uniform
     /// `u64` from the thread's stream.
     #[inline]
-    pub(crate) fn fires(
-        &self,
-        counter: &AtomicU64,
-        key: &[u8],
-        draw: impl FnOnce() -> u64,
-    ) -> bool {
+    pub(crate) fn fires(&self, counter: &AtomicU64, key: &[u8], draw: impl FnOnce() -> u64) -> bool {
         match *self {
             Sampler::Never => false,
             Sampler::Always => true,
             Sampler::Random { threshold } => draw() < threshold,
-            Sampler::Hash {
-                threshold,
-                all,
-                rule_seed,
-            } => Self::hash_fires(threshold, all, rule_seed, key),
-            Sampler::Exact { rate_fp } => {
-                Self::exact_fires(rate_fp, counter.fetch_add(1, Ordering::Relaxed))
-            }
-            Sampler::EveryNth { n } => {
-                (counter.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n)
-            }
+            Sampler::Hash { threshold, all, rule_seed } => Self::hash_fires(threshold, all, rule_seed, key),
+            Sampler::Exact { rate_fp } => Self::exact_fires(rate_fp, counter.fetch_add(1, Ordering::Relaxed)),
+            Sampler::EveryNth { n } => (counter.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n),
             Sampler::FirstN { n } => {
                 // Stop counting once past n so the counter cannot wrap on a long run.
                 counter.load(Ordering::Relaxed) < n && counter.fetch_add(1, Ordering::Relaxed) < n

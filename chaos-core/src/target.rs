@@ -29,12 +29,8 @@ pub struct RequestFacts<'a> {
 
 impl RequestFacts<'static> {
     /// A request with no facts at all (the generic flavour).
-    pub const NONE: RequestFacts<'static> = RequestFacts {
-        path: None,
-        method: None,
-        headers: None,
-        flavour: Flavour::Generic,
-    };
+    pub const NONE: RequestFacts<'static> =
+        RequestFacts { path: None, method: None, headers: None, flavour: Flavour::Generic };
 }
 
 impl<'a> RequestFacts<'a> {
@@ -84,18 +80,10 @@ impl Target {
             let Some(headers) = facts.headers else {
                 return false;
             };
-            if !self
-                .headers_eq
-                .iter()
-                .all(|(name, value)| headers.get(name) == Some(value))
-            {
+            if !self.headers_eq.iter().all(|(name, value)| headers.get(name) == Some(value)) {
                 return false;
             }
-            if !self
-                .headers_present
-                .iter()
-                .all(|name| headers.contains_key(name))
-            {
+            if !self.headers_present.iter().all(|name| headers.contains_key(name)) {
                 return false;
             }
         }

@@ -45,11 +45,8 @@ impl ChaosHandle {
     pub fn for_environment(env: Environment) -> Self {
         let wake = Arc::new(Notify::new());
         let hook = wake.clone();
-        let controller = Controller::builder()
-            .environment(env)
-            .clock(TokioClock)
-            .on_disarm(move || hook.notify_waiters())
-            .build();
+        let controller =
+            Controller::builder().environment(env).clock(TokioClock).on_disarm(move || hook.notify_waiters()).build();
         Self { controller, wake }
     }
 

@@ -23,12 +23,7 @@
 //! With nothing armed a layer costs one atomic load and a branch per request; see the README for the
 //! measured figures.
 #![forbid(unsafe_code)]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod chaos;
 mod faulted;

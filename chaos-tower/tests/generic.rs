@@ -37,15 +37,10 @@ async fn nothing_armed_passes_requests_and_errors_through() {
 
 #[tokio::test(start_paused = true)]
 async fn backpressure_passes_through_and_errors_are_never_injected_in_poll_ready() {
-    let handle = handle(
-        "rules: [{ name: fail-all, sample: { mode: exact, rate: 1.0 }, fault: { error: {} } }]",
-    );
+    let handle = handle("rules: [{ name: fail-all, sample: { mode: exact, rate: 1.0 }, fault: { error: {} } }]");
     let (mut service, mut mock) = mock::spawn_layer::<u32, u32, _>(handle.layer());
     mock.allow(0);
-    assert!(
-        service.poll_ready().is_pending(),
-        "inner not ready: neither are we"
-    );
+    assert!(service.poll_ready().is_pending(), "inner not ready: neither are we");
     mock.allow(1);
     assert!(service.poll_ready().is_ready());
     // The request is answered by the fault, without calling the inner service...
@@ -63,21 +58,11 @@ async fn backpressure_passes_through_and_errors_are_never_injected_in_poll_ready
 
 #[tokio::test(start_paused = true)]
 async fn clones_share_one_switch() {
-    let handle = handle(
-        "rules: [{ name: fail-all, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]",
-    );
+    let handle = handle("rules: [{ name: fail-all, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]");
     let (service, mut mock) = mock::pair::<u32, u32>();
     let mut a = ChaosLayer::new(handle.clone()).layer(service);
     let mut b = a.clone();
-    assert!(
-        a.ready()
-            .await
-            .unwrap()
-            .call(1)
-            .await
-            .unwrap_err()
-            .is::<InjectedError>()
-    );
+    assert!(a.ready().await.unwrap().call(1).await.unwrap_err().is::<InjectedError>());
     handle.disarm();
     mock.allow(1);
     let response = b.ready().await.unwrap().call(2);
@@ -87,9 +72,8 @@ async fn clones_share_one_switch() {
 
 #[tokio::test(start_paused = true)]
 async fn latency_waits_in_paused_time_then_calls_the_inner_service() {
-    let handle = handle(
-        "rules: [{ name: slow, sample: { mode: exact, rate: 1.0 }, fault: { latency: { fixed: 250ms } } }]",
-    );
+    let handle =
+        handle("rules: [{ name: slow, sample: { mode: exact, rate: 1.0 }, fault: { latency: { fixed: 250ms } } }]");
     let (mut service, mut mock) = mock::spawn_layer::<u32, u32, _>(handle.layer());
     assert!(service.poll_ready().is_ready());
     let start = tokio::time::Instant::now();
@@ -101,9 +85,8 @@ async fn latency_waits_in_paused_time_then_calls_the_inner_service() {
 
 #[tokio::test(start_paused = true)]
 async fn the_kill_switch_cuts_a_delay_short() {
-    let handle = handle(
-        "rules: [{ name: slow, sample: { mode: exact, rate: 1.0 }, fault: { latency: { fixed: 1h } } }]",
-    );
+    let handle =
+        handle("rules: [{ name: slow, sample: { mode: exact, rate: 1.0 }, fault: { latency: { fixed: 1h } } }]");
     let (mut service, mut mock) = mock::spawn_layer::<u32, u32, _>(handle.layer());
     assert!(service.poll_ready().is_ready());
     let start = tokio::time::Instant::now();
@@ -112,34 +95,22 @@ async fn the_kill_switch_cuts_a_delay_short() {
     handle.disarm();
     assert_request_eq!(mock, 5).send_response(50);
     assert_eq!(response.await.unwrap().unwrap(), 50);
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hang_gives_up_at_its_bound() {
-    let handle = handle(
-        "rules: [{ name: stuck, sample: { mode: exact, rate: 1.0 }, fault: { hang: { max: 30s } } }]",
-    );
+    let handle = handle("rules: [{ name: stuck, sample: { mode: exact, rate: 1.0 }, fault: { hang: { max: 30s } } }]");
     let (mut service, _mock) = mock::spawn_layer::<u32, u32, _>(handle.layer());
     assert!(service.poll_ready().is_ready());
     // The caller's own timeout fires first.
     let timed = tokio::time::timeout(Duration::from_secs(5), service.call(1)).await;
-    assert!(
-        timed.is_err(),
-        "a hang does not answer before the caller's timeout"
-    );
+    assert!(timed.is_err(), "a hang does not answer before the caller's timeout");
     assert!(service.poll_ready().is_ready());
     let start = tokio::time::Instant::now();
     let err = service.call(2).await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_secs(30));
-    assert_eq!(
-        err.downcast_ref::<InjectedError>().unwrap().kind(),
-        FaultKind::Hang
-    );
+    assert_eq!(err.downcast_ref::<InjectedError>().unwrap().kind(), FaultKind::Hang);
 }
 
 #[tokio::test(start_paused = true)]
@@ -172,22 +143,13 @@ async fn rate_limit_error_carries_retry_after() {
     assert!(service.poll_ready().is_ready());
     let err = service.call(1).await.unwrap_err();
     let injected = err.downcast_ref::<InjectedError>().unwrap();
-    assert_eq!(
-        injected.retry_after(),
-        Some(Duration::from_secs(2)),
-        "whole seconds, rounded up"
-    );
-    assert_eq!(
-        err.to_string(),
-        "chaos rule `rl` injected rate_limit (retry after 2s)"
-    );
+    assert_eq!(injected.retry_after(), Some(Duration::from_secs(2)), "whole seconds, rounded up");
+    assert_eq!(err.to_string(), "chaos rule `rl` injected rate_limit (retry after 2s)");
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_ttl_disarms_the_rules() {
-    let handle = handle(
-        "ttl: 10s\nrules: [{ name: f, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]",
-    );
+    let handle = handle("ttl: 10s\nrules: [{ name: f, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]");
     let (mut service, mut mock) = mock::spawn_layer::<u32, u32, _>(handle.layer());
     assert!(service.poll_ready().is_ready());
     assert!(service.call(1).await.is_err());

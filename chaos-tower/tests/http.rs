@@ -14,18 +14,13 @@ use tower::ServiceExt;
 
 fn handle(yaml: &str) -> ChaosHandle {
     let handle = ChaosHandle::for_environment(Environment::Test);
-    handle
-        .load(ChaosConfig::from_yaml_str(yaml, None).expect("test config parses"))
-        .expect("test config loads");
+    handle.load(ChaosConfig::from_yaml_str(yaml, None).expect("test config parses")).expect("test config loads");
     handle
 }
 
 fn app(layer: HttpChaosLayer) -> Router {
     Router::new()
-        .route(
-            "/api/quotes",
-            get(|| async { "quote" }).post(|| async { "posted" }),
-        )
+        .route("/api/quotes", get(|| async { "quote" }).post(|| async { "posted" }))
         .route("/health", get(|| async { "ok" }))
         .route("/big", get(|| async { vec![b'x'; 10 * 1024] }))
         .layer(layer)
@@ -56,14 +51,7 @@ async fn a_429_is_a_response_with_retry_after_and_consistent_rate_limit_headers(
 async fn the_kill_switch_restores_the_real_answer() {
     let layer = HttpChaosLayer::error(503, 1.0).unwrap();
     let app = app(layer.clone());
-    assert_eq!(
-        app.clone()
-            .oneshot(get_req("/health"))
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    assert_eq!(app.clone().oneshot(get_req("/health")).await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
     layer.handle().disarm();
     let response = app.oneshot(get_req("/health")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -82,10 +70,7 @@ rules:
       error: { status: 503, body: "provider down", headers: { x-upstream: quotes } }
 "#,
     );
-    let response = app(handle.http_layer())
-        .oneshot(get_req("/api/quotes"))
-        .await
-        .unwrap();
+    let response = app(handle.http_layer()).oneshot(get_req("/api/quotes")).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["x-upstream"], "quotes");
     assert_eq!(response.headers()["x-chaos-injected"], "down");
@@ -97,10 +82,7 @@ async fn grpc_faults_are_trailers_only_answers() {
     let handle = handle(
         "rules: [{ name: g, sample: { mode: exact, rate: 1.0 }, fault: { error: { grpc: unavailable, message: try later } } }]",
     );
-    let response = app(handle.http_layer())
-        .oneshot(get_req("/api/quotes"))
-        .await
-        .unwrap();
+    let response = app(handle.http_layer()).oneshot(get_req("/api/quotes")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/grpc");
     assert_eq!(response.headers()["grpc-status"], "14");
@@ -122,14 +104,8 @@ rules:
     let hit = app.clone().oneshot(get_req("/api/quotes")).await.unwrap();
     assert_eq!(hit.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let post = Request::post("/api/quotes").body(Body::empty()).unwrap();
-    assert_eq!(
-        app.clone().oneshot(post).await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.oneshot(get_req("/health")).await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.clone().oneshot(post).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(app.oneshot(get_req("/health")).await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -144,29 +120,12 @@ rules:
 "#,
     );
     let app = app(handle.http_layer());
-    let both = Request::get("/health")
-        .header("x-tenant", "acme")
-        .header("x-canary", "1")
-        .body(Body::empty());
-    assert_eq!(
-        app.clone().oneshot(both.unwrap()).await.unwrap().status(),
-        StatusCode::BAD_GATEWAY
-    );
-    let other = Request::get("/health")
-        .header("x-tenant", "other")
-        .header("x-canary", "1")
-        .body(Body::empty());
-    assert_eq!(
-        app.clone().oneshot(other.unwrap()).await.unwrap().status(),
-        StatusCode::OK
-    );
-    let no_canary = Request::get("/health")
-        .header("x-tenant", "acme")
-        .body(Body::empty());
-    assert_eq!(
-        app.oneshot(no_canary.unwrap()).await.unwrap().status(),
-        StatusCode::OK
-    );
+    let both = Request::get("/health").header("x-tenant", "acme").header("x-canary", "1").body(Body::empty());
+    assert_eq!(app.clone().oneshot(both.unwrap()).await.unwrap().status(), StatusCode::BAD_GATEWAY);
+    let other = Request::get("/health").header("x-tenant", "other").header("x-canary", "1").body(Body::empty());
+    assert_eq!(app.clone().oneshot(other.unwrap()).await.unwrap().status(), StatusCode::OK);
+    let no_canary = Request::get("/health").header("x-tenant", "acme").body(Body::empty());
+    assert_eq!(app.oneshot(no_canary.unwrap()).await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test(start_paused = true)]
@@ -183,48 +142,30 @@ async fn throttle_streams_the_body_at_its_rate() {
     let handle = handle(
         "rules: [{ name: slow-body, sample: { mode: exact, rate: 1.0 }, fault: { throttle: { kib_per_sec: 2 } } }]",
     );
-    let response = app(handle.http_layer())
-        .oneshot(get_req("/big"))
-        .await
-        .unwrap();
-    assert_eq!(
-        handle.snapshot().rules[0].active,
-        1,
-        "the body holds the slot while it streams"
-    );
+    let response = app(handle.http_layer()).oneshot(get_req("/big")).await.unwrap();
+    assert_eq!(handle.snapshot().rules[0].active, 1, "the body holds the slot while it streams");
     let start = tokio::time::Instant::now();
     let body = body_of(response).await;
     assert_eq!(body.len(), 10 * 1024);
     // 10 KiB at 2 KiB/s: the body ends when its last byte is due, 5 s after the first (the timer rounds
     // each deadline up to its millisecond).
     let took = start.elapsed();
-    assert!(
-        took >= Duration::from_secs(5) && took <= Duration::from_millis(5002),
-        "took {took:?}"
-    );
+    assert!(took >= Duration::from_secs(5) && took <= Duration::from_millis(5002), "took {took:?}");
     assert_eq!(handle.snapshot().rules[0].active, 0);
 }
 
 #[tokio::test]
 async fn truncate_cuts_the_body() {
-    let handle = handle(
-        "rules: [{ name: cut, sample: { mode: exact, rate: 1.0 }, fault: { truncate: { after_bytes: 100 } } }]",
-    );
-    let response = app(handle.http_layer())
-        .oneshot(get_req("/big"))
-        .await
-        .unwrap();
+    let handle =
+        handle("rules: [{ name: cut, sample: { mode: exact, rate: 1.0 }, fault: { truncate: { after_bytes: 100 } } }]");
+    let response = app(handle.http_layer()).oneshot(get_req("/big")).await.unwrap();
     assert_eq!(body_of(response).await.len(), 100);
 }
 
 #[tokio::test]
 async fn a_reset_fails_the_body_with_a_typed_error() {
-    let handle =
-        handle("rules: [{ name: rst, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]");
-    let response = app(handle.http_layer())
-        .oneshot(get_req("/health"))
-        .await
-        .unwrap();
+    let handle = handle("rules: [{ name: rst, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]");
+    let response = app(handle.http_layer()).oneshot(get_req("/health")).await.unwrap();
     assert_eq!(response.headers()["x-chaos-injected"], "rst");
     let err = response.into_body().collect().await.unwrap_err();
     let source = std::error::Error::source(&err).expect("axum wraps the body error");
@@ -233,14 +174,9 @@ async fn a_reset_fails_the_body_with_a_typed_error() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hang_answers_504_at_its_bound() {
-    let handle = handle(
-        "rules: [{ name: h, sample: { mode: exact, rate: 1.0 }, fault: { hang: { max: 45s } } }]",
-    );
+    let handle = handle("rules: [{ name: h, sample: { mode: exact, rate: 1.0 }, fault: { hang: { max: 45s } } }]");
     let start = tokio::time::Instant::now();
-    let response = app(handle.http_layer())
-        .oneshot(get_req("/health"))
-        .await
-        .unwrap();
+    let response = app(handle.http_layer()).oneshot(get_req("/health")).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(45));
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(response.headers()["x-chaos-injected"], "h");
@@ -274,17 +210,10 @@ mod header_faults {
     #[tokio::test]
     async fn abort_status_needs_the_token() {
         let app = app(handle().http_layer());
-        let denied = app
-            .clone()
-            .oneshot(req(&[("x-chaos-abort-status", "503")]))
-            .await
-            .unwrap();
+        let denied = app.clone().oneshot(req(&[("x-chaos-abort-status", "503")])).await.unwrap();
         assert_eq!(denied.status(), StatusCode::OK, "no token: headers ignored");
         let wrong = req(&[("x-chaos-abort-status", "503"), ("x-chaos-token", "nope")]);
-        assert_eq!(
-            app.clone().oneshot(wrong).await.unwrap().status(),
-            StatusCode::OK
-        );
+        assert_eq!(app.clone().oneshot(wrong).await.unwrap().status(), StatusCode::OK);
         let ok = req(&[("x-chaos-abort-status", "503"), ("x-chaos-token", TOKEN)]);
         let response = app.oneshot(ok).await.unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -307,11 +236,7 @@ mod header_faults {
             let asked = req(&[("x-chaos-delay-ms", bad), ("x-chaos-token", TOKEN)]);
             let response = app.clone().oneshot(asked).await.unwrap();
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
-            assert!(
-                String::from_utf8(body_of(response).await.to_vec())
-                    .unwrap()
-                    .contains("x-chaos-delay-ms")
-            );
+            assert!(String::from_utf8(body_of(response).await.to_vec()).unwrap().contains("x-chaos-delay-ms"));
         }
     }
 }
@@ -340,30 +265,17 @@ rules:
     let server = tokio::spawn(axum::serve(listener, app(handle.http_layer())).into_future());
     let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
 
-    let response = client
-        .get(format!("http://{addr}/api/quotes").parse().unwrap())
-        .await
-        .unwrap();
+    let response = client.get(format!("http://{addr}/api/quotes").parse().unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "3");
     assert_eq!(response.headers()["x-ratelimit-limit"], "50");
     assert_eq!(response.headers()["x-chaos-injected"], "rl");
 
     let reset = async {
-        let response = client
-            .get(format!("http://{addr}/health").parse().unwrap())
-            .await?;
-        response
-            .into_body()
-            .collect()
-            .await
-            .map(|_| ())
-            .map_err(Into::into)
+        let response = client.get(format!("http://{addr}/health").parse().unwrap()).await?;
+        response.into_body().collect().await.map(|_| ()).map_err(Into::into)
     };
     let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = reset.await;
-    assert!(
-        result.is_err(),
-        "a reset must not look like a complete answer"
-    );
+    assert!(result.is_err(), "a reset must not look like a complete answer");
     server.abort();
 }

@@ -4,9 +4,4 @@
 //! workspace; the README's status table says what is built. See the issue "degrade-flags: degrade modes,
 //! circuit breakers and fallbacks".
 #![forbid(unsafe_code)]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]

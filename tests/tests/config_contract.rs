@@ -24,9 +24,8 @@ const FAULT: &str = "fault: { reset: {} }";
 
 #[test]
 fn unknown_fields_are_named() {
-    let (field, reason) = error_of(&format!(
-        "rules: [{{ name: a, sample: {{ mode: random, rate: 0.1 }}, {FAULT}, colour: red }}]"
-    ));
+    let (field, reason) =
+        error_of(&format!("rules: [{{ name: a, sample: {{ mode: random, rate: 0.1 }}, {FAULT}, colour: red }}]"));
     assert_eq!(field, "rules[0].colour");
     assert!(reason.contains("unknown field `colour`"), "{reason}");
 }
@@ -105,11 +104,7 @@ fn rates_statuses_durations_and_names_are_checked() {
             "rules[0].max_active",
             "at least 1",
         ),
-        (
-            "header_faults: { enabled: true }\nrules: []",
-            "header_faults",
-            "token",
-        ),
+        ("header_faults: { enabled: true }\nrules: []", "header_faults", "token"),
     ];
     for (yaml, field, reason) in cases {
         let (got_field, got_reason) = error_of(yaml);
@@ -124,16 +119,9 @@ fn file_errors_name_the_file_and_keep_the_last_good_rules() {
     std::fs::create_dir_all(&dir).unwrap();
     let good: PathBuf = dir.join("good.yaml");
     let bad: PathBuf = dir.join("bad.yaml");
-    std::fs::write(
-        &good,
-        "rules: [{ name: keep-me, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]",
-    )
-    .unwrap();
-    std::fs::write(
-        &bad,
-        "rules: [{ name: new, sample: { mode: exact, rate: 2.0 }, fault: { reset: {} } }]",
-    )
-    .unwrap();
+    std::fs::write(&good, "rules: [{ name: keep-me, sample: { mode: exact, rate: 1.0 }, fault: { reset: {} } }]")
+        .unwrap();
+    std::fs::write(&bad, "rules: [{ name: new, sample: { mode: exact, rate: 2.0 }, fault: { reset: {} } }]").unwrap();
 
     let controller = controller(Environment::Test);
     controller.load_path(&good).unwrap();
@@ -141,17 +129,11 @@ fn file_errors_name_the_file_and_keep_the_last_good_rules() {
     assert_eq!(err.file(), Some(bad.as_path()));
     assert_eq!(err.field(), "rules[0].sample.rate");
     let shown = err.to_string();
-    assert!(
-        shown.starts_with(&format!("{}: rules[0].sample.rate: ", bad.display())),
-        "{shown}"
-    );
+    assert!(shown.starts_with(&format!("{}: rules[0].sample.rate: ", bad.display())), "{shown}");
 
     // The last good rules are still the ones in force, and still fire.
     assert_eq!(controller.snapshot().rules[0].name, "keep-me");
-    let injection = controller
-        .decider()
-        .decide(&RequestFacts::NONE)
-        .expect("still armed and firing");
+    let injection = controller.decider().decide(&RequestFacts::NONE).expect("still armed and firing");
     assert_eq!(injection.outcome().unwrap().rule(), "keep-me");
 
     let missing = controller.load_path(dir.join("missing.yaml")).unwrap_err();
@@ -175,11 +157,9 @@ mod prod_guard {
 
     #[test]
     fn nothing_arms_in_prod_without_allow_prod() {
-        let err = load(
-            Environment::Prod,
-            "rules: [{ name: a, sample: { mode: random, rate: 0.1 }, fault: { reset: {} } }]",
-        )
-        .unwrap_err();
+        let err =
+            load(Environment::Prod, "rules: [{ name: a, sample: { mode: random, rate: 0.1 }, fault: { reset: {} } }]")
+                .unwrap_err();
         assert_eq!(err.field(), "allow_prod");
         // A disarmed config may load (to be armed later by someone who sets allow_prod).
         let c = load(Environment::Prod, "armed: false\nrules: []").unwrap();
@@ -193,15 +173,9 @@ mod prod_guard {
         let err = load(Environment::Prod, yaml).unwrap_err();
         assert!(err.reason().contains("prod allows at most 0.3"), "{err}");
         let yaml = "allow_prod: true\nrules: [{ name: a, sample: { mode: every_nth, nth: 3 }, fault: { reset: {} } }]";
-        assert!(
-            load(Environment::Prod, yaml).is_err(),
-            "every 3rd request is 33%"
-        );
+        assert!(load(Environment::Prod, yaml).is_err(), "every 3rd request is 33%");
         let yaml = "allow_prod: true\nheader_faults: { enabled: true, token_env: X }\nrules: []";
-        assert_eq!(
-            load(Environment::Prod, yaml).unwrap_err().field(),
-            "header_faults.enabled"
-        );
+        assert_eq!(load(Environment::Prod, yaml).unwrap_err().field(), "header_faults.enabled");
     }
 
     #[test]

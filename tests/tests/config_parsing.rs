@@ -69,9 +69,7 @@ proptest! {
 #[test]
 fn the_valid_example_loads() {
     let controller = test_controller();
-    controller
-        .load(ChaosConfig::from_yaml_str(VALID, None).unwrap())
-        .unwrap();
+    controller.load(ChaosConfig::from_yaml_str(VALID, None).unwrap()).unwrap();
     assert_eq!(controller.snapshot().rules.len(), 2);
 }
 
@@ -79,21 +77,11 @@ fn the_valid_example_loads() {
 fn alias_bombs_are_refused_not_expanded() {
     // A billion-laughs document hung under a known field: refused with a short error at that field.
     let mut bomb = String::from("rules:\n  - &a [x, x, x, x, x, x, x, x, x, x]\n");
-    for (name, prev) in [
-        ("b", "a"),
-        ("c", "b"),
-        ("d", "c"),
-        ("e", "d"),
-        ("f", "e"),
-        ("g", "f"),
-    ] {
+    for (name, prev) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d"), ("f", "e"), ("g", "f")] {
         let refs = vec![format!("*{prev}"); 10].join(", ");
         bomb.push_str(&format!("  - &{name} [{refs}]\n"));
     }
     let err = ChaosConfig::from_yaml_str(&bomb, None).unwrap_err();
     assert!(err.field().starts_with("rules"), "{err}");
-    assert!(
-        err.to_string().len() < 1_000,
-        "the error is short, not an expansion: {err}"
-    );
+    assert!(err.to_string().len() < 1_000, "the error is short, not an expansion: {err}");
 }

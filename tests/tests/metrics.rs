@@ -14,9 +14,7 @@ fn find<'a>(
         let k = key.key();
         let matches = key.kind() == kind
             && k.name() == name
-            && labels
-                .iter()
-                .all(|(n, v)| k.labels().any(|l| l.key() == *n && l.value() == *v))
+            && labels.iter().all(|(n, v)| k.labels().any(|l| l.key() == *n && l.value() == *v))
             && k.labels().count() == labels.len();
         matches.then_some(value)
     })
@@ -31,20 +29,11 @@ fn injected_overflow_and_active_are_counted_per_rule() {
         let yaml = "rules:\n\
             - { name: slow, max_active: 2, sample: { mode: exact, rate: 1.0 }, fault: { latency: { fixed: 1s } } }\n\
             - { name: fail, sample: { mode: every_nth, nth: 2 }, fault: { error: { status: 503 } } }";
-        controller
-            .load(ChaosConfig::from_yaml_str(yaml, None).unwrap())
-            .unwrap();
+        controller.load(ChaosConfig::from_yaml_str(yaml, None).unwrap()).unwrap();
         let mut decider = controller.decider();
         // Four requests while holding every injection: `slow` fits twice, then overflows twice.
-        let held: Vec<_> = (0..4)
-            .filter_map(|_| decider.decide(&RequestFacts::NONE))
-            .collect();
-        let snapshot: Vec<_> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(k, _, _, v)| (k, v))
-            .collect();
+        let held: Vec<_> = (0..4).filter_map(|_| decider.decide(&RequestFacts::NONE)).collect();
+        let snapshot: Vec<_> = snapshotter.snapshot().into_vec().into_iter().map(|(k, _, _, v)| (k, v)).collect();
         assert_eq!(
             find(
                 &snapshot,
@@ -55,58 +44,27 @@ fn injected_overflow_and_active_are_counted_per_rule() {
             Some(&DebugValue::Counter(2))
         );
         assert_eq!(
-            find(
-                &snapshot,
-                MetricKind::Counter,
-                "chaos_faults_injected_total",
-                &[("rule", "fail"), ("kind", "error")]
-            ),
+            find(&snapshot, MetricKind::Counter, "chaos_faults_injected_total", &[("rule", "fail"), ("kind", "error")]),
             Some(&DebugValue::Counter(2))
         );
         assert_eq!(
-            find(
-                &snapshot,
-                MetricKind::Counter,
-                "chaos_faults_overflow_total",
-                &[("rule", "slow")]
-            ),
+            find(&snapshot, MetricKind::Counter, "chaos_faults_overflow_total", &[("rule", "slow")]),
             Some(&DebugValue::Counter(2))
         );
         assert_eq!(
-            find(
-                &snapshot,
-                MetricKind::Gauge,
-                "chaos_active_faults",
-                &[("rule", "slow")]
-            ),
+            find(&snapshot, MetricKind::Gauge, "chaos_active_faults", &[("rule", "slow")]),
             Some(&DebugValue::Gauge(2.0.into()))
         );
-        assert_eq!(
-            find(&snapshot, MetricKind::Gauge, "chaos_armed", &[]),
-            Some(&DebugValue::Gauge(1.0.into()))
-        );
+        assert_eq!(find(&snapshot, MetricKind::Gauge, "chaos_armed", &[]), Some(&DebugValue::Gauge(1.0.into())));
         drop(held);
         controller.disarm();
         // The debugging recorder drains values at each snapshot: the gauge now shows the change since the
         // last one, two slots given back.
-        let snapshot: Vec<_> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(k, _, _, v)| (k, v))
-            .collect();
+        let snapshot: Vec<_> = snapshotter.snapshot().into_vec().into_iter().map(|(k, _, _, v)| (k, v)).collect();
         assert_eq!(
-            find(
-                &snapshot,
-                MetricKind::Gauge,
-                "chaos_active_faults",
-                &[("rule", "slow")]
-            ),
+            find(&snapshot, MetricKind::Gauge, "chaos_active_faults", &[("rule", "slow")]),
             Some(&DebugValue::Gauge((-2.0).into()))
         );
-        assert_eq!(
-            find(&snapshot, MetricKind::Gauge, "chaos_armed", &[]),
-            Some(&DebugValue::Gauge(0.0.into()))
-        );
+        assert_eq!(find(&snapshot, MetricKind::Gauge, "chaos_armed", &[]), Some(&DebugValue::Gauge(0.0.into())));
     });
 }

@@ -10,16 +10,12 @@ use proptest::prelude::*;
 
 fn controller(yaml: &str) -> Controller {
     let controller = Controller::builder().environment(Environment::Test).build();
-    controller
-        .load(ChaosConfig::from_yaml_str(yaml, None).unwrap())
-        .unwrap();
+    controller.load(ChaosConfig::from_yaml_str(yaml, None).unwrap()).unwrap();
     controller
 }
 
 fn rule(mode: &str, rate: f64, seed: u64) -> String {
-    format!(
-        "seed: {seed}\nrules: [{{ name: r, sample: {{ mode: {mode}, rate: {rate} }}, fault: {{ reset: {{}} }} }}]"
-    )
+    format!("seed: {seed}\nrules: [{{ name: r, sample: {{ mode: {mode}, rate: {rate} }}, fault: {{ reset: {{}} }} }}]")
 }
 
 /// Number of proptest cases in the random-mode test; the z below covers all of them together.

@@ -35,11 +35,7 @@ impl InjectedError {
             Outcome::Hang { max } => Detail::HangElapsed(*max),
             Outcome::Reset => Detail::None,
         };
-        Self {
-            rule,
-            kind: outcome.kind(),
-            detail,
-        }
+        Self { rule, kind: outcome.kind(), detail }
     }
 
     /// The name of the rule that injected the fault.

@@ -8,7 +8,7 @@ use pin_project_lite::pin_project;
 
 use super::InjectedError;
 use crate::BoxError;
-use crate::faulted::Faulted;
+use crate::faulted::{ColdBox, Faulted};
 
 pin_project! {
     /// Response future of [`Chaos`](super::Chaos): the inner future, possibly after an injected delay, or an
@@ -16,31 +16,24 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Option<F>,
-        fault: Option<Box<Faulted>>,
+        fault: Option<ColdBox<Faulted>>,
     }
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(crate) fn passthrough(inner: F) -> Self {
-        Self {
-            inner: Some(inner),
-            fault: None,
-        }
+        Self { inner: Some(inner), fault: None }
     }
 
     pub(crate) fn faulted(inner: Option<F>, fault: Faulted) -> Self {
-        Self {
-            inner,
-            fault: Some(Box::new(fault)),
-        }
+        Self { inner, fault: Some(ColdBox::new(fault)) }
     }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("fault", &self.fault)
-            .finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").field("fault", &self.fault).finish_non_exhaustive()
     }
 }
 
@@ -51,10 +44,11 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(fault) = this.fault.as_deref_mut() {
-            if let Some(outcome) = ready!(fault.poll(cx)) {
+        if let Some(fault) = this.fault.as_mut() {
+            if let Some(outcome) = ready!(fault.get_mut().poll(cx)) {
                 let err = InjectedError::from_outcome(outcome.rule_shared(), outcome.fault());
                 return Poll::Ready(Err(err.into()));
             }

@@ -1,8 +1,6 @@
 use std::time::Duration;
 
-use chaos_core::{
-    ChaosConfig, ConfigError, ErrorConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig,
-};
+use chaos_core::{ChaosConfig, ConfigError, ErrorConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig};
 use tower_layer::Layer;
 
 use super::Chaos;
@@ -24,11 +22,7 @@ impl ChaosLayer {
 
     /// One rule: delay `rate` of the requests by `delay`.
     pub fn latency(delay: Duration, rate: f64) -> Result<Self, ConfigError> {
-        Self::single(
-            "latency",
-            rate,
-            FaultConfig::Latency(LatencyConfig::Fixed(delay)),
-        )
+        Self::single("latency", rate, FaultConfig::Latency(LatencyConfig::Fixed(delay)))
     }
 
     /// One rule: fail `rate` of the requests with an [`InjectedError`](super::InjectedError).

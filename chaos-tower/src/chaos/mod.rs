@@ -38,11 +38,7 @@ pub struct Chaos<S> {
 impl<S> Chaos<S> {
     /// Wraps `inner` with the rules of `handle`.
     pub fn new(inner: S, handle: &ChaosHandle) -> Self {
-        Self {
-            inner,
-            decider: handle.decider(),
-            wake: handle.wake().clone(),
-        }
+        Self { inner, decider: handle.decider(), wake: handle.wake().clone() }
     }
 
     /// The inner service.
@@ -83,9 +79,6 @@ where
         let (delay, outcome, _body) = injection.into_parts();
         let inner = outcome.is_none().then(|| self.inner.call(req));
         let decider = &self.decider;
-        ResponseFuture::faulted(
-            inner,
-            Faulted::new(delay, outcome, &self.wake, || decider.is_armed()),
-        )
+        ResponseFuture::faulted(inner, Faulted::new(delay, outcome, &self.wake, || decider.is_armed()))
     }
 }

@@ -23,10 +23,7 @@ pub(crate) enum Asked {
     /// Nothing (no fault header, or no valid token).
     Nothing,
     /// Faults to inject.
-    Faults {
-        delay: Option<Duration>,
-        abort: Option<StatusCode>,
-    },
+    Faults { delay: Option<Duration>, abort: Option<StatusCode> },
     /// An authenticated request with a malformed value: answer 400 with this reason.
     Invalid(&'static str),
 }
@@ -38,9 +35,7 @@ pub(crate) fn read(headers: &HeaderMap, token: &[u8], max_delay: Duration) -> As
     if delay.is_none() && abort.is_none() {
         return Asked::Nothing;
     }
-    let authorised = headers
-        .get(&TOKEN_HEADER)
-        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token)));
+    let authorised = headers.get(&TOKEN_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(token)));
     if !authorised {
         tracing::debug!("x-chaos-* headers without a valid x-chaos-token: ignored");
         return Asked::Nothing;
@@ -68,9 +63,7 @@ fn parse_u64(bytes: &[u8]) -> Option<u64> {
     if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(bytes.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
+    Some(bytes.iter().fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0'))))
 }
 
 #[cfg(test)]
@@ -80,19 +73,13 @@ mod tests {
     const TOKEN: &[u8] = b"0123456789abcdef";
 
     fn headers(pairs: &[(&HeaderName, &str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(n, v)| ((*n).clone(), v.parse().unwrap()))
-            .collect()
+        pairs.iter().map(|(n, v)| ((*n).clone(), v.parse().unwrap())).collect()
     }
 
     #[test]
     fn ignored_without_the_right_token() {
         let max = Duration::from_secs(5);
-        assert_eq!(
-            read(&headers(&[(&DELAY_HEADER, "100")]), TOKEN, max),
-            Asked::Nothing
-        );
+        assert_eq!(read(&headers(&[(&DELAY_HEADER, "100")]), TOKEN, max), Asked::Nothing);
         let wrong = headers(&[(&DELAY_HEADER, "100"), (&TOKEN_HEADER, "0123456789abcdeX")]);
         assert_eq!(read(&wrong, TOKEN, max), Asked::Nothing);
     }
@@ -100,25 +87,10 @@ mod tests {
     #[test]
     fn delay_is_clamped_and_status_checked() {
         let max = Duration::from_secs(5);
-        let h = headers(&[
-            (&DELAY_HEADER, "99999999999999999999999"),
-            (&TOKEN_HEADER, "0123456789abcdef"),
-        ]);
-        assert_eq!(
-            read(&h, TOKEN, max),
-            Asked::Faults {
-                delay: Some(max),
-                abort: None
-            }
-        );
+        let h = headers(&[(&DELAY_HEADER, "99999999999999999999999"), (&TOKEN_HEADER, "0123456789abcdef")]);
+        assert_eq!(read(&h, TOKEN, max), Asked::Faults { delay: Some(max), abort: None });
         let h = headers(&[(&ABORT_HEADER, "503"), (&TOKEN_HEADER, "0123456789abcdef")]);
-        assert_eq!(
-            read(&h, TOKEN, max),
-            Asked::Faults {
-                delay: None,
-                abort: Some(StatusCode::SERVICE_UNAVAILABLE)
-            }
-        );
+        assert_eq!(read(&h, TOKEN, max), Asked::Faults { delay: None, abort: Some(StatusCode::SERVICE_UNAVAILABLE) });
         for bad in ["-5", "abc", "600", "99", ""] {
             let h = headers(&[(&ABORT_HEADER, bad), (&TOKEN_HEADER, "0123456789abcdef")]);
             assert!(matches!(read(&h, TOKEN, max), Asked::Invalid(_)), "{bad}");

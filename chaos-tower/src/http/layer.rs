@@ -23,28 +23,18 @@ impl HttpChaosLayer {
 
     /// One rule: delay `rate` of the requests by `delay`.
     pub fn latency(delay: Duration, rate: f64) -> Result<Self, ConfigError> {
-        Self::single(
-            "latency",
-            rate,
-            FaultConfig::Latency(LatencyConfig::Fixed(delay)),
-        )
+        Self::single("latency", rate, FaultConfig::Latency(LatencyConfig::Fixed(delay)))
     }
 
     /// One rule: answer `rate` of the requests with `429 Too Many Requests`, `Retry-After: retry_after`.
     pub fn too_many_requests(rate: f64, retry_after: Duration) -> Result<Self, ConfigError> {
-        let fault = FaultConfig::RateLimit(RateLimitConfig {
-            retry_after,
-            limit: 100,
-        });
+        let fault = FaultConfig::RateLimit(RateLimitConfig { retry_after, limit: 100 });
         Self::single("rate-limit", rate, fault)
     }
 
     /// One rule: answer `rate` of the requests with `status`.
     pub fn error(status: u16, rate: f64) -> Result<Self, ConfigError> {
-        let fault = FaultConfig::Error(ErrorConfig {
-            status: Some(status),
-            ..ErrorConfig::default()
-        });
+        let fault = FaultConfig::Error(ErrorConfig { status: Some(status), ..ErrorConfig::default() });
         Self::single("error", rate, fault)
     }
 

@@ -19,13 +19,14 @@ mod future;
 pub mod headers;
 mod layer;
 mod response;
+mod shaped;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ::http::{Request, Response, StatusCode};
 use bytes::Bytes;
-use chaos_core::{Decider, RequestFacts};
+use chaos_core::{Decider, Injection, RequestFacts};
 use tokio::sync::Notify;
 use tower_service::Service;
 
@@ -52,11 +53,7 @@ pub struct HttpChaos<S> {
 impl<S> HttpChaos<S> {
     /// Wraps `inner` with the rules of `handle`.
     pub fn new(inner: S, handle: &ChaosHandle) -> Self {
-        Self {
-            inner,
-            decider: handle.decider(),
-            wake: handle.wake().clone(),
-        }
+        Self { inner, decider: handle.decider(), wake: handle.wake().clone() }
     }
 
     /// The inner service.
@@ -93,42 +90,51 @@ where
         if !self.decider.is_armed() {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
-        self.call_armed(req)
+        // Decide on a borrow, so the request moves only once, into the inner service.
+        match self.decide(&req) {
+            Decision::Pass => ResponseFuture::passthrough(self.inner.call(req)),
+            Decision::Respond(response) => ResponseFuture::respond(response),
+            Decision::Inject(injection) => {
+                let (delay, outcome, body) = injection.into_parts();
+                let inner = outcome.is_none().then(|| self.inner.call(req));
+                let decider = &self.decider;
+                let fault = Faulted::new(delay, outcome, &self.wake, || decider.is_armed());
+                ResponseFuture::faulted(inner, fault, body)
+            }
+        }
     }
 }
 
+/// What to do with one request.
+enum Decision<B> {
+    Pass,
+    Respond(Response<ChaosBody<B>>),
+    Inject(Injection),
+}
+
 impl<S> HttpChaos<S> {
-    fn call_armed<ReqB, ResB>(&mut self, req: Request<ReqB>) -> ResponseFuture<S::Future, ResB>
-    where
-        S: Service<Request<ReqB>, Response = Response<ResB>>,
-    {
-        let mut injection = self.decider.decide(&RequestFacts::http(&req));
+    #[inline]
+    fn decide<ReqB, ResB>(&mut self, req: &Request<ReqB>) -> Decision<ResB> {
+        let mut injection = self.decider.decide(&RequestFacts::http(req));
         if let Some((token, max_delay)) = self.decider.header_faults() {
             match headers::read(req.headers(), token, max_delay) {
                 Asked::Nothing => {}
                 Asked::Faults { delay, abort } => {
                     injection = self.decider.add_header_faults(injection, delay, abort);
                 }
-                Asked::Invalid(reason) => return ResponseFuture::respond(bad_request(reason)),
+                Asked::Invalid(reason) => return Decision::Respond(bad_request(reason)),
             }
         }
-        let Some(injection) = injection else {
-            return ResponseFuture::passthrough(self.inner.call(req));
-        };
-        let (delay, outcome, body) = injection.into_parts();
-        let inner = outcome.is_none().then(|| self.inner.call(req));
-        let decider = &self.decider;
-        let fault = Faulted::new(delay, outcome, &self.wake, || decider.is_armed());
-        ResponseFuture::faulted(inner, fault, body)
+        match injection {
+            Some(injection) => Decision::Inject(injection),
+            None => Decision::Pass,
+        }
     }
 }
 
 fn bad_request<B>(reason: &'static str) -> Response<ChaosBody<B>> {
     let mut response = Response::new(ChaosBody::full(Bytes::from(format!("{reason}\n"))));
     *response.status_mut() = StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(
-        &response::INJECTED,
-        ::http::HeaderValue::from_static("header"),
-    );
+    response.headers_mut().insert(&response::INJECTED, ::http::HeaderValue::from_static("header"));
     response
 }

@@ -53,10 +53,7 @@ pub(crate) fn outcome_response<B>(fault: ActiveFault<Outcome>) -> Response<Chaos
         }
         Outcome::RateLimit(r) => {
             let secs = r.retry_after_secs;
-            let mut response = text(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("rate limited: retry after {secs}s\n"),
-            );
+            let mut response = text(StatusCode::TOO_MANY_REQUESTS, format!("rate limited: retry after {secs}s\n"));
             let headers = response.headers_mut();
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
             headers.insert(&X_RATELIMIT_LIMIT, HeaderValue::from(r.limit));
@@ -64,10 +61,7 @@ pub(crate) fn outcome_response<B>(fault: ActiveFault<Outcome>) -> Response<Chaos
             headers.insert(&X_RATELIMIT_RESET, HeaderValue::from(secs));
             response
         }
-        Outcome::Hang { max } => text(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("injected hang gave up after {max:?}\n"),
-        ),
+        Outcome::Hang { max } => text(StatusCode::GATEWAY_TIMEOUT, format!("injected hang gave up after {max:?}\n")),
         Outcome::Reset => Response::new(ChaosBody::reset(fault.rule_shared())),
     };
     response.headers_mut().insert(&INJECTED, rule);

@@ -1,0 +1,56 @@
+//! Instructions per call for every fault-layer case, counted by callgrind: repeatable on a noisy, shared
+//! machine where wall time is not.
+//!
+//! Run: `cargo bench -p benches --bench instructions` (needs `valgrind`). Each case runs twice under
+//! `valgrind --tool=callgrind`, with 20 000 and 120 000 calls; the difference over 100 000 calls is the cost
+//! of one call, free of start-up and set-up. Under `cargo test` it only checks that every case runs.
+
+use std::process::Command;
+
+const SHORT: u64 = 20_000;
+const LONG: u64 = 120_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, case, n, ..] = args.as_slice() {
+        if flag == "--run" {
+            let n: u64 = n.parse().expect("a call count");
+            benches::run_case(case, n).unwrap_or_else(|| panic!("unknown case {case}"));
+            return;
+        }
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test`: every case runs and its calls succeed (rate 0.001 may fail a handful).
+        for case in benches::CASES {
+            let ok = benches::run_case(case, 1_000).expect("known case");
+            assert!(ok >= 980, "{case}: only {ok} of 1000 calls succeeded");
+        }
+        println!("instructions: {} cases run; use `cargo bench --bench instructions` to count", benches::CASES.len());
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let count = |case: &str, n: u64| -> u64 {
+        let out = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(&exe)
+            .args(["--run", case, &n.to_string()])
+            .output()
+            .expect("valgrind is installed (apt-get install valgrind)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        stderr
+            .lines()
+            .find_map(|l| l.split("Collected :").nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no instruction count for {case}: {stderr}"))
+    };
+    println!("{:<42} {:>14} {:>10}", "case", "instr/call", "vs bare");
+    let mut bare = [0.0f64; 2];
+    for case in benches::CASES {
+        let per_call = (count(case, LONG) - count(case, SHORT)) as f64 / (LONG - SHORT) as f64;
+        let group = usize::from(case.starts_with("http/"));
+        if case.ends_with("/bare") {
+            bare[group] = per_call;
+        }
+        println!("{case:<42} {per_call:>14.1} {:>+10.1}", per_call - bare[group]);
+    }
+}
