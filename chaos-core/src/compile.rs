@@ -82,6 +82,7 @@ pub(crate) fn compile(
             "must be at least 1 (remove it for no limit)",
         );
     }
+    crate::pressure::validate(&config.pressure)?;
     let seed = config.seed.unwrap_or_else(fresh_seed);
 
     let mut names = HashSet::new();
