@@ -60,8 +60,11 @@ pub struct Sample {
 /// Reads the kernel and keeps the previous reading, to turn totals into rates.
 #[derive(Debug, Default)]
 pub struct Probe {
-    last: Option<(Instant, Duration, Option<(u64, u64)>)>,
+    last: Option<Reading>,
 }
+
+/// When, the process CPU clock, and `(read_bytes, write_bytes)`.
+type Reading = (Instant, Duration, Option<(u64, u64)>);
 
 impl Probe {
     /// A probe with no previous reading.

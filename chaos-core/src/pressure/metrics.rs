@@ -26,8 +26,8 @@ fn index(kind: PressureKind) -> usize {
 }
 
 fn publish(kind: PressureKind, (count, target): (u32, f64)) {
-    metrics::gauge!(ACTIVE, "kind" => kind.as_str()).set(f64::from(count));
     metrics::gauge!(TARGET, "kind" => kind.as_str()).set(target);
+    metrics::gauge!(ACTIVE, "kind" => kind.as_str()).set(f64::from(count));
 }
 
 pub(crate) fn started(kind: PressureKind, target: f64) {

@@ -379,9 +379,12 @@ struct Finish<'a> {
 
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
-        let reason = self.shared.mark_ended();
+        // Metrics first: once `mark_ended` wakes the waiters, everything about the pressure is settled.
         if self.started {
             metrics::stopped(self.shared.kind, self.shared.target);
+        }
+        let reason = self.shared.mark_ended();
+        if self.started {
             let status = self.shared.status();
             tracing::info!(
                 pressure = %self.shared.name, kind = %self.shared.kind, reason = %reason,
