@@ -169,7 +169,7 @@ mod tests {
             match next_write(bps, due, written) {
                 Ok(n) => {
                     prop_assert!(written + n <= due);
-                    prop_assert!(n <= WRITE_MAX && n >= 1);
+                    prop_assert!((1..=WRITE_MAX).contains(&n));
                 }
                 Err(wait) => prop_assert!(wait >= Duration::from_millis(1) && wait <= SLICE),
             }
