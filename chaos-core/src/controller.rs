@@ -494,26 +494,26 @@ impl Decider {
         abort: Option<StatusCode>,
     ) -> Option<Injection> {
         let mut injection = injection.unwrap_or_default();
-        if let Some(delay) = delay.filter(|_| injection.delay.is_none()) {
-            if let Some(index) = self.set.admit_header() {
-                injection.delay = Some(ActiveFault::new(self.set.clone(), index, delay));
-            }
+        if let Some(delay) = delay.filter(|_| injection.delay.is_none())
+            && let Some(index) = self.set.admit_header()
+        {
+            injection.delay = Some(ActiveFault::new(self.set.clone(), index, delay));
         }
-        if let Some(status) = abort.filter(|_| injection.outcome.is_none()) {
-            if let Some(index) = self.set.admit_header() {
-                let fault = ErrorFault {
-                    status,
-                    grpc: None,
-                    message: format!("injected {status} (requested by header)").into(),
-                    body: bytes::Bytes::new(),
-                    headers: http::HeaderMap::new(),
-                };
-                injection.outcome = Some(ActiveFault::new(
-                    self.set.clone(),
-                    index,
-                    Outcome::Error(Arc::new(fault)),
-                ));
-            }
+        if let Some(status) = abort.filter(|_| injection.outcome.is_none())
+            && let Some(index) = self.set.admit_header()
+        {
+            let fault = ErrorFault {
+                status,
+                grpc: None,
+                message: format!("injected {status} (requested by header)").into(),
+                body: bytes::Bytes::new(),
+                headers: http::HeaderMap::new(),
+            };
+            injection.outcome = Some(ActiveFault::new(
+                self.set.clone(),
+                index,
+                Outcome::Error(Arc::new(fault)),
+            ));
         }
         (!injection.is_empty()).then_some(injection)
     }
