@@ -325,7 +325,8 @@ impl Controller {
         }
     }
 
-    /// The pressures started by the last arm (running, or finished with their reason), in config order.
+    /// The pressures of the armed rule set (running, or finished with their reason), in config order; empty
+    /// while disarmed.
     pub fn pressure(&self) -> Vec<PressureStatus> {
         self.shared.pressure.statuses()
     }

@@ -220,7 +220,7 @@ impl Sensor {
         self.handle.latest()
     }
 
-    /// A cloneable reader that outlives nothing: after the sensor stops it keeps the last sample.
+    /// A cloneable reader; after the sensor stops it keeps returning the last sample.
     pub fn handle(&self) -> SenseHandle {
         self.handle.clone()
     }

@@ -73,7 +73,7 @@ impl PressureRunner {
         );
     }
 
-    /// The statuses of the pressures started by the last arm, in config order.
+    /// The statuses of the pressures started by the current arm, in config order.
     pub(crate) fn statuses(&self) -> Vec<PressureStatus> {
         self.guards().iter().map(PressureGuard::status).collect()
     }
