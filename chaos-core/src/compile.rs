@@ -63,6 +63,7 @@ pub(crate) fn compile(config: ChaosConfig, env: Environment, clock: Arc<dyn Cloc
     if config.max_active_faults == Some(0) {
         return err("max_active_faults", "must be at least 1 (remove it for no limit)");
     }
+    crate::pressure::validate(&config.pressure)?;
     let seed = config.seed.unwrap_or_else(fresh_seed);
 
     let mut names = HashSet::new();

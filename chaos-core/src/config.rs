@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration;
 use crate::error::ConfigError;
+use crate::pressure::PressureConfig;
 
 /// A whole chaos config: one experiment's rules and the bounds around them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +48,10 @@ pub struct ChaosConfig {
     /// The rules, evaluated in order.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// In-process resource pressure (CPU, memory, IO), started when the rules are armed and stopped when they
+    /// are disarmed; see [`crate::pressure`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pressure: Vec<PressureConfig>,
 }
 
 fn default_true() -> bool {
@@ -69,6 +74,7 @@ impl Default for ChaosConfig {
             max_active_faults: None,
             header_faults: None,
             rules: Vec::new(),
+            pressure: Vec::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::error::ConfigError;
 use crate::fault::{ErrorFault, Outcome};
 use crate::injection::{ActiveFault, Injection};
 use crate::metrics;
+use crate::pressure::{PressureRunner, PressureStatus};
 use crate::rng::Stream;
 use crate::rule::{RuleSet, Verdict};
 use crate::target::RequestFacts;
@@ -47,6 +48,8 @@ struct Shared {
     /// Serialises load, arm and disarm (never taken on the request path).
     write: Mutex<()>,
     on_disarm: Vec<Hook>,
+    /// The armed set's resource pressure (see `sync_pressure`).
+    pressure: PressureRunner,
 }
 
 impl Drop for Shared {
@@ -124,6 +127,7 @@ impl ControllerBuilder {
                 clock: self.clock,
                 write: Mutex::new(()),
                 on_disarm: self.on_disarm,
+                pressure: PressureRunner::default(),
             }),
         }
     }
@@ -202,6 +206,7 @@ impl Controller {
         }
         shared.current.store(Arc::new(set));
         self.bump(arm);
+        self.sync_pressure(arm);
         tracing::info!(
             experiment = %experiment, rules, seed, armed = arm, env = %shared.env,
             file = origin.map(|p| p.display().to_string()).unwrap_or_default(),
@@ -227,6 +232,7 @@ impl Controller {
         self.claim_prod(set.config.experiment.as_deref().unwrap_or_default())?;
         set.mark_armed();
         self.bump(true);
+        self.sync_pressure(true);
         tracing::info!(experiment = set.config.experiment.as_deref().unwrap_or_default(), "chaos armed");
         Ok(())
     }
@@ -245,6 +251,7 @@ impl Controller {
             }
             self.bump(false);
             self.release_prod();
+            self.sync_pressure(false);
         }
         tracing::warn!(reason, "chaos disarmed");
         self.run_disarm_hooks();
@@ -285,6 +292,24 @@ impl Controller {
         if slot.as_ref().is_some_and(|(id, _)| *id == self.shared.id) {
             *slot = None;
         }
+    }
+
+    // --- Resource pressure: started with the armed rule set, stopped (within 100 ms) with it. ---
+
+    /// Called under the write lock after every arm, load and disarm.
+    fn sync_pressure(&self, armed: bool) {
+        if armed {
+            let set = self.shared.current.load_full();
+            self.shared.pressure.restart(&set.config.pressure, set.ttl);
+        } else {
+            self.shared.pressure.stop();
+        }
+    }
+
+    /// The pressures of the armed rule set (running, or finished with their reason), in config order; empty
+    /// while disarmed.
+    pub fn pressure(&self) -> Vec<PressureStatus> {
+        self.shared.pressure.statuses()
     }
 
     /// The config of the active rule set, as loaded.
@@ -455,22 +480,22 @@ impl Decider {
         abort: Option<StatusCode>,
     ) -> Option<Injection> {
         let mut injection = injection.unwrap_or_default();
-        if let Some(delay) = delay.filter(|_| injection.delay.is_none()) {
-            if let Some(index) = self.set.admit_header() {
-                injection.delay = Some(ActiveFault::new(self.set.clone(), index, delay));
-            }
+        if let Some(delay) = delay.filter(|_| injection.delay.is_none())
+            && let Some(index) = self.set.admit_header()
+        {
+            injection.delay = Some(ActiveFault::new(self.set.clone(), index, delay));
         }
-        if let Some(status) = abort.filter(|_| injection.outcome.is_none()) {
-            if let Some(index) = self.set.admit_header() {
-                let fault = ErrorFault {
-                    status,
-                    grpc: None,
-                    message: format!("injected {status} (requested by header)").into(),
-                    body: bytes::Bytes::new(),
-                    headers: http::HeaderMap::new(),
-                };
-                injection.outcome = Some(ActiveFault::new(self.set.clone(), index, Outcome::Error(Arc::new(fault))));
-            }
+        if let Some(status) = abort.filter(|_| injection.outcome.is_none())
+            && let Some(index) = self.set.admit_header()
+        {
+            let fault = ErrorFault {
+                status,
+                grpc: None,
+                message: format!("injected {status} (requested by header)").into(),
+                body: bytes::Bytes::new(),
+                headers: http::HeaderMap::new(),
+            };
+            injection.outcome = Some(ActiveFault::new(self.set.clone(), index, Outcome::Error(Arc::new(fault))));
         }
         (!injection.is_empty()).then_some(injection)
     }

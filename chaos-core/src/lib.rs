@@ -45,9 +45,11 @@ mod fault;
 mod glob;
 mod injection;
 mod metrics;
+pub mod pressure;
 mod rng;
 mod rule;
 mod sampler;
+pub mod sense;
 mod target;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -61,6 +63,7 @@ pub use error::ConfigError;
 pub use fault::{BodyFault, FaultKind, Latency, Outcome, RateLimit};
 pub use glob::RouteGlob;
 pub use injection::{ActiveFault, Injection};
+pub use pressure::PressureConfig;
 pub use sampler::Sampler;
 pub use target::{Flavour, RequestFacts};
 
