@@ -12,12 +12,12 @@ const LONG: u64 = 120_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, case, n, ..] = args.as_slice() {
-        if flag == "--run" {
-            let n: u64 = n.parse().expect("a call count");
-            benches::run_case(case, n).unwrap_or_else(|| panic!("unknown case {case}"));
-            return;
-        }
+    if let [_, flag, case, n, ..] = args.as_slice()
+        && flag == "--run"
+    {
+        let n: u64 = n.parse().expect("a call count");
+        benches::run_case(case, n).unwrap_or_else(|| panic!("unknown case {case}"));
+        return;
     }
     if !args.iter().any(|a| a == "--bench") {
         // `cargo test`: every case runs and its calls succeed (rate 0.001 may fail a handful).

@@ -47,11 +47,11 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(fault) = this.fault.as_mut() {
-            if let Some(outcome) = ready!(fault.get_mut().poll(cx)) {
-                let err = InjectedError::from_outcome(outcome.rule_shared(), outcome.fault());
-                return Poll::Ready(Err(err.into()));
-            }
+        if let Some(fault) = this.fault.as_mut()
+            && let Some(outcome) = ready!(fault.get_mut().poll(cx))
+        {
+            let err = InjectedError::from_outcome(outcome.rule_shared(), outcome.fault());
+            return Poll::Ready(Err(err.into()));
         }
         match this.inner.as_pin_mut() {
             Some(inner) => inner.poll(cx).map_err(Into::into),

@@ -68,10 +68,10 @@ where
             };
         };
         let extra = extra.get_mut();
-        if let Some(fault) = &mut extra.fault {
-            if let Some(outcome) = ready!(fault.poll(cx)) {
-                return Poll::Ready(Ok(outcome_response(outcome)));
-            }
+        if let Some(fault) = &mut extra.fault
+            && let Some(outcome) = ready!(fault.poll(cx))
+        {
+            return Poll::Ready(Ok(outcome_response(outcome)));
         }
         match this.inner.as_pin_mut() {
             Some(inner) => {
