@@ -49,10 +49,10 @@ proptest! {
             1 => bytes.insert(at, byte),
             _ => { bytes.remove(at); }
         }
-        if let Ok(text) = String::from_utf8(bytes) {
-            if let Ok(config) = ChaosConfig::from_yaml_str(&text, None) {
-                let _ = test_controller().load(config);
-            }
+        if let Ok(text) = String::from_utf8(bytes)
+            && let Ok(config) = ChaosConfig::from_yaml_str(&text, None)
+        {
+            let _ = test_controller().load(config);
         }
     }
 

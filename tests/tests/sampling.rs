@@ -139,7 +139,7 @@ proptest! {
         ));
         let mut d = every.decider();
         for i in 1..=total {
-            prop_assert_eq!(d.decide(&RequestFacts::NONE).is_some(), i as u64 % n == 0);
+            prop_assert_eq!(d.decide(&RequestFacts::NONE).is_some(), (i as u64).is_multiple_of(n));
         }
         let first = controller(&format!(
             "rules: [{{ name: f, sample: {{ mode: first_n, count: {n} }}, fault: {{ reset: {{}} }} }}]"
