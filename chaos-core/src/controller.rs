@@ -253,7 +253,7 @@ impl Controller {
             self.release_prod();
             self.sync_pressure(false);
         }
-        tracing::warn!(reason, "chaos disarmed");
+        tracing::info!(reason, "chaos disarmed");
         self.run_disarm_hooks();
     }
 

@@ -1,0 +1,118 @@
+//! The GameDay plan: `configs/chaos/gameday.yaml`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chaos_core::ChaosConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub load: Load,
+    pub slo: Slo,
+    pub phases: Phases,
+    pub scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    pub rps: u32,
+    pub workers: u32,
+    #[serde(with = "humantime_serde")]
+    pub client_timeout: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    pub user_error_rate: f64,
+    #[serde(with = "humantime_serde")]
+    pub p95: Duration,
+    pub recovery_p95_factor: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phases {
+    #[serde(with = "humantime_serde")]
+    pub before: Duration,
+    #[serde(with = "humantime_serde")]
+    pub after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    pub injected_band: [f64; 2],
+    #[serde(with = "humantime_serde")]
+    pub recovery_sla: Duration,
+    pub chaos: ChaosConfig,
+}
+
+/// Durations as humantime strings (`250ms`, `4s`).
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(de)?;
+        humantime::parse_duration(&text).map_err(|e| D::Error::custom(format!("`{text}`: {e}")))
+    }
+}
+
+impl Plan {
+    /// Reads and checks the plan; errors name the file, the field and the reason.
+    pub fn load(path: &Path) -> Result<Plan, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let plan: Plan = serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if plan.load.rps == 0 || plan.load.workers == 0 {
+            return Err(format!("{}: load: rps and workers must be at least 1", path.display()));
+        }
+        for (i, s) in plan.scenarios.iter().enumerate() {
+            let [lo, hi] = s.injected_band;
+            if !(0.0..=1.0).contains(&lo) || !(lo..=1.0).contains(&hi) {
+                return Err(format!("{}: scenarios[{i}].injected_band: need 0 ≤ low ≤ high ≤ 1", path.display()));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_plan_loads_and_every_scenario_compiles() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml");
+        let plan = Plan::load(&path).unwrap();
+        assert_eq!(plan.scenarios.len(), 4);
+        for scenario in plan.scenarios {
+            let controller = chaos_core::Controller::builder().environment(chaos_core::Environment::Test).build();
+            let mut chaos = scenario.chaos;
+            chaos.armed = false;
+            controller.load(chaos).unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        }
+    }
+
+    #[test]
+    fn a_bad_plan_names_the_file_and_field() {
+        let dir = std::env::temp_dir().join(format!("gameday-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plan.yaml");
+        std::fs::write(&path, "load: { rps: 10, workers: 1, client_timeout: 1s }\nslo: {}\n").unwrap();
+        let err = Plan::load(&path).unwrap_err();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
