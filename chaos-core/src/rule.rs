@@ -138,25 +138,34 @@ impl RuleSet {
     /// Evaluates every user rule once for this request.
     #[inline]
     pub(crate) fn scan(&self, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
-        // The common case, no rule fires, touches nothing but the compact entries (and, for targeted or
-        // counting rules, the rule's targeting and sampler). The first rule that chooses the request is
-        // handed to [`decide_from`](Self::decide_from).
+        // The common case, no rule fires, touches nothing but the compact entries: untargeted random rules
+        // are decided inline, without a call; the first other rule hands the rest of the scan to
+        // `scan_general`. The first rule that chooses the request goes to `decide_from`.
         stream.adopt(self.id, self.seed, &self.next_stream);
         for (index, hot) in self.hot.iter().enumerate() {
-            let chosen = match *hot {
-                Hot::Random(threshold) => stream.next_adopted() < threshold,
-                Hot::General => self.sample(&self.rules[index], facts, stream),
-            };
-            if chosen {
-                return Some(index);
+            match *hot {
+                Hot::Random(threshold) => {
+                    if stream.next_adopted() < threshold {
+                        return Some(index);
+                    }
+                }
+                Hot::General => return self.scan_general(index, facts, stream),
             }
         }
         None
     }
 
-    /// Does `rule` apply to this request, and does its sampler choose it? Counts as the rule's one decision.
-    /// Out of line, so the hot loop over untargeted rules stays small.
+    /// The rest of [`scan`](Self::scan) from the first rule that needs its targeting or a counter.
     #[inline(never)]
+    fn scan_general(&self, from: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
+        (from..self.hot.len()).find(|&index| match self.hot[index] {
+            Hot::Random(threshold) => stream.next_adopted() < threshold,
+            Hot::General => self.sample(&self.rules[index], facts, stream),
+        })
+    }
+
+    /// Does `rule` apply to this request, and does its sampler choose it? Counts as the rule's one decision.
+    #[inline]
     fn sample(&self, rule: &Rule, facts: &RequestFacts<'_>, stream: &mut Stream) -> bool {
         if (rule.http_only && facts.flavour != Flavour::Http) || !rule.target.matches(facts) {
             return false;

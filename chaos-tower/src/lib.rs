@@ -36,5 +36,10 @@ pub use http::{ChaosBody, HttpChaos, HttpChaosLayer};
 
 pub use chaos_core;
 
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The error type of the generic flavour, as in Tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
