@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::{ChaosConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig, TargetConfig};
 use crate::environment::{Environment, PROD_MAX_BLAST_RADIUS};
 use crate::error::ConfigError;
-use crate::fault::{BodyFault, ErrorFault, Fault, Latency, Outcome, RateLimit};
+use crate::fault::{BodyFault, ErrorFault, Fault, Latency, MAX_CPU_BURN, Outcome, RateLimit};
 use crate::glob::RouteGlob;
 use crate::metrics::RuleMetrics;
 use crate::rule::{HeaderFaults, Hot, Rule, RuleSet};
@@ -342,6 +342,13 @@ fn compile_fault(field: &str, fault: &FaultConfig) -> Result<Fault> {
         }
         FaultConfig::Hang(h) => Fault::Outcome(Outcome::Hang { max: positive(format!("{field}.hang.max"), h.max)? }),
         FaultConfig::Reset(_) => Fault::Outcome(Outcome::Reset),
+        FaultConfig::CpuBurn(b) => {
+            let cpu = positive(format!("{field}.cpu_burn.cpu"), b.cpu)?;
+            if cpu > MAX_CPU_BURN {
+                return err(format!("{field}.cpu_burn.cpu"), format!("must be at most {MAX_CPU_BURN:?} per request"));
+            }
+            Fault::Burn(cpu)
+        }
         FaultConfig::Throttle(t) => {
             if t.kib_per_sec == 0 {
                 return err(format!("{field}.throttle.kib_per_sec"), "must be at least 1");

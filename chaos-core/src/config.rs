@@ -210,6 +210,9 @@ pub enum FaultConfig {
     Hang(HangConfig),
     /// Fail at once, as a dropped connection would.
     Reset(ResetConfig),
+    /// Burn CPU on the thread that runs the request, then let it through (a noisy neighbour on the request
+    /// path).
+    CpuBurn(CpuBurnConfig),
     /// Stream the response body at a bounded rate (HTTP only).
     Throttle(ThrottleConfig),
     /// End the response body after some bytes (HTTP only).
@@ -350,6 +353,15 @@ impl Default for HangConfig {
     fn default() -> Self {
         Self { max: default_hang_max() }
     }
+}
+
+/// CPU burned inside an injected request: `{ cpu_burn: { cpu: 20ms } }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuBurnConfig {
+    /// CPU time to burn on the request's thread, at most `1s`.
+    #[serde(with = "duration")]
+    pub cpu: Duration,
 }
 
 /// A connection reset: `{ reset: {} }`.

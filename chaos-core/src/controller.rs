@@ -15,7 +15,7 @@ use crate::compile::compile;
 use crate::config::ChaosConfig;
 use crate::environment::Environment;
 use crate::error::ConfigError;
-use crate::fault::{ErrorFault, Outcome};
+use crate::fault::{Delay, ErrorFault, Outcome};
 use crate::injection::{ActiveFault, Injection};
 use crate::metrics;
 use crate::pressure::{PressureRunner, PressureStatus};
@@ -409,6 +409,11 @@ impl Decider {
         self.shared.state.load(Ordering::Acquire) & ARMED != 0
     }
 
+    /// The controller this decider reads (for a fault that must watch the kill switch while it runs).
+    pub fn controller(&self) -> Controller {
+        Controller { shared: self.shared.clone() }
+    }
+
     /// Decides the faults for one request. `None` means "pass it through untouched".
     #[inline]
     pub fn decide(&mut self, facts: &RequestFacts<'_>) -> Option<Injection> {
@@ -483,7 +488,7 @@ impl Decider {
         if let Some(delay) = delay.filter(|_| injection.delay.is_none())
             && let Some(index) = self.set.admit_header()
         {
-            injection.delay = Some(ActiveFault::new(self.set.clone(), index, delay));
+            injection.delay = Some(ActiveFault::new(self.set.clone(), index, Delay::Sleep(delay)));
         }
         if let Some(status) = abort.filter(|_| injection.outcome.is_none())
             && let Some(index) = self.set.admit_header()

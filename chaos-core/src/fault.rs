@@ -26,6 +26,8 @@ pub enum FaultKind {
     Throttle,
     /// A cut response body.
     Truncate,
+    /// CPU burned on the request's thread.
+    CpuBurn,
     /// A fault asked for by the caller through `x-chaos-*` headers.
     Header,
 }
@@ -41,6 +43,7 @@ impl FaultKind {
             FaultKind::Reset => "reset",
             FaultKind::Throttle => "throttle",
             FaultKind::Truncate => "truncate",
+            FaultKind::CpuBurn => "cpu_burn",
             FaultKind::Header => "header",
         }
     }
@@ -115,6 +118,27 @@ fn capped(seconds: f64, max: Duration) -> Duration {
     if seconds.is_finite() && seconds < max.as_secs_f64() { Duration::from_secs_f64(seconds.max(0.0)) } else { max }
 }
 
+/// What happens to a request before it proceeds: the delay slot of an [`Injection`](crate::Injection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delay {
+    /// The request waits; its thread is free meanwhile.
+    Sleep(Duration),
+    /// The request's own thread burns this much CPU (a noisy neighbour on the request path).
+    BurnCpu(Duration),
+}
+
+impl Delay {
+    /// How long: the sleep, or the CPU time to burn.
+    pub fn duration(&self) -> Duration {
+        match *self {
+            Delay::Sleep(d) | Delay::BurnCpu(d) => d,
+        }
+    }
+}
+
+/// The longest CPU burn one request may be given.
+pub const MAX_CPU_BURN: Duration = Duration::from_secs(1);
+
 /// An error answer, prepared at load: status or gRPC code, message, body and headers.
 #[derive(Debug, Clone)]
 pub struct ErrorFault {
@@ -186,6 +210,7 @@ pub enum BodyFault {
 #[derive(Debug, Clone)]
 pub(crate) enum Fault {
     Delay(Latency),
+    Burn(Duration),
     Outcome(Outcome),
     Body(BodyFault),
     /// The pseudo-rule that accounts for header faults; never evaluated as a rule.
@@ -196,6 +221,7 @@ impl Fault {
     pub(crate) fn kind(&self) -> FaultKind {
         match self {
             Fault::Delay(_) => FaultKind::Latency,
+            Fault::Burn(_) => FaultKind::CpuBurn,
             Fault::Outcome(o) => o.kind(),
             Fault::Body(BodyFault::Throttle { .. }) => FaultKind::Throttle,
             Fault::Body(BodyFault::Truncate { .. }) => FaultKind::Truncate,

@@ -2,11 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::HeaderValue;
 
-use crate::fault::{BodyFault, FaultKind, Outcome};
+use crate::fault::{BodyFault, Delay, FaultKind, Outcome};
 use crate::rule::RuleSet;
 
 /// One injected fault. While it lives it counts against the rule's `max_active` and the set's
@@ -65,14 +64,14 @@ impl<T: fmt::Debug> fmt::Debug for ActiveFault<T> {
 /// body fault shapes it.
 #[derive(Debug, Default)]
 pub struct Injection {
-    pub(crate) delay: Option<ActiveFault<Duration>>,
+    pub(crate) delay: Option<ActiveFault<Delay>>,
     pub(crate) outcome: Option<ActiveFault<Outcome>>,
     pub(crate) body: Option<ActiveFault<BodyFault>>,
 }
 
 impl Injection {
-    /// The delay to apply before anything else.
-    pub fn delay(&self) -> Option<&ActiveFault<Duration>> {
+    /// The delay (a sleep or a CPU burn) to apply before anything else.
+    pub fn delay(&self) -> Option<&ActiveFault<Delay>> {
         self.delay.as_ref()
     }
 
@@ -90,7 +89,7 @@ impl Injection {
     #[allow(clippy::type_complexity)]
     pub fn into_parts(
         self,
-    ) -> (Option<ActiveFault<Duration>>, Option<ActiveFault<Outcome>>, Option<ActiveFault<BodyFault>>) {
+    ) -> (Option<ActiveFault<Delay>>, Option<ActiveFault<Outcome>>, Option<ActiveFault<BodyFault>>) {
         (self.delay, self.outcome, self.body)
     }
 

@@ -28,7 +28,7 @@
 //! controller.load(config)?;
 //! let mut decider = controller.decider();
 //! let injection = decider.decide(&RequestFacts::NONE).expect("rate 1.0 always fires");
-//! assert_eq!(injection.delay().unwrap().fault().as_millis(), 150);
+//! assert_eq!(injection.delay().unwrap().fault().duration().as_millis(), 150);
 //! # Ok::<(), chaos_core::ConfigError>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -54,13 +54,14 @@ mod target;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    ChaosConfig, ErrorConfig, FaultConfig, GrpcCode, HangConfig, HeaderFaultsConfig, KeyConfig, LatencyConfig,
-    OneOrMany, RateLimitConfig, ResetConfig, RuleConfig, SampleConfig, TargetConfig, ThrottleConfig, TruncateConfig,
+    ChaosConfig, CpuBurnConfig, ErrorConfig, FaultConfig, GrpcCode, HangConfig, HeaderFaultsConfig, KeyConfig,
+    LatencyConfig, OneOrMany, RateLimitConfig, ResetConfig, RuleConfig, SampleConfig, TargetConfig, ThrottleConfig,
+    TruncateConfig,
 };
 pub use controller::{Controller, ControllerBuilder, Decider, RuleStats, Snapshot};
 pub use environment::{Environment, PROD_MAX_BLAST_RADIUS};
 pub use error::ConfigError;
-pub use fault::{BodyFault, FaultKind, Latency, Outcome, RateLimit};
+pub use fault::{BodyFault, Delay, ErrorFault, FaultKind, Latency, MAX_CPU_BURN, Outcome, RateLimit};
 pub use glob::RouteGlob;
 pub use injection::{ActiveFault, Injection};
 pub use pressure::PressureConfig;

@@ -8,7 +8,7 @@ use http::HeaderValue;
 
 use crate::clock::Clock;
 use crate::config::ChaosConfig;
-use crate::fault::{Fault, FaultKind};
+use crate::fault::{Delay, Fault, FaultKind};
 use crate::injection::{ActiveFault, Injection};
 use crate::metrics::RuleMetrics;
 use crate::rng::{self, Stream};
@@ -193,7 +193,7 @@ impl RuleSet {
         let mut expired = false;
         for (index, rule) in self.rules[..self.user_rules].iter().enumerate().skip(first) {
             let taken = match &rule.fault {
-                Fault::Delay(_) => injection.delay.is_some(),
+                Fault::Delay(_) | Fault::Burn(_) => injection.delay.is_some(),
                 Fault::Outcome(_) => injection.outcome.is_some(),
                 Fault::Body(_) => injection.body.is_some(),
                 Fault::Header => true,
@@ -223,8 +223,9 @@ impl RuleSet {
         match &rule.fault {
             Fault::Delay(latency) => {
                 let duration = latency.sample(rng::unit_f64(self.draw(stream)), rng::unit_f64(self.draw(stream)));
-                injection.delay = Some(ActiveFault::new(self.clone(), index, duration));
+                injection.delay = Some(ActiveFault::new(self.clone(), index, Delay::Sleep(duration)));
             }
+            Fault::Burn(cpu) => injection.delay = Some(ActiveFault::new(self.clone(), index, Delay::BurnCpu(*cpu))),
             Fault::Outcome(outcome) => {
                 injection.outcome = Some(ActiveFault::new(self.clone(), index, outcome.clone()));
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use chaos_core::{ActiveFault, Outcome};
+use chaos_core::{ActiveFault, Controller, Decider, Delay, Outcome};
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::Sleep;
@@ -40,35 +40,45 @@ impl Wait {
 /// service's answer. Shared by both flavours; boxed by them so the pass-through future stays small.
 #[derive(Debug)]
 pub(crate) struct Faulted {
-    delay: Option<(Wait, ActiveFault<Duration>)>,
+    /// A CPU burn to run at the first poll, watching the kill switch.
+    burn: Option<(ActiveFault<Delay>, Controller)>,
+    delay: Option<(Wait, ActiveFault<Delay>)>,
     hang: Option<Wait>,
     outcome: Option<ActiveFault<Outcome>>,
 }
 
 impl Faulted {
-    /// Builds the state; `armed` is re-read after registering for the wake-up, so a disarm that raced with
-    /// the decision skips the delay instead of missing its notification.
+    /// Builds the state. Armed-ness is re-read after registering for the wake-up, so a disarm that raced with
+    /// the decision skips the waits instead of missing its notification.
     pub(crate) fn new(
-        delay: Option<ActiveFault<Duration>>,
+        delay: Option<ActiveFault<Delay>>,
         outcome: Option<ActiveFault<Outcome>>,
+        decider: &Decider,
         wake: &Arc<Notify>,
-        armed: impl Fn() -> bool,
     ) -> Self {
-        let mut delay = delay.map(|d| (Wait::new(*d.fault(), wake), d));
+        let (mut delay, burn) = match delay.as_ref().map(|d| *d.fault()) {
+            Some(Delay::Sleep(d)) => (delay.map(|slot| (Wait::new(d, wake), slot)), None),
+            Some(Delay::BurnCpu(_)) => (None, delay.map(|slot| (slot, decider.controller()))),
+            None => (None, None),
+        };
         let mut hang = match outcome.as_ref().map(ActiveFault::fault) {
             Some(Outcome::Hang { max }) => Some(Wait::new(*max, wake)),
             _ => None,
         };
-        if !armed() {
+        if !decider.is_armed() {
             delay = None;
             hang = None;
         }
-        Self { delay, hang, outcome }
+        Self { burn, delay, hang, outcome }
     }
 
-    /// Waits out the delay and any hang; then yields the outcome to answer with, or `None` to go on to the
-    /// inner service. Dropping the state (a cancelled request) gives the fault slots back.
+    /// Burns the CPU, waits out the delay and any hang; then yields the outcome to answer with, or `None` to
+    /// go on to the inner service. Dropping the state (a cancelled request) gives the fault slots back.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<ActiveFault<Outcome>>> {
+        if let Some((slot, controller)) = self.burn.take() {
+            // On this very thread, as a noisy neighbour would; the kill switch stops it early.
+            chaos_core::pressure::burn_cpu_while(slot.fault().duration(), || controller.is_armed());
+        }
         if let Some((wait, _)) = &mut self.delay {
             if wait.poll(cx).is_pending() {
                 return Poll::Pending;

@@ -7,6 +7,8 @@
 //!   `x-chaos-*` headers when that is enabled. The service's error type is unchanged, so it layers onto
 //!   axum routers.
 //! - [`ChaosLayer`] for any `Service<Request>`: faults are a typed [`InjectedError`].
+//! - [`ChaosIo`] for any `AsyncRead` / `AsyncWrite`: each read and write is decided like a request (the slow
+//!   disk).
 //!
 //! ```
 //! # async fn quote() -> &'static str { "42" }
@@ -29,10 +31,12 @@ pub mod chaos;
 mod faulted;
 mod handle;
 pub mod http;
+pub mod io;
 
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
 pub use handle::ChaosHandle;
 pub use http::{ChaosBody, HttpChaos, HttpChaosLayer};
+pub use io::ChaosIo;
 
 pub use chaos_core;
 

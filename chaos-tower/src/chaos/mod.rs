@@ -78,7 +78,6 @@ where
         };
         let (delay, outcome, _body) = injection.into_parts();
         let inner = outcome.is_none().then(|| self.inner.call(req));
-        let decider = &self.decider;
-        ResponseFuture::faulted(inner, Faulted::new(delay, outcome, &self.wake, || decider.is_armed()))
+        ResponseFuture::faulted(inner, Faulted::new(delay, outcome, &self.decider, &self.wake))
     }
 }

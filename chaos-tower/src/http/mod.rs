@@ -8,6 +8,7 @@
 //! | rate_limit | `429` with `Retry-After`, `x-ratelimit-limit`, `x-ratelimit-remaining: 0`, `x-ratelimit-reset` |
 //! | hang | nothing until the hang's `max`, then `504` |
 //! | reset | a response head whose body fails at once: hyper drops the connection |
+//! | cpu_burn | the service's answer, after the request's thread burned the configured CPU |
 //! | throttle | the service's answer, its body at N KiB/s |
 //! | truncate | the service's answer cut after N bytes; a declared `Content-Length` stays, so the cut shows |
 //!
@@ -97,8 +98,7 @@ where
             Decision::Inject(injection) => {
                 let (delay, outcome, body) = injection.into_parts();
                 let inner = outcome.is_none().then(|| self.inner.call(req));
-                let decider = &self.decider;
-                let fault = Faulted::new(delay, outcome, &self.wake, || decider.is_armed());
+                let fault = Faulted::new(delay, outcome, &self.decider, &self.wake);
                 ResponseFuture::faulted(inner, fault, body)
             }
         }
