@@ -140,3 +140,80 @@ fn triggers_flip_with_hysteresis_and_hold() {
     assert!(mode.get(), "other flags untouched");
     assert!(Hysteresis::new(0.01, 0.05, Duration::ZERO).is_err());
 }
+
+mod properties {
+    use super::*;
+    use degrade_flags::flags::edit::set_value;
+    use degrade_flags::flags::{FlagFile, FlagKind};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Hysteresis against a reference: it flips only on crossing the active threshold, never within the
+        /// hold time, and alternates on/off.
+        #[test]
+        fn hysteresis_flips_only_across_thresholds(
+            steps in proptest::collection::vec((0u64..5_000, -1.0f64..2.0), 1..200),
+            on_above in 0.2f64..1.0,
+            gap in 0.0f64..0.2,
+            hold_ms in 0u64..3_000,
+        ) {
+            let off_below = on_above - gap;
+            let hold = Duration::from_millis(hold_ms);
+            let mut switch = Hysteresis::new(on_above, off_below, hold).unwrap();
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut last_flip: Option<Instant> = None;
+            let mut on = false;
+            for (dt, signal) in steps {
+                now += Duration::from_millis(dt);
+                let flipped = switch.observe(signal, now);
+                let held = last_flip.is_some_and(|at| now - at < hold);
+                let expected = if held { None } else if on && signal < off_below { Some(false) }
+                    else if !on && signal > on_above { Some(true) } else { None };
+                prop_assert_eq!(flipped, expected);
+                if let Some(state) = flipped {
+                    on = state;
+                    last_flip = Some(now);
+                }
+                prop_assert_eq!(switch.is_on(), on);
+            }
+        }
+
+        /// Any text as a value: parsed or refused, never a panic; a parsed value formats back to itself.
+        #[test]
+        fn values_parse_or_refuse(text in "\\PC{0,20}") {
+            let kinds = [
+                FlagKind::Bool,
+                FlagKind::Strategy(vec!["live".into(), "cached".into()].into()),
+                FlagKind::Number { min: -10.0, max: 10.0 },
+            ];
+            for kind in kinds {
+                if let Ok(v) = kind.parse(&text) {
+                    prop_assert_eq!(kind.parse(&kind.format(v)), Ok(v));
+                }
+            }
+        }
+
+        /// Any flag file text: parsed or refused, never a panic.
+        #[test]
+        fn flag_files_parse_or_refuse(text in "\\PC{0,300}") {
+            let _ = FlagFile::parse(&text, None);
+        }
+
+        /// Setting then unsetting a value, in either layout, gives back the original file byte for byte, and
+        /// the edited file says what was set.
+        #[test]
+        fn set_then_unset_is_the_identity(value in 0u32..100, flow in any::<bool>(), comment in "[a-z ]{0,20}") {
+            let text = if flow {
+                format!("# {comment}\nflags:\n  a.b: {{ type: number, min: 0, max: 100, default: 0 }}  # {comment}\n  c.d: {{ type: bool, default: true }}\n")
+            } else {
+                format!("# {comment}\nflags:\n  a.b:\n    # {comment}\n    type: number\n    min: 0\n    max: 100\n    default: 0\n  c.d:\n    type: bool\n    default: true\n")
+            };
+            let set = set_value(&text, "a.b", Some(&value.to_string())).unwrap();
+            let parsed = FlagFile::parse(&set, None).unwrap();
+            prop_assert_eq!(parsed.flags["a.b"].value, Some(FlagValue::Number(f64::from(value))));
+            prop_assert_eq!(parsed.flags["c.d"].value, None);
+            prop_assert_eq!(set_value(&set, "a.b", None).unwrap(), text);
+        }
+    }
+}
