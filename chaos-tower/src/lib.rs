@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+pub mod breaker;
 pub mod chaos;
 pub mod fallback;
 mod faulted;
@@ -35,6 +36,7 @@ pub mod http;
 pub mod io;
 pub mod shed;
 
+pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
 pub use fallback::{Fallback, FallbackLayer};
 pub use handle::ChaosHandle;
