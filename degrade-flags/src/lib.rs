@@ -5,3 +5,7 @@
 //! circuit breakers and fallbacks".
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+
+pub mod breaker;
+
+pub use breaker::{BreakerConfig, BreakerMap, CircuitBreaker, ForcedState, Outcome};
