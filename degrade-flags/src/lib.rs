@@ -1,11 +1,14 @@
 //! Degrade flags, triggers and circuit breakers for Brownout.
 //!
-//! **Status:** the flags (typed, atomic reads, file / environment / override / trigger sources, file
-//! watching, the `degrade` CLI) are built; circuit breakers and the Tower layers (breaker, fallback,
-//! shedding) are not yet. The README's status table says what is built.
+//! - [`flags`]: typed degrade flags read with one atomic load; file, environment, override and trigger
+//!   sources; file watching; the `degrade` CLI.
+//! - [`breaker`]: circuit breakers, pure and clock-injected. Their Tower layer, like the fallback and
+//!   shedding layers, lives in `chaos-tower`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+pub mod breaker;
 pub mod flags;
 
+pub use breaker::{BreakerConfig, BreakerMap, CircuitBreaker, ForcedState, Outcome};
 pub use flags::{BoolFlag, FlagError, Flags, NumberFlag, StrategyFlag};
