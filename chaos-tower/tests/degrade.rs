@@ -48,7 +48,7 @@ async fn shedding_follows_the_flag_and_spares_critical_routes() {
     assert_eq!(app.oneshot(req("/api/quotes")).await.unwrap().status(), StatusCode::OK);
 }
 
-fn counted<T: Clone + Send + 'static>(
+fn counted<T: Clone + Send + Sync + 'static>(
     calls: &Arc<AtomicUsize>,
     answer: Result<Response<String>, T>,
 ) -> impl tower::Service<Request<String>, Response = Response<String>, Error = T, Future: Send> + Clone + Send {
@@ -114,4 +114,72 @@ async fn an_injected_429_is_served_from_the_fallback() {
     assert_eq!(answer.status(), StatusCode::OK, "the user sees the fallback, not the 429");
     assert!(answer.headers().get("x-chaos-injected").is_none());
     assert_eq!(chaos.handle().snapshot().rules[0].injected, 1);
+}
+
+mod breaker {
+    use super::*;
+    use chaos_tower::CircuitBreakerLayer;
+    use chaos_tower::breaker::HttpStatus;
+    use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, Rejected, SlidingWindow, State};
+    use tower::BoxError;
+
+    fn breaker() -> Arc<CircuitBreaker> {
+        let config = BreakerConfig {
+            minimum_calls: 2,
+            window: SlidingWindow::Count { calls: 4, buckets: 1 },
+            ..BreakerConfig::default()
+        };
+        Arc::new(CircuitBreaker::new("dep", config, ManualClock::new()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_rejects_without_calling_the_service() {
+        let breaker = breaker();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let failing = counted::<String>(&calls, Err("down".into()));
+        let service = CircuitBreakerLayer::new(breaker.clone()).layer(failing);
+        for _ in 0..2 {
+            assert!(service.clone().oneshot(Request::new(String::new())).await.is_err());
+        }
+        assert_eq!(breaker.state(), State::Open);
+        let err = service.oneshot(Request::new(String::new())).await.unwrap_err();
+        let rejected = err.downcast_ref::<Rejected>().expect("a typed rejection");
+        assert!(rejected.retry_after().is_some());
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the third call never reached the service");
+    }
+
+    #[tokio::test]
+    async fn injected_faults_do_not_open_the_breaker_by_default() {
+        let breaker = breaker();
+        let chaos = chaos_tower::ChaosLayer::error(1.0).unwrap();
+        let ok = service_fn(|_: u32| async { Ok::<_, BoxError>(1u32) });
+        let service = CircuitBreakerLayer::new(breaker.clone()).layer(chaos.layer(ok));
+        for _ in 0..5 {
+            let err = service.clone().oneshot(7).await.unwrap_err();
+            assert!(err.is::<chaos_tower::InjectedError>());
+        }
+        assert_eq!(breaker.state(), State::Closed, "injected errors are ignored");
+        assert_eq!(breaker.snapshot().calls, 0);
+    }
+
+    #[tokio::test]
+    async fn http_5xx_counts_but_injected_answers_do_not() {
+        let breaker = breaker();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let five_hundred = counted::<String>(&calls, Ok(ok("boom", StatusCode::BAD_GATEWAY)));
+        let service = CircuitBreakerLayer::new(breaker.clone()).classifier(HttpStatus).layer(five_hundred);
+        for _ in 0..2 {
+            assert_eq!(service.clone().oneshot(Request::new(String::new())).await.unwrap().status(), 502);
+        }
+        assert_eq!(breaker.state(), State::Open);
+
+        let breaker = super::breaker::breaker();
+        let chaos = HttpChaosLayer::error(503, 1.0).unwrap();
+        let healthy = service_fn(|_: Request<String>| async { Ok::<_, BoxError>(ok("fine", StatusCode::OK)) });
+        let service = CircuitBreakerLayer::new(breaker.clone()).classifier(HttpStatus).layer(chaos.layer(healthy));
+        for _ in 0..4 {
+            assert_eq!(service.clone().oneshot(Request::new(String::new())).await.unwrap().status(), 503);
+        }
+        assert_eq!(breaker.state(), State::Closed, "x-chaos-injected answers are ignored");
+    }
 }

@@ -17,9 +17,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use degrade_flags::breaker::{CircuitBreaker, Classifier, OwnedPermit, Outcome, Rejected};
 /// Counts every `Err` as a failure, injected or not.
 pub use degrade_flags::breaker::ResultClassifier;
+use degrade_flags::breaker::{CircuitBreaker, Classifier, Outcome, OwnedPermit, Rejected};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
