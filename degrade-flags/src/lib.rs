@@ -9,6 +9,8 @@
 
 pub mod breaker;
 pub mod flags;
+mod link;
 
 pub use breaker::{BreakerConfig, BreakerMap, CircuitBreaker, ForcedState, Outcome};
 pub use flags::{BoolFlag, FlagError, Flags, NumberFlag, StrategyFlag};
+pub use link::force_from_flag;

@@ -217,3 +217,26 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_strategy_flag_drives_a_breaker_forced_state() {
+    use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ForcedState, ManualClock};
+    use std::sync::Arc;
+    let flags = Flags::new();
+    let states = FlagKind::Strategy(vec!["none".into(), "forced_open".into(), "metrics_only".into()].into());
+    flags.define("quotes.breaker", states, "none").unwrap();
+    let breaker = Arc::new(CircuitBreaker::new("quotes", BreakerConfig::default(), ManualClock::new()).unwrap());
+    degrade_flags::force_from_flag(&flags, "quotes.breaker", breaker.clone()).unwrap();
+    assert!(breaker.try_acquire().is_ok());
+    flags.set("quotes.breaker", "forced_open").unwrap();
+    assert_eq!(breaker.forced(), ForcedState::ForcedOpen);
+    assert!(breaker.try_acquire().is_err(), "isolated by the flag");
+    flags.unset("quotes.breaker").unwrap();
+    assert_eq!(breaker.forced(), ForcedState::None);
+    assert!(breaker.try_acquire().is_ok());
+
+    let flags = Flags::new();
+    flags.define("x.y", FlagKind::Strategy(vec!["none".into(), "sideways".into()].into()), "none").unwrap();
+    let err = degrade_flags::force_from_flag(&flags, "x.y", breaker).unwrap_err();
+    assert!(err.reason().contains("sideways"), "{err}");
+}

@@ -393,6 +393,11 @@ impl Flags {
         Ok(())
     }
 
+    /// The type of a flag.
+    pub fn kind(&self, name: &str) -> Result<FlagKind, FlagError> {
+        Ok(self.state(name)?.kind.clone())
+    }
+
     /// The value in force and its source.
     pub fn get(&self, name: &str) -> Result<(String, Source), FlagError> {
         let state = self.state(name)?;
