@@ -43,7 +43,7 @@ fn list_get_and_validate() {
     assert_eq!(stdout(&get).trim(), "live");
     let valid = degrade(&file, &["validate"]);
     assert!(valid.status.success());
-    assert!(stdout(&valid).contains("4 flags, valid"));
+    assert!(stdout(&valid).contains("5 flags, valid"));
 }
 
 #[test]
