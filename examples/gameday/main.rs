@@ -2,8 +2,8 @@
 //!
 //! `cargo run --release --example gameday [-- --plan configs/chaos/gameday.yaml] [--out DIR] [--mode random]`
 //!
-//! Starts the demo service (an axum app whose route calls a simulated quote provider through chaos-tower's
-//! fault layer and a client timeout, with a cached fallback), drives it over loopback, checks the steady state,
+//! Starts the demo service (an axum app whose route calls a simulated quote provider through a fallback, a
+//! circuit breaker, a client timeout and chaos-tower's fault layer), drives it over loopback, checks the steady state,
 //! then runs each scenario of the plan: a `before` phase, the fault for its `duration`, and an `after` phase.
 //! Each scenario is judged on its injected rate (inside its band), the user-visible error rate (under the SLO,
 //! thanks to the fallback) and its recovery time (within its SLA). The exit status is 0 only if every scenario
@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use chaos_core::Environment;
 use chaos_tower::ChaosHandle;
+use degrade_flags::breaker::{CircuitBreaker, State as BreakerState};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -55,7 +56,7 @@ fn parse_args() -> Result<Args, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .init();
     let args = match parse_args() {
         Ok(args) => args,
@@ -96,7 +97,7 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
 
 async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
     let chaos = ChaosHandle::for_environment(Environment::Test);
-    let (app, counters) = service::app(&chaos, plan.load.client_timeout);
+    let (app, counters, breaker) = service::app(&chaos, plan.load.client_timeout);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(axum::serve(listener, app).into_future());
@@ -128,11 +129,12 @@ async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
     let mut reports = Vec::new();
     let mut all_passed = true;
     println!(
-        "\n{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>10} {:>10}  verdict",
-        "scenario", "injected", "band", "errors", "fallback", "p95 ms", "recovery", "sla"
+        "\n{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>6}  verdict",
+        "scenario", "injected", "band", "errors", "fallback", "p95 ms", "breaker", "recovery", "sla"
     );
     for scenario in &plan.scenarios {
-        let (report, passed) = run_scenario(plan, scenario, &chaos, &recorder, &counters, epoch, &baseline).await?;
+        let (report, passed) =
+            run_scenario(plan, scenario, &chaos, &breaker, &recorder, &counters, epoch, &baseline).await?;
         all_passed &= passed;
         reports.push(report);
     }
@@ -152,10 +154,12 @@ async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
     Ok(all_passed)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_scenario(
     plan: &Plan,
     scenario: &Scenario,
     chaos: &ChaosHandle,
+    breaker: &CircuitBreaker,
     recorder: &load::Recorder,
     counters: &service::Counters,
     epoch: Instant,
@@ -167,7 +171,15 @@ async fn run_scenario(
     let calls_before = counters.provider_calls.load(Ordering::Relaxed);
     let fault_start = epoch.elapsed();
     chaos.load(scenario.chaos.clone()).map_err(|e| format!("scenario {}: {e}", scenario.name))?;
-    tokio::time::sleep(scenario.duration).await;
+    // Watch the breaker while the fault lasts: how fast did the service notice?
+    let mut breaker_opened = None;
+    let fault_until = epoch.elapsed() + scenario.duration;
+    while epoch.elapsed() < fault_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if breaker_opened.is_none() && breaker.state() != BreakerState::Closed {
+            breaker_opened = Some(epoch.elapsed() - fault_start);
+        }
+    }
     let injected: u64 = chaos.snapshot().rules.iter().map(|r| r.injected).sum();
     chaos.disarm();
     let fault_end = epoch.elapsed();
@@ -206,13 +218,14 @@ async fn run_scenario(
     }
     let verdict = Verdict { passed: failures.is_empty(), failures };
     println!(
-        "{:<18} {:>9.3} {:>9} {:>7.2}% {:>9} {:>9.1} {:>10} {:>10}  {}",
+        "{:<18} {:>9.3} {:>9} {:>7.2}% {:>9} {:>9.1} {:>8} {:>10} {:>6}  {}",
         scenario.name,
         injected_rate,
         format!("{lo:.2}-{hi:.2}"),
         during.error_rate * 100.0,
         during.fallbacks,
         during.p95_ms,
+        breaker_opened.map_or("-".to_owned(), |d| format!("{:.2}s", d.as_secs_f64())),
         recovery.map_or("never".to_owned(), |r| format!("{:.2}s", r.as_secs_f64())),
         format!("{}s", scenario.recovery_sla.as_secs()),
         if verdict.passed { "PASS".to_owned() } else { format!("FAIL: {}", verdict.failures.join("; ")) }
@@ -230,6 +243,7 @@ async fn run_scenario(
         "recovery_s": recovery.map(|r| r.as_secs_f64()),
         "recovery_sla_s": scenario.recovery_sla.as_secs_f64(),
         "time_to_first_fallback_s": first_fallback.map(|d| d.as_secs_f64()),
+        "time_to_breaker_open_s": breaker_opened.map(|d| d.as_secs_f64()),
         "verdict": verdict,
     });
     Ok((report, verdict.passed))
