@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use degrade_flags::breaker::{
-    Backoff, BreakerConfig, CircuitBreaker, ForcedState, ManualClock, Outcome, Permit, SlidingWindow, SlowCalls,
-    State, Transition,
+    Backoff, BreakerConfig, CircuitBreaker, ForcedState, ManualClock, Outcome, Permit, SlidingWindow, SlowCalls, State,
+    Transition,
 };
 use proptest::prelude::*;
 
@@ -229,7 +229,10 @@ fn window() -> impl Strategy<Value = SlidingWindow> {
 fn legal(t: &Transition) -> bool {
     use State::*;
     let machine_edge = t.from.forced == t.to.forced
-        && matches!((t.from.state, t.to.state), (Closed, Open) | (Open, HalfOpen) | (HalfOpen, Closed) | (HalfOpen, Open));
+        && matches!(
+            (t.from.state, t.to.state),
+            (Closed, Open) | (Open, HalfOpen) | (HalfOpen, Closed) | (HalfOpen, Open)
+        );
     // force() and reset() restart the machine, closed, from anywhere.
     machine_edge || t.to.state == Closed
 }
