@@ -27,16 +27,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+pub mod breaker;
 pub mod chaos;
+pub mod fallback;
 mod faulted;
 mod handle;
 pub mod http;
 pub mod io;
+pub mod shed;
 
+pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
+pub use fallback::{Fallback, FallbackLayer};
 pub use handle::ChaosHandle;
 pub use http::{ChaosBody, HttpChaos, HttpChaosLayer};
 pub use io::ChaosIo;
+pub use shed::{Shed, ShedLayer};
 
 pub use chaos_core;
 

@@ -1,11 +1,16 @@
 //! Degrade flags, triggers and circuit breakers for Brownout.
 //!
-//! **Status: not yet implemented.** This crate is a placeholder that reserves the name and its place in the
-//! workspace; the README's status table says what is built. See the issue "degrade-flags: degrade modes,
-//! circuit breakers and fallbacks".
+//! - [`flags`]: typed degrade flags read with one atomic load; file, environment, override and trigger
+//!   sources; file watching; the `degrade` CLI.
+//! - [`breaker`]: circuit breakers, pure and clock-injected. Their Tower layer, like the fallback and
+//!   shedding layers, lives in `chaos-tower`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod breaker;
+pub mod flags;
+mod link;
 
 pub use breaker::{BreakerConfig, BreakerMap, CircuitBreaker, ForcedState, Outcome};
+pub use flags::{BoolFlag, FlagError, Flags, NumberFlag, StrategyFlag};
+pub use link::force_from_flag;

@@ -1,0 +1,185 @@
+//! The degrade layers: shedding by flag, and fallback on errors, failed responses and flags.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use chaos_tower::{FallbackLayer, HttpChaosLayer, ShedLayer};
+use degrade_flags::Flags;
+use degrade_flags::flags::FlagKind;
+use http::{Request, Response, StatusCode};
+use tower::{Layer, ServiceExt, service_fn};
+
+fn flags() -> Flags {
+    let flags = Flags::new();
+    flags.define("api.shed", FlagKind::Bool, "false").unwrap();
+    flags.define("quotes.cached_only", FlagKind::Bool, "false").unwrap();
+    flags
+}
+
+fn req(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn shedding_follows_the_flag_and_spares_critical_routes() {
+    let flags = flags();
+    let shed = ShedLayer::new(flags.bool("api.shed").unwrap())
+        .critical("/api/orders/**")
+        .retry_after(Duration::from_millis(2500));
+    let app = Router::new()
+        .route("/api/quotes", get(|| async { "quote" }))
+        .route("/api/orders/{id}", get(|| async { "order" }))
+        .layer(shed);
+    assert_eq!(app.clone().oneshot(req("/api/quotes")).await.unwrap().status(), StatusCode::OK);
+
+    flags.set("api.shed", "true").unwrap();
+    let shed = app.clone().oneshot(req("/api/quotes")).await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.headers()["retry-after"], "3", "whole seconds, rounded up");
+    assert_eq!(shed.headers()["x-degrade-shed"], "api.shed");
+    assert_eq!(app.clone().oneshot(req("/api/orders/7")).await.unwrap().status(), StatusCode::OK, "critical");
+
+    flags.unset("api.shed").unwrap();
+    assert_eq!(app.oneshot(req("/api/quotes")).await.unwrap().status(), StatusCode::OK);
+}
+
+fn counted<T: Clone + Send + Sync + 'static>(
+    calls: &Arc<AtomicUsize>,
+    answer: Result<Response<String>, T>,
+) -> impl tower::Service<Request<String>, Response = Response<String>, Error = T, Future: Send> + Clone + Send {
+    let calls = calls.clone();
+    service_fn(move |_: Request<String>| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let answer = answer.clone();
+        async move { answer }
+    })
+}
+
+fn ok(text: &str, status: StatusCode) -> Response<String> {
+    let mut response = Response::new(text.to_owned());
+    *response.status_mut() = status;
+    response
+}
+
+#[tokio::test]
+async fn fallback_on_errors_and_failed_responses() {
+    let (primary_calls, fallback_calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let cache = counted::<String>(&fallback_calls, Ok(ok("cached", StatusCode::OK)));
+
+    let healthy = FallbackLayer::http(cache.clone()).layer(counted(&primary_calls, Ok(ok("live", StatusCode::OK))));
+    assert_eq!(healthy.oneshot(Request::new(String::new())).await.unwrap().body(), "live");
+    assert_eq!(fallback_calls.load(Ordering::SeqCst), 0);
+
+    let failing = FallbackLayer::http(cache.clone()).layer(counted::<String>(&primary_calls, Err("down".into())));
+    assert_eq!(failing.oneshot(Request::new(String::new())).await.unwrap().body(), "cached");
+
+    let busy = FallbackLayer::http(cache.clone())
+        .layer(counted(&primary_calls, Ok(ok("slow down", StatusCode::TOO_MANY_REQUESTS))));
+    assert_eq!(busy.oneshot(Request::new(String::new())).await.unwrap().body(), "cached");
+
+    let not_found = FallbackLayer::http(cache).layer(counted(&primary_calls, Ok(ok("none", StatusCode::NOT_FOUND))));
+    assert_eq!(not_found.oneshot(Request::new(String::new())).await.unwrap().body(), "none", "a 404 is an answer");
+    assert_eq!((primary_calls.load(Ordering::SeqCst), fallback_calls.load(Ordering::SeqCst)), (4, 2));
+}
+
+#[tokio::test]
+async fn while_the_flag_is_on_the_primary_is_not_called() {
+    let flags = flags();
+    let (primary_calls, fallback_calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let layer = FallbackLayer::http(counted::<String>(&fallback_calls, Ok(ok("cached", StatusCode::OK))))
+        .when_flag(flags.bool("quotes.cached_only").unwrap());
+    let service = layer.layer(counted(&primary_calls, Ok(ok("live", StatusCode::OK))));
+    flags.set("quotes.cached_only", "true").unwrap();
+    assert_eq!(service.clone().oneshot(Request::new(String::new())).await.unwrap().body(), "cached");
+    assert_eq!(primary_calls.load(Ordering::SeqCst), 0);
+    flags.set("quotes.cached_only", "false").unwrap();
+    assert_eq!(service.oneshot(Request::new(String::new())).await.unwrap().body(), "live");
+}
+
+/// The pattern users copy: chaos answers 429 for the provider, and the fallback serves the cache.
+#[tokio::test]
+async fn an_injected_429_is_served_from_the_fallback() {
+    let chaos = HttpChaosLayer::too_many_requests(1.0, Duration::from_secs(1)).unwrap();
+    let provider = service_fn(|_: Request<String>| async { Ok::<_, Infallible>(ok("live", StatusCode::OK)) });
+    let cache = service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(chaos_tower::ChaosBody::<String>::default()))
+    });
+    let service = FallbackLayer::http(cache).layer(chaos.layer(provider));
+    let answer = service.oneshot(Request::new(String::new())).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "the user sees the fallback, not the 429");
+    assert!(answer.headers().get("x-chaos-injected").is_none());
+    assert_eq!(chaos.handle().snapshot().rules[0].injected, 1);
+}
+
+mod breaker {
+    use super::*;
+    use chaos_tower::CircuitBreakerLayer;
+    use chaos_tower::breaker::HttpStatus;
+    use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, Rejected, SlidingWindow, State};
+    use tower::BoxError;
+
+    fn breaker() -> Arc<CircuitBreaker> {
+        let config = BreakerConfig {
+            minimum_calls: 2,
+            window: SlidingWindow::Count { calls: 4, buckets: 1 },
+            ..BreakerConfig::default()
+        };
+        Arc::new(CircuitBreaker::new("dep", config, ManualClock::new()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_rejects_without_calling_the_service() {
+        let breaker = breaker();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let failing = counted::<String>(&calls, Err("down".into()));
+        let service = CircuitBreakerLayer::new(breaker.clone()).layer(failing);
+        for _ in 0..2 {
+            assert!(service.clone().oneshot(Request::new(String::new())).await.is_err());
+        }
+        assert_eq!(breaker.state(), State::Open);
+        let err = service.oneshot(Request::new(String::new())).await.unwrap_err();
+        let rejected = err.downcast_ref::<Rejected>().expect("a typed rejection");
+        assert!(rejected.retry_after().is_some());
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the third call never reached the service");
+    }
+
+    #[tokio::test]
+    async fn injected_faults_do_not_open_the_breaker_by_default() {
+        let breaker = breaker();
+        let chaos = chaos_tower::ChaosLayer::error(1.0).unwrap();
+        let ok = service_fn(|_: u32| async { Ok::<_, BoxError>(1u32) });
+        let service = CircuitBreakerLayer::new(breaker.clone()).layer(chaos.layer(ok));
+        for _ in 0..5 {
+            let err = service.clone().oneshot(7).await.unwrap_err();
+            assert!(err.is::<chaos_tower::InjectedError>());
+        }
+        assert_eq!(breaker.state(), State::Closed, "injected errors are ignored");
+        assert_eq!(breaker.snapshot().calls, 0);
+    }
+
+    #[tokio::test]
+    async fn http_5xx_counts_but_injected_answers_do_not() {
+        let breaker = breaker();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let five_hundred = counted::<String>(&calls, Ok(ok("boom", StatusCode::BAD_GATEWAY)));
+        let service = CircuitBreakerLayer::new(breaker.clone()).classifier(HttpStatus).layer(five_hundred);
+        for _ in 0..2 {
+            assert_eq!(service.clone().oneshot(Request::new(String::new())).await.unwrap().status(), 502);
+        }
+        assert_eq!(breaker.state(), State::Open);
+
+        let breaker = super::breaker::breaker();
+        let chaos = HttpChaosLayer::error(503, 1.0).unwrap();
+        let healthy = service_fn(|_: Request<String>| async { Ok::<_, BoxError>(ok("fine", StatusCode::OK)) });
+        let service = CircuitBreakerLayer::new(breaker.clone()).classifier(HttpStatus).layer(chaos.layer(healthy));
+        for _ in 0..4 {
+            assert_eq!(service.clone().oneshot(Request::new(String::new())).await.unwrap().status(), 503);
+        }
+        assert_eq!(breaker.state(), State::Closed, "x-chaos-injected answers are ignored");
+    }
+}

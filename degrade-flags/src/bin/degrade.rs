@@ -1,0 +1,157 @@
+//! `degrade`: read and change degrade flags in a flag file, for developers working locally.
+//!
+//! ```text
+//! degrade [--file F] list              every flag: value, default, type, where the value comes from
+//! degrade [--file F] get NAME          one flag's value
+//! degrade [--file F] set NAME VALUE    set the file's value (checked against the flag's type)
+//! degrade [--file F] unset NAME        remove the file's value (back to the default)
+//! degrade [--file F] validate          check the file
+//! ```
+//!
+//! `--file` defaults to `configs/feature_flags.yaml`. `set` and `unset` edit the file in place, keeping its
+//! comments and order, and replace it atomically (temporary file, fsync, rename). A wrong name or value exits
+//! with status 1 and a message, and leaves the file untouched; a usage error exits with status 2.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use degrade_flags::flags::{FlagFile, edit, env_var};
+
+const USAGE: &str = "usage: degrade [--file FILE] (list | get NAME | set NAME VALUE | unset NAME | validate)";
+
+enum Failure {
+    Usage(String),
+    Refused(String),
+}
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("degrade: {msg}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Refused(msg)) => {
+            eprintln!("degrade: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<(), Failure> {
+    let mut file = PathBuf::from("configs/feature_flags.yaml");
+    let mut words = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--file" | "-f" => file = it.next().ok_or_else(|| Failure::Usage("--file needs a path".into()))?.into(),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            _ => words.push(arg),
+        }
+    }
+    let refused = |e: degrade_flags::FlagError| Failure::Refused(e.to_string());
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["list"] => {
+            let flags = FlagFile::read(&file).map_err(refused)?;
+            println!("{:<36} {:<10} {:<12} {:<12} source", "flag", "type", "value", "default");
+            for spec in flags.flags.values() {
+                let value = spec.value.unwrap_or(spec.default);
+                let source = if std::env::var_os(env_var(&spec.name)).is_some() {
+                    format!("file (overridden here by {})", env_var(&spec.name))
+                } else if spec.value.is_some() {
+                    "file".to_owned()
+                } else {
+                    "default".to_owned()
+                };
+                println!(
+                    "{:<36} {:<10} {:<12} {:<12} {source}",
+                    spec.name,
+                    spec.kind.name(),
+                    spec.kind.format(value),
+                    spec.kind.format(spec.default)
+                );
+            }
+            Ok(())
+        }
+        ["get", name] => {
+            let flags = FlagFile::read(&file).map_err(refused)?;
+            let spec = flags.flags.get(*name).ok_or_else(|| unknown(&file, name))?;
+            println!("{}", spec.kind.format(spec.value.unwrap_or(spec.default)));
+            Ok(())
+        }
+        ["set", name, value] => rewrite(&file, name, Some(value)),
+        ["unset", name] => rewrite(&file, name, None),
+        ["validate"] => {
+            let flags = FlagFile::read(&file).map_err(refused)?;
+            println!("{}: {} flags, valid", file.display(), flags.flags.len());
+            Ok(())
+        }
+        [] => Err(Failure::Usage("no command".into())),
+        other => Err(Failure::Usage(format!("cannot understand `{}`", other.join(" ")))),
+    }
+}
+
+fn unknown(file: &Path, name: &str) -> Failure {
+    Failure::Refused(format!("{}: no flag named `{name}`", file.display()))
+}
+
+/// Checks the change, edits the text in place, checks the result, and replaces the file atomically.
+fn rewrite(file: &Path, name: &str, value: Option<&str>) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Refused(format!("{}: cannot read the file: {e}", file.display())))?;
+    let flags = FlagFile::parse(&text, Some(file)).map_err(|e| Failure::Refused(e.to_string()))?;
+    let spec = flags.flags.get(name).ok_or_else(|| unknown(file, name))?;
+    let parsed = value
+        .map(|v| spec.kind.parse(v))
+        .transpose()
+        .map_err(|r| Failure::Refused(format!("{}: flags.{name}.value: {r}", file.display())))?;
+    let formatted = parsed.map(|v| spec.kind.format(v));
+    let edited = edit::set_value(&text, name, formatted.as_deref()).ok_or_else(|| {
+        Failure::Refused(format!(
+            "{}: the entry of `{name}` is not a block or a one-line mapping; edit it by hand",
+            file.display()
+        ))
+    })?;
+    // The edit must give a valid file in which exactly this flag changed as asked.
+    let check = FlagFile::parse(&edited, Some(file)).map_err(|e| Failure::Refused(format!("edit refused: {e}")))?;
+    if check.flags.get(name).map(|s| s.value) != Some(parsed) || check.flags.len() != flags.flags.len() {
+        return Err(Failure::Refused(format!(
+            "{}: the edit did not give the expected file; nothing written",
+            file.display()
+        )));
+    }
+    write_atomically(file, &edited).map_err(|e| Failure::Refused(format!("{}: cannot write: {e}", file.display())))?;
+    match formatted {
+        Some(v) => println!("{name} = {v}"),
+        None => println!("{name} = {} (default)", spec.kind.format(spec.default)),
+    }
+    Ok(())
+}
+
+fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.degrade-{}",
+        file.file_name().and_then(|n| n.to_str()).unwrap_or("flags"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(file) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

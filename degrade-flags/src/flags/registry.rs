@@ -1,0 +1,516 @@
+//! The flag registry: definitions, the layered sources of each flag's value, lock-free handles and
+//! change notification.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use super::error::FlagError;
+use super::file::{FlagFile, FlagSpec, check_name};
+use super::value::{FlagKind, FlagValue};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which source decided a flag's value, highest precedence first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Set by the program (or the admin API) with [`Flags::set`].
+    Override,
+    /// From the environment variable `DEGRADE_<FLAG>`.
+    Env,
+    /// Flipped by a trigger; the name says which.
+    Trigger(Arc<str>),
+    /// The flag file's `value:`.
+    File,
+    /// Nothing set it: the flag's default.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Override => f.write_str("override"),
+            Source::Env => f.write_str("env"),
+            Source::Trigger(name) => write!(f, "trigger:{name}"),
+            Source::File => f.write_str("file"),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// One change of a flag's value, as subscribers see it.
+#[derive(Debug, Clone)]
+pub struct FlagChange {
+    /// The flag.
+    pub flag: Arc<str>,
+    /// The value before.
+    pub old: String,
+    /// The value now.
+    pub new: String,
+    /// Whether the flag is now away from its default (degraded).
+    pub degraded: bool,
+    /// Which source decided.
+    pub source: Source,
+}
+
+#[derive(Debug, Default)]
+struct Layers {
+    overridden: Option<FlagValue>,
+    env: Option<FlagValue>,
+    trigger: Option<(FlagValue, Arc<str>)>,
+    file: Option<FlagValue>,
+}
+
+impl Layers {
+    fn effective(&self, default: FlagValue) -> (FlagValue, Source) {
+        if let Some(v) = self.overridden {
+            (v, Source::Override)
+        } else if let Some(v) = self.env {
+            (v, Source::Env)
+        } else if let Some((v, name)) = &self.trigger {
+            (*v, Source::Trigger(name.clone()))
+        } else if let Some(v) = self.file {
+            (v, Source::File)
+        } else {
+            (default, Source::Default)
+        }
+    }
+}
+
+/// A defined flag: its type and default, the word readers load, and the layers behind it.
+pub(crate) struct FlagState {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: FlagKind,
+    pub(crate) default: FlagValue,
+    pub(crate) description: Option<String>,
+    /// The effective value, encoded: the only thing a reader touches.
+    word: AtomicU64,
+    layers: Mutex<(Layers, Source)>,
+    gauge: metrics::Gauge,
+}
+
+impl fmt::Debug for FlagState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flag").field("name", &self.name).field("value", &self.value()).finish()
+    }
+}
+
+impl FlagState {
+    fn new(spec: &FlagSpec) -> Self {
+        let gauge = metrics::gauge!("degrade_flag", "flag" => spec.name.clone());
+        gauge.set(spec.default.as_gauge());
+        Self {
+            name: spec.name.as_str().into(),
+            kind: spec.kind.clone(),
+            default: spec.default,
+            description: spec.description.clone(),
+            word: AtomicU64::new(spec.default.encode()),
+            layers: Mutex::new((Layers::default(), Source::Default)),
+            gauge,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn word(&self) -> u64 {
+        self.word.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn value(&self) -> FlagValue {
+        FlagValue::decode(&self.kind, self.word())
+    }
+
+    /// Changes one layer and recomputes; returns the change if the value moved.
+    fn update(&self, change: impl FnOnce(&mut Layers)) -> Option<FlagChange> {
+        let mut guard = lock(&self.layers);
+        let (layers, source) = &mut *guard;
+        change(layers);
+        let (value, new_source) = layers.effective(self.default);
+        let old = self.value();
+        *source = new_source.clone();
+        if old == value {
+            return None;
+        }
+        self.word.store(value.encode(), Ordering::Relaxed);
+        self.gauge.set(value.as_gauge());
+        let change = FlagChange {
+            flag: self.name.clone(),
+            old: self.kind.format(old),
+            new: self.kind.format(value),
+            degraded: value != self.default,
+            source: new_source,
+        };
+        tracing::info!(
+            degrade_mode = if change.degraded { "ON" } else { "OFF" },
+            flag = %change.flag,
+            value = %change.new,
+            was = %change.old,
+            source = %change.source,
+            "degrade flag changed"
+        );
+        Some(change)
+    }
+
+    fn source(&self) -> Source {
+        lock(&self.layers).1.clone()
+    }
+}
+
+type Subscriber = Arc<dyn Fn(&FlagChange) + Send + Sync>;
+
+struct Inner {
+    flags: RwLock<BTreeMap<String, Arc<FlagState>>>,
+    subscribers: RwLock<Vec<Subscriber>>,
+    /// Serialises file loads.
+    loading: Mutex<Option<PathBuf>>,
+}
+
+/// The flags of a process: cheap to clone, every clone sees the same flags.
+///
+/// A flag's value comes from its highest-precedence source: a programmatic override ([`set`](Self::set)),
+/// the environment (`DEGRADE_<FLAG>`, the name upper-cased with `.` and `-` as `_`), a trigger
+/// ([`set_trigger`](Self::set_trigger)), the flag file's `value:`, and finally its default. Readers hold a
+/// typed handle ([`BoolFlag`], [`StrategyFlag`], [`NumberFlag`]) whose `get` is one relaxed atomic load.
+#[derive(Clone)]
+pub struct Flags {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+        f.debug_map().entries(flags.iter()).finish()
+    }
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A row of [`Flags::list`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagInfo {
+    /// Name.
+    pub name: String,
+    /// `bool`, `strategy` or `number`.
+    pub kind: &'static str,
+    /// The value in force.
+    pub value: String,
+    /// The default.
+    pub default: String,
+    /// Which source decided.
+    pub source: Source,
+    /// What the flag does.
+    pub description: Option<String>,
+}
+
+/// The environment variable that sets `flag`: `quotes.source` → `DEGRADE_QUOTES_SOURCE`.
+pub fn env_var(flag: &str) -> String {
+    let mut var = String::from("DEGRADE_");
+    var.extend(flag.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
+    var
+}
+
+impl Flags {
+    /// No flags yet.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                flags: RwLock::new(BTreeMap::new()),
+                subscribers: RwLock::new(Vec::new()),
+                loading: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Flags defined and set by a file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, FlagError> {
+        let flags = Self::new();
+        flags.load_file(path)?;
+        Ok(flags)
+    }
+
+    /// Defines a flag in code (or checks that an existing one has the same type).
+    pub fn define(&self, name: &str, kind: FlagKind, default: &str) -> Result<(), FlagError> {
+        check_name(name).map_err(|r| FlagError::new(name, r))?;
+        let default = kind.parse(default).map_err(|r| FlagError::new(format!("{name}.default"), r))?;
+        let spec = FlagSpec { name: name.to_owned(), kind, default, value: None, description: None };
+        let env = read_env(&spec)?;
+        let state = self.entry(&spec)?;
+        let change = state.update(|l| l.env = env);
+        self.publish(change.into_iter().collect());
+        Ok(())
+    }
+
+    /// The state for `spec`, created if new; an existing flag must keep its type.
+    fn entry(&self, spec: &FlagSpec) -> Result<Arc<FlagState>, FlagError> {
+        let mut flags = self.inner.flags.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = flags.get(&spec.name) {
+            if existing.kind != spec.kind {
+                return Err(FlagError::new(
+                    format!("flags.{}.type", spec.name),
+                    format!(
+                        "the flag is a {} already; a flag's type cannot change while it runs",
+                        existing.kind.name()
+                    ),
+                ));
+            }
+            return Ok(existing.clone());
+        }
+        let state = Arc::new(FlagState::new(spec));
+        flags.insert(spec.name.clone(), state.clone());
+        Ok(state)
+    }
+
+    /// Loads a flag file: defines its flags and sets their file layer, all or nothing. Flags the new file no
+    /// longer sets fall back to their other sources. On error nothing changes.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<(), FlagError> {
+        let path = path.as_ref();
+        let mut loading = lock(&self.inner.loading);
+        let file = FlagFile::read(path).map_err(|e| {
+            tracing::warn!(error = %e, "flag file rejected; the last good flags stay in force");
+            e
+        })?;
+        // Check everything before changing anything.
+        let mut envs = Vec::with_capacity(file.flags.len());
+        {
+            let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+            for spec in file.flags.values() {
+                if let Some(existing) = flags.get(&spec.name).filter(|e| e.kind != spec.kind) {
+                    let e = FlagError::new(
+                        format!("flags.{}.type", spec.name),
+                        format!(
+                            "the flag is a {} already; a flag's type cannot change while it runs",
+                            existing.kind.name()
+                        ),
+                    )
+                    .in_file(Some(path));
+                    tracing::warn!(error = %e, "flag file rejected; the last good flags stay in force");
+                    return Err(e);
+                }
+                envs.push(read_env(spec)?);
+            }
+        }
+        let mut changes = Vec::new();
+        for (spec, env) in file.flags.values().zip(envs) {
+            let state = self.entry(spec)?;
+            changes.extend(state.update(|l| {
+                l.file = spec.value;
+                l.env = env;
+            }));
+        }
+        let others: Vec<Arc<FlagState>> = {
+            let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+            flags.iter().filter(|(name, _)| !file.flags.contains_key(*name)).map(|(_, s)| s.clone()).collect()
+        };
+        for state in others {
+            changes.extend(state.update(|l| l.file = None));
+        }
+        *loading = Some(path.to_path_buf());
+        tracing::info!(file = %path.display(), flags = file.flags.len(), "flag file loaded");
+        drop(loading);
+        self.publish(changes);
+        Ok(())
+    }
+
+    /// The file last loaded.
+    pub fn file(&self) -> Option<PathBuf> {
+        lock(&self.inner.loading).clone()
+    }
+
+    fn state(&self, name: &str) -> Result<Arc<FlagState>, FlagError> {
+        let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+        flags.get(name).cloned().ok_or_else(|| FlagError::new(name, "no such flag"))
+    }
+
+    fn typed(&self, name: &str, want: &'static str) -> Result<Arc<FlagState>, FlagError> {
+        let state = self.state(name)?;
+        if state.kind.name() != want {
+            return Err(FlagError::new(name, format!("is a {} flag, not a {want} flag", state.kind.name())));
+        }
+        Ok(state)
+    }
+
+    /// A handle on a bool flag.
+    pub fn bool(&self, name: &str) -> Result<BoolFlag, FlagError> {
+        self.typed(name, "bool").map(|state| BoolFlag { state })
+    }
+
+    /// A handle on a strategy flag.
+    pub fn strategy(&self, name: &str) -> Result<StrategyFlag, FlagError> {
+        self.typed(name, "strategy").map(|state| StrategyFlag { state })
+    }
+
+    /// A handle on a number flag.
+    pub fn number(&self, name: &str) -> Result<NumberFlag, FlagError> {
+        self.typed(name, "number").map(|state| NumberFlag { state })
+    }
+
+    /// Overrides a flag from code or an admin API: the highest precedence. `value` is checked against the
+    /// flag's type.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), FlagError> {
+        let state = self.state(name)?;
+        let value = state.kind.parse(value).map_err(|r| FlagError::new(name, r))?;
+        let change = state.update(|l| l.overridden = Some(value));
+        self.publish(change.into_iter().collect());
+        Ok(())
+    }
+
+    /// Drops the override of a flag.
+    pub fn unset(&self, name: &str) -> Result<(), FlagError> {
+        let state = self.state(name)?;
+        let change = state.update(|l| l.overridden = None);
+        self.publish(change.into_iter().collect());
+        Ok(())
+    }
+
+    /// Sets (`Some`) or clears (`None`) the trigger layer of a flag; `trigger` names the trigger in logs.
+    /// A manual setting (override or environment) still wins.
+    pub fn set_trigger(&self, name: &str, value: Option<FlagValue>, trigger: &str) -> Result<(), FlagError> {
+        let state = self.state(name)?;
+        if let Some(v) = value {
+            let valid = match (&state.kind, v) {
+                (FlagKind::Bool, FlagValue::Bool(_)) => true,
+                (FlagKind::Strategy(o), FlagValue::Strategy(i)) => (i as usize) < o.len(),
+                (FlagKind::Number { min, max }, FlagValue::Number(n)) => n >= *min && n <= *max,
+                _ => false,
+            };
+            if !valid {
+                return Err(FlagError::new(name, format!("{v} is not a valid {} value", state.kind.name())));
+            }
+        }
+        let trigger: Arc<str> = trigger.into();
+        let change = state.update(|l| l.trigger = value.map(|v| (v, trigger)));
+        if change.is_none() && value.is_some() && !matches!(state.source(), Source::Trigger(_)) {
+            tracing::info!(flag = name, source = %state.source(), "trigger fired but a manual setting decides");
+        }
+        self.publish(change.into_iter().collect());
+        Ok(())
+    }
+
+    /// The type of a flag.
+    pub fn kind(&self, name: &str) -> Result<FlagKind, FlagError> {
+        Ok(self.state(name)?.kind.clone())
+    }
+
+    /// The value in force and its source.
+    pub fn get(&self, name: &str) -> Result<(String, Source), FlagError> {
+        let state = self.state(name)?;
+        Ok((state.kind.format(state.value()), state.source()))
+    }
+
+    /// Every flag, by name.
+    pub fn list(&self) -> Vec<FlagInfo> {
+        let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+        flags
+            .values()
+            .map(|s| FlagInfo {
+                name: s.name.to_string(),
+                kind: s.kind.name(),
+                value: s.kind.format(s.value()),
+                default: s.kind.format(s.default),
+                source: s.source(),
+                description: s.description.clone(),
+            })
+            .collect()
+    }
+
+    /// Calls `f` after every change of any flag's value (never under a lock of the registry).
+    pub fn subscribe(&self, f: impl Fn(&FlagChange) + Send + Sync + 'static) {
+        self.inner.subscribers.write().unwrap_or_else(PoisonError::into_inner).push(Arc::new(f));
+    }
+
+    fn publish(&self, changes: Vec<FlagChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let subscribers = self.inner.subscribers.read().unwrap_or_else(PoisonError::into_inner).clone();
+        for change in &changes {
+            for subscriber in &subscribers {
+                subscriber(change);
+            }
+        }
+    }
+}
+
+fn read_env(spec: &FlagSpec) -> Result<Option<FlagValue>, FlagError> {
+    let var = env_var(&spec.name);
+    match std::env::var(&var) {
+        Ok(text) => spec.kind.parse(&text).map(Some).map_err(|r| FlagError::new(format!("{var} (environment)"), r)),
+        Err(_) => Ok(None),
+    }
+}
+
+macro_rules! handle {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            state: Arc<FlagState>,
+        }
+
+        impl $name {
+            /// The flag's name.
+            pub fn name(&self) -> &str {
+                &self.state.name
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.state.fmt(f)
+            }
+        }
+    };
+}
+
+handle!(
+    /// A bool flag: [`get`](Self::get) is one relaxed atomic load.
+    BoolFlag
+);
+handle!(
+    /// A strategy flag: [`index`](Self::index) is one relaxed atomic load.
+    StrategyFlag
+);
+handle!(
+    /// A number flag: [`get`](Self::get) is one relaxed atomic load.
+    NumberFlag
+);
+
+impl BoolFlag {
+    /// Is the flag on?
+    #[inline]
+    pub fn get(&self) -> bool {
+        self.state.word() != 0
+    }
+}
+
+impl StrategyFlag {
+    /// The index of the strategy in force among the flag's options.
+    #[inline]
+    pub fn index(&self) -> usize {
+        self.state.word() as usize
+    }
+
+    /// The name of the strategy in force.
+    #[inline]
+    pub fn get(&self) -> &str {
+        match &self.state.kind {
+            FlagKind::Strategy(options) => options.get(self.index()).map_or("", |o| o),
+            _ => "",
+        }
+    }
+}
+
+impl NumberFlag {
+    /// The number in force.
+    #[inline]
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.state.word())
+    }
+}
