@@ -278,8 +278,7 @@ impl CircuitBreaker {
         if self.bucket_calls == 0 {
             now = self.clock.now_nanos();
             if now >= stripe.bucket_end.load(Relaxed) {
-                self.lock().window.roll_if_due(i, stripe, now);
-                self.publish();
+                self.roll(i, stripe, now);
             }
         }
         let slow = elapsed >= self.slow_after;
@@ -310,10 +309,36 @@ impl CircuitBreaker {
         }
     }
 
+    /// Count window: seals the stripe's full bucket and publishes the stripe's call counts. Touches only this
+    /// thread's stripe (and the lock).
     #[cold]
     fn seal(&self, i: usize, stripe: &Stripe) {
-        self.lock().window.seal_if_full(i, stripe);
-        self.publish();
+        let mut inner = self.lock();
+        inner.window.seal_if_full(i, stripe);
+        let deltas = Self::take_deltas(&mut inner.published[i], stripe);
+        drop(inner);
+        self.metrics.calls(deltas);
+    }
+
+    /// Time window: starts the stripe's new bucket and publishes the stripe's call counts.
+    #[cold]
+    fn roll(&self, i: usize, stripe: &Stripe, now: u64) {
+        let mut inner = self.lock();
+        inner.window.roll_if_due(i, stripe, now);
+        let deltas = Self::take_deltas(&mut inner.published[i], stripe);
+        drop(inner);
+        self.metrics.calls(deltas);
+    }
+
+    fn take_deltas(published: &mut [u64; 5], stripe: &Stripe) -> [u64; 5] {
+        let mut deltas = [0u64; 5];
+        for ((now, seen), delta) in stripe.outcomes().into_iter().zip(published.iter_mut()).zip(&mut deltas) {
+            if now > *seen {
+                *delta = now - *seen;
+                *seen = now;
+            }
+        }
+        deltas
     }
 
     /// After a failure or a slow call: opens the breaker if the window is over a threshold. (A fast success
@@ -479,11 +504,8 @@ impl CircuitBreaker {
         let mut inner = self.lock();
         let mut deltas = [0u64; 5];
         for (stripe, published) in self.stripes.iter().zip(inner.published.iter_mut()) {
-            for ((now, seen), delta) in stripe.outcomes().into_iter().zip(published.iter_mut()).zip(&mut deltas) {
-                if now > *seen {
-                    *delta += now - *seen;
-                    *seen = now;
-                }
+            for (sum, delta) in deltas.iter_mut().zip(Self::take_deltas(published, stripe)) {
+                *sum += delta;
             }
         }
         drop(inner);

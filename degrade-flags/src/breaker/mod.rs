@@ -60,6 +60,8 @@ mod stripe;
 mod window;
 
 pub use self::circuit::{CircuitBreaker, Listener};
+#[cfg(target_os = "linux")]
+pub use self::clock::CoarseClock;
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::config::{
     Backoff, BreakerConfig, ConfigError, MAX_BUCKETS, MAX_HALF_OPEN_PROBES, SlidingWindow, SlowCalls,
