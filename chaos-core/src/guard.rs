@@ -111,7 +111,10 @@ impl SloGuard {
     /// longer than zero.
     pub fn new(controller: Controller, limits: SloLimits, clock: impl Clock) -> Result<Self, ConfigError> {
         if !(0.0..=1.0).contains(&limits.max_error_rate) {
-            return Err(ConfigError::new("max_error_rate", format!("must be within [0, 1], got {}", limits.max_error_rate)));
+            return Err(ConfigError::new(
+                "max_error_rate",
+                format!("must be within [0, 1], got {}", limits.max_error_rate),
+            ));
         }
         if limits.window.is_zero() || limits.max_p95.is_zero() {
             return Err(ConfigError::new("window", "the window and the p95 limit must be longer than zero"));
@@ -186,7 +189,12 @@ mod tests {
     }
 
     fn limits() -> SloLimits {
-        SloLimits { max_error_rate: 0.1, max_p95: Duration::from_millis(200), window: Duration::from_secs(1), min_requests: 10 }
+        SloLimits {
+            max_error_rate: 0.1,
+            max_p95: Duration::from_millis(200),
+            window: Duration::from_secs(1),
+            min_requests: 10,
+        }
     }
 
     #[test]
