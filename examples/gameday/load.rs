@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chaos_core::SloGuard;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -37,19 +38,20 @@ impl Recorder {
     }
 }
 
-/// Drives `addr` until `stop` is set; returns the recorder.
+/// Drives `addr` until `stop` is set, feeding every answer to the SLO `guard`; returns the recorder.
 pub fn start(
     addr: SocketAddr,
     rps: u32,
     workers: u32,
     epoch: Instant,
+    guard: SloGuard,
 ) -> (Arc<Recorder>, tokio::sync::watch::Sender<bool>) {
     let recorder = Arc::new(Recorder::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let period = Duration::from_secs_f64(f64::from(workers) / f64::from(rps));
     for worker in 0..workers {
-        let (client, recorder, stop) = (client.clone(), recorder.clone(), stop_rx.clone());
+        let (client, recorder, stop, guard) = (client.clone(), recorder.clone(), stop_rx.clone(), guard.clone());
         let uri: http::Uri = format!("http://{addr}/quote/SYM{}", worker % 8).parse().expect("valid uri");
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
@@ -67,6 +69,7 @@ pub fn start(
                 .await;
                 let (ok, fallback) = outcome.unwrap_or((false, false));
                 let sample = Sample { at: start - epoch, latency: start.elapsed(), ok, fallback };
+                guard.record(sample.latency, ok);
                 recorder.samples.lock().expect("recorder lock").push(sample);
             }
         });

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chaos_core::Environment;
+use chaos_core::{Environment, SloGuard, SloLimits, SystemClock};
 use chaos_tower::ChaosHandle;
 use degrade_flags::breaker::{CircuitBreaker, State as BreakerState};
 use serde_json::json;
@@ -102,7 +102,12 @@ async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(axum::serve(listener, app).into_future());
     let epoch = Instant::now();
-    let (recorder, stop) = load::start(addr, plan.load.rps, plan.load.workers, epoch);
+    let a = &plan.slo.abort;
+    let limits =
+        SloLimits { max_error_rate: a.error_rate, max_p95: a.p95, window: a.window, min_requests: a.min_requests };
+    let guard =
+        SloGuard::new(chaos.controller().clone(), limits, SystemClock).map_err(|e| format!("slo.abort: {e}"))?;
+    let (recorder, stop) = load::start(addr, plan.load.rps, plan.load.workers, epoch, guard.clone());
     println!("GameDay against the demo service on {addr}: {} rps from {} clients", plan.load.rps, plan.load.workers);
 
     // Pre-flight: the steady state must be healthy before any fault.
@@ -134,7 +139,7 @@ async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
     );
     for scenario in &plan.scenarios {
         let (report, passed) =
-            run_scenario(plan, scenario, &chaos, &breaker, &recorder, &counters, epoch, &baseline).await?;
+            run_scenario(plan, scenario, &chaos, &breaker, &guard, &recorder, &counters, epoch, &baseline).await?;
         all_passed &= passed;
         reports.push(report);
     }
@@ -160,6 +165,7 @@ async fn run_scenario(
     scenario: &Scenario,
     chaos: &ChaosHandle,
     breaker: &CircuitBreaker,
+    guard: &SloGuard,
     recorder: &load::Recorder,
     counters: &service::Counters,
     epoch: Instant,
@@ -168,6 +174,7 @@ async fn run_scenario(
     let before_start = epoch.elapsed();
     tokio::time::sleep(plan.phases.before).await;
 
+    guard.reset();
     let calls_before = counters.provider_calls.load(Ordering::Relaxed);
     let fault_start = epoch.elapsed();
     chaos.load(scenario.chaos.clone()).map_err(|e| format!("scenario {}: {e}", scenario.name))?;
@@ -181,6 +188,7 @@ async fn run_scenario(
         }
     }
     let injected: u64 = chaos.snapshot().rules.iter().map(|r| r.injected).sum();
+    let aborted = guard.breach();
     chaos.disarm();
     let fault_end = epoch.elapsed();
     let calls = counters.provider_calls.load(Ordering::Relaxed) - calls_before;
@@ -210,6 +218,9 @@ async fn run_scenario(
             during.error_rate * 100.0,
             plan.slo.user_error_rate * 100.0
         ));
+    }
+    if let Some(breach) = aborted {
+        failures.push(format!("aborted by the SLO guard: {breach}"));
     }
     match recovery {
         Some(r) if r <= scenario.recovery_sla => {}
@@ -244,6 +255,7 @@ async fn run_scenario(
         "recovery_sla_s": scenario.recovery_sla.as_secs_f64(),
         "time_to_first_fallback_s": first_fallback.map(|d| d.as_secs_f64()),
         "time_to_breaker_open_s": breaker_opened.map(|d| d.as_secs_f64()),
+        "aborted": aborted.map(|b| b.to_string()),
         "verdict": verdict,
     });
     Ok((report, verdict.passed))

@@ -31,6 +31,19 @@ pub struct Slo {
     #[serde(with = "humantime_serde")]
     pub p95: Duration,
     pub recovery_p95_factor: f64,
+    /// The auto-abort: the SLO guard disarms all chaos when a window is worse than this.
+    pub abort: Abort,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Abort {
+    pub error_rate: f64,
+    #[serde(with = "humantime_serde")]
+    pub p95: Duration,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub min_requests: u32,
 }
 
 #[derive(Debug, Deserialize)]
