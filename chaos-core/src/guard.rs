@@ -134,14 +134,14 @@ impl SloGuard {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if now.saturating_duration_since(state.window.started) >= self.limits.window {
             let judged = std::mem::replace(&mut state.window, Window::new(now));
-            if state.breach.is_none() {
-                if let Some(breach) = self.judge(&judged) {
-                    state.breach = Some(breach);
-                    drop(state);
-                    tracing::error!(%breach, "SLO guard tripped: disarming all chaos");
-                    self.controller.disarm();
-                    return self.record(latency, ok);
-                }
+            if state.breach.is_none()
+                && let Some(breach) = self.judge(&judged)
+            {
+                state.breach = Some(breach);
+                drop(state);
+                tracing::error!(%breach, "SLO guard tripped: disarming all chaos");
+                self.controller.disarm();
+                return self.record(latency, ok);
             }
         }
         let window = &mut state.window;
