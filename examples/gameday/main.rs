@@ -1,51 +1,84 @@
 //! The GameDay: prove that a service degrades gracefully while its dependency fails.
 //!
-//! `cargo run --release --example gameday [-- --plan configs/chaos/gameday.yaml] [--out DIR] [--mode random]`
+//! ```text
+//! cargo run --release --example gameday -- [--plan configs/chaos/gameday.yaml] [--out DIR]
+//!     [--mode ordered|random] [--time-scale F] [--scenarios a,b] [--seed N]
+//! ```
 //!
 //! Starts the demo service (an axum app whose route calls a simulated quote provider through a fallback, a
-//! circuit breaker, a client timeout and chaos-tower's fault layer), drives it over loopback, checks the steady state,
-//! then runs each scenario of the plan: a `before` phase, the fault for its `duration`, and an `after` phase.
-//! Each scenario is judged on its injected rate (inside its band), the user-visible error rate (under the SLO,
-//! thanks to the fallback) and its recovery time (within its SLA). The exit status is 0 only if every scenario
-//! passes; a JSON report goes to `chaos_reports/chaos_run_<UTC timestamp>/`.
+//! circuit breaker, a client timeout and chaos-tower's fault layer), drives it over loopback, checks the steady
+//! state, then runs each scenario of the plan: a `before` phase, the fault for its `duration`, and an `after`
+//! phase, every one multiplied by `--time-scale` (default 0.05). Each scenario is judged on its injected rate
+//! (inside its band), the user-visible error rate (under the SLO, thanks to the fallback), its recovery time
+//! (within its SLA), and the SLO guard (never tripped). The exit status is 0 only if every scenario passes;
+//! reports go to `chaos_reports/chaos_run_<UTC timestamp>/`.
 
+mod events;
 mod load;
 mod plan;
 mod report;
+mod scenario;
 mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chaos_core::{Environment, SloGuard, SloLimits, SystemClock};
 use chaos_tower::ChaosHandle;
-use degrade_flags::breaker::{CircuitBreaker, State as BreakerState};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::plan::{Plan, Scenario};
-use crate::report::{PhaseStats, Verdict, recovery_time};
+use crate::plan::Plan;
+use crate::report::PhaseStats;
+
+/// The default `--time-scale`: the whole plan in about a minute.
+const DEFAULT_TIME_SCALE: f64 = 0.05;
 
 struct Args {
     plan: PathBuf,
     out: Option<PathBuf>,
     shuffle: bool,
+    time_scale: f64,
+    scenarios: Option<Vec<String>>,
+    seed: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { plan: PathBuf::from("configs/chaos/gameday.yaml"), out: None, shuffle: false };
+    let mut args = Args {
+        plan: PathBuf::from("configs/chaos/gameday.yaml"),
+        out: None,
+        shuffle: false,
+        time_scale: DEFAULT_TIME_SCALE,
+        scenarios: None,
+        seed: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--plan" => args.plan = it.next().ok_or("--plan needs a path")?.into(),
-            "--out" => args.out = Some(it.next().ok_or("--out needs a directory")?.into()),
-            "--mode" => match it.next().as_deref() {
-                Some("random") => args.shuffle = true,
-                Some("ordered") => args.shuffle = false,
-                other => return Err(format!("--mode takes `ordered` or `random`, not {other:?}")),
+            "--plan" => args.plan = value("--plan")?.into(),
+            "--out" => args.out = Some(value("--out")?.into()),
+            "--mode" => match value("--mode")?.as_str() {
+                "random" => args.shuffle = true,
+                "ordered" => args.shuffle = false,
+                other => return Err(format!("--mode takes `ordered` or `random`, not `{other}`")),
             },
+            "--time-scale" => {
+                let text = value("--time-scale")?;
+                args.time_scale = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f > 0.0 && *f <= 10.0)
+                    .ok_or(format!("--time-scale takes a number in (0, 10], not `{text}`"))?;
+            }
+            "--scenarios" => {
+                args.scenarios = Some(value("--scenarios")?.split(',').map(|s| s.trim().to_owned()).collect())
+            }
+            "--seed" => {
+                let text = value("--seed")?;
+                args.seed = Some(text.parse().map_err(|_| format!("--seed takes a whole number, not `{text}`"))?);
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -58,25 +91,11 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("gameday: {e}");
-            return ExitCode::from(2);
-        }
+    let result = match parse_args() {
+        Ok(args) => prepare(args).await,
+        Err(e) => Err(e),
     };
-    let mut plan = match Plan::load(&args.plan) {
-        Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("gameday: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if args.shuffle {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-        shuffle(&mut plan.scenarios, seed as u64);
-    }
-    match run(&plan, args.out).await {
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -84,6 +103,23 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+async fn prepare(args: Args) -> Result<bool, String> {
+    let mut plan = Plan::load(&args.plan)?;
+    if let Some(wanted) = &args.scenarios {
+        if let Some(unknown) = wanted.iter().find(|w| !plan.scenarios.iter().any(|s| &s.name == *w)) {
+            return Err(format!("--scenarios: no scenario named `{unknown}` in {}", args.plan.display()));
+        }
+        plan.scenarios.retain(|s| wanted.contains(&s.name));
+    }
+    if args.shuffle {
+        let seed = args.seed.unwrap_or_else(|| {
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
+        });
+        shuffle(&mut plan.scenarios, seed | 1);
+    }
+    run(&plan, &args).await
 }
 
 fn shuffle<T>(items: &mut [T], mut state: u64) {
@@ -95,7 +131,8 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
     }
 }
 
-async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
+async fn run(plan: &Plan, args: &Args) -> Result<bool, String> {
+    let started = SystemTime::now();
     let chaos = ChaosHandle::for_environment(Environment::Test);
     let (app, counters, breaker) = service::app(&chaos, plan.load.client_timeout);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
@@ -108,12 +145,16 @@ async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
     let guard =
         SloGuard::new(chaos.controller().clone(), limits, SystemClock).map_err(|e| format!("slo.abort: {e}"))?;
     let (recorder, stop) = load::start(addr, plan.load.rps, plan.load.workers, epoch, guard.clone());
-    println!("GameDay against the demo service on {addr}: {} rps from {} clients", plan.load.rps, plan.load.workers);
+    println!(
+        "GameDay against the demo service on {addr}: {} rps from {} clients, time scale {}",
+        plan.load.rps, plan.load.workers, args.time_scale
+    );
 
     // Pre-flight: the steady state must be healthy before any fault.
     let warm = Duration::from_millis(500);
-    tokio::time::sleep(warm + plan.phases.before).await;
-    let baseline = PhaseStats::of(&recorder.between(warm, epoch.elapsed()), plan.phases.before);
+    let steady = plan.phases.before.mul_f64(args.time_scale).max(Duration::from_secs(1));
+    tokio::time::sleep(warm + steady).await;
+    let baseline = PhaseStats::of(&recorder.between(warm, epoch.elapsed()), steady);
     println!(
         "pre-flight: {} requests, error rate {:.2}%, p95 {:.1} ms",
         baseline.requests,
@@ -131,132 +172,79 @@ async fn run(plan: &Plan, out: Option<PathBuf>) -> Result<bool, String> {
         ));
     }
 
-    let mut reports = Vec::new();
-    let mut all_passed = true;
+    let rig = scenario::Rig {
+        plan,
+        chaos: &chaos,
+        breaker: &breaker,
+        guard: &guard,
+        recorder: &recorder,
+        counters: &counters,
+        epoch,
+        baseline: &baseline,
+        time_scale: args.time_scale,
+        seed: args.seed,
+    };
+    let mut outcomes = Vec::new();
+    for s in &plan.scenarios {
+        outcomes.push(scenario::run(&rig, s).await?);
+    }
+    let _ = stop.send(true);
+
     println!(
         "\n{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>6}  verdict",
         "scenario", "injected", "band", "errors", "fallback", "p95 ms", "breaker", "recovery", "sla"
     );
-    for scenario in &plan.scenarios {
-        let (report, passed) =
-            run_scenario(plan, scenario, &chaos, &breaker, &guard, &recorder, &counters, epoch, &baseline).await?;
-        all_passed &= passed;
-        reports.push(report);
+    for (s, o) in plan.scenarios.iter().zip(&outcomes) {
+        let [lo, hi] = s.injected_band;
+        println!(
+            "{:<18} {:>9.3} {:>9} {:>7.2}% {:>9} {:>9.1} {:>8} {:>10} {:>6}  {}",
+            s.name,
+            o.row.injected_rate,
+            format!("{lo:.2}-{hi:.2}"),
+            o.row.during.error_rate * 100.0,
+            o.row.during.fallbacks,
+            o.row.during.p95_ms,
+            o.row.breaker_opened.map_or("-".to_owned(), |d| format!("{:.2}s", d.as_secs_f64())),
+            o.recovery.map_or("never".to_owned(), |r| format!("{:.2}s", r.as_secs_f64())),
+            format!("{}s", s.recovery_sla.as_secs()),
+            if o.passed { "PASS".to_owned() } else { format!("FAIL: {}", o.row.failures.join("; ")) }
+        );
     }
-    let _ = stop.send(true);
 
-    let dir = out.unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+    let dir = args.out.clone().unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(started).to_string().replace(':', "-");
         PathBuf::from("chaos_reports").join(format!("chaos_run_{stamp}"))
     });
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for report in &reports {
-        let path = dir.join(format!("{}_report.json", report["scenario"].as_str().unwrap_or("scenario")));
-        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let write = |name: String, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    for (s, o) in plan.scenarios.iter().zip(&outcomes) {
+        write(format!("{}_report.json", s.name), serde_json::to_string_pretty(&o.report).map_err(|e| e.to_string())?)?;
     }
+    let passed = outcomes.iter().filter(|o| o.passed).count();
+    let recoveries: Vec<f64> = outcomes.iter().filter_map(|o| o.recovery.map(|r| r.as_secs_f64())).collect();
+    let summary = json!({
+        "test_run": {
+            "timestamp": humantime::format_rfc3339_seconds(started).to_string(),
+            "duration_seconds": started.elapsed().unwrap_or_default().as_secs_f64(),
+            "mode": if args.shuffle { "random" } else { "ordered" },
+            "time_scale": args.time_scale,
+            "seed": args.seed,
+            "scenarios_run": plan.scenarios.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        },
+        "results": {
+            "passed_scenarios": passed,
+            "failed_scenarios": outcomes.len() - passed,
+            "pass_rate_percent": if outcomes.is_empty() { 0.0 } else { passed as f64 * 100.0 / outcomes.len() as f64 },
+            "average_recovery_time_seconds": if recoveries.is_empty() { None } else {
+                Some(recoveries.iter().sum::<f64>() / recoveries.len() as f64)
+            },
+        },
+    });
+    write("chaos_summary.json".into(), serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?)?;
+    let all_passed = passed == outcomes.len();
     println!("\n{} — reports in {}", if all_passed { "PASS" } else { "FAIL" }, dir.display());
     Ok(all_passed)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_scenario(
-    plan: &Plan,
-    scenario: &Scenario,
-    chaos: &ChaosHandle,
-    breaker: &CircuitBreaker,
-    guard: &SloGuard,
-    recorder: &load::Recorder,
-    counters: &service::Counters,
-    epoch: Instant,
-    baseline: &PhaseStats,
-) -> Result<(serde_json::Value, bool), String> {
-    let before_start = epoch.elapsed();
-    tokio::time::sleep(plan.phases.before).await;
-
-    guard.reset();
-    let calls_before = counters.provider_calls.load(Ordering::Relaxed);
-    let fault_start = epoch.elapsed();
-    chaos.load(scenario.chaos.clone()).map_err(|e| format!("scenario {}: {e}", scenario.name))?;
-    // Watch the breaker while the fault lasts: how fast did the service notice?
-    let mut breaker_opened = None;
-    let fault_until = epoch.elapsed() + scenario.duration;
-    while epoch.elapsed() < fault_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if breaker_opened.is_none() && breaker.state() != BreakerState::Closed {
-            breaker_opened = Some(epoch.elapsed() - fault_start);
-        }
-    }
-    let injected: u64 = chaos.snapshot().rules.iter().map(|r| r.injected).sum();
-    let aborted = guard.breach();
-    chaos.disarm();
-    let fault_end = epoch.elapsed();
-    let calls = counters.provider_calls.load(Ordering::Relaxed) - calls_before;
-
-    tokio::time::sleep(plan.phases.after).await;
-    let after_end = epoch.elapsed();
-
-    let before = PhaseStats::of(&recorder.between(before_start, fault_start), fault_start - before_start);
-    let during_samples = recorder.between(fault_start, fault_end);
-    let during = PhaseStats::of(&during_samples, fault_end - fault_start);
-    let after_samples = recorder.between(fault_end, after_end);
-    let after = PhaseStats::of(&after_samples, after_end - fault_end);
-    let p95_limit =
-        Duration::from_secs_f64(baseline.p95_ms / 1e3 * plan.slo.recovery_p95_factor).max(Duration::from_millis(5));
-    let recovery = recovery_time(&after_samples, fault_end, plan.phases.window, plan.slo.user_error_rate, p95_limit);
-    let first_fallback = during_samples.iter().filter(|s| s.fallback).map(|s| s.at).min().map(|at| at - fault_start);
-
-    let injected_rate = if calls == 0 { 0.0 } else { injected as f64 / calls as f64 };
-    let [lo, hi] = scenario.injected_band;
-    let mut failures = Vec::new();
-    if !(lo..=hi).contains(&injected_rate) {
-        failures.push(format!("injected rate {injected_rate:.3} outside [{lo}, {hi}]"));
-    }
-    if during.error_rate > plan.slo.user_error_rate {
-        failures.push(format!(
-            "user error rate {:.2}% over the SLO {:.2}%",
-            during.error_rate * 100.0,
-            plan.slo.user_error_rate * 100.0
-        ));
-    }
-    if let Some(breach) = aborted {
-        failures.push(format!("aborted by the SLO guard: {breach}"));
-    }
-    match recovery {
-        Some(r) if r <= scenario.recovery_sla => {}
-        Some(r) => failures.push(format!("recovered in {r:?}, SLA {:?}", scenario.recovery_sla)),
-        None => failures.push(format!("not recovered within the {:?} after phase", plan.phases.after)),
-    }
-    let verdict = Verdict { passed: failures.is_empty(), failures };
-    println!(
-        "{:<18} {:>9.3} {:>9} {:>7.2}% {:>9} {:>9.1} {:>8} {:>10} {:>6}  {}",
-        scenario.name,
-        injected_rate,
-        format!("{lo:.2}-{hi:.2}"),
-        during.error_rate * 100.0,
-        during.fallbacks,
-        during.p95_ms,
-        breaker_opened.map_or("-".to_owned(), |d| format!("{:.2}s", d.as_secs_f64())),
-        recovery.map_or("never".to_owned(), |r| format!("{:.2}s", r.as_secs_f64())),
-        format!("{}s", scenario.recovery_sla.as_secs()),
-        if verdict.passed { "PASS".to_owned() } else { format!("FAIL: {}", verdict.failures.join("; ")) }
-    );
-    let report = json!({
-        "scenario": scenario.name,
-        "description": scenario.description,
-        "seed": chaos.snapshot().seed,
-        "duration_s": scenario.duration.as_secs_f64(),
-        "provider_calls": calls,
-        "injected_faults": injected,
-        "injected_rate": injected_rate,
-        "injected_band": scenario.injected_band,
-        "phases": { "before": before, "during": during, "after": after },
-        "recovery_s": recovery.map(|r| r.as_secs_f64()),
-        "recovery_sla_s": scenario.recovery_sla.as_secs_f64(),
-        "time_to_first_fallback_s": first_fallback.map(|d| d.as_secs_f64()),
-        "time_to_breaker_open_s": breaker_opened.map(|d| d.as_secs_f64()),
-        "aborted": aborted.map(|b| b.to_string()),
-        "verdict": verdict,
-    });
-    Ok((report, verdict.passed))
 }

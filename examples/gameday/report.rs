@@ -70,13 +70,6 @@ pub fn recovery_time(
     None
 }
 
-/// The verdict of one scenario, with the reason for each failed check.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    pub passed: bool,
-    pub failures: Vec<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
