@@ -9,6 +9,8 @@
 //! thanks to the fallback) and its recovery time (within its SLA). The exit status is 0 only if every scenario
 //! passes; a JSON report goes to `chaos_reports/chaos_run_<UTC timestamp>/`.
 
+mod charts;
+mod html;
 mod load;
 mod plan;
 mod report;
