@@ -53,7 +53,10 @@ pub fn start(
     for worker in 0..workers {
         let (client, recorder, stop, guard) = (client.clone(), recorder.clone(), stop_rx.clone(), guard.clone());
         let uri: http::Uri = format!("http://{addr}/quote/SYM{}", worker % 8).parse().expect("valid uri");
+        // Workers start spread over one period, so requests arrive evenly rather than in bursts.
+        let offset = period.mul_f64(f64::from(worker) / f64::from(workers));
         tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
             while !*stop.borrow() {

@@ -13,7 +13,9 @@
 //! (within its SLA), and the SLO guard (never tripped). The exit status is 0 only if every scenario passes;
 //! reports go to `chaos_reports/chaos_run_<UTC timestamp>/`.
 
+mod charts;
 mod events;
+mod html;
 mod load;
 mod plan;
 mod report;
@@ -223,6 +225,27 @@ async fn run(plan: &Plan, args: &Args) -> Result<bool, String> {
     for (s, o) in plan.scenarios.iter().zip(&outcomes) {
         write(format!("{}_report.json", s.name), serde_json::to_string_pretty(&o.report).map_err(|e| e.to_string())?)?;
     }
+    let mut rows = Vec::new();
+    for (s, o) in plan.scenarios.iter().zip(&outcomes) {
+        let chart_file = format!("{}.svg", s.name);
+        write(chart_file.clone(), charts::svg(&series(s, o, &recorder)))?;
+        rows.push(html::Row {
+            scenario: s.name.clone(),
+            passed: o.passed,
+            injected_rate: o.row.injected_rate,
+            band: s.injected_band,
+            user_error_rate: o.row.during.error_rate,
+            fallbacks: o.row.during.fallbacks as u64,
+            p95_ms: o.row.during.p95_ms,
+            breaker_open_s: o.row.breaker_opened.map(|d| d.as_secs_f64()),
+            recovery_s: o.recovery.map(|r| r.as_secs_f64()),
+            recovery_sla_s: s.recovery_sla.as_secs_f64(),
+            failures: o.row.failures.clone(),
+            chart_file,
+        });
+    }
+    let stamp = humantime::format_rfc3339_seconds(started).to_string();
+    write("report.html".into(), html::report("Brownout GameDay", &stamp, &rows))?;
     let passed = outcomes.iter().filter(|o| o.passed).count();
     let recoveries: Vec<f64> = outcomes.iter().filter_map(|o| o.recovery.map(|r| r.as_secs_f64())).collect();
     let summary = json!({
@@ -247,4 +270,35 @@ async fn run(plan: &Plan, args: &Args) -> Result<bool, String> {
     let all_passed = passed == outcomes.len();
     println!("\n{} — reports in {}", if all_passed { "PASS" } else { "FAIL" }, dir.display());
     Ok(all_passed)
+}
+
+/// The chart data of one scenario: per window, throughput and user error rate from the load generator's
+/// samples, injected rate and p95 from the sampled counters and samples; times from the scenario's start.
+fn series(s: &plan::Scenario, o: &scenario::Outcome, recorder: &load::Recorder) -> charts::Series {
+    let mut points = Vec::new();
+    for pair in o.ticks.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let span = b.at.saturating_sub(a.at);
+        // Phase boundaries can leave a sliver between two ticks: too short to say anything about rates.
+        if span < Duration::from_millis(50) {
+            continue;
+        }
+        let stats = PhaseStats::of(&recorder.between(a.at, b.at), span);
+        let calls = b.provider_calls.saturating_sub(a.provider_calls);
+        let injected = b.injected.saturating_sub(a.injected);
+        points.push(charts::Point {
+            t_s: b.at.saturating_sub(o.start).as_secs_f64(),
+            throughput_rps: stats.throughput_rps,
+            user_error_rate: stats.error_rate,
+            // No call reached the chaos layer (the breaker was open): no rate to draw, a gap.
+            injected_rate: if calls == 0 { f64::NAN } else { (injected as f64 / calls as f64).min(1.0) },
+            p95_ms: stats.p95_ms,
+        });
+    }
+    charts::Series {
+        scenario: s.name.clone(),
+        points,
+        fault_start_s: o.fault.0.saturating_sub(o.start).as_secs_f64(),
+        fault_end_s: o.fault.1.saturating_sub(o.start).as_secs_f64(),
+    }
 }

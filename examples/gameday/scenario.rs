@@ -46,7 +46,6 @@ pub struct Outcome {
     pub ticks: Vec<Tick>,
     pub start: Duration,
     pub fault: (Duration, Duration),
-    pub end: Duration,
 }
 
 /// The summary line of a scenario.
@@ -231,7 +230,6 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
         ticks,
         start,
         fault: (fault_start, fault_end),
-        end,
     })
 }
 
