@@ -128,7 +128,8 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
     sample(&mut ticks, injected);
     chaos.disarm();
     let fault_end = epoch.elapsed();
-    events::emit("disarm", &scenario.name, SystemTime::now(), json!({ "injected": injected }));
+    let fault_end_wall = SystemTime::now();
+    events::emit("disarm", &scenario.name, fault_end_wall, json!({ "injected": injected }));
     let calls = counters.provider_calls.load(Ordering::Relaxed) - calls_before;
 
     // After: recovery.
@@ -148,7 +149,8 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
         Duration::from_secs_f64(baseline.p95_ms / 1e3 * plan.slo.recovery_p95_factor).max(Duration::from_millis(5));
     let recovery = recovery_time(&after_samples, fault_end, plan.phases.window, plan.slo.user_error_rate, p95_limit);
     if let Some(r) = recovery {
-        events::emit("recovery_detected", &scenario.name, SystemTime::now(), json!({ "recovery_s": r.as_secs_f64() }));
+        // Found after the fact, stamped with when it happened: the fault's end plus the recovery time.
+        events::emit("recovery_detected", &scenario.name, fault_end_wall + r, json!({ "recovery_s": r.as_secs_f64() }));
     }
     let first_fallback = during_samples.iter().filter(|s| s.fallback).map(|s| s.at).min().map(|at| at - fault_start);
 
