@@ -42,7 +42,7 @@ pub struct ShedLayer {
     config: Arc<Config>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Config {
     flag: BoolFlag,
     critical: Vec<RouteGlob>,
@@ -62,13 +62,10 @@ impl ShedLayer {
     }
 
     fn config_mut(&mut self) -> &mut Config {
-        Arc::get_mut(&mut self.config).expect("configured before it is shared")
+        Arc::make_mut(&mut self.config)
     }
 
     /// Requests whose path matches `route` (a glob, as in chaos rules) are never shed.
-    ///
-    /// # Panics
-    /// If called on a clone of a layer that is already shared; configure a layer before cloning it.
     pub fn critical(mut self, route: &str) -> Self {
         self.config_mut().critical.push(RouteGlob::new(route));
         self
