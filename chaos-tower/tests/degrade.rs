@@ -183,3 +183,24 @@ mod breaker {
         assert_eq!(breaker.state(), State::Closed, "x-chaos-injected answers are ignored");
     }
 }
+
+/// "Or hands them to the fallback": a FallbackLayer over the ShedLayer answers shed requests.
+#[tokio::test]
+async fn shed_requests_can_be_handed_to_a_fallback() {
+    let flags = flags();
+    let shed = ShedLayer::new(flags.bool("api.shed").unwrap()).critical("/api/orders/**");
+    let answer = |from: &'static str| {
+        move |_: Request<Body>| async move {
+            let mut response = Response::new(Body::empty());
+            response.headers_mut().insert("x-from", http::HeaderValue::from_static(from));
+            Ok::<_, Infallible>(response)
+        }
+    };
+    let service = FallbackLayer::http(service_fn(answer("fallback"))).layer(shed.layer(service_fn(answer("live"))));
+    flags.set("api.shed", "true").unwrap();
+    let shed_one = service.clone().oneshot(req("/api/quotes")).await.unwrap();
+    assert_eq!(shed_one.status(), StatusCode::OK);
+    assert_eq!(shed_one.headers()["x-from"], "fallback");
+    let critical = service.oneshot(req("/api/orders/1")).await.unwrap();
+    assert_eq!(critical.headers()["x-from"], "live");
+}
