@@ -109,7 +109,7 @@ mod tests {
     fn the_shipped_plan_loads_and_every_scenario_compiles() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml");
         let plan = Plan::load(&path).unwrap();
-        assert_eq!(plan.scenarios.len(), 4);
+        assert_eq!(plan.scenarios.len(), 5);
         for scenario in plan.scenarios {
             let controller = chaos_core::Controller::builder().environment(chaos_core::Environment::Test).build();
             let mut chaos = scenario.chaos;

@@ -126,6 +126,13 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
     }
     let injected = injected_total(chaos);
     sample(&mut ticks, injected);
+    // What the resource pressure (if any) achieved, read before the kill switch stops it.
+    let pressure: Vec<Value> = chaos
+        .controller()
+        .pressure()
+        .iter()
+        .map(|p| json!({ "name": p.name, "kind": p.kind.as_str(), "target": p.target, "achieved": p.achieved }))
+        .collect();
     chaos.disarm();
     let fault_end = epoch.elapsed();
     let fault_end_wall = SystemTime::now();
@@ -205,6 +212,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
             "time_to_first_fallback_seconds": first_fallback.map(|d| d.as_secs_f64()),
             "time_to_breaker_open_seconds": breaker_opened.map(|d| d.as_secs_f64()),
             "aborted_after_seconds": aborted_at.map(|d| d.as_secs_f64()),
+            "pressure": pressure,
         },
         "hypothesis": format!(
             "While the provider suffers {} ({:.0}–{:.0}% of calls), users see at most {:.1}% errors thanks to the \\
