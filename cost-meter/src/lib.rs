@@ -1,10 +1,46 @@
 //! CPU-hour and memory-GB-hour metering per job span, budgets and guardrails for Brownout.
 //!
-//! The README's cost-meter section says what is built and how to use it.
+//! A [`Meter`] starts [`Job`]s. A job's CPU time is read from the kernel's thread CPU clock around every
+//! poll of its futures (or every run of its closures and threads), so it is exact even when its task moves
+//! between threads; nested jobs charge the innermost one. Its memory comes from the opt-in
+//! [`CostAllocator`], which attributes each allocation's bytes to the job that made it and integrates live
+//! bytes over time; without it, a job's declared reservation × its wall time stands in, and the record
+//! says which. A finished job yields a [`JobRecord`] (one JSON line), metrics
+//! (`cost_meter_cpu_nanoseconds_total`, `cost_meter_memory_byte_seconds_total`, `cost_meter_jobs_total`)
+//! and `tracing` events (`job_started`, `job_completed`).
+//!
+//! ```
+//! use cost_meter::{JobSpec, Labels, MemorySink, Meter};
+//!
+//! let records = MemorySink::new();
+//! let meter = Meter::builder().sink(records.clone()).build();
+//! let job = meter.start(JobSpec::new("features-2026-11-26", Labels::new("research", "features")).reserve(1 << 30));
+//! job.scope(|s| {
+//!     for _ in 0..2 {
+//!         s.spawn(|| (0..200_000u64).map(|x| x * x).sum::<u64>());
+//!     }
+//! });
+//! let record = job.finish();
+//! assert_eq!(records.records(), vec![record]);
+//! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![deny(unsafe_code)]
 
+pub mod alloc;
+mod clock;
+mod future;
+mod job;
 mod labels;
+mod meter;
 mod record;
+mod section;
+mod sink;
 
+pub use alloc::CostAllocator;
+pub use clock::{process_cpu_ns, rss_bytes, thread_cpu, thread_cpu_ns};
+pub use future::Metered;
+pub use job::{Job, JobScope, JobSpec};
 pub use labels::{Labels, Tier, UnknownTier};
+pub use meter::{CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation};
 pub use record::{BYTES_PER_GB, BadRecord, CpuMode, JobRecord, MemoryMode, gb_hours, read_records};
+pub use sink::{JsonLinesFile, MemorySink, RecordSink};

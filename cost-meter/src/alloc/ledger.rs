@@ -1,0 +1,360 @@
+//! The accounting behind [`CostAllocator`](super::CostAllocator): job slots, the millisecond tick, and the
+//! per-thread accumulators that keep the allocation path free of shared writes. Safe code only.
+//!
+//! A job that meters memory owns one of [`SLOTS`] slots. Every allocation carries an 8-byte tag (slot and
+//! generation) so its bytes go back to the job that made them, whichever thread frees them. The live-bytes
+//! integral needs no per-block timestamp: with `t` the tick at each event,
+//!
+//! ```text
+//! ∫ live dt = Σ_freed size·t_free + (allocated − freed)·t_end − Σ_allocated size·t_alloc
+//! ```
+//!
+//! so a job keeps four sums. Each thread adds to its own copy of the running job's sums and folds them into
+//! the slot when it leaves the job (the end of a poll), so the allocation path is a thread-local update. Sums
+//! of `size·t` are kept modulo 2⁶⁴: the result is exact whenever the true integral fits in 2⁶⁴ byte-ms
+//! (about 5,000 GB-hours per job).
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::time::{Duration, Instant};
+
+/// How many jobs can meter memory at once. A job started when every slot is taken falls back to its
+/// reservation (its record says so).
+pub const SLOTS: usize = 4096;
+
+/// The tick's period: allocation times are counted in whole milliseconds.
+pub const TICK: Duration = Duration::from_millis(1);
+
+struct Slot {
+    /// Odd while a job owns the slot; bumped at claim and at release so late frees of an earlier owner's
+    /// blocks are told apart.
+    generation: AtomicU32,
+    allocated: AtomicU64,
+    allocated_weighted: AtomicU64,
+    freed: AtomicU64,
+    freed_weighted: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot {
+            generation: AtomicU32::new(0),
+            allocated: AtomicU64::new(0),
+            allocated_weighted: AtomicU64::new(0),
+            freed: AtomicU64::new(0),
+            freed_weighted: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+        }
+    }
+
+    fn live(&self) -> u64 {
+        self.allocated.load(Relaxed).saturating_sub(self.freed.load(Relaxed))
+    }
+}
+
+static TABLE: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
+static CURSOR: AtomicUsize = AtomicUsize::new(1);
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+static NOW_MS: AtomicU64 = AtomicU64::new(0);
+static SCRIPTED: AtomicBool = AtomicBool::new(false);
+static ANCHOR: OnceLock<Instant> = OnceLock::new();
+static TICKER: OnceLock<std::thread::Thread> = OnceLock::new();
+
+/// A slot and its generation, as stored in an allocation's tag. Slot 0 is "no job".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tag {
+    slot: u32,
+    generation: u32,
+}
+
+impl Tag {
+    pub(crate) const NONE: Tag = Tag { slot: 0, generation: 0 };
+
+    pub(crate) fn to_bits(self) -> u64 {
+        (u64::from(self.slot) << 32) | u64::from(self.generation)
+    }
+
+    pub(crate) fn from_bits(bits: u64) -> Tag {
+        Tag { slot: (bits >> 32) as u32, generation: bits as u32 }
+    }
+}
+
+/// The calling thread's share of the job it is running.
+struct Local {
+    tag: Cell<Tag>,
+    allocated: Cell<u64>,
+    allocated_weighted: Cell<u64>,
+    freed: Cell<u64>,
+    freed_weighted: Cell<u64>,
+    /// The slot's live bytes when this thread entered it; with the local sums, the live bytes it sees.
+    base: Cell<u64>,
+    peak: Cell<u64>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            tag: Cell::new(Tag::NONE),
+            allocated: Cell::new(0),
+            allocated_weighted: Cell::new(0),
+            freed: Cell::new(0),
+            freed_weighted: Cell::new(0),
+            base: Cell::new(0),
+            peak: Cell::new(0),
+        }
+    };
+}
+
+/// Called by the allocator for every allocation: charges `size` bytes to the thread's job and returns the
+/// tag to store with the block.
+#[inline]
+pub(crate) fn on_alloc(size: u64) -> Tag {
+    if !INSTALLED.load(Relaxed) {
+        INSTALLED.store(true, Relaxed);
+    }
+    LOCAL.with(|l| {
+        let tag = l.tag.get();
+        if tag.slot != 0 {
+            let now = NOW_MS.load(Relaxed);
+            let allocated = l.allocated.get() + size;
+            l.allocated.set(allocated);
+            l.allocated_weighted.set(l.allocated_weighted.get().wrapping_add(size.wrapping_mul(now)));
+            let live = (l.base.get() + allocated).saturating_sub(l.freed.get());
+            if live > l.peak.get() {
+                l.peak.set(live);
+            }
+        }
+        tag
+    })
+}
+
+/// Called by the allocator for every free: gives `size` bytes back to the job in `tag`, if it is still running.
+#[inline]
+pub(crate) fn on_free(size: u64, tag: Tag) {
+    if tag.slot == 0 {
+        return;
+    }
+    let now = NOW_MS.load(Relaxed);
+    let local = LOCAL.with(|l| {
+        if l.tag.get() == tag {
+            l.freed.set(l.freed.get() + size);
+            l.freed_weighted.set(l.freed_weighted.get().wrapping_add(size.wrapping_mul(now)));
+            true
+        } else {
+            false
+        }
+    });
+    if !local {
+        // Freed outside the job that made it (another thread, or after the job moved on): straight to the slot.
+        let slot = &TABLE[tag.slot as usize];
+        if slot.generation.load(Acquire) == tag.generation {
+            slot.freed.fetch_add(size, Relaxed);
+            slot.freed_weighted.fetch_add(size.wrapping_mul(now), Relaxed);
+        }
+    }
+}
+
+/// Folds the calling thread's sums into its job's slot and zeroes them.
+fn flush(l: &Local) {
+    let tag = l.tag.get();
+    if tag.slot == 0 {
+        return;
+    }
+    let slot = &TABLE[tag.slot as usize];
+    if slot.generation.load(Acquire) == tag.generation {
+        if l.allocated.get() != 0 {
+            slot.allocated.fetch_add(l.allocated.replace(0), Relaxed);
+            slot.allocated_weighted.fetch_add(l.allocated_weighted.replace(0), Relaxed);
+        }
+        if l.freed.get() != 0 {
+            slot.freed.fetch_add(l.freed.replace(0), Relaxed);
+            slot.freed_weighted.fetch_add(l.freed_weighted.replace(0), Relaxed);
+        }
+        slot.peak.fetch_max(l.peak.replace(0), Relaxed);
+    }
+    for cell in [&l.allocated, &l.allocated_weighted, &l.freed, &l.freed_weighted, &l.peak] {
+        cell.set(0);
+    }
+}
+
+/// Makes `tag` the calling thread's job (flushing the previous one) and returns the previous tag.
+pub(crate) fn enter(tag: Tag) -> Tag {
+    LOCAL.with(|l| {
+        flush(l);
+        let base = if tag.slot == 0 { 0 } else { TABLE[tag.slot as usize].live() };
+        l.base.set(base);
+        l.tag.replace(tag)
+    })
+}
+
+/// Leaves the current job (flushing it) and makes `previous` current again.
+pub(crate) fn leave(previous: Tag) {
+    enter(previous);
+}
+
+/// Whether a [`CostAllocator`](super::CostAllocator) is the process's global allocator (it has served an
+/// allocation).
+pub fn is_installed() -> bool {
+    INSTALLED.load(Relaxed)
+}
+
+fn anchor() -> Instant {
+    *ANCHOR.get_or_init(Instant::now)
+}
+
+/// Brings the tick up to date (unless a [`ScriptedClock`] holds it) and returns it.
+fn refresh_now() -> u64 {
+    if SCRIPTED.load(Relaxed) {
+        return NOW_MS.load(Relaxed);
+    }
+    let now = anchor().elapsed().as_millis() as u64;
+    NOW_MS.fetch_max(now, Relaxed).max(now)
+}
+
+/// Starts the ticker thread once, and wakes it. It sleeps (parked) while no job meters memory.
+fn wake_ticker() {
+    let ticker = TICKER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("cost-meter-tick".into())
+            .spawn(|| {
+                loop {
+                    if ACTIVE.load(Relaxed) == 0 {
+                        std::thread::park();
+                    } else {
+                        std::thread::sleep(TICK);
+                    }
+                    refresh_now();
+                }
+            })
+            .expect("spawning the cost-meter tick thread")
+            .thread()
+            .clone()
+    });
+    ticker.unpark();
+}
+
+/// A slot claimed by a running job.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    tag: Tag,
+}
+
+/// What a job's slot measured, read when the job ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct MemoryTotals {
+    /// ∫ live bytes dt over the job's life, in byte-milliseconds.
+    pub(crate) byte_ms: u64,
+    pub(crate) peak_bytes: u64,
+    pub(crate) allocated_bytes: u64,
+    pub(crate) freed_bytes: u64,
+}
+
+impl Claim {
+    /// Claims a free slot, or None when the allocator is not installed or every slot is taken.
+    pub(crate) fn new() -> Option<Claim> {
+        if !is_installed() {
+            return None;
+        }
+        let start = CURSOR.fetch_add(1, Relaxed);
+        for i in 0..SLOTS - 1 {
+            // Round robin over slots 1..SLOTS, so a slot is reused as late as possible.
+            let index = 1 + (start + i) % (SLOTS - 1);
+            let slot = &TABLE[index];
+            let generation = slot.generation.load(Relaxed);
+            if generation % 2 == 1 {
+                continue;
+            }
+            for counter in [&slot.allocated, &slot.allocated_weighted, &slot.freed, &slot.freed_weighted, &slot.peak] {
+                counter.store(0, Relaxed);
+            }
+            let claimed = generation.wrapping_add(1);
+            if slot.generation.compare_exchange(generation, claimed, AcqRel, Relaxed).is_ok() {
+                ACTIVE.fetch_add(1, Relaxed);
+                refresh_now();
+                wake_ticker();
+                return Some(Claim { tag: Tag { slot: index as u32, generation: claimed } });
+            }
+        }
+        None
+    }
+
+    pub(crate) fn tag(&self) -> Tag {
+        self.tag
+    }
+
+    /// The slot's totals so far, as if the job ended now (the calling thread's share included).
+    pub(crate) fn totals(&self) -> MemoryTotals {
+        LOCAL.with(|l| {
+            if l.tag.get() == self.tag {
+                flush(l);
+                l.base.set(TABLE[self.tag.slot as usize].live());
+            }
+        });
+        let slot = &TABLE[self.tag.slot as usize];
+        let end = refresh_now();
+        let allocated = slot.allocated.load(Acquire);
+        let freed = slot.freed.load(Acquire);
+        let live = allocated.wrapping_sub(freed);
+        let byte_ms = slot
+            .freed_weighted
+            .load(Acquire)
+            .wrapping_add(live.wrapping_mul(end))
+            .wrapping_sub(slot.allocated_weighted.load(Acquire));
+        MemoryTotals { byte_ms, peak_bytes: slot.peak.load(Relaxed), allocated_bytes: allocated, freed_bytes: freed }
+    }
+
+    /// Ends the job: returns its totals and frees the slot. Blocks freed later are no longer counted.
+    pub(crate) fn finish(self) -> MemoryTotals {
+        let totals = self.totals();
+        let slot = &TABLE[self.tag.slot as usize];
+        slot.generation.store(self.tag.generation.wrapping_add(1), Release);
+        ACTIVE.fetch_sub(1, Relaxed);
+        totals
+    }
+}
+
+/// Takes the allocator's clock out of real time, for tests that script allocations: while a `ScriptedClock`
+/// lives, time moves only when [`advance`](ScriptedClock::advance) says so, and integrals are exact.
+///
+/// One at a time per process: creating a second while one lives panics. Not for production use.
+#[derive(Debug)]
+pub struct ScriptedClock {
+    _private: (),
+}
+
+impl ScriptedClock {
+    /// Freezes the allocator's clock at its current value.
+    pub fn install() -> ScriptedClock {
+        refresh_now();
+        let was = SCRIPTED.swap(true, SeqCst);
+        assert!(!was, "one ScriptedClock at a time");
+        ScriptedClock { _private: () }
+    }
+
+    /// Moves the allocator's clock forward by `by` (whole milliseconds).
+    pub fn advance(&self, by: Duration) {
+        NOW_MS.fetch_add(by.as_millis() as u64, SeqCst);
+    }
+}
+
+impl Drop for ScriptedClock {
+    fn drop(&mut self) {
+        SCRIPTED.store(false, SeqCst);
+        refresh_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip() {
+        let tag = Tag { slot: 4095, generation: u32::MAX };
+        assert_eq!(Tag::from_bits(tag.to_bits()), tag);
+        assert_eq!(Tag::from_bits(0), Tag::NONE);
+    }
+}

@@ -1,0 +1,266 @@
+//! Jobs: what a span of work is called, what it declared, and what it used.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::alloc::ledger::{Claim, MemoryTotals, Tag};
+use crate::future::Metered;
+use crate::meter::Meter;
+use crate::record::{CpuMode, JobRecord, MemoryMode, gb_hours};
+use crate::section::Section;
+use crate::{Labels, alloc};
+
+/// What a job is: its id, labels, declared memory and how its CPU is measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// The job's id: in records and logs, never in metric labels.
+    pub id: String,
+    /// The job's labels.
+    pub labels: Labels,
+    /// The memory the job expects to hold, in bytes: charged × wall time when no [`CostAllocator`]
+    /// (crate::CostAllocator) is installed.
+    pub reserved_bytes: u64,
+    /// How CPU is measured (default: the thread CPU clock around every poll).
+    pub cpu_mode: CpuMode,
+}
+
+impl JobSpec {
+    /// A job with an id and labels, no reservation, CPU from the thread CPU clock.
+    pub fn new(id: impl Into<String>, labels: Labels) -> Self {
+        JobSpec { id: id.into(), labels, reserved_bytes: 0, cpu_mode: CpuMode::ThreadCpu }
+    }
+
+    /// Declares the memory the job expects to hold.
+    pub fn reserve(mut self, bytes: u64) -> Self {
+        self.reserved_bytes = bytes;
+        self
+    }
+
+    /// Measures CPU as the job's wall time instead of reading the thread CPU clock at every poll: cheaper for
+    /// high-rate request spans, and recorded as [`CpuMode::WallEstimate`].
+    pub fn wall_estimate(mut self) -> Self {
+        self.cpu_mode = CpuMode::WallEstimate;
+        self
+    }
+}
+
+/// The state a running job shares with its futures, threads and tasks.
+pub(crate) struct JobInner {
+    spec: JobSpec,
+    cpu_ns: AtomicU64,
+    tag: Tag,
+    claim: Mutex<Option<Claim>>,
+    started: Instant,
+    started_unix: f64,
+}
+
+impl JobInner {
+    pub(crate) fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    pub(crate) fn tag(&self) -> Tag {
+        self.tag
+    }
+
+    pub(crate) fn cpu_mode(&self) -> CpuMode {
+        self.spec.cpu_mode
+    }
+
+    #[inline]
+    pub(crate) fn charge_cpu(&self, ns: u64) {
+        self.cpu_ns.fetch_add(ns, Relaxed);
+    }
+
+    pub(crate) fn cpu_ns(&self) -> u64 {
+        self.cpu_ns.load(Relaxed)
+    }
+
+    pub(crate) fn spec(&self) -> &JobSpec {
+        &self.spec
+    }
+
+    /// Live bytes charged to the job now (0 without the allocator).
+    pub(crate) fn live_bytes(&self) -> u64 {
+        let claim = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+        claim.as_ref().map_or(0, |c| {
+            let t = c.totals();
+            t.allocated_bytes.saturating_sub(t.freed_bytes)
+        })
+    }
+}
+
+/// A running job. Its work is charged through [`meter`](Job::meter) (futures), [`run`](Job::run) (a closure
+/// on this thread), [`scope`](Job::scope) (scoped threads) and, with the `tokio` feature,
+/// [`spawn`](Job::spawn) / [`spawn_blocking`](Job::spawn_blocking). [`finish`](Job::finish) writes its record.
+///
+/// ```
+/// use cost_meter::{JobSpec, Labels, Meter, Tier};
+///
+/// let meter = Meter::new();
+/// let job = meter.start(JobSpec::new("bt-42", Labels::new("research", "backtester").tier(Tier::Batch)));
+/// let sum: u64 = job.run(|| (0..1_000_000u64).sum());
+/// let record = job.finish();
+/// assert_eq!(sum, 499_999_500_000);
+/// assert!(record.cpu_seconds > 0.0);
+/// ```
+pub struct Job {
+    inner: Arc<JobInner>,
+    meter: Meter,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").field("spec", &self.inner.spec).field("cpu_ns", &self.inner.cpu_ns()).finish()
+    }
+}
+
+impl Job {
+    pub(crate) fn start(meter: Meter, spec: JobSpec) -> Job {
+        let claim = alloc::is_installed().then(Claim::new).flatten();
+        let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
+        let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let inner = Arc::new(JobInner {
+            spec,
+            cpu_ns: AtomicU64::new(0),
+            tag,
+            claim: Mutex::new(claim),
+            started: Instant::now(),
+            started_unix,
+        });
+        meter.job_started(&inner);
+        Job { inner, meter }
+    }
+
+    /// The job's spec.
+    pub fn spec(&self) -> &JobSpec {
+        &self.inner.spec
+    }
+
+    /// Whether the job's memory is measured by the allocator (false: by its reservation).
+    pub fn meters_memory(&self) -> bool {
+        self.inner.tag != Tag::NONE
+    }
+
+    /// CPU time charged so far, in nanoseconds (thread CPU mode; 0 in wall-estimate mode until finish).
+    pub fn cpu_nanoseconds(&self) -> u64 {
+        self.inner.cpu_ns()
+    }
+
+    /// Wraps a future so each of its polls is charged to this job, on whatever thread polls it.
+    pub fn meter<F: Future>(&self, future: F) -> Metered<F> {
+        Metered::new(future, Arc::clone(&self.inner))
+    }
+
+    /// Runs `f` on this thread, charged to this job.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _section = Section::enter(&self.inner);
+        f()
+    }
+
+    /// Runs `f` with a scope whose threads are charged to this job, like [`std::thread::scope`].
+    pub fn scope<'env, R>(&self, f: impl for<'scope> FnOnce(&JobScope<'scope, 'env>) -> R) -> R {
+        std::thread::scope(|scope| f(&JobScope { scope, job: Arc::clone(&self.inner) }))
+    }
+
+    /// Spawns a plain thread charged to this job.
+    pub fn spawn_thread<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> std::thread::JoinHandle<R> {
+        let inner = Arc::clone(&self.inner);
+        std::thread::spawn(move || {
+            let _section = Section::enter(&inner);
+            f()
+        })
+    }
+
+    /// Spawns a task on the current tokio runtime, charged to this job.
+    #[cfg(feature = "tokio")]
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(self.meter(future))
+    }
+
+    /// Runs a blocking closure on tokio's blocking pool, charged to this job.
+    #[cfg(feature = "tokio")]
+    pub fn spawn_blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> tokio::task::JoinHandle<R> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _section = Section::enter(&inner);
+            f()
+        })
+    }
+
+    /// Ends the job: measures it, writes its record to the meter's sinks, updates the metrics, logs
+    /// `job_completed`, and returns the record. Work still running for the job afterwards is not recorded.
+    pub fn finish(self) -> JobRecord {
+        let inner = &self.inner;
+        let wall = inner.started.elapsed().as_secs_f64();
+        let claim = inner.claim.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (memory_mode, totals) = match claim {
+            Some(claim) => (MemoryMode::Allocator, claim.finish()),
+            None => (MemoryMode::Reservation, MemoryTotals::default()),
+        };
+        let memory_byte_seconds = match memory_mode {
+            MemoryMode::Allocator => totals.byte_ms as f64 / 1000.0,
+            MemoryMode::Reservation => inner.spec.reserved_bytes as f64 * wall,
+        };
+        let cpu_seconds = match inner.spec.cpu_mode {
+            CpuMode::ThreadCpu => inner.cpu_ns() as f64 / 1e9,
+            CpuMode::WallEstimate => wall,
+        };
+        let record = JobRecord {
+            job_id: inner.spec.id.clone(),
+            labels: inner.spec.labels.clone(),
+            started_at_unix: inner.started_unix,
+            wall_seconds: wall,
+            cpu_seconds,
+            cpu_mode: inner.spec.cpu_mode,
+            memory_byte_seconds,
+            memory_gb_hours: gb_hours(memory_byte_seconds),
+            peak_bytes: totals.peak_bytes,
+            reserved_bytes: inner.spec.reserved_bytes,
+            memory_mode,
+        };
+        self.meter.job_finished(inner, &record);
+        record
+    }
+}
+
+/// A [`std::thread::Scope`] whose threads are charged to a job. Made by [`Job::scope`].
+#[derive(Debug)]
+pub struct JobScope<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    job: Arc<JobInner>,
+}
+
+impl fmt::Debug for JobInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobInner").field("id", &self.spec.id).finish()
+    }
+}
+
+impl<'scope, 'env> JobScope<'scope, 'env> {
+    /// Spawns a scoped thread charged to the job.
+    pub fn spawn<R: Send + 'scope>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'scope,
+    ) -> std::thread::ScopedJoinHandle<'scope, R> {
+        let job = Arc::clone(&self.job);
+        self.scope.spawn(move || {
+            let _section = Section::enter(&job);
+            f()
+        })
+    }
+}

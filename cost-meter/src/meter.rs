@@ -1,0 +1,213 @@
+//! [`Meter`]: starts jobs and publishes what they used — records, metrics, events — and reconciles the sum
+//! over jobs with the process's own CPU time and memory.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+
+use metrics::Label;
+
+use crate::clock::{process_cpu_ns, rss_bytes};
+use crate::job::{Job, JobInner, JobSpec};
+use crate::record::{CpuMode, JobRecord};
+use crate::sink::RecordSink;
+use crate::{Labels, alloc};
+
+/// Metric: CPU time charged to jobs, in nanoseconds (counter; labels env, team, service, strategy, tier).
+pub const CPU_NANOSECONDS_TOTAL: &str = "cost_meter_cpu_nanoseconds_total";
+/// Metric: live memory integrated over time, in byte-seconds (counter; same labels).
+pub const MEMORY_BYTE_SECONDS_TOTAL: &str = "cost_meter_memory_byte_seconds_total";
+/// Metric: finished jobs (counter; same labels).
+pub const JOBS_TOTAL: &str = "cost_meter_jobs_total";
+
+/// Starts jobs and publishes their records. A cheap `Clone`: every clone shares the sinks and totals.
+///
+/// Metrics go through the `metrics` facade at each job's end; events through `tracing` (target
+/// `cost_meter`): `job_started` and `job_completed` at INFO for thread-CPU jobs and at DEBUG for
+/// wall-estimate ones (those are per-request spans: too many for INFO).
+#[derive(Clone)]
+pub struct Meter {
+    inner: Arc<MeterInner>,
+}
+
+struct MeterInner {
+    sinks: Vec<Arc<dyn RecordSink>>,
+    process_cpu_at_start: u64,
+    finished_cpu_ns: AtomicU64,
+    finished_jobs: AtomicU64,
+    running: Mutex<HashMap<usize, Weak<JobInner>>>,
+}
+
+impl fmt::Debug for Meter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Meter")
+            .field("sinks", &self.inner.sinks.len())
+            .field("finished_jobs", &self.inner.finished_jobs.load(Relaxed))
+            .finish()
+    }
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Meter::new()
+    }
+}
+
+/// Builds a [`Meter`] with its record sinks.
+#[derive(Default)]
+pub struct MeterBuilder {
+    sinks: Vec<Arc<dyn RecordSink>>,
+}
+
+impl fmt::Debug for MeterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeterBuilder").field("sinks", &self.sinks.len()).finish()
+    }
+}
+
+impl MeterBuilder {
+    /// Adds a sink that receives every finished job's record.
+    pub fn sink(mut self, sink: impl RecordSink + 'static) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// The meter. Its reconciliation counts process CPU time from now.
+    pub fn build(self) -> Meter {
+        Meter {
+            inner: Arc::new(MeterInner {
+                sinks: self.sinks,
+                process_cpu_at_start: process_cpu_ns(),
+                finished_cpu_ns: AtomicU64::new(0),
+                finished_jobs: AtomicU64::new(0),
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl Meter {
+    /// A meter with no record sink (metrics and events only).
+    pub fn new() -> Meter {
+        MeterBuilder::default().build()
+    }
+
+    /// A builder, to add record sinks.
+    pub fn builder() -> MeterBuilder {
+        MeterBuilder::default()
+    }
+
+    /// Starts a job: logs `job_started` and, when the [`CostAllocator`](crate::CostAllocator) is installed,
+    /// gives it a memory slot.
+    pub fn start(&self, spec: JobSpec) -> Job {
+        Job::start(self.clone(), spec)
+    }
+
+    pub(crate) fn job_started(&self, job: &Arc<JobInner>) {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(key(job), Arc::downgrade(job));
+        let spec = job.spec();
+        let l = &spec.labels;
+        macro_rules! started {
+            ($level:ident) => {
+                tracing::$level!(target: "cost_meter", event = "job_started", job_id = %spec.id, env = %l.env,
+                    team = %l.team, service = %l.service, strategy = %l.strategy, tier = %l.tier,
+                    cpu_mode = ?spec.cpu_mode, reserved_bytes = spec.reserved_bytes,
+                    memory_metered = job.tag() != crate::alloc::ledger::Tag::NONE, "job started")
+            };
+        }
+        match spec.cpu_mode {
+            CpuMode::ThreadCpu => started!(info),
+            CpuMode::WallEstimate => started!(debug),
+        }
+    }
+
+    pub(crate) fn job_finished(&self, job: &Arc<JobInner>, record: &JobRecord) {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(job));
+        if record.cpu_mode == CpuMode::ThreadCpu {
+            self.inner.finished_cpu_ns.fetch_add(job.cpu_ns(), Relaxed);
+        }
+        self.inner.finished_jobs.fetch_add(1, Relaxed);
+        let labels = metric_labels(&record.labels);
+        metrics::counter!(CPU_NANOSECONDS_TOTAL, labels.clone()).increment((record.cpu_seconds * 1e9).round() as u64);
+        metrics::counter!(MEMORY_BYTE_SECONDS_TOTAL, labels.clone())
+            .increment(record.memory_byte_seconds.round() as u64);
+        metrics::counter!(JOBS_TOTAL, labels).increment(1);
+        for sink in &self.inner.sinks {
+            sink.record(record);
+        }
+        let l = &record.labels;
+        macro_rules! completed {
+            ($level:ident) => {
+                tracing::$level!(target: "cost_meter", event = "job_completed", job_id = %record.job_id,
+                    env = %l.env, team = %l.team, service = %l.service, strategy = %l.strategy, tier = %l.tier,
+                    wall_seconds = record.wall_seconds, cpu_seconds = record.cpu_seconds,
+                    cpu_mode = ?record.cpu_mode, memory_gb_hours = record.memory_gb_hours,
+                    peak_bytes = record.peak_bytes, reserved_bytes = record.reserved_bytes,
+                    memory_mode = ?record.memory_mode, "job completed")
+            };
+        }
+        match record.cpu_mode {
+            CpuMode::ThreadCpu => completed!(info),
+            CpuMode::WallEstimate => completed!(debug),
+        }
+    }
+
+    /// Compares what jobs claimed with what the process used since the meter was built.
+    pub fn reconcile(&self) -> Reconciliation {
+        let running: Vec<Arc<JobInner>> = {
+            let mut map = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, w| w.strong_count() > 0);
+            map.values().filter_map(Weak::upgrade).collect()
+        };
+        let process_ns = process_cpu_ns().saturating_sub(self.inner.process_cpu_at_start);
+        let running_ns: u64 = running.iter().filter(|j| j.cpu_mode() == CpuMode::ThreadCpu).map(|j| j.cpu_ns()).sum();
+        let jobs_ns = self.inner.finished_cpu_ns.load(Relaxed) + running_ns;
+        let jobs_live_bytes = running.iter().map(|j| j.live_bytes()).sum();
+        let rss = rss_bytes();
+        Reconciliation {
+            process_cpu_seconds: process_ns as f64 / 1e9,
+            jobs_cpu_seconds: jobs_ns as f64 / 1e9,
+            idle_cpu_seconds: process_ns.saturating_sub(jobs_ns) as f64 / 1e9,
+            rss_bytes: rss,
+            jobs_live_bytes,
+            unclaimed_rss_bytes: rss.map(|r| r.saturating_sub(jobs_live_bytes)),
+            memory_metered: alloc::is_installed(),
+            running_jobs: running.len(),
+            finished_jobs: self.inner.finished_jobs.load(Relaxed),
+        }
+    }
+}
+
+fn key(job: &Arc<JobInner>) -> usize {
+    Arc::as_ptr(job) as usize
+}
+
+fn metric_labels(labels: &Labels) -> Vec<Label> {
+    Labels::NAMES.iter().map(|name| Label::new(*name, labels.get(name).unwrap_or_default().to_owned())).collect()
+}
+
+/// The sum over jobs set against the process's own figures. What no job claims is idle (the runtime, the
+/// allocator's tick, work outside any job).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reconciliation {
+    /// Process CPU time since the meter was built (every thread).
+    pub process_cpu_seconds: f64,
+    /// CPU time charged to thread-CPU jobs, finished and running (wall-estimate jobs are left out: their
+    /// figure is not CPU time).
+    pub jobs_cpu_seconds: f64,
+    /// Process CPU time no job claims.
+    pub idle_cpu_seconds: f64,
+    /// The process's resident set size now, where the OS reports it.
+    pub rss_bytes: Option<u64>,
+    /// Live heap bytes held by running jobs (0 without the allocator).
+    pub jobs_live_bytes: u64,
+    /// Resident memory no running job holds.
+    pub unclaimed_rss_bytes: Option<u64>,
+    /// Whether the [`CostAllocator`](crate::CostAllocator) is installed (memory figures are exact).
+    pub memory_metered: bool,
+    /// Jobs running now.
+    pub running_jobs: usize,
+    /// Jobs finished since the meter was built.
+    pub finished_jobs: u64,
+}

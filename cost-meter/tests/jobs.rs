@@ -1,0 +1,133 @@
+//! Jobs without the allocator: CPU charging and nesting, the reservation fallback, records, metrics and
+//! reconciliation.
+
+use std::time::Duration;
+
+use cost_meter::{
+    CpuMode, JobSpec, JsonLinesFile, Labels, MemoryMode, MemorySink, Meter, Tier, read_records, thread_cpu_ns,
+};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+fn burn(cpu: Duration) {
+    let start = thread_cpu_ns();
+    while thread_cpu_ns() - start < cpu.as_nanos() as u64 {
+        std::hint::black_box(0u64);
+    }
+}
+
+fn labels() -> Labels {
+    Labels::new("research", "backtester").env("dev").strategy("momentum").tier(Tier::Batch)
+}
+
+#[test]
+fn nested_jobs_charge_the_innermost_job_only() {
+    let meter = Meter::new();
+    let outer = meter.start(JobSpec::new("outer", labels()));
+    let inner = meter.start(JobSpec::new("inner", labels()));
+    outer.run(|| {
+        burn(Duration::from_millis(10));
+        inner.run(|| burn(Duration::from_millis(30)));
+    });
+    let (inner, outer) = (inner.finish(), outer.finish());
+    assert!(inner.cpu_seconds >= 0.030, "inner got its 30 ms: {}", inner.cpu_seconds);
+    assert!(outer.cpu_seconds >= 0.010, "outer got its 10 ms: {}", outer.cpu_seconds);
+    assert!(outer.cpu_seconds < 0.030, "outer was not charged the inner job's 30 ms: {}", outer.cpu_seconds);
+}
+
+#[test]
+fn without_the_allocator_memory_is_the_reservation_times_wall_time() {
+    let meter = Meter::new();
+    let job = meter.start(JobSpec::new("reserved", labels()).reserve(2_000_000_000));
+    assert!(!job.meters_memory());
+    std::thread::sleep(Duration::from_millis(20));
+    let record = job.finish();
+    assert_eq!(record.memory_mode, MemoryMode::Reservation);
+    assert_eq!(record.memory_byte_seconds, 2e9 * record.wall_seconds);
+    assert!(record.wall_seconds >= 0.020);
+    assert_eq!(record.peak_bytes, 0);
+}
+
+#[test]
+fn wall_estimate_jobs_say_so_and_charge_wall_time() {
+    let meter = Meter::new();
+    let job = meter.start(JobSpec::new("request", labels()).wall_estimate());
+    job.run(|| std::thread::sleep(Duration::from_millis(5)));
+    assert_eq!(job.cpu_nanoseconds(), 0, "no CPU clock reads in wall-estimate mode");
+    let record = job.finish();
+    assert_eq!(record.cpu_mode, CpuMode::WallEstimate);
+    assert_eq!(record.cpu_seconds, record.wall_seconds);
+}
+
+#[test]
+fn records_go_to_every_sink_as_json_lines() {
+    let dir = std::env::temp_dir().join(format!("cost-meter-records-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("records.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let memory = MemorySink::new();
+    let meter = Meter::builder().sink(JsonLinesFile::open(&path).unwrap()).sink(memory.clone()).build();
+    for id in ["a", "b"] {
+        let job = meter.start(JobSpec::new(id, labels()));
+        job.run(|| burn(Duration::from_millis(1)));
+        job.finish();
+    }
+    let (from_file, bad) = read_records(std::io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap();
+    assert!(bad.is_empty());
+    assert_eq!(from_file, memory.records());
+    assert_eq!(from_file.iter().map(|r| r.job_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn metrics_count_cpu_memory_and_jobs_by_label_without_the_job_id() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let record = metrics::with_local_recorder(&recorder, || {
+        let meter = Meter::new();
+        let job = meter.start(JobSpec::new("bt-7", labels()).reserve(1000));
+        job.run(|| burn(Duration::from_millis(2)));
+        job.finish()
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let value = |name: &str| {
+        let (key, _, _, value) = snapshot.iter().find(|(k, ..)| k.key().name() == name).unwrap();
+        let labels: Vec<_> = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+        assert_eq!(
+            labels,
+            [
+                ("env", "dev"),
+                ("team", "research"),
+                ("service", "backtester"),
+                ("strategy", "momentum"),
+                ("tier", "batch")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        match value {
+            DebugValue::Counter(v) => *v,
+            other => panic!("{name} is a counter, got {other:?}"),
+        }
+    };
+    assert_eq!(value("cost_meter_jobs_total"), 1);
+    assert_eq!(value("cost_meter_cpu_nanoseconds_total"), (record.cpu_seconds * 1e9).round() as u64);
+    assert!(value("cost_meter_cpu_nanoseconds_total") >= 2_000_000);
+    assert_eq!(value("cost_meter_memory_byte_seconds_total"), record.memory_byte_seconds.round() as u64);
+}
+
+#[test]
+fn reconciliation_accounts_for_running_and_finished_jobs() {
+    let meter = Meter::new();
+    let finished = meter.start(JobSpec::new("done", labels()));
+    finished.run(|| burn(Duration::from_millis(20)));
+    finished.finish();
+    let running = meter.start(JobSpec::new("running", labels()));
+    running.run(|| burn(Duration::from_millis(20)));
+    let r = meter.reconcile();
+    assert_eq!((r.running_jobs, r.finished_jobs), (1, 1));
+    assert!(r.jobs_cpu_seconds >= 0.040, "{r:?}");
+    assert!(r.process_cpu_seconds >= r.jobs_cpu_seconds - 1e-3, "the process used at least what jobs claim: {r:?}");
+    assert!((r.idle_cpu_seconds - (r.process_cpu_seconds - r.jobs_cpu_seconds).max(0.0)).abs() < 1e-6);
+    assert!(r.rss_bytes.unwrap() > 0);
+    assert!(!r.memory_metered);
+    running.finish();
+}
