@@ -8,3 +8,6 @@ mod record;
 
 pub use labels::{Labels, Tier, UnknownTier};
 pub use record::{BYTES_PER_GB, BadRecord, CpuMode, JobRecord, MemoryMode, gb_hours, read_records};
+
+// budgets
+pub mod budget;
