@@ -249,8 +249,8 @@ fn report(args: &Args) -> Result<(), Failure> {
     }
     println!("month {month} ({} records in the month)", in_month.len());
     println!(
-        "{:<24} {:>12} {:>8} {:>14} {:>8} {:<9} {:>10} {}",
-        "budget", "cpu-hours", "cpu", "gb-hours", "memory", "level", "month-end", "source"
+        "{:<24} {:>12} {:>8} {:>14} {:>8} {:<9} {:>10} source",
+        "budget", "cpu-hours", "cpu", "gb-hours", "memory", "level", "month-end"
     );
     for (b, usage, source, u, level, f, by) in &rows {
         println!(
@@ -266,16 +266,17 @@ fn report(args: &Args) -> Result<(), Failure> {
         for (k, (usage, jobs)) in by {
             let labels: Vec<String> =
                 Labels::NAMES.iter().zip(k).filter(|(_, v)| !v.is_empty()).map(|(n, v)| format!("{n}={v}")).collect();
+            let jobs = format!("{jobs} job{}", if *jobs == 1 { "" } else { "s" });
             println!(
-                "  {:<22} {:>12.2} {:>8} {:>14.2} {:>8} {jobs} job{}",
+                "  {:<22} {:>12.2} {:>8} {:>14.2} {:>8} {jobs:<9} {:>10} {}",
                 "",
                 usage.cpu_hours,
                 "",
                 usage.memory_gb_hours,
                 "",
-                if *jobs == 1 { "" } else { "s" }
+                "",
+                labels.join(" ")
             );
-            println!("    {}", labels.join(" "));
         }
     }
     Ok(())

@@ -1,10 +1,13 @@
 //! The audit log of the tier gate: a CSV file, one line per denial or override, fsynced after each line.
 //!
 //! ```text
-//! time,unix,event,budget,job,tier,actor,reason
-//! 2026-11-26T14:03:00Z,1795701780,denied,research-cluster,bt-7,heavy,,outside heavy windows 22:00-06:00
-//! 2026-11-26T14:05:10Z,1795701910,override,research-cluster,bt-7,heavy,alice,"quarter close, approved by bob"
+//! time,unix,event,budget,job,tier,actor,reason,check
+//! 2026-11-26T14:03:00Z,1795701780,denied,research-cluster,bt-7,heavy,,outside heavy windows 22:00-06:00,1c9a3e07
+//! 2026-11-26T14:05:10Z,1795701910,override,research-cluster,bt-7,heavy,alice,"quarter close, approved by bob",9b0f6a21
 //! ```
+//!
+//! The last column, `check`, is the FNV-1a hash (32 bits, hex) of the line before it: a line torn by a crash
+//! and completed by a later newline cannot pass for a whole one.
 //!
 //! Fields are quoted when they hold a comma or a quote (quotes doubled); line breaks inside fields are
 //! replaced by spaces so that each entry is exactly one line. A crash can leave a torn last line: readers skip
@@ -20,7 +23,11 @@ use std::sync::Mutex;
 use super::civil::rfc3339;
 
 /// The header line.
-pub const AUDIT_HEADER: &str = "time,unix,event,budget,job,tier,actor,reason";
+pub const AUDIT_HEADER: &str = "time,unix,event,budget,job,tier,actor,reason,check";
+
+fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
 
 /// What an audit line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +100,17 @@ impl AuditEntry {
             field(&self.actor),
             field(&self.reason),
         ];
-        let mut line = fields.join(",");
-        line.push('\n');
-        line
+        let body = fields.join(",");
+        format!("{body},{:08x}\n", fnv1a(&body))
     }
 
     /// Parses one line (without its newline).
     pub fn parse_line(line: &str) -> Result<Self, String> {
-        let fields = split_csv(line)?;
+        let (body, check) = line.rsplit_once(',').ok_or("no check column")?;
+        if u32::from_str_radix(check, 16).ok() != Some(fnv1a(body)) || check.len() != 8 {
+            return Err("check column does not match the line (torn or edited)".into());
+        }
+        let fields = split_csv(body)?;
         let [_, unix, event, budget, job, tier, actor, reason]: [String; 8] =
             fields.try_into().map_err(|f: Vec<String>| format!("{} fields, expected 8", f.len()))?;
         Ok(AuditEntry {
