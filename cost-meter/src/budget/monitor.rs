@@ -72,23 +72,25 @@ impl BudgetMonitor {
             m.levels = c.budgets.iter().map(|(k, s)| (k.clone(), s.level)).collect();
             // Budgets renamed or removed since: their state is dropped at the next save.
             m.levels.retain(|k, _| m.budgets.get(k).is_some());
-            let critical: Vec<String> =
-                m.levels.iter().filter(|(_, l)| **l == AlertLevel::Critical).map(|(k, _)| k.clone()).collect();
-            for name in critical {
-                if let Some(b) = m.budgets.get(&name).cloned() {
-                    let u = Utilization::of(&b, m.ledger.usage(&name));
-                    m.apply_guardrails(&b, AlertLevel::Critical, u);
-                }
-            }
+            m.reapply_critical();
         }
         Ok(m)
     }
 
     /// Uses this concurrency limit (share it with the Tower layer and the job runner) instead of an unlimited
-    /// one.
+    /// one. The caps of budgets already critical (restored from the checkpoint) are applied to it.
     pub fn with_limit(mut self, limit: ConcurrencyLimit) -> Self {
         self.limit = limit;
+        self.reapply_critical();
         self
+    }
+
+    fn reapply_critical(&self) {
+        for (name, level) in &self.levels {
+            if let (AlertLevel::Critical, Some(b)) = (level, self.budgets.get(name)) {
+                self.apply_guardrails(b, AlertLevel::Critical, Utilization::of(b, self.ledger.usage(name)));
+            }
+        }
     }
 
     /// Adds a sink.
