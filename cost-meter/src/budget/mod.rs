@@ -11,6 +11,41 @@
 //!   and override goes to the [`AuditLog`].
 //! - [`Forecast`] extrapolates the month; [`Estimate`] predicts a job from the history of similar jobs.
 //! - [`rules_yaml`] and [`promtool_test_yaml`] generate Prometheus recording and alerting rules.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use cost_meter::budget::{AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit, LogSink};
+//! use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode};
+//!
+//! let yaml = "name: research-cluster\nowner: research@example.com\nmonthly_cpu_hours: 1800\n\
+//!             match: { team: research }\nguardrails: { max_concurrency_at_critical: 2, freeze_adhoc_at_critical: true }\n";
+//! let budgets = Arc::new(BudgetSet::new(vec![Budget::parse(yaml, None)?])?);
+//! let now = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+//! let limit = ConcurrencyLimit::new(16); // a clone goes to the Tower layer and the job runner
+//! let alerts = Arc::new(Mutex::new(Vec::new()));
+//! let sink = { let alerts = alerts.clone(); move |e: &AlertEvent| alerts.lock().unwrap().push(e.to) };
+//! let mut monitor = BudgetMonitor::new(budgets, now).with_limit(limit.clone()).with_sink(LogSink).with_sink(sink);
+//!
+//! let backtest = JobRecord {
+//!     job_id: "bt-1".into(),
+//!     labels: Labels::new("research", "backtester"),
+//!     started_at_unix: 1_795_000_000.0 - 3600.0,
+//!     wall_seconds: 3600.0,
+//!     cpu_seconds: 1700.0 * 3600.0, // 1700 CPU-hours: 94% of the budget
+//!     cpu_mode: CpuMode::ThreadCpu,
+//!     memory_byte_seconds: 0.0,
+//!     memory_gb_hours: 0.0,
+//!     peak_bytes: 0,
+//!     reserved_bytes: 0,
+//!     memory_mode: MemoryMode::Reservation,
+//! };
+//! monitor.record(&backtest, now)?;
+//! assert_eq!(*alerts.lock().unwrap(), [AlertLevel::Critical]);
+//! assert_eq!(limit.max(), 2);
+//! assert!(monitor.check_adhoc().unwrap_err().to_string().contains("research-cluster"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod alert;
 mod audit;
