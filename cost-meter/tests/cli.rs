@@ -45,6 +45,7 @@ fn validate_reports_every_error_with_file_field_and_reason() {
     .unwrap();
     std::fs::write(dir.join("c.yaml"), "name: e\nowner: o\nmonthly_memory_gb_hours: 5\n").unwrap();
     std::fs::write(dir.join("e.yml"), "name: e\nowner: o\nmonthly_cpu_hours: 1\n").unwrap();
+    std::fs::write(dir.join("f.yaml"), "name: a\nowner: o\n").unwrap(); // invalid, and a's name again
     std::fs::write(dir.join("d.yaml"), "name: d\nowner: o\nmonthly_cpu_hours: 0\nmatch: { colour: blue }\n").unwrap();
     let out = cost_meter(&["validate", dir.to_str().unwrap()], &dir);
     let (_, stderr) = text(&out);
@@ -55,7 +56,9 @@ fn validate_reports_every_error_with_file_field_and_reason() {
         "e.yml: name: `e` is used by another budget (also in ",
         "d.yaml: monthly_cpu_hours: must be a positive finite number, got 0",
         "d.yaml: match.colour: `colour` is not a label",
-        "5 errors in",
+        "f.yaml: needs monthly_cpu_hours",
+        "f.yaml: name: `a` is used by another budget (also in ",
+        "7 errors in",
     ] {
         assert!(stderr.contains(want), "missing `{want}` in:\n{stderr}");
     }
@@ -105,7 +108,10 @@ fn report_sums_the_month_per_budget_and_label_set() {
     let (stdout, _) = text(&out);
     assert!(out.status.success());
     assert!(stdout.contains("research-cluster") && stdout.contains("2.0%") && stdout.contains("3 jobs"), "{stdout}");
-    // a missing records file named explicitly is an error
+    // without a checkpoint, a missing records file is an error
+    let out = cost_meter(&["report", "--budgets", budgets.to_str().unwrap()], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("cost_records.jsonl: cannot read the records"));
     let out = cost_meter(&["report", "--budgets", budgets.to_str().unwrap(), "--records", "nope.jsonl"], &dir);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("nope.jsonl: cannot read the records"));

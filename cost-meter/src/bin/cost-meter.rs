@@ -185,7 +185,8 @@ fn report(args: &Args) -> Result<(), Failure> {
             Err(e) => return Err(Failure::Refused(e.to_string())),
         },
     };
-    let records = load_records(args, checkpoint.is_none() && args.options.contains_key("--records"))?;
+    // without a checkpoint the records are the only source: a missing file is an error then
+    let records = load_records(args, checkpoint.is_none())?;
     let month = match args.options.get("--month") {
         Some(m) => m.parse::<Month>().map_err(|e| Failure::Usage(format!("--month: {e}")))?,
         None => checkpoint.as_ref().map(|c| c.month).unwrap_or_else(|| Month::of(now)),

@@ -137,7 +137,7 @@ pub fn rules_yaml(budgets: &BudgetSet) -> String {
 /// A `promtool test rules` file for one budget, over `rules_file`: a series selected by the budget's `match`
 /// grows so that the budget's first resource reaches 100% in about 100 minutes. It expects nothing at 60
 /// minutes (about 57%), `BudgetWarn` alone at 88 minutes (about 85%, warn crossed at about 73 minutes plus
-/// `for: 5m`), and both with the fast burn-rate alert at 115 minutes. It assumes the default thresholds
+/// `for: 5m`), and both with the two burn-rate alerts (far above 14.4× and 6×) at about 110 minutes. It assumes the default thresholds
 /// region (warn ≤ 0.8, critical in (0.85, 1]); for other thresholds the expected times are shifted.
 pub fn promtool_test_yaml(budget: &Budget, rules_file: &str) -> String {
     let Some(r) = resources(budget).into_iter().next() else { return String::new() };
@@ -164,7 +164,7 @@ pub fn promtool_test_yaml(budget: &Budget, rules_file: &str) -> String {
     let between = warn_at.max(((t.critical * 100.0) as u32).saturating_sub(3)).min(crit_at.saturating_sub(8));
     let last = crit_at + 5;
     let exp = |name: &str, severity: &str, resource: Option<&str>| {
-        let mut s = format!(
+        let s = format!(
             "          - exp_labels: {{ severity: {}, budget: {}{} }}\n            exp_annotations: {{ summary: {}, owner: {} }}\n",
             q(severity),
             q(&budget.name),
@@ -172,7 +172,6 @@ pub fn promtool_test_yaml(budget: &Budget, rules_file: &str) -> String {
             q(&summary(name, budget)),
             q(&budget.owner)
         );
-        s.insert_str(0, "");
         s
     };
     let mut out = String::new();
@@ -189,6 +188,7 @@ pub fn promtool_test_yaml(budget: &Budget, rules_file: &str) -> String {
         (last, "BudgetWarn", true),
         (last, "BudgetCritical", true),
         (last, "BudgetBurnRateFast", true),
+        (last, "BudgetBurnRateSlow", true),
     ] {
         let _ = writeln!(out, "      - eval_time: {at}m\n        alertname: {name}");
         if firing {
@@ -196,11 +196,30 @@ pub fn promtool_test_yaml(budget: &Budget, rules_file: &str) -> String {
             out.push_str(&match name {
                 "BudgetWarn" => exp(name, "warning", None),
                 "BudgetCritical" => exp(name, "critical", None),
-                _ => exp(name, "critical", Some(r.name)),
+                "BudgetBurnRateFast" => exp(name, "critical", Some(r.name)),
+                _ => exp(name, "warning", Some(r.name)),
             });
         } else {
             out.push_str("        exp_alerts: []\n");
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_escaped_and_memory_only_budgets_use_the_memory_counter() {
+        let b = Budget::parse("name: mem\nowner: o\nmonthly_memory_gb_hours: 50\nmatch: { strategy: 'a\"b' }\n", None)
+            .unwrap();
+        let set = BudgetSet::new(vec![b.clone()]).unwrap();
+        let yaml = rules_yaml(&set);
+        assert!(yaml.contains(r#"cost_meter_memory_byte_seconds_total{strategy=\"a\\\"b\"}"#), "{yaml}");
+        assert!(!yaml.contains(CPU_COUNTER));
+        assert_eq!(yaml.matches("- alert:").count(), 4);
+        let test = promtool_test_yaml(&b, "rules.yaml");
+        assert!(test.contains(MEMORY_COUNTER) && test.contains("resource: \"memory\""), "{test}");
+    }
 }

@@ -302,6 +302,16 @@ impl Budget {
     }
 }
 
+/// The `name` of a budget file that failed validation, if it has a readable one.
+fn name_only(file: &Path) -> Option<String> {
+    #[derive(Deserialize)]
+    struct NameOnly {
+        name: String,
+    }
+    let text = std::fs::read_to_string(file).ok()?;
+    serde_saphyr::from_str::<NameOnly>(&text).ok().map(|n| n.name)
+}
+
 /// The budgets of a directory, with unique names, in file-name order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BudgetSet {
@@ -341,10 +351,29 @@ impl BudgetSet {
             return Err(BudgetError::new("", "no budget files (*.yaml, *.yml)").in_file(Some(dir)).into());
         }
         let (mut budgets, mut errors) = (Vec::new(), Vec::new());
+        // names of files refused for other reasons still take part in the uniqueness check
+        let mut refused_names: Vec<(String, PathBuf)> = Vec::new();
         for file in &files {
             match Budget::read(file) {
                 Ok(b) => budgets.push(b),
-                Err(BudgetErrors(es)) => errors.extend(es),
+                Err(BudgetErrors(es)) => {
+                    errors.extend(es);
+                    if let Some(name) = name_only(file) {
+                        refused_names.push((name, file.clone()));
+                    }
+                }
+            }
+        }
+        for (i, (name, file)) in refused_names.iter().enumerate() {
+            let earlier = refused_names[..i].iter().find(|(n, _)| n == name).map(|(_, f)| f);
+            if let Some(other) = budgets.iter().find(|b| &b.name == name).and_then(|b| b.file.as_ref()).or(earlier) {
+                errors.push(
+                    BudgetError::new(
+                        "name",
+                        format!("`{name}` is used by another budget (also in {})", other.display()),
+                    )
+                    .in_file(Some(file)),
+                );
             }
         }
         match BudgetSet::new(budgets) {
