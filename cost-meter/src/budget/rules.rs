@@ -41,16 +41,15 @@ struct Resource {
     name: &'static str,
     counter: &'static str,
     monthly: f64,
-    unit: &'static str,
 }
 
 fn resources(b: &Budget) -> Vec<Resource> {
     let mut r = Vec::new();
     if let Some(m) = b.monthly_cpu_hours {
-        r.push(Resource { name: "cpu", counter: CPU_COUNTER, monthly: m, unit: "CPU-hours" });
+        r.push(Resource { name: "cpu", counter: CPU_COUNTER, monthly: m });
     }
     if let Some(m) = b.monthly_memory_gb_hours {
-        r.push(Resource { name: "memory", counter: MEMORY_COUNTER, monthly: m, unit: "GB-hours" });
+        r.push(Resource { name: "memory", counter: MEMORY_COUNTER, monthly: m });
     }
     r
 }
@@ -120,7 +119,6 @@ pub fn rules_yaml(budgets: &BudgetSet) -> String {
             record(&mut out, "budget:usage:month_to_date", &expr, &labels);
             let expr = format!("sum({mtd}) / {}", r.monthly);
             record(&mut out, "budget:utilization:ratio", &expr, &labels);
-            let _ = r.unit;
         }
         let util = format!("max(budget:utilization:ratio{{budget={}}})", q(&b.name));
         alert(&mut out, "BudgetWarn", b, &format!("{util} >= {}", b.thresholds.warn), "5m", "warning");
