@@ -44,3 +44,6 @@ pub use labels::{Labels, Tier, UnknownTier};
 pub use meter::{CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation};
 pub use record::{BYTES_PER_GB, BadRecord, CpuMode, JobRecord, MemoryMode, gb_hours, read_records};
 pub use sink::{JsonLinesFile, MemorySink, RecordSink};
+
+// budgets
+pub mod budget;

@@ -1,0 +1,239 @@
+//! The budget monitor: charges finished jobs to their budgets, judges alert levels, applies guardrails,
+//! tells the sinks, and keeps the month-to-date checkpoint.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::alert::{AlertEvent, AlertLevel, AlertSink};
+use super::checkpoint::{self, BudgetState, Checkpoint, CheckpointError};
+use super::civil::Month;
+use super::forecast::Forecast;
+use super::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
+use super::spec::{Budget, BudgetSet};
+use super::usage::{Charge, Ledger, Usage, Utilization};
+use crate::JobRecord;
+
+/// Charges jobs to budgets and acts on their levels.
+///
+/// - [`record`](Self::record) charges a finished job to every budget covering it (in the month it finished),
+///   re-judges those budgets, fires one [`AlertEvent`] per crossing to every sink, and saves the checkpoint.
+/// - At critical, a budget's guardrails apply: it caps the shared [`ConcurrencyLimit`] and freezes new ad-hoc
+///   runs ([`AdhocFreeze`]); both lift when it leaves critical (hysteresis included) or the month ends.
+/// - With a checkpoint, [`open`](Self::open) restores usage and levels, so a restart loses nothing and fires
+///   nothing again; guardrails of critical budgets are re-applied.
+pub struct BudgetMonitor {
+    budgets: Arc<BudgetSet>,
+    ledger: Ledger,
+    levels: BTreeMap<String, AlertLevel>,
+    sinks: Vec<Box<dyn AlertSink>>,
+    limit: ConcurrencyLimit,
+    freeze: AdhocFreeze,
+    checkpoint: Option<PathBuf>,
+}
+
+impl fmt::Debug for BudgetMonitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BudgetMonitor")
+            .field("month", &self.ledger.month())
+            .field("levels", &self.levels)
+            .field("sinks", &self.sinks.len())
+            .field("limit", &self.limit)
+            .field("checkpoint", &self.checkpoint)
+            .finish()
+    }
+}
+
+impl BudgetMonitor {
+    /// A monitor without a checkpoint, counting the month of `now`, with an unlimited concurrency limit.
+    pub fn new(budgets: Arc<BudgetSet>, now: SystemTime) -> Self {
+        BudgetMonitor {
+            budgets,
+            ledger: Ledger::new(Month::of(now)),
+            levels: BTreeMap::new(),
+            sinks: Vec::new(),
+            limit: ConcurrencyLimit::unlimited(),
+            freeze: AdhocFreeze::new(),
+            checkpoint: None,
+        }
+    }
+
+    /// A monitor that keeps its state in `checkpoint`, restoring it if it exists. A corrupt checkpoint is moved
+    /// aside and returned as an error: the caller decides (calling `open` again starts the month empty, which
+    /// is then an explicit choice, not a silent one).
+    pub fn open(budgets: Arc<BudgetSet>, checkpoint: &Path, now: SystemTime) -> Result<Self, CheckpointError> {
+        let mut m = Self::new(budgets, now);
+        m.checkpoint = Some(checkpoint.to_path_buf());
+        if let Some(c) = checkpoint::load(checkpoint, now)? {
+            let usage = c.budgets.iter().map(|(k, s)| (k.clone(), s.usage)).collect();
+            m.ledger = Ledger::with_usage(c.month, usage);
+            m.levels = c.budgets.iter().map(|(k, s)| (k.clone(), s.level)).collect();
+            // Budgets renamed or removed since: their state is dropped at the next save.
+            m.levels.retain(|k, _| m.budgets.get(k).is_some());
+            m.reapply_critical();
+        }
+        Ok(m)
+    }
+
+    /// Uses this concurrency limit (share it with the Tower layer and the job runner) instead of an unlimited
+    /// one. The caps of budgets already critical (restored from the checkpoint) are applied to it.
+    pub fn with_limit(mut self, limit: ConcurrencyLimit) -> Self {
+        self.limit = limit;
+        self.reapply_critical();
+        self
+    }
+
+    fn reapply_critical(&self) {
+        for (name, level) in &self.levels {
+            if let (AlertLevel::Critical, Some(b)) = (level, self.budgets.get(name)) {
+                self.apply_guardrails(b, AlertLevel::Critical, Utilization::of(b, self.ledger.usage(name)));
+            }
+        }
+    }
+
+    /// Adds a sink.
+    pub fn with_sink(mut self, sink: impl AlertSink + 'static) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// The budgets.
+    pub fn budgets(&self) -> &BudgetSet {
+        &self.budgets
+    }
+
+    /// The month counted.
+    pub fn month(&self) -> Month {
+        self.ledger.month()
+    }
+
+    /// A budget's usage so far this month.
+    pub fn usage(&self, budget: &str) -> Usage {
+        self.ledger.usage(budget)
+    }
+
+    /// A budget's utilisation so far this month (`None` for an unknown budget).
+    pub fn utilization(&self, budget: &str) -> Option<Utilization> {
+        self.budgets.get(budget).map(|b| Utilization::of(b, self.ledger.usage(budget)))
+    }
+
+    /// A budget's alert level.
+    pub fn level(&self, budget: &str) -> AlertLevel {
+        self.levels.get(budget).copied().unwrap_or_default()
+    }
+
+    /// The month-end forecast of a budget at `now`.
+    pub fn forecast(&self, budget: &str, now: SystemTime) -> Option<Forecast> {
+        self.budgets.get(budget).map(|b| Forecast::new(b, self.ledger.month(), self.ledger.usage(budget), now))
+    }
+
+    /// The shared concurrency limit that budgets lower at critical.
+    pub fn concurrency_limit(&self) -> ConcurrencyLimit {
+        self.limit.clone()
+    }
+
+    /// The shared ad-hoc freeze switch.
+    pub fn adhoc_freeze(&self) -> AdhocFreeze {
+        self.freeze.clone()
+    }
+
+    /// `Ok` if a new ad-hoc run may start, or the error to show its user.
+    pub fn check_adhoc(&self) -> Result<(), Frozen> {
+        self.freeze.check()
+    }
+
+    /// Charges a finished job, judges the budgets it touched, and saves the checkpoint. Returns the crossings
+    /// fired. A record from a month already closed is ignored. An error means the checkpoint could not be
+    /// written: the charge is kept in memory and the next successful save persists it.
+    pub fn record(&mut self, record: &JobRecord, now: SystemTime) -> Result<Vec<AlertEvent>, CheckpointError> {
+        let events = match self.ledger.charge(&self.budgets, record) {
+            Charge::Stale => return Ok(Vec::new()),
+            Charge::Charged(names) => self.judge(names),
+            Charge::NewMonth(_) => self.judge(self.budgets.iter().map(|b| b.name.clone()).collect()),
+        };
+        self.save(now)?;
+        Ok(events)
+    }
+
+    /// Moves to the month of `now` if it is a new one (usage back at zero, alerts cleared, guardrails lifted).
+    /// Call it from a timer so that a quiet budget clears at the month's end.
+    pub fn tick(&mut self, now: SystemTime) -> Result<Vec<AlertEvent>, CheckpointError> {
+        if !self.ledger.roll_to(Month::of(now)) {
+            return Ok(Vec::new());
+        }
+        let events = self.judge(self.budgets.iter().map(|b| b.name.clone()).collect());
+        self.save(now)?;
+        Ok(events)
+    }
+
+    /// Saves the checkpoint now (a no-op without one).
+    pub fn save(&self, now: SystemTime) -> Result<(), CheckpointError> {
+        let Some(path) = &self.checkpoint else { return Ok(()) };
+        let mut c = Checkpoint::new(self.ledger.month());
+        for b in self.budgets.iter() {
+            let state = BudgetState { usage: self.ledger.usage(&b.name), level: self.level(&b.name) };
+            if state != BudgetState::default() {
+                c.budgets.insert(b.name.clone(), state);
+            }
+        }
+        checkpoint::save(path, &c, now)
+    }
+
+    fn judge(&mut self, names: Vec<String>) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        for name in names {
+            let Some(budget) = self.budgets.get(&name).cloned() else { continue };
+            let u = Utilization::of(&budget, self.ledger.usage(&name));
+            let from = self.level(&name);
+            let to = from.next(u.max(), budget.thresholds, budget.hysteresis);
+            self.levels.insert(name.clone(), to);
+            if from != to {
+                self.apply_guardrails(&budget, to, u);
+                events.push(AlertEvent {
+                    budget: name.clone(),
+                    owner: budget.owner.clone(),
+                    from,
+                    to,
+                    utilization: u,
+                    month: self.ledger.month(),
+                });
+            }
+            for sink in &self.sinks {
+                sink.utilization(&name, u, to);
+            }
+        }
+        for e in &events {
+            for sink in &self.sinks {
+                sink.alert(e);
+            }
+        }
+        events
+    }
+
+    fn apply_guardrails(&self, budget: &Budget, level: AlertLevel, u: Utilization) {
+        let g = budget.guardrails;
+        if level == AlertLevel::Critical {
+            if let Some(max) = g.max_concurrency_at_critical {
+                self.limit.cap(&budget.name, max);
+            }
+            if g.freeze_adhoc_at_critical {
+                let used: Vec<String> = u.resources().map(|(r, x)| format!("{r} {:.1}%", x * 100.0)).collect();
+                self.freeze.freeze(
+                    &budget.name,
+                    format!(
+                        "budget `{}` is critical ({} of its monthly budget, critical at {:.0}%; owner {})",
+                        budget.name,
+                        used.join(", "),
+                        budget.thresholds.critical * 100.0,
+                        budget.owner
+                    ),
+                );
+            }
+        } else {
+            self.limit.lift(&budget.name);
+            self.freeze.thaw(&budget.name);
+        }
+    }
+}

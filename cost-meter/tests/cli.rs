@@ -1,0 +1,187 @@
+//! The `cost-meter` binary: exit codes, errors naming file, field and reason, and its outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn cost_meter(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cost-meter")).args(args).current_dir(cwd).output().unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cost-meter-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_shipped_budgets_are_valid() {
+    let out = cost_meter(&["validate"], &workspace());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("budget `research-cluster` valid"), "{stdout}");
+}
+
+#[test]
+fn validate_reports_every_error_with_file_field_and_reason() {
+    let dir = temp("bad");
+    std::fs::write(
+        dir.join("a.yaml"),
+        "name: a\nowner: o\nmonthly_cpu_hours: 10\nalert_thresholds: { warn: 0.95, critical: 0.9 }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.yaml"),
+        "name: b\nowner: o\nmonthly_cpu_hours: 10\nheavy_windows: [\"22:00\"]\ncolor: red\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("c.yaml"), "name: e\nowner: o\nmonthly_memory_gb_hours: 5\n").unwrap();
+    std::fs::write(dir.join("e.yml"), "name: e\nowner: o\nmonthly_cpu_hours: 1\n").unwrap();
+    std::fs::write(dir.join("f.yaml"), "name: a\nowner: o\n").unwrap(); // invalid, and a's name again
+    std::fs::write(dir.join("d.yaml"), "name: d\nowner: o\nmonthly_cpu_hours: 0\nmatch: { colour: blue }\n").unwrap();
+    let out = cost_meter(&["validate", dir.to_str().unwrap()], &dir);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for want in [
+        "a.yaml: alert_thresholds.warn: must be below critical (0.9), got 0.95",
+        "b.yaml: color: unknown field",
+        "e.yml: name: `e` is used by another budget (also in ",
+        "d.yaml: monthly_cpu_hours: must be a positive finite number, got 0",
+        "d.yaml: match.colour: `colour` is not a label",
+        "f.yaml: needs monthly_cpu_hours",
+        "f.yaml: name: `a` is used by another budget (also in ",
+        "7 errors in",
+    ] {
+        assert!(stderr.contains(want), "missing `{want}` in:\n{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const RECORD: &str = r#"{"job_id":"JOB","labels":{"env":"prod","team":"research","service":"backtester","strategy":"momo","tier":"heavy"},"started_at_unix":1794700000.0,"wall_seconds":60.0,"cpu_seconds":CPU,"cpu_mode":"thread_cpu","memory_byte_seconds":0.0,"memory_gb_hours":GB,"peak_bytes":0,"reserved_bytes":0,"memory_mode":"allocator"}"#;
+
+fn records(dir: &Path) -> PathBuf {
+    let mut text = String::new();
+    for (i, (cpu, gb)) in [(36_000.0, 2.0), (43_200.0, 3.0), (50_400.0, 4.0)].iter().enumerate() {
+        text.push_str(
+            &RECORD.replace("JOB", &format!("bt-{i}")).replace("CPU", &cpu.to_string()).replace("GB", &gb.to_string()),
+        );
+        text.push('\n');
+    }
+    text.push_str("{\"job_id\": \"torn"); // a crash mid-write
+    let path = dir.join("records.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn report_sums_the_month_per_budget_and_label_set() {
+    let dir = temp("report");
+    let recs = records(&dir);
+    let budgets = workspace().join("configs/budgets");
+    let args =
+        ["report", "--budgets", budgets.to_str().unwrap(), "--records", recs.to_str().unwrap(), "--month", "2026-11"];
+    let out = cost_meter(&[&args[..], &["--json"]].concat(), &dir);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("line 4: skipped"), "the torn line is reported: {stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["month"], "2026-11");
+    assert_eq!(doc["records"], 3);
+    let research = doc["budgets"].as_array().unwrap().iter().find(|b| b["budget"] == "research-cluster").unwrap();
+    assert_eq!(research["usage"]["cpu_hours"], 36.0);
+    assert_eq!(research["usage"]["memory_gb_hours"], 9.0);
+    assert_eq!(research["utilization"]["cpu"], 0.02);
+    assert_eq!(research["level"], "ok");
+    assert_eq!(research["by_labels"][0]["jobs"], 3);
+    assert_eq!(research["by_labels"][0]["labels"]["strategy"], "momo");
+    let ci = doc["budgets"].as_array().unwrap().iter().find(|b| b["budget"] == "ci-benchmarks").unwrap();
+    assert_eq!(ci["usage"]["cpu_hours"], 0.0);
+    let out = cost_meter(&args, &dir);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    assert!(stdout.contains("research-cluster") && stdout.contains("2.0%") && stdout.contains("3 jobs"), "{stdout}");
+    // without a checkpoint, a missing records file is an error
+    let out = cost_meter(&["report", "--budgets", budgets.to_str().unwrap()], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("cost_records.jsonl: cannot read the records"));
+    let out = cost_meter(&["report", "--budgets", budgets.to_str().unwrap(), "--records", "nope.jsonl"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("nope.jsonl: cannot read the records"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn estimate_uses_similar_jobs_and_the_budget_share() {
+    let dir = temp("estimate");
+    let recs = records(&dir);
+    let budgets = workspace().join("configs/budgets");
+    let out = cost_meter(
+        &[
+            "estimate",
+            "--budgets",
+            budgets.to_str().unwrap(),
+            "--records",
+            recs.to_str().unwrap(),
+            "--team",
+            "research",
+            "--service",
+            "backtester",
+            "--strategy",
+            "momo",
+            "--tier",
+            "heavy",
+            "--env",
+            "prod",
+        ],
+        &dir,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("~12 CPU-hours"), "{stdout}");
+    assert!(stdout.contains("of research-cluster's monthly CPU-hours"), "{stdout}");
+    assert!(stdout.contains("of nightly-backtests's monthly CPU-hours"), "{stdout}");
+    let out = cost_meter(&["estimate", "--team", "x"], &dir);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rules_are_generated_for_every_budget() {
+    let dir = temp("rules");
+    let out = cost_meter(&["rules", "configs/budgets"], &workspace());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for b in ["research-cluster", "ci-benchmarks", "nightly-backtests"] {
+        assert!(stdout.contains(&format!("name: \"budget-{b}\"")), "{b}");
+    }
+    assert!(stdout.contains("cost_meter_cpu_nanoseconds_total{env=\\\"prod\\\",team=\\\"research\\\"}"), "{stdout}");
+    let rules = dir.join("rules.yaml");
+    let test = dir.join("test.yaml");
+    let out = cost_meter(
+        &[
+            "rules",
+            "--out",
+            rules.to_str().unwrap(),
+            "--test",
+            "research-cluster",
+            "--test-out",
+            test.to_str().unwrap(),
+        ],
+        &workspace(),
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(std::fs::read_to_string(&test).unwrap().contains("rule_files:\n  - \"rules.yaml\""));
+    let out = cost_meter(&["rules", "--test", "nope", "--out", "x", "--test-out", "y"], &workspace());
+    assert_eq!(out.status.code(), Some(1));
+    let out = cost_meter(&["frobnicate"], &workspace());
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
