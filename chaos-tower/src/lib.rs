@@ -10,6 +10,9 @@
 //! - [`ChaosIo`] for any `AsyncRead` / `AsyncWrite`: each read and write is decided like a request (the slow
 //!   disk).
 //!
+//! Beside them: [`CircuitBreakerLayer`], [`FallbackLayer`] and [`ShedLayer`] (degrade-flags), and
+//! [`CostLayer`], which meters every request as a cost-meter job and obeys a budget's concurrency guardrail.
+//!
 //! ```
 //! # async fn quote() -> &'static str { "42" }
 //! use std::time::Duration;
@@ -29,6 +32,7 @@
 
 pub mod breaker;
 pub mod chaos;
+pub mod cost;
 pub mod fallback;
 mod faulted;
 mod handle;
@@ -38,6 +42,7 @@ pub mod shed;
 
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
+pub use cost::{Cost, CostLayer};
 pub use fallback::{Fallback, FallbackLayer};
 pub use handle::ChaosHandle;
 pub use http::{ChaosBody, HttpChaos, HttpChaosLayer};
@@ -45,6 +50,7 @@ pub use io::ChaosIo;
 pub use shed::{Shed, ShedLayer};
 
 pub use chaos_core;
+pub use cost_meter;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

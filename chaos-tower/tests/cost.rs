@@ -1,0 +1,122 @@
+//! CostLayer: every request becomes a cost-meter job with the layer's labels (adjusted per request), its id
+//! from `x-request-id`, and a record even when cancelled; a budget's concurrency limit is obeyed with a 503.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use chaos_tower::CostLayer;
+use chaos_tower::cost::GUARDRAIL_HEADER;
+use cost_meter::budget::ConcurrencyLimit;
+use cost_meter::{CpuMode, Labels, MemorySink, Meter, Tier};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{Service, ServiceExt, service_fn};
+
+type Body = Full<Bytes>;
+
+fn meter() -> (Meter, MemorySink) {
+    let sink = MemorySink::new();
+    (Meter::builder().sink(sink.clone()).build(), sink)
+}
+
+async fn ok(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+#[tokio::test]
+async fn each_request_is_a_job_with_labels_from_the_request() {
+    let (meter, records) = meter();
+    let layer = CostLayer::new(meter, Labels::new("trading", "quotes").env("dev")).label_with(|req, labels| {
+        if req.uri.path().starts_with("/backtest") {
+            labels.tier = Tier::Batch;
+            labels.strategy = "replay".into();
+        }
+    });
+    let mut svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(ok));
+    for (path, id) in [("/quote", Some("req-1")), ("/backtest/run", None)] {
+        let mut req = Request::builder().uri(path);
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        let response = svc.ready().await.unwrap().call(req.body(Body::default()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let records = records.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].job_id, "req-1");
+    assert_eq!((records[0].labels.tier, records[0].labels.strategy.as_str()), (Tier::Interactive, ""));
+    assert_eq!(records[1].job_id, "quotes-0", "no request id: the service name and a sequence number");
+    assert_eq!((records[1].labels.tier, records[1].labels.strategy.as_str()), (Tier::Batch, "replay"));
+    assert!(records.iter().all(|r| r.cpu_mode == CpuMode::WallEstimate && r.labels.team == "trading"));
+}
+
+#[tokio::test]
+async fn thread_cpu_mode_reads_the_cpu_clock() {
+    let (meter, records) = meter();
+    let layer = CostLayer::new(meter, Labels::new("trading", "quotes")).thread_cpu();
+    let svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<Body>| async move {
+        let mut x = 0u64;
+        for i in 0..200_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i * i));
+        }
+        ok(req).await
+    }));
+    svc.oneshot(Request::new(Body::default())).await.unwrap();
+    let record = &records.records()[0];
+    assert_eq!(record.cpu_mode, CpuMode::ThreadCpu);
+    assert!(record.cpu_seconds > 0.0);
+}
+
+#[tokio::test]
+async fn the_concurrency_guardrail_refuses_with_503_and_lets_the_next_one_through() {
+    let (meter, records) = meter();
+    let limit = ConcurrencyLimit::new(1);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rx = std::sync::Arc::new(tokio::sync::Mutex::new(Some(rx)));
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inner = {
+        let calls = calls.clone();
+        service_fn(move |req: Request<Body>| {
+            let (rx, calls) = (rx.clone(), calls.clone());
+            async move {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if let Some(rx) = rx.lock().await.take() {
+                    let _ = rx.await; // the first request waits until released
+                }
+                ok(req).await
+            }
+        })
+    };
+    let svc = tower::ServiceBuilder::new()
+        .layer(CostLayer::new(meter, Labels::new("trading", "quotes")).limit(limit.clone()))
+        .service(inner);
+
+    let first = tokio::spawn(svc.clone().oneshot(Request::new(Body::default())));
+    while limit.in_use() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let refused = svc.clone().oneshot(Request::new(Body::default())).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()[http::header::RETRY_AFTER], "1");
+    assert_eq!(refused.headers()[&GUARDRAIL_HEADER], "concurrency");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "a refused request never reaches the service");
+
+    tx.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(limit.in_use(), 0, "the permit is released when the response is ready");
+    let next = svc.oneshot(Request::new(Body::default())).await.unwrap();
+    assert_eq!(next.status(), StatusCode::OK);
+    assert_eq!(records.records().len(), 2, "refused requests are not jobs");
+}
+
+#[tokio::test]
+async fn a_cancelled_request_is_still_recorded() {
+    let (meter, records) = meter();
+    let svc = tower::ServiceBuilder::new()
+        .layer(CostLayer::new(meter, Labels::new("trading", "quotes")))
+        .service(service_fn(|_req: Request<Body>| std::future::pending::<Result<Response<Body>, Infallible>>()));
+    let call = svc.oneshot(Request::new(Body::default()));
+    let timed_out = tokio::time::timeout(std::time::Duration::from_millis(1), call).await;
+    assert!(timed_out.is_err());
+    assert_eq!(records.records().len(), 1);
+}
