@@ -2,6 +2,8 @@
 //! built the same way for the criterion run (`benches/fault_layer.rs`) and the instruction counts
 //! (`benches/instructions.rs`).
 
+pub mod alloc;
+
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context, Poll};

@@ -48,8 +48,14 @@ fn header(align: usize) -> usize {
 /// The layout asked of the inner allocator: the header and the block, with the same alignment.
 #[inline]
 fn outer(layout: Layout) -> Option<Layout> {
-    let size = layout.size().checked_add(header(layout.align()))?;
-    Layout::from_size_align(size, layout.align()).ok()
+    let align = layout.align();
+    let size = layout.size() + header(align); // no overflow: a Layout's size is at most isize::MAX
+    // A Layout's size, rounded up to its alignment, must not exceed isize::MAX.
+    if size > isize::MAX as usize - (align - 1) {
+        return None;
+    }
+    // SAFETY: `align` comes from a valid Layout (a power of two) and `size` was checked just above.
+    Some(unsafe { Layout::from_size_align_unchecked(size, align) })
 }
 
 /// Writes `tag` into the header of the block at `user`.

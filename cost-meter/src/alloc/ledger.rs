@@ -19,7 +19,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::{Duration, Instant};
 
-/// How many jobs can meter memory at once. A job started when every slot is taken falls back to its
+/// How many slots the table has; jobs can meter memory in all but two ("no job" and the installation probe)
+/// at once. A job started when every slot is taken falls back to its
 /// reservation (its record says so).
 pub const SLOTS: usize = 4096;
 
@@ -57,7 +58,7 @@ impl Slot {
 static TABLE: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
 static CURSOR: AtomicUsize = AtomicUsize::new(1);
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-static INSTALLED: AtomicBool = AtomicBool::new(false);
+static INSTALLED: OnceLock<bool> = OnceLock::new();
 static NOW_MS: AtomicU64 = AtomicU64::new(0);
 static SCRIPTED: AtomicBool = AtomicBool::new(false);
 static ANCHOR: OnceLock<Instant> = OnceLock::new();
@@ -112,9 +113,6 @@ thread_local! {
 /// tag to store with the block.
 #[inline]
 pub(crate) fn on_alloc(size: u64) -> Tag {
-    if !INSTALLED.load(Relaxed) {
-        INSTALLED.store(true, Relaxed);
-    }
     LOCAL.with(|l| {
         let tag = l.tag.get();
         if tag.slot != 0 {
@@ -173,10 +171,15 @@ fn flush(l: &Local) {
             slot.freed.fetch_add(l.freed.replace(0), Relaxed);
             slot.freed_weighted.fetch_add(l.freed_weighted.replace(0), Relaxed);
         }
-        slot.peak.fetch_max(l.peak.replace(0), Relaxed);
-    }
-    for cell in [&l.allocated, &l.allocated_weighted, &l.freed, &l.freed_weighted, &l.peak] {
-        cell.set(0);
+        let peak = l.peak.replace(0);
+        if peak > 0 {
+            slot.peak.fetch_max(peak, Relaxed);
+        }
+    } else {
+        // The job has ended: what this thread still held for it is dropped.
+        for cell in [&l.allocated, &l.allocated_weighted, &l.freed, &l.freed_weighted, &l.peak] {
+            cell.set(0);
+        }
     }
 }
 
@@ -195,10 +198,24 @@ pub(crate) fn leave(previous: Tag) {
     enter(previous);
 }
 
-/// Whether a [`CostAllocator`](super::CostAllocator) is the process's global allocator (it has served an
-/// allocation).
+/// The slot used to find out whether the allocator is installed: never claimed by a job.
+const PROBE: u32 = (SLOTS - 1) as u32;
+
+/// Whether a [`CostAllocator`](super::CostAllocator) is the process's global allocator. Found out once,
+/// by allocating a box while the thread is in the probe slot and seeing whether the allocator counted it
+/// (so the allocation path carries no "installed" flag).
 pub fn is_installed() -> bool {
-    INSTALLED.load(Relaxed)
+    *INSTALLED.get_or_init(|| {
+        let previous = enter(Tag { slot: PROBE, generation: 1 });
+        let counted = LOCAL.with(|l| {
+            let before = l.allocated.get();
+            let probe = std::hint::black_box(Box::new(0u64));
+            drop(probe);
+            l.allocated.get() > before
+        });
+        leave(previous);
+        counted
+    })
 }
 
 fn anchor() -> Instant {
@@ -259,9 +276,9 @@ impl Claim {
             return None;
         }
         let start = CURSOR.fetch_add(1, Relaxed);
-        for i in 0..SLOTS - 1 {
-            // Round robin over slots 1..SLOTS, so a slot is reused as late as possible.
-            let index = 1 + (start + i) % (SLOTS - 1);
+        for i in 0..SLOTS - 2 {
+            // Round robin over slots 1..PROBE, so a slot is reused as late as possible.
+            let index = 1 + (start + i) % (SLOTS - 2);
             let slot = &TABLE[index];
             let generation = slot.generation.load(Relaxed);
             if generation % 2 == 1 {
