@@ -1,1 +1,10 @@
-//! The `examples` package holds no library code; see its `[[example]]`/`[[bench]]`/`[[test]]` targets.
+//! The library of the `examples` package: the code its examples share, so each is written once.
+//!
+//! - [`demo`]: the demo service (an axum app over a simulated quote provider behind Brownout's fallback,
+//!   circuit breaker, client timeout and fault layers), used by the `gameday` and `http_service` examples.
+//! - [`gameday`]: the GameDay runner behind the `gameday` example, callable from tests.
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod demo;
+pub mod gameday;
