@@ -184,21 +184,24 @@ impl Service {
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets the requests in flight finish.
-/// Runs the Prometheus recorder's upkeep every 5 s meanwhile.
-pub async fn serve(
+/// Runs the Prometheus recorder's upkeep every 5 s meanwhile. The future owns what it needs (the router and
+/// the metrics handle), so it can be spawned while the caller keeps the service and its watchers.
+pub fn serve(
     listener: tokio::net::TcpListener,
     service: &Service,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let metrics = service.metrics.clone();
-    let upkeep = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            metrics.run_upkeep();
-        }
-    });
-    let served = axum::serve(listener, service.router.clone()).with_graceful_shutdown(shutdown).await;
-    upkeep.abort();
-    served
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    let (router, metrics) = (service.router.clone(), service.metrics.clone());
+    async move {
+        let upkeep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        upkeep.abort();
+        served
+    }
 }
