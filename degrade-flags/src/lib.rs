@@ -12,5 +12,5 @@ pub mod flags;
 mod link;
 
 pub use breaker::{BreakerConfig, BreakerMap, CircuitBreaker, ForcedState, Outcome};
-pub use flags::{BoolFlag, FlagError, Flags, NumberFlag, StrategyFlag};
+pub use flags::{BoolFlag, FileWatcher, FlagError, FlagWatcher, Flags, NumberFlag, StrategyFlag};
 pub use link::force_from_flag;

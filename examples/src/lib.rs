@@ -1,1 +1,13 @@
-//! The `examples` package holds no library code; see its `[[example]]`/`[[bench]]`/`[[test]]` targets.
+//! The library of the `examples` package: the code its examples share, so each is written once.
+//!
+//! - [`demo`]: the demo service (an axum app over a simulated quote provider behind Brownout's fallback,
+//!   circuit breaker, client timeout and fault layers), used by the `gameday` and `http_service` examples.
+//! - [`gameday`]: the GameDay runner behind the `gameday` example, callable from tests.
+//! - [`http_service`]: the demo service as a real server (rules and flags reloaded from files, `/metrics`),
+//!   behind the `http_service` example.
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod demo;
+pub mod gameday;
+pub mod http_service;

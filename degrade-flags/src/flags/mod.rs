@@ -2,7 +2,8 @@
 //!
 //! - [`Flags`]: the registry; values from overrides, the environment, triggers and the flag file, in that order.
 //! - [`BoolFlag`], [`StrategyFlag`], [`NumberFlag`]: handles whose `get` is one relaxed atomic load.
-//! - [`FlagFile`]: the `configs/feature_flags.yaml` format; [`FlagWatcher`] reloads it on change.
+//! - [`FlagFile`]: the `configs/feature_flags.yaml` format; [`FlagWatcher`] reloads it on change, over
+//!   [`FileWatcher`], which calls a function on every change of any file.
 //! - [`Hysteresis`] and [`Trigger`]: flip a flag from a signal.
 //! - [`edit::set_value`]: the in-place edit behind `degrade set`.
 //!
@@ -23,4 +24,4 @@ pub use file::{FlagFile, FlagSpec};
 pub use registry::{BoolFlag, FlagChange, FlagInfo, Flags, NumberFlag, Source, StrategyFlag, env_var};
 pub use trigger::{Hysteresis, Trigger};
 pub use value::{FlagKind, FlagValue};
-pub use watch::FlagWatcher;
+pub use watch::{FileWatcher, FlagWatcher};

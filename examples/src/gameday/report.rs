@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::load::Sample;
+use super::load::Sample;
 
 /// What one phase measured.
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::charts::escape;
+use super::charts::escape;
 
 /// One row of the summary table.
 #[derive(Debug, Clone)]
@@ -148,7 +148,7 @@ pub fn report(title: &str, timestamp: &str, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charts::tests::check_markup;
+    use crate::gameday::charts::tests::check_markup;
 
     const VOID: &[&str] = &["meta", "img", "br"];
 
@@ -200,7 +200,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let rows = [row("quote-429", true, "quote-429.svg"), row("slow <db> & co", false, "slow-db.svg")];
         for row in &rows {
-            let chart = crate::charts::svg(&crate::charts::tests::sample(&row.scenario));
+            let chart = crate::gameday::charts::svg(&crate::gameday::charts::tests::sample(&row.scenario));
             std::fs::write(dir.join(&row.chart_file), chart).unwrap();
         }
         std::fs::write(dir.join("report.html"), report("GameDay", "2024-05-01T10:00:00Z", &rows)).unwrap();

@@ -1,6 +1,11 @@
 //! The demo service: an axum app whose `/quote/{symbol}` route calls a simulated quote provider through
 //! Brownout's fallback, circuit breaker and fault layers and a client timeout; the fallback answers with the
 //! last good (cached) quote.
+//!
+//! One implementation serves both the GameDay (which drives it over loopback) and the `http_service` example
+//! (which serves it on a real address). The provider is called at `/api/quotes/{symbol}`, the route the rules
+//! of `configs/chaos/quote-provider.yaml` target, with the user's `x-user-id`, `x-tenant` and `x-canary`
+//! headers passed on so those rules' targeting and hash keys work.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,28 +49,35 @@ struct AppState {
 /// The simulated provider: answers a JSON quote after a millisecond of work.
 async fn provider(req: http::Request<Body>) -> Result<http::Response<Full<Bytes>>, BoxError> {
     tokio::time::sleep(Duration::from_millis(1)).await;
-    let symbol = req.uri().path().trim_start_matches("/quotes/").to_owned();
+    let symbol = symbol_of(&req);
     let body = format!(r#"{{"symbol":"{symbol}","price":101.25}}"#);
     Ok(http::Response::new(Full::new(Bytes::from(body))))
 }
 
+/// The route of the provider's quote API: what chaos rules match (`/api/quotes/**`).
+const PROVIDER_ROUTE: &str = "/api/quotes/";
+
+/// User headers passed on to the provider, so chaos rules can target users, tenants and canaries.
+const FORWARDED: [&str; 3] = ["x-user-id", "x-tenant", "x-canary"];
+
 fn symbol_of(req: &http::Request<Body>) -> String {
-    req.uri().path().trim_start_matches("/quotes/").to_owned()
+    req.uri().path().trim_start_matches(PROVIDER_ROUTE).to_owned()
 }
 
-/// The provider as the service sees it, outermost first: the fallback (the cache), the circuit breaker,
-/// a counter of calls that reach the provider, the client timeout, chaos, then the whole body read (a reset or
-/// a cut body is an error here, as over a real connection). Good answers fill the cache.
+/// The provider as the service sees it, outermost first: the fallback (the cache, unless
+/// [`Options::fallback`] is off), the circuit breaker, a counter of calls that reach the provider, the client
+/// timeout, chaos, then the whole body read (a reset or a cut body is an error here, as over a real
+/// connection). Good answers fill the cache.
 fn provider_client(
     chaos: &ChaosHandle,
     breaker: Arc<CircuitBreaker>,
-    timeout: Duration,
+    options: &Options,
     counters: &Arc<Counters>,
     read: Cache,
 ) -> Provider {
     let fallback_counter = counters.clone();
     let fallback = tower::service_fn(move |req: http::Request<Body>| {
-        let cached = read.lock().expect("cache lock").get(&symbol_of(&req)).cloned();
+        let cached = read.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&symbol_of(&req)).cloned();
         fallback_counter.fallbacks.fetch_add(1, Ordering::Relaxed);
         async move {
             let mut response = match cached {
@@ -86,14 +98,13 @@ fn provider_client(
         _ => Outcome::Failure,
     };
     let calls = counters.clone();
-    let stack = ServiceBuilder::new()
-        .layer(FallbackLayer::http(fallback))
+    let guarded = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new(breaker).classifier(classify))
         .map_request(move |req: http::Request<Body>| {
             calls.provider_calls.fetch_add(1, Ordering::Relaxed);
             req
         })
-        .timeout(timeout)
+        .timeout(options.timeout)
         .and_then(|response: http::Response<chaos_tower::ChaosBody<Full<Bytes>>>| async move {
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await?.to_bytes();
@@ -101,18 +112,32 @@ fn provider_client(
         })
         .layer(HttpChaosLayer::new(chaos.clone()))
         .service_fn(provider);
-    BoxCloneSyncService::new(stack)
+    let guarded = BoxCloneSyncService::new(guarded);
+    if options.fallback {
+        BoxCloneSyncService::new(ServiceBuilder::new().layer(FallbackLayer::http(fallback)).service(guarded))
+    } else {
+        guarded
+    }
 }
 
-async fn quote(State(state): State<AppState>, Path(symbol): Path<String>) -> Response {
+async fn quote(State(state): State<AppState>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let req = http::Request::get(format!("/quotes/{symbol}")).body(Body::empty()).expect("static request");
+    let mut req = http::Request::get(format!("{PROVIDER_ROUTE}{symbol}"));
+    for name in FORWARDED {
+        if let Some(value) = headers.get(name) {
+            req = req.header(name, value);
+        }
+    }
+    // A symbol that makes no valid URI is the user's mistake, not the provider's.
+    let Ok(req) = req.body(Body::empty()) else {
+        return (StatusCode::BAD_REQUEST, "invalid symbol").into_response();
+    };
     match state.provider.clone().oneshot(req).await {
         Ok(response) if response.status().is_success() => {
             let from_cache = response.headers().get("x-served-from").cloned();
             let body = response.into_body();
             if from_cache.is_none() {
-                state.cache.lock().expect("cache lock").insert(symbol, body.clone());
+                state.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(symbol, body.clone());
             }
             let mut answer = (StatusCode::OK, body).into_response();
             if let Some(v) = from_cache {
@@ -124,8 +149,36 @@ async fn quote(State(state): State<AppState>, Path(symbol): Path<String>) -> Res
     }
 }
 
-/// The demo app, its counters and its breaker.
-pub fn app(chaos: &ChaosHandle, timeout: Duration) -> (Router, Arc<Counters>, Arc<CircuitBreaker>) {
+/// How to build the demo service.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The service's timeout on its dependency (the GameDay plan's `load.client_timeout`).
+    pub timeout: Duration,
+    /// Answer with the last good quote when the provider fails (on by default). Off, every provider failure
+    /// is a user-visible 503: the GameDay's `--without-fallback` shows that its verdicts depend on it.
+    pub fallback: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { timeout: Duration::from_millis(250), fallback: true }
+    }
+}
+
+/// The demo app and what a runner needs to watch it.
+#[derive(Debug)]
+pub struct Demo {
+    /// The app: `GET /quote/{symbol}`.
+    pub router: Router,
+    /// What the service counts about its dependency.
+    pub counters: Arc<Counters>,
+    /// The provider's circuit breaker (20 calls minimum, 50% failures, 1 s open).
+    pub breaker: Arc<CircuitBreaker>,
+}
+
+/// Builds the demo app over `chaos`. Build it after installing any metrics recorder: the breaker's and the
+/// fallback's metric handles bind to the recorder installed when they are made.
+pub fn app(chaos: &ChaosHandle, options: &Options) -> Demo {
     let counters = Arc::new(Counters::default());
     let config = BreakerConfig {
         minimum_calls: 20,
@@ -134,9 +187,12 @@ pub fn app(chaos: &ChaosHandle, timeout: Duration) -> (Router, Arc<Counters>, Ar
         half_open_probes: 3,
         ..BreakerConfig::default()
     };
-    let breaker = Arc::new(CircuitBreaker::new("quote-provider", config, SystemClock::new()).expect("valid breaker"));
+    // A constant configuration, not input: it is valid (the GameDay's tests build it).
+    let breaker = Arc::new(
+        CircuitBreaker::new("quote-provider", config, SystemClock::new()).expect("a constant, valid breaker config"),
+    );
     let cache = Cache::default();
-    let provider = provider_client(chaos, breaker.clone(), timeout, &counters, cache.clone());
+    let provider = provider_client(chaos, breaker.clone(), options, &counters, cache.clone());
     let state = AppState { provider, cache, counters: counters.clone() };
-    (Router::new().route("/quote/{symbol}", get(quote)).with_state(state), counters, breaker)
+    Demo { router: Router::new().route("/quote/{symbol}", get(quote)).with_state(state), counters, breaker }
 }

@@ -9,11 +9,11 @@ use degrade_flags::breaker::{CircuitBreaker, State as BreakerState};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::events;
-use crate::load::Recorder;
-use crate::plan::{Plan, Scenario};
-use crate::report::{PhaseStats, recovery_time};
-use crate::service::Counters;
+use super::events;
+use super::load::Recorder;
+use super::plan::{Plan, Scenario};
+use super::report::{PhaseStats, recovery_time};
+use crate::demo::Counters;
 
 /// Everything a scenario runs against.
 pub struct Rig<'a> {
@@ -65,7 +65,7 @@ fn injected_total(chaos: &ChaosHandle) -> u64 {
 }
 
 /// Runs one scenario and judges it.
-pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> {
+pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Result<Outcome, String> {
     let Rig { plan, chaos, breaker, guard, recorder, counters, epoch, baseline, time_scale, seed } = *rig;
     let (before, duration, after) = (
         scaled(plan.phases.before, time_scale),
@@ -77,7 +77,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
     let mut ticks = Vec::new();
     let tick_every = plan.phases.window;
     let total = before + duration + after;
-    let progress = Progress::new(&scenario.name, total);
+    let progress = progress.with_total(total);
     let sample = |ticks: &mut Vec<Tick>, injected: u64| {
         let at = epoch.elapsed();
         ticks.push(Tick { at, provider_calls: counters.provider_calls.load(Ordering::Relaxed), injected });
@@ -85,6 +85,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
     };
 
     // Before: the steady state, as it is now.
+    progress.phase("before", before);
     sample(&mut ticks, 0);
     while epoch.elapsed() < start + before {
         tokio::time::sleep(tick_every.min(start + before - epoch.elapsed())).await;
@@ -101,6 +102,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
     let fault_start = epoch.elapsed();
     chaos.load(config).map_err(|e| format!("scenario {}: {e}", scenario.name))?;
     events::emit("arm", &scenario.name, SystemTime::now(), json!({ "seed": chaos.snapshot().seed }));
+    progress.phase("fault armed", duration);
     let (mut breaker_opened, mut first_injection, mut aborted_at) = (None, None, None);
     let mut next_tick = fault_start + tick_every;
     while epoch.elapsed() < fault_start + duration {
@@ -140,6 +142,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
     let calls = counters.provider_calls.load(Ordering::Relaxed) - calls_before;
 
     // After: recovery.
+    progress.phase("after", after);
     while epoch.elapsed() < fault_end + after {
         tokio::time::sleep(tick_every.min(fault_end + after - epoch.elapsed())).await;
         sample(&mut ticks, injected);
@@ -187,6 +190,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
         failures.push(format!("aborted by the SLO guard: {breach}"));
     }
     let passed = failures.is_empty();
+    progress.phase(if passed { "done: PASS" } else { "done: FAIL" }, Duration::ZERO);
     let ended_wall = SystemTime::now();
     let rfc = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
     let report = json!({
@@ -243,21 +247,55 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario) -> Result<Outcome, String> 
     })
 }
 
-/// A one-line progress bar on standard error, shown only when it is a terminal.
-struct Progress {
+/// How a scenario shows its progress on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// Nothing (standard error is not a terminal, for the bar).
+    Off,
+    /// One progress bar, redrawn in place: for one scenario at a time.
+    Bar,
+    /// One line per phase, prefixed with the scenario: readable when scenarios run at once (`--parallel`).
+    Lines,
+}
+
+/// A scenario's progress on standard error: a bar redrawn in place, or one line per phase.
+#[derive(Debug)]
+pub struct Progress {
     name: String,
     total: Duration,
-    on: bool,
+    style: Style,
 }
 
 impl Progress {
-    fn new(name: &str, total: Duration) -> Self {
+    /// A one-line bar, shown only when standard error is a terminal.
+    pub fn bar(name: &str) -> Self {
         use std::io::IsTerminal;
-        Self { name: name.to_owned(), total, on: std::io::stderr().is_terminal() }
+        let style = if std::io::stderr().is_terminal() { Style::Bar } else { Style::Off };
+        Self { name: name.to_owned(), total: Duration::ZERO, style }
+    }
+
+    /// One line per phase (`[name] fault armed (1.5 s)`), whatever standard error is.
+    pub fn lines(name: &str) -> Self {
+        Self { name: name.to_owned(), total: Duration::ZERO, style: Style::Lines }
+    }
+
+    fn with_total(self, total: Duration) -> Self {
+        Self { total, ..self }
+    }
+
+    /// A new phase of `length`: one line in the `Lines` style.
+    fn phase(&self, phase: &str, length: Duration) {
+        if self.style == Style::Lines {
+            if length.is_zero() {
+                eprintln!("[{}] {phase}", self.name);
+            } else {
+                eprintln!("[{}] {phase} ({:.1} s)", self.name, length.as_secs_f64());
+            }
+        }
     }
 
     fn show(&self, elapsed: Duration) {
-        if self.on {
+        if self.style == Style::Bar {
             let done = (elapsed.as_secs_f64() / self.total.as_secs_f64().max(1e-9)).clamp(0.0, 1.0);
             let filled = (done * 30.0) as usize;
             eprint!(
@@ -271,7 +309,7 @@ impl Progress {
     }
 
     fn clear(&self) {
-        if self.on {
+        if self.style == Style::Bar {
             eprint!("\r{}\r", " ".repeat(60));
         }
     }

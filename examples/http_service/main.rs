@@ -1,0 +1,56 @@
+//! The demo service as a real server: the target for `load --url` and for wrk.
+//!
+//! ```text
+//! cargo run --release --example http_service -- [--listen 127.0.0.1:8080]
+//!     [--rules configs/chaos/quote-provider.yaml] [--flags configs/feature_flags.yaml]
+//! ```
+//!
+//! Serves the demo service (`examples::demo`: `GET /quote/{symbol}` over a simulated quote provider behind a
+//! cached fallback, a circuit breaker, a 250 ms client timeout and chaos-tower's fault layer), with
+//! `GET /metrics` (Prometheus) and `GET /healthz`. The chaos rules come from `--rules` and the degrade flags
+//! from `--flags`; both files are reloaded when they change, and a change that does not load is logged (file,
+//! field, reason) while the last good rules or flags stay. The flag `quotes.breaker` forces the breaker.
+//!
+//! Prints `listening on http://ADDR` once it accepts connections, so scripts can wait for that line; stops
+//! gracefully on Ctrl-C. Logs go to standard error (`RUST_LOG`, default `info`).
+//!
+//! The code lives in the package's library, [`examples::http_service`], so tests can start it.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use examples::http_service::{Options, Service, serve};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http_service: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let options = Options::parse(std::env::args().skip(1))?;
+    let service = Service::start(&options)?;
+    let listener =
+        tokio::net::TcpListener::bind(options.listen).await.map_err(|e| format!("--listen {}: {e}", options.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    let shutdown = async {
+        // Without a Ctrl-C handler the service runs until killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tracing::info!("Ctrl-C: finishing the requests in flight");
+    };
+    serve(listener, &service, shutdown).await.map_err(|e| format!("serve: {e}"))
+}

@@ -1,0 +1,207 @@
+//! The demo service as a real server: the library behind the `http_service` example.
+//!
+//! [`Service::start`] installs the Prometheus recorder, loads the degrade flags and the chaos rules from their
+//! files, watches both files for changes, and builds the router: the demo app's `GET /quote/{symbol}`, plus
+//! `GET /metrics` (Prometheus text format) and `GET /healthz`. [`serve`] runs it until a shutdown signal.
+//!
+//! A rules or flag file that fails to load on a change is logged (file, field and reason) and the last good
+//! rules or flags stay in force; [`Service::rules_status`] counts the reloads and keeps the last error.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use chaos_tower::ChaosHandle;
+use degrade_flags::{FileWatcher, FlagWatcher, Flags};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::demo;
+
+/// The default `--listen` address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default `--rules` file.
+pub const DEFAULT_RULES: &str = "configs/chaos/quote-provider.yaml";
+/// The default `--flags` file.
+pub const DEFAULT_FLAGS: &str = "configs/feature_flags.yaml";
+/// The strategy flag that forces the provider's breaker (`none`, `forced_open`, …).
+pub const BREAKER_FLAG: &str = "quotes.breaker";
+
+/// The `http_service` options: its command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--listen ADDR`: where to serve (default `127.0.0.1:8080`; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// `--rules FILE`: the chaos rules, reloaded on change (default `configs/chaos/quote-provider.yaml`).
+    pub rules: PathBuf,
+    /// `--flags FILE`: the degrade flags, reloaded on change (default `configs/feature_flags.yaml`).
+    pub flags: PathBuf,
+    /// The demo service's timeout on its dependency (250 ms, as in the GameDay).
+    pub timeout: Duration,
+    // TODO(admin API, a later issue): `--admin-token-file FILE`, the bearer token of chaos-tower's admin
+    // (control-plane) service. Add the option here, parse it in `Options::parse`, and mount the admin routes
+    // in `Service::start` where its TODO says; until then the rules change only through the file.
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rules: PathBuf::from(DEFAULT_RULES),
+            flags: PathBuf::from(DEFAULT_FLAGS),
+            timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Options {
+    /// Parses the command line (without the program name); errors say which argument and why.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+        let mut options = Options::default();
+        let mut it = args.into_iter();
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--listen" => {
+                    let text = value("--listen")?;
+                    options.listen = text
+                        .parse()
+                        .map_err(|_| format!("--listen takes an address like {DEFAULT_LISTEN}, not `{text}`"))?;
+                }
+                "--rules" => options.rules = value("--rules")?.into(),
+                "--flags" => options.flags = value("--flags")?.into(),
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// The process's Prometheus recorder, installed on first use. Metric handles bind to the recorder installed
+/// when they are made, so this runs before any rules load or any layer is built.
+pub fn prometheus() -> Result<PrometheusHandle, String> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| format!("cannot install the Prometheus recorder: {e}"))
+        })
+        .clone()
+}
+
+/// What the rules watcher has done since the service started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulesStatus {
+    /// Changes of the rules file that loaded.
+    pub reloaded: u64,
+    /// Changes that were rejected (the last good rules stayed).
+    pub rejected: u64,
+    /// Why the last rejected change was rejected: the file, the field and the reason.
+    pub last_error: Option<String>,
+}
+
+/// The running service: its router, its chaos switch and flags, and the watchers of their files (dropping
+/// the service stops them).
+#[derive(Debug)]
+pub struct Service {
+    /// `GET /quote/{symbol}`, `GET /metrics`, `GET /healthz`.
+    pub router: Router,
+    /// The chaos switch of the provider's fault layer.
+    pub chaos: ChaosHandle,
+    /// The degrade flags, from `--flags`.
+    pub flags: Flags,
+    /// The Prometheus recorder's handle (renders `/metrics`).
+    pub metrics: PrometheusHandle,
+    status: Arc<Mutex<RulesStatus>>,
+    _rules_watcher: FileWatcher,
+    _flags_watcher: FlagWatcher,
+}
+
+impl Service {
+    /// Installs the metrics recorder, loads the flags and the rules (an error names the file, the field and the
+    /// reason), starts watching both files, and builds the router.
+    pub fn start(options: &Options) -> Result<Service, String> {
+        // First: the recorder, so the rules' and layers' metric handles bind to it.
+        let metrics = prometheus()?;
+        let flags = Flags::from_file(&options.flags).map_err(|e| e.to_string())?;
+        let flags_watcher = FlagWatcher::start(&flags, &options.flags).map_err(|e| e.to_string())?;
+        let chaos = ChaosHandle::new();
+        chaos.load_path(&options.rules).map_err(|e| e.to_string())?;
+        let status = Arc::new(Mutex::new(RulesStatus::default()));
+        let rules_watcher = {
+            let (chaos, status, file) = (chaos.clone(), status.clone(), options.rules.clone());
+            FileWatcher::start(&options.rules, move || {
+                let result = chaos.load_path(&file);
+                let mut status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                match result {
+                    Ok(()) => {
+                        status.reloaded += 1;
+                        tracing::info!(file = %file.display(), "chaos rules reloaded");
+                    }
+                    Err(e) => {
+                        status.rejected += 1;
+                        tracing::error!("chaos rules rejected, the last good rules stay: {e}");
+                        status.last_error = Some(e.to_string());
+                    }
+                }
+            })
+            .map_err(|e| format!("{}: cannot watch the file: {e}", options.rules.display()))?
+        };
+
+        let demo = demo::app(&chaos, &demo::Options { timeout: options.timeout, fallback: true });
+        // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
+        if flags.kind(BREAKER_FLAG).is_ok() {
+            degrade_flags::force_from_flag(&flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
+        } else {
+            tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
+        }
+        let render = metrics.clone();
+        // TODO(admin API, a later issue): with `--admin-token-file`, nest chaos-tower's admin service here
+        // (for example under `/admin`), guarded by that token.
+        let router = demo
+            .router
+            .route("/metrics", get(move || std::future::ready(render.render())))
+            .route("/healthz", get(|| std::future::ready("ok")));
+        Ok(Service {
+            router,
+            chaos,
+            flags,
+            metrics,
+            status,
+            _rules_watcher: rules_watcher,
+            _flags_watcher: flags_watcher,
+        })
+    }
+
+    /// What the rules watcher has done so far.
+    pub fn rules_status(&self) -> RulesStatus {
+        self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then lets the requests in flight finish.
+/// Runs the Prometheus recorder's upkeep every 5 s meanwhile. The future owns what it needs (the router and
+/// the metrics handle), so it can be spawned while the caller keeps the service and its watchers.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    service: &Service,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    let (router, metrics) = (service.router.clone(), service.metrics.clone());
+    async move {
+        let upkeep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        upkeep.abort();
+        served
+    }
+}

@@ -1,0 +1,184 @@
+//! The `http_service` example's server over real HTTP: rules reloaded from their file, a bad file that keeps
+//! the last good rules, flags reloaded from theirs, and `/metrics`.
+//!
+//! Reloads go through the file watcher, so the tests poll with a bounded number of attempts instead of
+//! sleeping a fixed time.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use examples::http_service::{Options, Service, serve};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+const CALM: &str = "experiment: calm\nrules: []\n";
+
+const OUTAGE: &str = "\
+experiment: outage
+rules:
+  - name: quotes-down
+    match: { route: /api/quotes/** }
+    sample: { mode: exact, rate: 1.0 }
+    fault: { error: { status: 503, body: provider down } }
+";
+
+/// A rate over 1: the file parses as YAML but the rule is invalid.
+const BAD: &str = "\
+experiment: broken
+rules:
+  - name: too-much
+    sample: { mode: exact, rate: 2.0 }
+    fault: { error: { status: 503 } }
+";
+
+/// A running server on a free loopback port, over its own copy of the rules and flag files.
+struct Server {
+    service: Service,
+    base: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    async fn start(name: &str) -> Server {
+        let dir = std::env::temp_dir().join(format!("http-service-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let flags = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/feature_flags.yaml");
+        std::fs::copy(&flags, dir.join("flags.yaml")).unwrap();
+        std::fs::write(dir.join("rules.yaml"), CALM).unwrap();
+        let options = Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rules: dir.join("rules.yaml"),
+            flags: dir.join("flags.yaml"),
+            ..Options::default()
+        };
+        let service = Service::start(&options).unwrap();
+        let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, &service, async {
+            let _ = stopped.await;
+        }));
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        Server { service, base, client, dir, stop: Some(stop) }
+    }
+
+    /// GET `path`: the status, the `x-served-from` header and the body.
+    async fn get(&self, path: &str) -> (u16, Option<String>, String) {
+        let uri: http::Uri = format!("{}{path}", self.base).parse().unwrap();
+        let response = self.client.get(uri).await.unwrap();
+        let status = response.status().as_u16();
+        let from = response.headers().get("x-served-from").map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, from, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Replaces a file the way editors and ConfigMaps do: write another, rename it over.
+    fn replace(&self, file: &str, text: &str) {
+        let tmp = self.dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.dir.join(file)).unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Retries `check` every 25 ms until it gives `Some`, at most 400 times (10 s): reloads go through a file
+/// watcher, so a test waits for their effect, bounded, instead of sleeping a fixed time.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for attempt in 0..400 {
+        if let Some(value) = check(attempt).await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what}: not seen within 400 attempts");
+}
+
+/// The value of the first sample of `metric` whose labels contain `labels`, in Prometheus text format.
+fn sample(text: &str, metric: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")) && line.contains(labels))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_change_takes_effect_a_bad_one_keeps_the_last_good_rules_and_metrics_show_the_faults() {
+    let server = Server::start("rules").await;
+    assert_eq!(server.get("/healthz").await.0, 200);
+    // Calm: the live provider answers, and its quote fills the cache.
+    let (status, from, body) = server.get("/quote/ABC").await;
+    assert_eq!((status, from), (200, None), "{body}");
+
+    // Every provider call now fails with a 503: a symbol never fetched has no cached quote, so the user sees
+    // the 503; a cached symbol is served from the cache.
+    server.replace("rules.yaml", OUTAGE);
+    eventually("the 503 rule in force", |attempt| {
+        let server = &server;
+        async move { (server.get(&format!("/quote/NEW{attempt}")).await.0 == 503).then_some(()) }
+    })
+    .await;
+    assert_eq!(server.service.chaos.snapshot().experiment.as_deref(), Some("outage"));
+    let (status, from, _) = server.get("/quote/ABC").await;
+    assert_eq!((status, from.as_deref()), (200, Some("cache")), "the fallback hides the outage");
+    let metrics = server.get("/metrics").await.2;
+    let injected = sample(&metrics, "chaos_faults_injected_total", r#"rule="quotes-down""#);
+    assert!(injected.is_some_and(|n| n >= 1.0), "chaos_faults_injected_total in:\n{metrics}");
+
+    // A rules file that does not load: rejected with the file, the field and the reason; the outage stays.
+    server.replace("rules.yaml", BAD);
+    let error = eventually("the bad rules rejected", |_| {
+        let status = server.service.rules_status();
+        async move { status.last_error }
+    })
+    .await;
+    assert!(error.contains("rules.yaml") && error.contains("rules[0]"), "{error}");
+    assert_eq!(server.service.chaos.snapshot().experiment.as_deref(), Some("outage"));
+    assert!(server.service.chaos.is_armed());
+    assert_eq!(server.get("/quote/NEVER-FETCHED").await.0, 503, "the last good rules still inject");
+
+    // Fixed again: the reload counts, and the provider answers.
+    server.replace("rules.yaml", CALM);
+    eventually("the calm rules back", |_| {
+        let server = &server;
+        async move { (server.get("/quote/FRESH").await.0 == 200).then_some(()) }
+    })
+    .await;
+    assert!(server.service.rules_status().reloaded >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_flag_is_reloaded_from_the_flag_file() {
+    let server = Server::start("flags").await;
+    assert_eq!(server.get("/quote/XYZ").await.0, 200);
+    let flags = std::fs::read_to_string(server.dir.join("flags.yaml")).unwrap();
+    let forced = flags.replace("    default: none\n", "    default: none\n    value: forced_open\n");
+    assert_ne!(forced, flags, "the shipped flag file defines quotes.breaker with `default: none`");
+    server.replace("flags.yaml", &forced);
+    eventually("quotes.breaker=forced_open", |_| {
+        let value = server.service.flags.get("quotes.breaker").map(|(v, _)| v).ok();
+        async move { (value.as_deref() == Some("forced_open")).then_some(()) }
+    })
+    .await;
+    // The breaker isolates the provider: a cached symbol comes from the cache, a new one has none.
+    let (status, from, _) = server.get("/quote/XYZ").await;
+    assert_eq!((status, from.as_deref()), (200, Some("cache")));
+    assert_eq!(server.get("/quote/UNSEEN").await.0, 503);
+}
