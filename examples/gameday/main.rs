@@ -22,6 +22,10 @@
 
 use std::process::ExitCode;
 
+/// cost-meter's allocator: each request's memory is measured (attributed to its job), not estimated.
+#[global_allocator]
+static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -21,6 +21,10 @@ use std::process::ExitCode;
 
 use examples::http_service::{Options, Service, serve};
 
+/// cost-meter's allocator: each request's memory is measured (attributed to its job), not estimated.
+#[global_allocator]
+static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

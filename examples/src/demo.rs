@@ -2,6 +2,9 @@
 //! Brownout's fallback, circuit breaker and fault layers and a client timeout; the fallback answers with the
 //! last good (cached) quote.
 //!
+//! Every user request is a cost-meter job (`CostLayer`, thread CPU clock per poll); the app sums their CPU
+//! and memory in [`CostTotals`], which the GameDay reads per phase.
+//!
 //! One implementation serves both the GameDay (which drives it over loopback) and the `http_service` example
 //! (which serves it on a real address). The provider is called at `/api/quotes/{symbol}`, the route the rules
 //! of `configs/chaos/quote-provider.yaml` target, with the user's `x-user-id`, `x-tenant` and `x-canary`
@@ -18,7 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Router, body::Body};
 use bytes::Bytes;
-use chaos_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, HttpChaosLayer};
+use chaos_tower::{ChaosHandle, CircuitBreakerLayer, CostLayer, FallbackLayer, HttpChaosLayer};
+use cost_meter::{JobRecord, Labels, MemoryMode, Meter};
 use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, SystemClock};
 use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneSyncService;
@@ -165,6 +169,80 @@ impl Default for Options {
     }
 }
 
+/// What the service's requests cost, summed from their cost-meter records.
+#[derive(Debug, Default)]
+pub struct CostTotals {
+    cpu_ns: AtomicU64,
+    memory_byte_ms: AtomicU64,
+    jobs: AtomicU64,
+    allocator_jobs: AtomicU64,
+}
+
+impl CostTotals {
+    fn add(&self, record: &JobRecord) {
+        self.cpu_ns.fetch_add((record.cpu_seconds * 1e9).round() as u64, Ordering::Relaxed);
+        self.memory_byte_ms.fetch_add((record.memory_byte_seconds * 1e3).round() as u64, Ordering::Relaxed);
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        if record.memory_mode == MemoryMode::Allocator {
+            self.allocator_jobs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The totals so far.
+    pub fn snapshot(&self) -> CostSnapshot {
+        CostSnapshot {
+            cpu_ns: self.cpu_ns.load(Ordering::Relaxed),
+            memory_byte_ms: self.memory_byte_ms.load(Ordering::Relaxed),
+            jobs: self.jobs.load(Ordering::Relaxed),
+            allocator_jobs: self.allocator_jobs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// [`CostTotals`] at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CostSnapshot {
+    cpu_ns: u64,
+    memory_byte_ms: u64,
+    jobs: u64,
+    allocator_jobs: u64,
+}
+
+/// What the requests finished between two snapshots cost.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PhaseCost {
+    /// Requests metered (finished) in the span.
+    pub requests: u64,
+    /// CPU time they used, from the thread CPU clock.
+    pub cpu_seconds: f64,
+    /// CPU time per request, in milliseconds.
+    pub cpu_ms_per_request: f64,
+    /// Their live heap bytes integrated over their lives, in byte-seconds.
+    pub memory_byte_seconds: f64,
+    /// The same in GB-hours.
+    pub memory_gb_hours: f64,
+    /// `allocator` when every request's memory was measured by cost-meter's allocator, else `reservation`.
+    pub memory_mode: &'static str,
+}
+
+impl CostSnapshot {
+    /// The cost of what finished between `earlier` and this snapshot.
+    pub fn since(self, earlier: CostSnapshot) -> PhaseCost {
+        let requests = self.jobs - earlier.jobs;
+        let cpu_seconds = (self.cpu_ns - earlier.cpu_ns) as f64 / 1e9;
+        let memory_byte_seconds = (self.memory_byte_ms - earlier.memory_byte_ms) as f64 / 1e3;
+        let metered = self.allocator_jobs - earlier.allocator_jobs;
+        PhaseCost {
+            requests,
+            cpu_seconds,
+            cpu_ms_per_request: if requests == 0 { 0.0 } else { cpu_seconds * 1e3 / requests as f64 },
+            memory_byte_seconds,
+            memory_gb_hours: cost_meter::gb_hours(memory_byte_seconds),
+            memory_mode: if metered == requests { "allocator" } else { "reservation" },
+        }
+    }
+}
+
 /// The demo app and what a runner needs to watch it.
 #[derive(Debug)]
 pub struct Demo {
@@ -174,6 +252,10 @@ pub struct Demo {
     pub counters: Arc<Counters>,
     /// The provider's circuit breaker (20 calls minimum, 50% failures, 1 s open).
     pub breaker: Arc<CircuitBreaker>,
+    /// The cost-meter meter every request is a job of.
+    pub meter: Meter,
+    /// The sum of the requests' costs.
+    pub cost: Arc<CostTotals>,
 }
 
 /// Builds the demo app over `chaos`. Build it after installing any metrics recorder: the breaker's and the
@@ -194,5 +276,13 @@ pub fn app(chaos: &ChaosHandle, options: &Options) -> Demo {
     let cache = Cache::default();
     let provider = provider_client(chaos, breaker.clone(), options, &counters, cache.clone());
     let state = AppState { provider, cache, counters: counters.clone() };
-    Demo { router: Router::new().route("/quote/{symbol}", get(quote)).with_state(state), counters, breaker }
+    let cost = Arc::new(CostTotals::default());
+    let totals = cost.clone();
+    let meter = Meter::builder().sink(move |record: &JobRecord| totals.add(record)).build();
+    let labels = Labels::new("trading", "quote-api").env("demo").strategy("quote");
+    let router = Router::new()
+        .route("/quote/{symbol}", get(quote))
+        .with_state(state)
+        .layer(CostLayer::new(meter.clone(), labels).thread_cpu());
+    Demo { router, counters, breaker, meter, cost }
 }

@@ -219,6 +219,7 @@ impl Instance {
             guard: &self.guard,
             recorder: &self.recorder,
             counters: &self.demo.counters,
+            cost: &self.demo.cost,
             epoch: self.epoch,
             baseline: &self.baseline,
             time_scale: args.time_scale,
@@ -275,13 +276,13 @@ async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
     let (outcomes, recorders): (Vec<_>, Vec<_>) = results.into_iter().unzip();
 
     println!(
-        "\n{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>6}  verdict",
-        "scenario", "injected", "band", "errors", "fallback", "p95 ms", "breaker", "recovery", "sla"
+        "\n{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>6} {:>9}  verdict",
+        "scenario", "injected", "band", "errors", "fallback", "p95 ms", "breaker", "recovery", "sla", "cpu µs/req"
     );
     for (s, o) in plan.scenarios.iter().zip(&outcomes) {
         let [lo, hi] = s.injected_band;
         println!(
-            "{:<18} {:>9.3} {:>9} {:>7.2}% {:>9} {:>9.1} {:>8} {:>10} {:>6}  {}",
+            "{:<18} {:>9.3} {:>9} {:>7.2}% {:>9} {:>9.1} {:>8} {:>10} {:>6} {:>10.0}  {}",
             s.name,
             o.row.injected_rate,
             format!("{lo:.2}-{hi:.2}"),
@@ -291,6 +292,7 @@ async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
             o.row.breaker_opened.map_or("-".to_owned(), |d| format!("{:.2}s", d.as_secs_f64())),
             o.recovery.map_or("never".to_owned(), |r| format!("{:.2}s", r.as_secs_f64())),
             format!("{}s", s.recovery_sla.as_secs()),
+            o.row.cost_during.cpu_ms_per_request * 1e3,
             if o.passed { "PASS".to_owned() } else { format!("FAIL: {}", o.row.failures.join("; ")) }
         );
     }

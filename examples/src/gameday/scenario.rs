@@ -13,7 +13,7 @@ use super::events;
 use super::load::Recorder;
 use super::plan::{Plan, Scenario};
 use super::report::{PhaseStats, recovery_time};
-use crate::demo::Counters;
+use crate::demo::{CostTotals, Counters, PhaseCost};
 
 /// Everything a scenario runs against.
 pub struct Rig<'a> {
@@ -23,6 +23,7 @@ pub struct Rig<'a> {
     pub guard: &'a SloGuard,
     pub recorder: &'a Recorder,
     pub counters: &'a Counters,
+    pub cost: &'a CostTotals,
     pub epoch: Instant,
     pub baseline: &'a PhaseStats,
     pub time_scale: f64,
@@ -52,6 +53,7 @@ pub struct Outcome {
 pub struct Row {
     pub injected_rate: f64,
     pub during: PhaseStats,
+    pub cost_during: PhaseCost,
     pub breaker_opened: Option<Duration>,
     pub failures: Vec<String>,
 }
@@ -66,7 +68,7 @@ fn injected_total(chaos: &ChaosHandle) -> u64 {
 
 /// Runs one scenario and judges it.
 pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Result<Outcome, String> {
-    let Rig { plan, chaos, breaker, guard, recorder, counters, epoch, baseline, time_scale, seed } = *rig;
+    let Rig { plan, chaos, breaker, guard, recorder, counters, cost, epoch, baseline, time_scale, seed } = *rig;
     let (before, duration, after) = (
         scaled(plan.phases.before, time_scale),
         scaled(scenario.duration, time_scale),
@@ -74,6 +76,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     );
     let started_wall = SystemTime::now();
     let start = epoch.elapsed();
+    let cost_at_start = cost.snapshot();
     let mut ticks = Vec::new();
     let tick_every = plan.phases.window;
     let total = before + duration + after;
@@ -99,6 +102,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
         config.seed = Some(seed);
     }
     let calls_before = counters.provider_calls.load(Ordering::Relaxed);
+    let cost_at_fault_start = cost.snapshot();
     let fault_start = epoch.elapsed();
     chaos.load(config).map_err(|e| format!("scenario {}: {e}", scenario.name))?;
     events::emit("arm", &scenario.name, SystemTime::now(), json!({ "seed": chaos.snapshot().seed }));
@@ -137,6 +141,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
         .collect();
     chaos.disarm();
     let fault_end = epoch.elapsed();
+    let cost_at_fault_end = cost.snapshot();
     let fault_end_wall = SystemTime::now();
     events::emit("disarm", &scenario.name, fault_end_wall, json!({ "injected": injected }));
     let calls = counters.provider_calls.load(Ordering::Relaxed) - calls_before;
@@ -148,7 +153,15 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
         sample(&mut ticks, injected);
     }
     let end = epoch.elapsed();
+    let cost_at_end = cost.snapshot();
     progress.clear();
+    // What the requests finished in each phase cost (cost-meter, via the demo's CostLayer).
+    let cost_during = cost_at_fault_end.since(cost_at_fault_start);
+    let phase = |stats: &PhaseStats, cost: PhaseCost| {
+        let mut value = json!(stats);
+        value["cost"] = json!(cost);
+        value
+    };
 
     let before_stats = PhaseStats::of(&recorder.between(start, fault_start), fault_start - start);
     let during_samples = recorder.between(fault_start, fault_end);
@@ -223,7 +236,11 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
              cached fallback, and the service is back to its baseline within {} s of the fault's end.",
             scenario.description, lo * 100.0, hi * 100.0, plan.slo.user_error_rate * 100.0, scenario.recovery_sla.as_secs()
         ),
-        "metrics": { "before": before_stats, "during": during, "after": after_stats },
+        "metrics": {
+            "before": phase(&before_stats, cost_at_fault_start.since(cost_at_start)),
+            "during": phase(&during, cost_during),
+            "after": phase(&after_stats, cost_at_end.since(cost_at_fault_end)),
+        },
         "validation": {
             "injected_rate_in_band": in_band,
             "failure_rate_acceptable": acceptable,
@@ -240,7 +257,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
         report,
         passed,
         recovery,
-        row: Row { injected_rate, during, breaker_opened, failures },
+        row: Row { injected_rate, during, cost_during, breaker_opened, failures },
         ticks,
         start,
         fault: (fault_start, fault_end),
