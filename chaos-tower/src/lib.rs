@@ -22,6 +22,9 @@
 //! # Ok::<(), chaos_core::ConfigError>(())
 //! ```
 //!
+//! [`load`] (the default `load` feature) is the load harness: closed and open loops against any Tower
+//! service or a URL, HdrHistogram percentiles, SLO assertions and baseline comparison for CI.
+//!
 //! With nothing armed a layer costs one atomic load and a branch per request; see the README for the
 //! measured figures.
 #![forbid(unsafe_code)]
@@ -34,6 +37,8 @@ mod faulted;
 mod handle;
 pub mod http;
 pub mod io;
+#[cfg(feature = "load")]
+pub mod load;
 pub mod shed;
 
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
