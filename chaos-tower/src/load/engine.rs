@@ -12,7 +12,8 @@ use tower_service::Service;
 use super::report::{LoadResult, Recorder};
 use super::{LoadError, LoadMode, LoadPlan, Outcome};
 
-/// A send later than its slot by more than this (or one interval, if longer) counts as missed.
+/// A send later than its slot by more than one interval plus this (Tokio's timer ticks in milliseconds and
+/// rounds deadlines up) counts as missed.
 const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 struct Shared<F, C> {
@@ -154,7 +155,7 @@ where
     C: Fn(Result<&S::Response, &S::Error>) -> Outcome + Send + Sync + 'static,
 {
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let late = interval.max(TIMER_RESOLUTION);
+    let late = interval + TIMER_RESOLUTION;
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let prototype = svc.clone();
     let (mut missed, mut max_lag) = (0u64, Duration::ZERO);
