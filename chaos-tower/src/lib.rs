@@ -51,9 +51,9 @@ pub use shed::{Shed, ShedLayer};
 
 pub use chaos_core;
 
-/// The README's Rust examples, compiled and run as doctests.
+/// The README's Rust examples, compiled and run as doctests (one uses the load harness, hence the feature).
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "load"))]
 pub struct ReadmeDoctests;
 
 /// The error type of the generic flavour, as in Tower.

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example load -- [--url URL | --loopback] [--clients N | --rate R]
-//!     [--requests N] [--duration 10s] [--warmup 1s] [--work 2ms]
+//!     [--requests N] [--duration 10s] [--warmup 1s] [--work 2ms] [--chaos configs/chaos/order-burst.yaml]
 //!     [--slo 'p95<150ms,errors<0.5%,rps>=100'] [--baseline FILE] [--tolerance 10%] [--error-tolerance 0.1%]
 //!     [--json] [--out FILE]
 //! ```
@@ -12,7 +12,8 @@
 //! orders (`POST /orders` with a small JSON body) to a demo order service driven in-process, each order taking
 //! `--work` (default 2 ms) of simulated matching. `--loopback` serves the same demo on 127.0.0.1 and drives it
 //! over real HTTP; `--url` drives any server. `--rate` switches to the open loop (latency from the intended
-//! send time).
+//! send time). `--chaos FILE` puts chaos-tower's `HttpChaosLayer`, armed from a chaos config, in front of the
+//! demo service: the SLO must then hold while faults are injected.
 //!
 //! Exit status: 0 when every SLO clause holds and nothing regressed against the baseline, 1 on a breach or a
 //! regression (each printed on its own line), 2 on a usage error (a bad flag, SLO, URL or baseline file).
@@ -25,6 +26,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use bytes::Bytes;
+use chaos_tower::ChaosHandle;
 use chaos_tower::load::{self, LoadPlan, LoadResult, Slo, Tolerance};
 use http::Request;
 use http_body_util::Full;
@@ -46,6 +48,7 @@ struct Args {
     target: Target,
     plan: LoadPlan,
     work: Duration,
+    chaos: Option<PathBuf>,
     slo: Option<Slo>,
     baseline: Option<PathBuf>,
     tolerance: Tolerance,
@@ -54,7 +57,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: load [--url URL | --loopback] [--clients N | --rate R] [--requests N] [--duration 10s] \
-[--warmup 1s] [--work 2ms] [--slo EXPR] [--baseline FILE] [--tolerance 10%] [--error-tolerance 0.1%] [--json] [--out FILE]";
+[--warmup 1s] [--work 2ms] [--chaos FILE] [--slo EXPR] [--baseline FILE] [--tolerance 10%] [--error-tolerance 0.1%] [--json] [--out FILE]";
 
 /// `10%` or `0.1`, as a fraction in `[0, 1]`.
 fn fraction(flag: &str, text: &str) -> Result<f64, String> {
@@ -74,6 +77,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         target: Target::InProcess,
         plan: LoadPlan::closed(DEFAULT_CLIENTS),
         work: DEFAULT_WORK,
+        chaos: None,
         slo: None,
         baseline: None,
         tolerance: Tolerance::default(),
@@ -110,6 +114,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--duration" => duration = Some(time("--duration", value("--duration")?)?),
             "--warmup" => warmup = time("--warmup", value("--warmup")?)?,
             "--work" => parsed.work = time("--work", value("--work")?)?,
+            "--chaos" => parsed.chaos = Some(value("--chaos")?.into()),
             "--slo" => parsed.slo = Some(value("--slo")?.parse().map_err(|e| format!("--slo: {e}"))?),
             "--baseline" => parsed.baseline = Some(value("--baseline")?.into()),
             "--tolerance" => parsed.tolerance.relative = fraction("--tolerance", &value("--tolerance")?)?,
@@ -134,6 +139,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     }
     plan.warmup = warmup;
     plan.validate().map_err(|e| e.to_string())?;
+    if parsed.chaos.is_some() && matches!(parsed.target, Target::Url(_)) {
+        return Err("--chaos injects into the demo service; it cannot reach a server behind --url".into());
+    }
     parsed.plan = plan;
     Ok(parsed)
 }
@@ -151,7 +159,15 @@ struct Order {
 }
 
 /// The demo order service: `POST /orders` with an order; `201` after `work` of simulated matching, `422` for
-/// a malformed order.
+/// a malformed order; behind a chaos layer armed from `chaos` when given.
+fn demo_service(work: Duration, chaos: Option<&PathBuf>) -> Result<Router, String> {
+    let app = order_service(work);
+    Ok(match chaos {
+        None => app,
+        Some(path) => app.layer(ChaosHandle::from_path(path).map_err(|e| e.to_string())?.http_layer()),
+    })
+}
+
 fn order_service(work: Duration) -> Router {
     Router::new().route(
         "/orders",
@@ -188,7 +204,7 @@ async fn run(args: &Args) -> Result<LoadResult, String> {
     match &args.target {
         Target::InProcess => {
             let uri = http::Uri::from_static("/orders");
-            let svc = order_service(args.work);
+            let svc = demo_service(args.work, args.chaos.as_ref())?;
             let mut result = load::run(&args.plan, svc, move |i| order_request(i, &uri), load::classify_http)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -198,7 +214,7 @@ async fn run(args: &Args) -> Result<LoadResult, String> {
         Target::Loopback => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            let app = order_service(args.work);
+            let app = demo_service(args.work, args.chaos.as_ref())?;
             tokio::spawn(async move { axum::serve(listener, app).await });
             load::run_url(&args.plan, &format!("http://{addr}/orders"), order_request).await.map_err(|e| e.to_string())
         }
@@ -324,6 +340,7 @@ mod tests {
             ("--tolerance 150%", "--tolerance takes"),
             ("--requests", "--requests needs a value"),
             ("--frobnicate", "unknown argument `--frobnicate`"),
+            ("--url http://x/ --chaos c.yaml", "cannot reach a server behind --url"),
         ] {
             let e = parse(line).unwrap_err();
             assert!(e.contains(says), "{line}: {e}");
@@ -348,6 +365,21 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(r.status_counts["422"], 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_slo_holds_or_breaks_while_chaos_is_injected() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/chaos/order-burst.yaml");
+        let args =
+            parse(&format!("--clients 10 --requests 1000 --chaos {config} --slo p95<150ms,errors<0.5%")).unwrap();
+        let result = run(&args).await.unwrap();
+        // Exact sampling: 1% of 1,000 orders are 503s, ±1.
+        assert!((9..=11).contains(&result.status_counts["503"]), "{result}");
+        let (lines, passed) = judge(&args, &result, None);
+        assert!(!passed);
+        assert!(lines[0].starts_with("SLO ok: p95<150ms"), "{lines:?}");
+        assert!(lines[1].starts_with("SLO BREACHED: errors<0.5% (actual "), "{lines:?}");
+        assert!(parse("--chaos no/such.yaml").map(|a| demo_service(a.work, a.chaos.as_ref())).unwrap().is_err());
     }
 
     #[tokio::test(start_paused = true)]
