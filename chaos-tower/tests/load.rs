@@ -110,6 +110,10 @@ async fn a_plan_without_a_stop_is_refused() {
     assert!(e.to_string().contains("stop condition"), "{e}");
     let e = load::run(&LoadPlan::open(0.0).requests(1), svc, |i| i, ok).await.unwrap_err();
     assert!(e.to_string().contains("rate"), "{e}");
+    let e = load::run(&LoadPlan::open(1e-300).requests(1), svc, |i| i, ok).await.unwrap_err();
+    assert!(e.to_string().contains("within [0.001, 1000000000]"), "{e}");
+    let e = load::run(&LoadPlan::closed(1).duration(Duration::MAX), svc, |i| i, ok).await.unwrap_err();
+    assert!(e.to_string().contains("within a century"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

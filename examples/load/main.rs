@@ -279,6 +279,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if result.requests > 0 && result.status_counts.get("transport") == Some(&result.requests) {
+        eprintln!("load: warning: no answer at all from the target: every request failed to connect or timed out");
+    }
     let (lines, passed) = judge(&args, &result, baseline.as_ref());
     if args.json {
         println!("{}", result.to_json());

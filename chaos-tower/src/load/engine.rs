@@ -69,13 +69,18 @@ where
 {
     plan.validate()?;
     let start = Instant::now();
-    let measure_start = start + plan.warmup;
+    let too_long = || LoadError::new("the warm-up and the duration must end within a century");
+    let measure_start = start.checked_add(plan.warmup).ok_or_else(too_long)?;
+    let end = match plan.duration {
+        Some(d) => Some(measure_start.checked_add(d).ok_or_else(too_long)?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         make_request,
         classify,
         recorder: Mutex::new(Recorder::new()),
         measure_start,
-        end: plan.duration.map(|d| measure_start + d),
+        end,
         limit: plan.requests,
         tickets: AtomicU64::new(0),
         sequence: AtomicU64::new(0),

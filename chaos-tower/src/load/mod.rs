@@ -37,6 +37,11 @@ pub use self::http::{HttpTarget, run_url};
 pub use self::report::{LatencySummary, LoadResult, PlanSummary};
 pub use self::slo::{Clause, ClauseCheck, Metric, Op, Slo, SloCheck, SloParseError, Threshold};
 
+/// The slowest open loop: one request in 1,000 s.
+const MIN_RATE: f64 = 1e-3;
+/// The fastest open loop: a billion requests per second.
+const MAX_RATE: f64 = 1e9;
+
 /// How requests are issued.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadMode {
@@ -48,7 +53,7 @@ pub enum LoadMode {
     /// Requests are scheduled at `1 / rate_per_sec` intervals from the start, whatever the answers; latency is
     /// counted from the intended send time. A late send goes out at once (none is skipped).
     Open {
-        /// Target request rate (finite, above zero).
+        /// Target request rate, within `[0.001, 1e9]` per second.
         rate_per_sec: f64,
         /// Requests in flight at most; past it the scheduler waits (and the wait counts in the latency).
         max_in_flight: u32,
@@ -114,15 +119,17 @@ impl LoadPlan {
         self
     }
 
-    /// Checks the plan: a stop condition, at least one client, a finite positive rate.
+    /// Checks the plan: a stop condition, at least one client, a rate within `[0.001, 1e9]` per second.
     pub fn validate(&self) -> Result<(), LoadError> {
         if self.requests.is_none() && self.duration.is_none() {
             return Err(LoadError::new("the plan needs a stop condition: a request count or a duration"));
         }
         match self.mode {
             LoadMode::Closed { clients: 0 } => Err(LoadError::new("a closed loop needs at least one client")),
-            LoadMode::Open { rate_per_sec, .. } if !(rate_per_sec.is_finite() && rate_per_sec > 0.0) => {
-                Err(LoadError::new(format!("the rate must be finite and above zero, got {rate_per_sec}")))
+            LoadMode::Open { rate_per_sec, .. } if !(MIN_RATE..=MAX_RATE).contains(&rate_per_sec) => {
+                Err(LoadError::new(format!(
+                    "the rate must be within [{MIN_RATE}, {MAX_RATE}] requests per second, got {rate_per_sec}"
+                )))
             }
             LoadMode::Open { max_in_flight: 0, .. } => Err(LoadError::new("max_in_flight must be at least 1")),
             _ => Ok(()),

@@ -184,6 +184,10 @@ impl Clause {
 
     /// Checks `result` against this clause.
     pub fn check(&self, result: &LoadResult) -> ClauseCheck {
+        if result.requests == 0 && self.metric != Metric::Rps {
+            // Nothing measured proves nothing: an empty run never passes a latency or error clause.
+            return ClauseCheck { clause: *self, actual: None, passed: false, missing: Some("no requests measured") };
+        }
         let actual = match self.metric {
             Metric::Percentile(p) => result.percentile_ms(p),
             Metric::Mean => Some(result.latency_ms.mean),
@@ -192,7 +196,8 @@ impl Clause {
             Metric::Rps => Some(result.throughput_rps),
         };
         let passed = actual.is_some_and(|a| self.op.holds(a, self.threshold.canonical()));
-        ClauseCheck { clause: *self, actual, passed }
+        let missing = actual.is_none().then_some("a percentile the saved result does not hold");
+        ClauseCheck { clause: *self, actual, passed, missing }
     }
 }
 
@@ -384,10 +389,13 @@ impl fmt::Display for Slo {
 pub struct ClauseCheck {
     /// The clause.
     pub clause: Clause,
-    /// The measured value; `None` when the result cannot tell (a percentile a JSON result does not hold).
+    /// The measured value; `None` when the result cannot tell (no requests were measured, or a percentile a
+    /// result read from JSON does not hold).
     pub actual: Option<f64>,
     /// Whether the clause held (never when `actual` is `None`).
     pub passed: bool,
+    /// Why `actual` is `None`.
+    pub missing: Option<&'static str>,
 }
 
 impl fmt::Display for ClauseCheck {
@@ -395,7 +403,9 @@ impl fmt::Display for ClauseCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.passed { "ok" } else { "BREACHED" };
         let actual = match (self.actual, self.clause.metric) {
-            (None, _) => "not in the result".to_owned(),
+            (None, _) => {
+                return write!(f, "SLO {verdict}: {} (no value: {})", self.clause, self.missing.unwrap_or("unknown"));
+            }
             (Some(a), Metric::Errors) => format!("{:.3}%", a * 100.0),
             (Some(a), Metric::Rps) => format!("{a:.1} req/s"),
             (Some(a), _) => format!("{a:.3}ms"),
@@ -530,7 +540,17 @@ mod tests {
         // A percentile a JSON result does not hold is a breach, said so.
         let p75 = "p75<1s".parse::<Slo>().unwrap().check(&r);
         assert!(!p75.passed());
-        assert_eq!(p75.checks[0].to_string(), "SLO BREACHED: p75<1s (actual not in the result)");
+        assert_eq!(
+            p75.checks[0].to_string(),
+            "SLO BREACHED: p75<1s (no value: a percentile the saved result does not hold)"
+        );
+        // An empty run proves nothing: latency and error clauses fail, the throughput clause is judged.
+        let mut empty = result(0.0, 0.0, 0.0);
+        empty.requests = 0;
+        let check = "p95<1s,errors<1%,rps>=0".parse::<Slo>().unwrap().check(&empty);
+        let verdicts: Vec<bool> = check.checks.iter().map(|c| c.passed).collect();
+        assert_eq!(verdicts, [false, false, true]);
+        assert_eq!(check.checks[0].to_string(), "SLO BREACHED: p95<1s (no value: no requests measured)");
     }
 
     fn decimal() -> impl Strategy<Value = f64> {
