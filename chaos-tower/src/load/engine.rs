@@ -12,9 +12,9 @@ use tower_service::Service;
 use super::report::{LoadResult, Recorder};
 use super::{LoadError, LoadMode, LoadPlan, Outcome};
 
-/// A send later than its slot by more than one interval plus this (Tokio's timer ticks in milliseconds and
-/// rounds deadlines up) counts as missed.
-const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+/// A send later than its slot by more than one interval plus this counts as missed: Tokio's timer ticks in
+/// milliseconds and rounds deadlines up, so a punctual send may still be up to a tick (plus a wake-up) late.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
 
 struct Shared<F, C> {
     make_request: F,
@@ -115,6 +115,9 @@ where
         tasks.push(tokio::spawn(async move {
             let mut svc = prototype.clone();
             loop {
+                // A service whose futures are always ready would never yield: spend the task's budget, so the
+                // clients take turns on the runtime's threads.
+                tokio::task::consume_budget().await;
                 let sent = Instant::now();
                 let Some(measured) = shared.admit(sent) else { break };
                 let request = (shared.make_request)(shared.sequence.fetch_add(1, Ordering::Relaxed));
@@ -160,7 +163,7 @@ where
     C: Fn(Result<&S::Response, &S::Error>) -> Outcome + Send + Sync + 'static,
 {
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let late = interval + TIMER_RESOLUTION;
+    let late = interval + TIMER_SLACK;
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let prototype = svc.clone();
     let (mut missed, mut max_lag) = (0u64, Duration::ZERO);

@@ -175,9 +175,9 @@ pub struct LoadResult {
     pub latency_ms: LatencySummary,
     /// Answers per label: the HTTP status (`"200"`, `"429"`), `ok`, `error`, or `transport`.
     pub status_counts: BTreeMap<String, u64>,
-    /// Open loop: sends that went out later than their slot by more than one interval plus 1 ms (Tokio's timer
-    /// resolution): the service's backpressure, the in-flight cap or a busy machine kept the harness from the
-    /// rate. Their delay is still counted in their latency.
+    /// Open loop: sends that went out later than their slot by more than one interval plus 2 ms (two ticks of
+    /// Tokio's millisecond timer): the service's backpressure, the in-flight cap or a busy machine kept the
+    /// harness from the rate. Their delay is still counted in their latency.
     #[serde(default)]
     pub missed_sends: u64,
     /// Open loop: the largest delay between a request's intended and actual send time, in milliseconds.
