@@ -221,7 +221,7 @@ impl fmt::Display for LoadResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.plan;
         let shape = match (p.clients, p.rate_per_sec) {
-            (Some(c), _) => format!("closed loop, {c} clients"),
+            (Some(c), _) => format!("closed loop, {c} client{}", if c == 1 { "" } else { "s" }),
             (_, Some(r)) => format!("open loop, {r} req/s"),
             _ => p.mode.clone(),
         };
