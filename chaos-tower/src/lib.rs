@@ -25,6 +25,9 @@
 //! # Ok::<(), chaos_core::ConfigError>(())
 //! ```
 //!
+//! [`load`] (the default `load` feature) is the load harness: closed and open loops against any Tower
+//! service or a URL, HdrHistogram percentiles, SLO assertions and baseline comparison for CI.
+//!
 //! With nothing armed a layer costs one atomic load and a branch per request; see the README for the
 //! measured figures.
 #![forbid(unsafe_code)]
@@ -38,6 +41,8 @@ mod faulted;
 mod handle;
 pub mod http;
 pub mod io;
+#[cfg(feature = "load")]
+pub mod load;
 pub mod shed;
 
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
@@ -52,9 +57,9 @@ pub use shed::{Shed, ShedLayer};
 pub use chaos_core;
 pub use cost_meter;
 
-/// The README's Rust examples, compiled and run as doctests.
+/// The README's Rust examples, compiled and run as doctests (one uses the load harness, hence the feature).
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "load"))]
 pub struct ReadmeDoctests;
 
 /// The error type of the generic flavour, as in Tower.
