@@ -1,5 +1,6 @@
 //! The admin API mounted under `/admin` in an axum router: every endpoint, the token, hostile input, the
 //! failure slowdown (paused time) and the audit log.
+#![cfg(feature = "admin")]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -254,6 +255,13 @@ async fn missing_wrong_or_garbled_tokens_get_an_empty_401_and_change_nothing() {
     assert!(audit_lines(&f).is_empty(), "nothing was changed, nothing audited");
 }
 
+/// A one-rule config with this sampler rate and error status.
+fn rule(rate: &str, status: &str) -> String {
+    format!(
+        r#"{{"rules":[{{"name":"x","sample":{{"mode":"random",{rate}}},"fault":{{"error":{{"status":{status}}}}}}}]}}"#
+    )
+}
+
 #[tokio::test]
 async fn hostile_input_gets_a_clear_4xx_and_changes_nothing() {
     let f = fixture();
@@ -295,6 +303,14 @@ async fn hostile_input_gets_a_clear_4xx_and_changes_nothing() {
         ("PUT", "/admin/chaos", r#"{"max_active_faults":99999999999}"#.into(), StatusCode::BAD_REQUEST, "max_active"),
         ("PUT", "/admin/chaos", r#"{"ttl":"forever"}"#.into(), StatusCode::BAD_REQUEST, "ttl"),
         ("PUT", "/admin/chaos", r#"{"blast_radius":"all"}"#.into(), StatusCode::BAD_REQUEST, "blast_radius"),
+        ("PUT", "/admin/chaos", rule(r#""rate":-0.5"#, "503"), StatusCode::BAD_REQUEST, "rules[0].sample.rate"),
+        ("PUT", "/admin/chaos", rule(r#""rate":1e308"#, "503"), StatusCode::BAD_REQUEST, "rules[0].sample.rate"),
+        ("PUT", "/admin/chaos", rule(r#""rate":"half""#, "503"), StatusCode::BAD_REQUEST, "rules[0].sample"),
+        ("PUT", "/admin/chaos", rule(r#""rate":0.5"#, "99999"), StatusCode::BAD_REQUEST, "rules[0].fault"),
+        ("PUT", "/admin/chaos", rule(r#""rate":0.5"#, "-503"), StatusCode::BAD_REQUEST, "rules[0].fault"),
+        ("PUT", "/admin/chaos", r#"{"ttl":"99999999999999999999h"}"#.into(), StatusCode::BAD_REQUEST, "ttl"),
+        ("PUT", "/admin/chaos", r#"{"ttl":"-5s"}"#.into(), StatusCode::BAD_REQUEST, "ttl"),
+        ("PUT", "/admin/chaos", r#"{"blast_radius":-1}"#.into(), StatusCode::BAD_REQUEST, "blast_radius"),
         ("PUT", "/admin/chaos", "[1,2,3]".into(), StatusCode::BAD_REQUEST, ""),
         ("PUT", "/admin/chaos", "not json".into(), StatusCode::BAD_REQUEST, ""),
         ("PUT", "/admin/chaos", "".into(), StatusCode::BAD_REQUEST, "body"),
