@@ -58,10 +58,9 @@ impl Remote {
             format!("--url `{url}`: only http:// URLs are supported (reach a remote service through a tunnel)")
         })?;
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let bare_v6 = authority.starts_with('[') && authority.ends_with(']');
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                (h, p.parse::<u16>().map_err(|_| format!("--url `{url}`: bad port `{p}`"))?)
-            }
+            Some((h, p)) if !bare_v6 => (h, p.parse::<u16>().map_err(|_| format!("--url `{url}`: bad port `{p}`"))?),
             _ => (authority, 80),
         };
         if host.is_empty() {
@@ -237,5 +236,50 @@ pub(crate) fn run(remote: &Remote, words: &[&str]) -> Result<(), String> {
             Ok(())
         }
         _ => Err("with --url: list, get NAME, set NAME VALUE or unset NAME".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_http_with_a_host_an_optional_port_and_a_prefix() {
+        let r = Remote::new("http://127.0.0.1:8080/admin/", "t".repeat(16)).unwrap();
+        assert_eq!((r.host.as_str(), r.port, r.base.as_str()), ("127.0.0.1", 8080, "/admin"));
+        assert_eq!(r.url("/flags"), "http://127.0.0.1:8080/admin/flags");
+        let r = Remote::new("http://localhost", "t".repeat(16)).unwrap();
+        assert_eq!((r.host.as_str(), r.port, r.base.as_str()), ("localhost", 80, ""));
+        let r = Remote::new("http://[::1]:9000/admin", "t".repeat(16)).unwrap();
+        assert_eq!((r.host.as_str(), r.port), ("[::1]", 9000));
+        let r = Remote::new("http://[::1]/admin", "t".repeat(16)).unwrap();
+        assert_eq!((r.host.as_str(), r.port), ("[::1]", 80));
+        for bad in ["https://x/admin", "127.0.0.1:8080", "http://:80/", "http://h:port/", "http://h:99999/"] {
+            assert!(Remote::new(bad, "t".repeat(16)).is_err(), "{bad}");
+        }
+        let e = Remote::new("http://h/", "has a space in it".into()).err().unwrap();
+        assert!(!e.contains("space in it"), "the token is not echoed: {e}");
+    }
+
+    #[test]
+    fn flag_names_cannot_escape_the_flags_path() {
+        assert!(check_name("quotes.source").is_ok());
+        for bad in ["", ".", "..", "../chaos/disarm", "a/b", "a?b", "a b", "a%2Fb"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_token_file_holds_a_bare_token_or_an_id_and_a_token() {
+        let dir = std::env::temp_dir();
+        let file = dir.join(format!("degrade-token-test-{}", std::process::id()));
+        std::fs::write(&file, "# ops\n\nops:0123456789abcdef\nother:xxxxxxxxxxxxxxxx\n").unwrap();
+        assert_eq!(token(Some(&file)).unwrap(), "0123456789abcdef");
+        std::fs::write(&file, "  0123456789abcdef  \n").unwrap();
+        assert_eq!(token(Some(&file)).unwrap(), "0123456789abcdef");
+        std::fs::write(&file, "# nothing\n").unwrap();
+        assert!(token(Some(&file)).unwrap_err().contains("no token"));
+        std::fs::remove_file(&file).unwrap();
+        assert!(token(Some(&file)).unwrap_err().contains("cannot read"));
     }
 }
