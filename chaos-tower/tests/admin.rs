@@ -521,3 +521,37 @@ proptest! {
         })?;
     }
 }
+
+#[test]
+fn failures_and_changes_are_counted_in_metrics() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let f = fixture();
+            send(&f.app, req("POST", "/admin/chaos/disarm", Some("wrong-token-0123456789"), Body::empty())).await;
+            send(&f.app, req("POST", "/admin/chaos/disarm", None, Body::empty())).await;
+            assert_eq!(call(&f.app, "POST", "/admin/chaos/disarm", "").await.0, StatusCode::OK);
+        });
+    });
+    let counters: Vec<(String, Vec<String>, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(n) if key.key().name().starts_with("chaos_admin_") => Some((
+                key.key().name().to_owned(),
+                key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect(),
+                n,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert!(counters.contains(&("chaos_admin_auth_failures_total".into(), vec![], 2)), "{counters:?}");
+    assert!(
+        counters.contains(&("chaos_admin_changes_total".into(), vec!["action=chaos.disarm".into()], 1)),
+        "{counters:?}"
+    );
+}

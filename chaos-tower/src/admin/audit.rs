@@ -91,6 +91,7 @@ impl AuditLog {
 
 /// Where entries go: the file when one is configured, and always `tracing` (target `brownout::admin::audit`).
 pub(crate) fn record(log: Option<&AuditLog>, entry: &AuditEntry) {
+    metrics::counter!("chaos_admin_changes_total", "action" => entry.action).increment(1);
     tracing::info!(
         target: "brownout::admin::audit",
         token_id = %entry.token_id, action = entry.action, target_name = %entry.target,

@@ -47,6 +47,18 @@
 //! | `POST /breakers/{name}/reset` | drops any forced state and restarts it closed with an empty window |
 //! | `GET /budgets` | each budget's utilisation, alert level and month-end forecast |
 //!
+//! # Decisions
+//!
+//! - Hand-routed over `http` types rather than built on axum: chaos-tower's default build stays free of a web
+//!   framework, and the feature `admin` (on by default) adds no crate that chaos-core does not already build.
+//! - Authentication comes first, on every path: a stranger cannot tell endpoints from typos, and no body is
+//!   read before the token is checked.
+//! - The failure counter is per API (not per client address, which a Tower service cannot always know): a
+//!   flood of failures slows other *failing* clients, never a valid token.
+//! - The audit line is written after the change (a full disk must not block the kill switch); a failed write
+//!   is logged at `error` and the change stays applied.
+//! - Metrics: `chaos_admin_auth_failures_total` and `chaos_admin_changes_total{action}`.
+//!
 //! A part the builder was not given (chaos, flags, breakers, budgets) answers `404`. A breaker that also
 //! follows a degrade flag ([`degrade_flags::force_from_flag`]) takes the flag's state again at the flag's
 //! next change.

@@ -135,6 +135,7 @@ fn not_allowed_or_found(segments: &[&str]) -> Response<AdminBody> {
 /// `401` with an empty body, after the failure's penalty; `429` when too many failures are waiting already.
 async fn unauthorised(inner: &Inner) -> Response<AdminBody> {
     tracing::warn!(target: "brownout::admin", "admin request without a valid token");
+    metrics::counter!("chaos_admin_auth_failures_total").increment(1);
     let (penalty, permit) = inner.failures.fail();
     match penalty {
         Penalty::None => {}
