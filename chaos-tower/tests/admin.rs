@@ -495,7 +495,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     /// Without a valid token nothing is ever changed and the answer is always an empty 401; with one, random
-    /// requests never panic nor get a 5xx.
+    /// requests never panic nor get a 5xx, and those refused with a 4xx change nothing.
     #[test]
     fn random_requests_never_panic_nor_change_state_without_the_token(
         method in method(), path in path(), body in body(),
@@ -512,6 +512,9 @@ proptest! {
             let (status, _, text) = send(&f.app, builder.body(Body::from(body)).unwrap()).await;
             if token.as_deref() == Some(TOKEN) {
                 prop_assert!(!status.is_server_error(), "{status} {text}");
+                if status.is_client_error() {
+                    prop_assert_eq!(state(&f).await, before, "a refused request changed something: {}", text);
+                }
             } else {
                 prop_assert_eq!(status, StatusCode::UNAUTHORIZED);
                 prop_assert!(text.is_empty());
