@@ -13,6 +13,9 @@
 //! Beside them: [`CircuitBreakerLayer`], [`FallbackLayer`] and [`ShedLayer`] (degrade-flags), and
 //! [`CostLayer`], which meters every request as a cost-meter job and obeys a budget's concurrency guardrail.
 //!
+//! The [`admin`] module (feature `admin`, on by default) is the control plane: a token-guarded Tower service
+//! that operators mount to change rules, flags and breakers of a running service and read its budgets.
+//!
 //! ```
 //! # async fn quote() -> &'static str { "42" }
 //! use std::time::Duration;
@@ -33,6 +36,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod breaker;
 pub mod chaos;
 pub mod cost;

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example http_service -- [--listen 127.0.0.1:8080]
 //!     [--rules configs/chaos/quote-provider.yaml] [--flags configs/feature_flags.yaml]
+//!     [--admin-token-file FILE [--admin-audit-log admin-audit.jsonl]]
 //! ```
 //!
 //! Serves the demo service (`examples::demo`: `GET /quote/{symbol}` over a simulated quote provider behind a
@@ -10,6 +11,10 @@
 //! `GET /metrics` (Prometheus) and `GET /healthz`. The chaos rules come from `--rules` and the degrade flags
 //! from `--flags`; both files are reloaded when they change, and a change that does not load is logged (file,
 //! field, reason) while the last good rules or flags stay. The flag `quotes.breaker` forces the breaker.
+//!
+//! With `--admin-token-file FILE` (one token a line, `id:token`; see `chaos_tower::admin::TokenSet`) the
+//! admin API is mounted at `/admin`: `degrade --url http://127.0.0.1:8080/admin --token-file FILE list`.
+//! Without it `/admin` answers 404. It binds `127.0.0.1` unless `--listen` says otherwise.
 //!
 //! Prints `listening on http://ADDR` once it accepts connections, so scripts can wait for that line; stops
 //! gracefully on Ctrl-C. Logs go to standard error (`RUST_LOG`, default `info`).

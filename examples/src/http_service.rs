@@ -2,7 +2,9 @@
 //!
 //! [`Service::start`] installs the Prometheus recorder, loads the degrade flags and the chaos rules from their
 //! files, watches both files for changes, and builds the router: the demo app's `GET /quote/{symbol}`, plus
-//! `GET /metrics` (Prometheus text format) and `GET /healthz`. [`serve`] runs it until a shutdown signal.
+//! `GET /metrics` (Prometheus text format) and `GET /healthz`, and with `--admin-token-file` chaos-tower's admin
+//! API at `/admin` (rules, flags and the provider's breaker; audited to `--admin-audit-log`). [`serve`] runs
+//! it until a shutdown signal.
 //!
 //! A rules or flag file that fails to load on a change is logged (file, field and reason) and the last good
 //! rules or flags stay in force; [`Service::rules_status`] counts the reloads and keeps the last error.
@@ -16,6 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use chaos_tower::ChaosHandle;
+use chaos_tower::admin::{AdminApi, AuditLog, TokenSet};
 use degrade_flags::{FileWatcher, FlagWatcher, Flags};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -27,6 +30,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RULES: &str = "configs/chaos/quote-provider.yaml";
 /// The default `--flags` file.
 pub const DEFAULT_FLAGS: &str = "configs/feature_flags.yaml";
+/// The default `--admin-audit-log` file.
+pub const DEFAULT_ADMIN_AUDIT_LOG: &str = "admin-audit.jsonl";
 /// The strategy flag that forces the provider's breaker (`none`, `forced_open`, …).
 pub const BREAKER_FLAG: &str = "quotes.breaker";
 
@@ -41,9 +46,11 @@ pub struct Options {
     pub flags: PathBuf,
     /// The demo service's timeout on its dependency (250 ms, as in the GameDay).
     pub timeout: Duration,
-    // TODO(admin API, a later issue): `--admin-token-file FILE`, the bearer token of chaos-tower's admin
-    // (control-plane) service. Add the option here, parse it in `Options::parse`, and mount the admin routes
-    // in `Service::start` where its TODO says; until then the rules change only through the file.
+    /// `--admin-token-file FILE`: the bearer tokens of the admin API (see [`TokenSet`]); with it the API is
+    /// mounted at `/admin`, without it `/admin` answers 404.
+    pub admin_token_file: Option<PathBuf>,
+    /// `--admin-audit-log FILE`: where the admin API appends its audit lines (default `admin-audit.jsonl`).
+    pub admin_audit_log: PathBuf,
 }
 
 impl Default for Options {
@@ -53,6 +60,8 @@ impl Default for Options {
             rules: PathBuf::from(DEFAULT_RULES),
             flags: PathBuf::from(DEFAULT_FLAGS),
             timeout: Duration::from_millis(250),
+            admin_token_file: None,
+            admin_audit_log: PathBuf::from(DEFAULT_ADMIN_AUDIT_LOG),
         }
     }
 }
@@ -73,6 +82,8 @@ impl Options {
                 }
                 "--rules" => options.rules = value("--rules")?.into(),
                 "--flags" => options.flags = value("--flags")?.into(),
+                "--admin-token-file" => options.admin_token_file = Some(value("--admin-token-file")?.into()),
+                "--admin-audit-log" => options.admin_audit_log = value("--admin-audit-log")?.into(),
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -108,7 +119,7 @@ pub struct RulesStatus {
 /// the service stops them).
 #[derive(Debug)]
 pub struct Service {
-    /// `GET /quote/{symbol}`, `GET /metrics`, `GET /healthz`.
+    /// `GET /quote/{symbol}`, `GET /metrics`, `GET /healthz`, and `/admin` with a token file.
     pub router: Router,
     /// The chaos switch of the provider's fault layer.
     pub chaos: ChaosHandle,
@@ -160,12 +171,26 @@ impl Service {
             tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
         }
         let render = metrics.clone();
-        // TODO(admin API, a later issue): with `--admin-token-file`, nest chaos-tower's admin service here
-        // (for example under `/admin`), guarded by that token.
-        let router = demo
+        let mut router = demo
             .router
             .route("/metrics", get(move || std::future::ready(render.render())))
             .route("/healthz", get(|| std::future::ready("ok")));
+        // The admin API, only with a token file: the rules, the flags and the provider's breaker.
+        if let Some(file) = &options.admin_token_file {
+            let tokens = TokenSet::from_file(file).map_err(|e| format!("--admin-token-file: {e}"))?;
+            let audit = AuditLog::open(&options.admin_audit_log)
+                .map_err(|e| format!("--admin-audit-log {}: {e}", options.admin_audit_log.display()))?;
+            let admin = AdminApi::builder()
+                .tokens(tokens)
+                .chaos(chaos.clone())
+                .flags(flags.clone())
+                .breaker(demo.breaker.clone())
+                .audit_log(audit)
+                .build()
+                .map_err(|e| e.to_string())?;
+            router = router.nest_service("/admin", admin);
+            tracing::info!(audit = %options.admin_audit_log.display(), "admin API mounted at /admin");
+        }
         Ok(Service {
             router,
             chaos,

@@ -1,4 +1,5 @@
-//! `degrade`: read and change degrade flags in a flag file, for developers working locally.
+//! `degrade`: read and change degrade flags in a flag file, for developers working locally, or in a running
+//! service through its admin API (`--url`), for operators.
 //!
 //! ```text
 //! degrade [--file F] list              every flag: value, default, type, where the value comes from
@@ -11,6 +12,17 @@
 //! `--file` defaults to `configs/feature_flags.yaml`. `set` and `unset` edit the file in place, keeping its
 //! comments and order, and replace it atomically (temporary file, fsync, rename). A wrong name or value exits
 //! with status 1 and a message, and leaves the file untouched; a usage error exits with status 2.
+//!
+//! ```text
+//! degrade --url http://127.0.0.1:8080/admin [--token-file F] (list | get NAME | set NAME VALUE | unset NAME)
+//! ```
+//!
+//! With `--url` the commands go to chaos-tower's admin API of a running service instead of a file: `set`
+//! overrides the flag in the service's memory (the highest precedence) and `unset` drops that override. The
+//! bearer token comes from `--token-file F` (a bare token, or the first `id:token` line) or else the
+//! `DEGRADE_TOKEN` environment variable. A token on the command line (`--token`) is refused: it would land in
+//! the shell's history and in `ps`. Errors say what the API said: `401` (token refused), `400`/`404` with the
+//! field and the reason, `429` (too many failed attempts), or that the service cannot be reached.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,7 +30,11 @@ use std::process::ExitCode;
 
 use degrade_flags::flags::{FlagFile, edit, env_var};
 
-const USAGE: &str = "usage: degrade [--file FILE] (list | get NAME | set NAME VALUE | unset NAME | validate)";
+const USAGE: &str = "usage: degrade [--file FILE] (list | get NAME | set NAME VALUE | unset NAME | validate)\n       \
+                     degrade --url URL [--token-file FILE] (list | get NAME | set NAME VALUE | unset NAME)\n       \
+                     (the token comes from --token-file or DEGRADE_TOKEN, never from the command line)";
+
+mod remote;
 
 enum Failure {
     Usage(String),
@@ -41,11 +57,24 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<String>) -> Result<(), Failure> {
     let mut file = PathBuf::from("configs/feature_flags.yaml");
+    let mut url: Option<String> = None;
+    let mut token_file: Option<PathBuf> = None;
     let mut words = Vec::new();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--file" | "-f" => file = it.next().ok_or_else(|| Failure::Usage("--file needs a path".into()))?.into(),
+            "--url" => url = Some(it.next().ok_or_else(|| Failure::Usage("--url needs a URL".into()))?),
+            "--token-file" => {
+                token_file = Some(it.next().ok_or_else(|| Failure::Usage("--token-file needs a path".into()))?.into())
+            }
+            a if a == "--token" || a.starts_with("--token=") => {
+                return Err(Failure::Usage(
+                    "--token is refused: a token on the command line lands in the shell history and `ps`; \
+                     use --token-file FILE or DEGRADE_TOKEN"
+                        .into(),
+                ));
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -55,6 +84,17 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
     }
     let refused = |e: degrade_flags::FlagError| Failure::Refused(e.to_string());
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if let Some(url) = url {
+        if !matches!(words.as_slice(), ["list"] | ["get", _] | ["set", _, _] | ["unset", _]) {
+            return Err(Failure::Usage("with --url: list, get NAME, set NAME VALUE or unset NAME".into()));
+        }
+        let token = remote::token(token_file.as_deref()).map_err(Failure::Refused)?;
+        let remote = remote::Remote::new(&url, token).map_err(Failure::Usage)?;
+        return remote::run(&remote, &words).map_err(Failure::Refused);
+    }
+    if token_file.is_some() {
+        return Err(Failure::Usage("--token-file goes with --url".into()));
+    }
     match words.as_slice() {
         ["list"] => {
             let flags = FlagFile::read(&file).map_err(refused)?;

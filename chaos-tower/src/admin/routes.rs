@@ -1,0 +1,396 @@
+//! Authentication, body reading and routing of the admin API, and one handler per endpoint.
+
+use std::time::SystemTime;
+
+use bytes::{Buf, Bytes};
+use chaos_core::ChaosConfig;
+use degrade_flags::ForcedState;
+use degrade_flags::flags::FlagKind;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::audit::{self, AuditEntry};
+use super::auth::Penalty;
+use super::{AdminBody, Inner};
+use crate::BoxError;
+
+/// A refused request: its status and `{"field", "reason"}`.
+#[derive(Debug)]
+struct Problem {
+    status: StatusCode,
+    field: String,
+    reason: String,
+}
+
+impl Problem {
+    fn new(status: StatusCode, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { status, field: field.into(), reason: reason.into() }
+    }
+
+    fn bad(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, field, reason)
+    }
+
+    fn not_found(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "path", reason)
+    }
+}
+
+type Answer = Result<Value, Problem>;
+
+fn respond(status: StatusCode, body: &Value) -> Response<AdminBody> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(AdminBody::new(bytes));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn empty(status: StatusCode) -> Response<AdminBody> {
+    let mut response = Response::new(AdminBody::default());
+    *response.status_mut() = status;
+    response
+}
+
+fn problem(p: Problem) -> Response<AdminBody> {
+    respond(p.status, &json!({ "field": p.field, "reason": p.reason }))
+}
+
+pub(super) async fn handle<B>(inner: &Inner, req: Request<B>) -> Response<AdminBody>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    if inner.tokens.is_empty() {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    let Some(token_id) = inner.tokens.authenticate(req.headers()).map(str::to_owned) else {
+        return unauthorised(inner).await;
+    };
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, inner.body_limit).await {
+        Ok(body) => body,
+        Err(p) => return problem(p),
+    };
+    let path = parts.uri.path();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let ctx = Ctx { inner, token_id: &token_id };
+    let method = &parts.method;
+    if method == Method::PUT
+        && let Some(ct) = parts.headers.get(header::CONTENT_TYPE)
+        && !is_json(ct)
+    {
+        return problem(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type", "must be application/json"));
+    }
+    let result = match (segments.as_slice(), method) {
+        (["chaos"], &Method::GET) => ctx.chaos().map(chaos_view),
+        (["chaos"], &Method::PUT) => ctx.replace_chaos(&body),
+        (["chaos", "arm"], &Method::POST) => ctx.arm(),
+        (["chaos", "disarm"], &Method::POST) => ctx.disarm(),
+        (["flags"], &Method::GET) => ctx.list_flags(),
+        (["flags", name], &Method::GET) => ctx.flag(name),
+        (["flags", name], &Method::PUT) => ctx.set_flag(name, &body),
+        (["flags", name], &Method::DELETE) => ctx.unset_flag(name),
+        (["breakers"], &Method::GET) => ctx.list_breakers(),
+        (["breakers", name], &Method::GET) => ctx.breaker(name).map(|b| json!(b.snapshot())),
+        (["breakers", name, action], &Method::POST) => ctx.breaker_action(name, action),
+        (["budgets"], &Method::GET) => ctx.budgets(),
+        (segments, _) => return not_allowed_or_found(segments),
+    };
+    match result {
+        Ok(value) => respond(StatusCode::OK, &value),
+        Err(p) => problem(p),
+    }
+}
+
+fn is_json(value: &HeaderValue) -> bool {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `405` with `Allow` for a known path, `404` otherwise.
+fn not_allowed_or_found(segments: &[&str]) -> Response<AdminBody> {
+    let allow = match segments {
+        ["chaos"] => "GET, PUT",
+        ["chaos", "arm" | "disarm"] => "POST",
+        ["flags"] | ["breakers"] | ["budgets"] => "GET",
+        ["flags", _] => "GET, PUT, DELETE",
+        ["breakers", _] => "GET",
+        ["breakers", _, _] => "POST",
+        _ => return problem(Problem::not_found("no such endpoint")),
+    };
+    let mut response = problem(Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method", format!("use {allow}")));
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// `401` with an empty body, after the failure's penalty; `429` when too many failures are waiting already.
+async fn unauthorised(inner: &Inner) -> Response<AdminBody> {
+    tracing::warn!(target: "brownout::admin", "admin request without a valid token");
+    metrics::counter!("chaos_admin_auth_failures_total").increment(1);
+    let (penalty, permit) = inner.failures.fail();
+    match penalty {
+        Penalty::None => {}
+        Penalty::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            drop(permit);
+        }
+        Penalty::Refuse(retry) => {
+            let mut response = empty(StatusCode::TOO_MANY_REQUESTS);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.as_secs().max(1)));
+            return response;
+        }
+    }
+    let mut response = empty(StatusCode::UNAUTHORIZED);
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Reads the whole body, refusing with `413` as soon as it is known to exceed `limit`.
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Problem>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let too_large =
+        || Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body", format!("is larger than the limit of {limit} bytes"));
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut buf = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(|e| Problem::bad("body", format!("cannot be read: {}", e.into())))?;
+        if let Ok(mut data) = frame.into_data() {
+            if buf.len().saturating_add(data.remaining()) > limit {
+                return Err(too_large());
+            }
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                buf.extend_from_slice(chunk);
+                let n = chunk.len();
+                data.advance(n);
+            }
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Parses a JSON body strictly; errors say where and why.
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
+    if body.is_empty() {
+        return Err(Problem::bad("body", "a JSON body is required"));
+    }
+    serde_json::from_slice(body).map_err(|e| Problem::bad("body", e.to_string()))
+}
+
+fn chaos_view(chaos: &crate::ChaosHandle) -> Value {
+    let counters = chaos.snapshot();
+    json!({
+        "armed": counters.armed,
+        "environment": counters.environment,
+        "config": chaos.controller().config(),
+        "counters": counters,
+    })
+}
+
+fn chaos_state(chaos: &crate::ChaosHandle) -> Value {
+    json!({ "armed": chaos.is_armed(), "config": chaos.controller().config() })
+}
+
+/// `PUT /flags/{name}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetFlag {
+    value: Value,
+}
+
+struct Ctx<'a> {
+    inner: &'a Inner,
+    token_id: &'a str,
+}
+
+impl Ctx<'_> {
+    fn audit(&self, action: &'static str, target: &str, before: Value, after: Value) {
+        audit::record(self.inner.audit.as_ref(), &AuditEntry::new(self.token_id, action, target, before, after));
+    }
+
+    fn chaos(&self) -> Result<&crate::ChaosHandle, Problem> {
+        self.inner.chaos.as_ref().ok_or_else(|| Problem::not_found("chaos is not served by this admin API"))
+    }
+
+    fn replace_chaos(&self, body: &[u8]) -> Answer {
+        let chaos = self.chaos()?;
+        if body.is_empty() {
+            return Err(Problem::bad("body", "a JSON chaos config is required"));
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Problem::bad("body", "is not UTF-8"))?;
+        let config = ChaosConfig::from_json_str(text, None).map_err(|e| Problem::bad(e.field(), e.reason()))?;
+        let before = chaos_state(chaos);
+        chaos.load(config).map_err(|e| Problem::bad(e.field(), e.reason()))?;
+        self.audit("chaos.replace", "chaos", before, chaos_state(chaos));
+        Ok(chaos_view(chaos))
+    }
+
+    fn arm(&self) -> Answer {
+        let chaos = self.chaos()?;
+        let before = json!({ "armed": chaos.is_armed() });
+        chaos.arm().map_err(|e| Problem::new(StatusCode::CONFLICT, e.field(), e.reason()))?;
+        let after = json!({ "armed": chaos.is_armed() });
+        self.audit("chaos.arm", "chaos", before, after.clone());
+        Ok(after)
+    }
+
+    fn disarm(&self) -> Answer {
+        let chaos = self.chaos()?;
+        let before = json!({ "armed": chaos.is_armed() });
+        chaos.disarm();
+        let after = json!({ "armed": chaos.is_armed() });
+        self.audit("chaos.disarm", "chaos", before, after.clone());
+        Ok(after)
+    }
+
+    fn flags(&self) -> Result<&degrade_flags::Flags, Problem> {
+        self.inner.flags.as_ref().ok_or_else(|| Problem::not_found("flags are not served by this admin API"))
+    }
+
+    fn list_flags(&self) -> Answer {
+        let flags = self.flags()?;
+        Ok(json!({ "flags": flags.list().into_iter().map(flag_row).collect::<Vec<_>>() }))
+    }
+
+    fn flag(&self, name: &str) -> Answer {
+        let flags = self.flags()?;
+        flags
+            .list()
+            .into_iter()
+            .find(|f| f.name == name)
+            .map(flag_row)
+            .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "name", format!("no flag named `{}`", clip(name))))
+    }
+
+    fn set_flag(&self, name: &str, body: &[u8]) -> Answer {
+        let flags = self.flags()?;
+        let before = self.flag(name)?;
+        let SetFlag { value } = parse_json(body)?;
+        let kind = flags.kind(name).map_err(|e| Problem::new(StatusCode::NOT_FOUND, "name", e.reason()))?;
+        let text = match (&kind, &value) {
+            (_, Value::String(s)) => s.clone(),
+            (FlagKind::Bool, Value::Bool(b)) => b.to_string(),
+            (FlagKind::Number { .. }, Value::Number(n)) => n.to_string(),
+            (kind, _) => {
+                let want = match kind {
+                    FlagKind::Bool => "true or false (or a string)",
+                    FlagKind::Strategy(_) => "a string naming one of its strategies",
+                    FlagKind::Number { .. } => "a number (or a string)",
+                };
+                return Err(Problem::bad("value", format!("`{name}` is a {} flag: give {want}", kind.name())));
+            }
+        };
+        flags.set(name, &text).map_err(|e| Problem::bad("value", e.reason()))?;
+        let after = self.flag(name)?;
+        self.audit("flag.set", name, before, after.clone());
+        Ok(after)
+    }
+
+    fn unset_flag(&self, name: &str) -> Answer {
+        let flags = self.flags()?;
+        let before = self.flag(name)?;
+        flags.unset(name).map_err(|e| Problem::new(StatusCode::NOT_FOUND, "name", e.reason()))?;
+        let after = self.flag(name)?;
+        self.audit("flag.unset", name, before, after.clone());
+        Ok(after)
+    }
+
+    fn breaker(&self, name: &str) -> Result<&degrade_flags::CircuitBreaker, Problem> {
+        if self.inner.breakers.is_empty() {
+            return Err(Problem::not_found("breakers are not served by this admin API"));
+        }
+        self.inner
+            .breakers
+            .get(name)
+            .map(|b| &**b)
+            .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "name", format!("no breaker named `{}`", clip(name))))
+    }
+
+    fn list_breakers(&self) -> Answer {
+        if self.inner.breakers.is_empty() {
+            return Err(Problem::not_found("breakers are not served by this admin API"));
+        }
+        Ok(json!({ "breakers": self.inner.breakers.values().map(|b| b.snapshot()).collect::<Vec<_>>() }))
+    }
+
+    fn breaker_action(&self, name: &str, action: &str) -> Answer {
+        let breaker = self.breaker(name)?;
+        let action = match action {
+            "open" => "breaker.open",
+            "close" => "breaker.close",
+            "reset" => "breaker.reset",
+            _ => return Err(Problem::bad("action", "must be open, close or reset")),
+        };
+        let before = json!(breaker.snapshot());
+        match action {
+            "breaker.open" => breaker.force(ForcedState::ForcedOpen),
+            "breaker.close" => breaker.force(ForcedState::ForcedClosed),
+            _ => {
+                breaker.force(ForcedState::None);
+                breaker.reset();
+            }
+        }
+        let after = json!(breaker.snapshot());
+        self.audit(action, name, before, after.clone());
+        Ok(after)
+    }
+
+    fn budgets(&self) -> Answer {
+        let monitor = self.inner.budgets.as_ref().ok_or_else(|| Problem::not_found("budgets are not served"))?;
+        let monitor = monitor.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = SystemTime::now();
+        let budgets: Vec<Value> = monitor
+            .budgets()
+            .iter()
+            .map(|b| {
+                let u = monitor.utilization(&b.name);
+                let forecast = monitor.forecast(&b.name, now);
+                json!({
+                    "name": b.name,
+                    "owner": b.owner,
+                    "utilization": u.map(|u| json!({ "cpu": u.cpu, "memory": u.memory, "max": u.max() })),
+                    "level": monitor.level(&b.name).as_str(),
+                    "forecast": forecast.map(|f| json!({
+                        "projected_utilization": {
+                            "cpu": f.projected_utilization.cpu,
+                            "memory": f.projected_utilization.memory,
+                        },
+                        "exhausted_at": f.exhausted_at_unix.map(cost_meter::budget::rfc3339),
+                    })),
+                })
+            })
+            .collect();
+        Ok(json!({ "month": monitor.month().to_string(), "budgets": budgets }))
+    }
+}
+
+fn flag_row(f: degrade_flags::flags::FlagInfo) -> Value {
+    json!({
+        "name": f.name,
+        "kind": f.kind,
+        "value": f.value,
+        "default": f.default,
+        "source": f.source.to_string(),
+        "description": f.description,
+    })
+}
+
+/// A name from the path, cut short for error messages.
+fn clip(name: &str) -> String {
+    name.chars().take(64).collect()
+}
