@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::alloc::ledger::{Claim, MemoryTotals, Tag};
+use crate::budget::Permit;
 use crate::future::Metered;
 use crate::meter::Meter;
 use crate::record::{CpuMode, JobRecord, MemoryMode, gb_hours};
@@ -111,6 +112,8 @@ impl JobInner {
 pub struct Job {
     inner: Arc<JobInner>,
     meter: Meter,
+    /// The guardrail permit, when started by [`Meter::try_start`]: given back at finish.
+    _permit: Option<Permit>,
 }
 
 impl fmt::Debug for Job {
@@ -120,7 +123,7 @@ impl fmt::Debug for Job {
 }
 
 impl Job {
-    pub(crate) fn start(meter: Meter, spec: JobSpec) -> Job {
+    pub(crate) fn start(meter: Meter, spec: JobSpec, permit: Option<Permit>) -> Job {
         let claim = alloc::is_installed().then(Claim::new).flatten();
         let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -133,7 +136,7 @@ impl Job {
             started_unix,
         });
         meter.job_started(&inner);
-        Job { inner, meter }
+        Job { inner, meter, _permit: permit }
     }
 
     /// The job's spec.

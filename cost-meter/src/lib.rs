@@ -41,7 +41,9 @@ pub use clock::{process_cpu_ns, rss_bytes, thread_cpu, thread_cpu_ns};
 pub use future::Metered;
 pub use job::{Job, JobScope, JobSpec};
 pub use labels::{Labels, Tier, UnknownTier};
-pub use meter::{CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation};
+pub use meter::{
+    CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, Launch, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation, Refused,
+};
 pub use record::{BYTES_PER_GB, BadRecord, CpuMode, JobRecord, MemoryMode, gb_hours, read_records};
 pub use sink::{JsonLinesFile, MemorySink, RecordSink};
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use metrics::Label;
 
+use crate::budget::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::clock::{process_cpu_ns, rss_bytes};
 use crate::job::{Job, JobInner, JobSpec};
 use crate::record::{CpuMode, JobRecord};
@@ -33,6 +34,8 @@ pub struct Meter {
 
 struct MeterInner {
     sinks: Vec<Arc<dyn RecordSink>>,
+    limit: Option<ConcurrencyLimit>,
+    freeze: Option<AdhocFreeze>,
     process_cpu_at_start: u64,
     finished_cpu_ns: AtomicU64,
     finished_jobs: AtomicU64,
@@ -58,6 +61,8 @@ impl Default for Meter {
 #[derive(Default)]
 pub struct MeterBuilder {
     sinks: Vec<Arc<dyn RecordSink>>,
+    limit: Option<ConcurrencyLimit>,
+    freeze: Option<AdhocFreeze>,
 }
 
 impl fmt::Debug for MeterBuilder {
@@ -73,11 +78,26 @@ impl MeterBuilder {
         self
     }
 
+    /// Makes [`Meter::try_start`] obey `limit`: a job holds a permit from start to finish (a
+    /// [`BudgetMonitor`](crate::budget::BudgetMonitor) lowers the limit while a budget is critical).
+    pub fn limit(mut self, limit: ConcurrencyLimit) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Makes [`Meter::try_start`] refuse new ad-hoc jobs while `freeze` is on (a budget at critical).
+    pub fn freeze(mut self, freeze: AdhocFreeze) -> Self {
+        self.freeze = Some(freeze);
+        self
+    }
+
     /// The meter. Its reconciliation counts process CPU time from now.
     pub fn build(self) -> Meter {
         Meter {
             inner: Arc::new(MeterInner {
                 sinks: self.sinks,
+                limit: self.limit,
+                freeze: self.freeze,
                 process_cpu_at_start: process_cpu_ns(),
                 finished_cpu_ns: AtomicU64::new(0),
                 finished_jobs: AtomicU64::new(0),
@@ -100,8 +120,41 @@ impl Meter {
 
     /// Starts a job: logs `job_started` and, when the [`CostAllocator`](crate::CostAllocator) is installed,
     /// gives it a memory slot.
+    ///
+    /// `start` does not consult the guardrails: a job runner uses [`try_start`](Self::try_start).
     pub fn start(&self, spec: JobSpec) -> Job {
-        Job::start(self.clone(), spec)
+        Job::start(self.clone(), spec, None)
+    }
+
+    /// Starts a job if the guardrails allow it: refused while the ad-hoc freeze is on (for
+    /// [`Launch::AdHoc`] jobs) or while the concurrency limit has no room; the job holds its permit until it
+    /// finishes. Heavy-tier windows are the [`TierGate`](crate::budget::TierGate)'s to check, before this.
+    ///
+    /// ```
+    /// use cost_meter::budget::{AdhocFreeze, ConcurrencyLimit};
+    /// use cost_meter::{JobSpec, Labels, Launch, Meter, Refused};
+    ///
+    /// let (limit, freeze) = (ConcurrencyLimit::new(1), AdhocFreeze::new());
+    /// let meter = Meter::builder().limit(limit.clone()).freeze(freeze.clone()).build();
+    /// let spec = || JobSpec::new("bt", Labels::new("research", "backtester"));
+    /// let first = meter.try_start(spec(), Launch::Scheduled).unwrap();
+    /// assert!(matches!(meter.try_start(spec(), Launch::Scheduled), Err(Refused::Concurrency { max: 1 })));
+    /// first.finish();
+    /// freeze.freeze("research-cluster", "budget `research-cluster` is critical");
+    /// assert!(matches!(meter.try_start(spec(), Launch::AdHoc), Err(Refused::Frozen(_))));
+    /// assert!(meter.try_start(spec(), Launch::Scheduled).is_ok());
+    /// ```
+    pub fn try_start(&self, spec: JobSpec, launch: Launch) -> Result<Job, Refused> {
+        if launch == Launch::AdHoc
+            && let Some(freeze) = &self.inner.freeze
+        {
+            freeze.check().map_err(Refused::Frozen)?;
+        }
+        let permit = match &self.inner.limit {
+            Some(limit) => Some(limit.try_acquire().ok_or(Refused::Concurrency { max: limit.max() })?),
+            None => None,
+        };
+        Ok(Job::start(self.clone(), spec, permit))
     }
 
     pub(crate) fn job_started(&self, job: &Arc<JobInner>) {
@@ -178,6 +231,40 @@ impl Meter {
         }
     }
 }
+
+/// How a job was launched, for the ad-hoc freeze.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// By a schedule or a pipeline: not affected by the ad-hoc freeze.
+    Scheduled,
+    /// By hand: refused while a critical budget freezes ad-hoc runs.
+    AdHoc,
+}
+
+/// Why [`Meter::try_start`] refused a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The concurrency limit in force (`max`) is reached.
+    Concurrency {
+        /// The limit in force.
+        max: usize,
+    },
+    /// New ad-hoc runs are frozen by a critical budget.
+    Frozen(Frozen),
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Concurrency { max } => {
+                write!(f, "job refused: {max} jobs already running, the concurrency limit in force; retry later")
+            }
+            Refused::Frozen(frozen) => write!(f, "job refused: {frozen}"),
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
 
 fn key(job: &Arc<JobInner>) -> usize {
     Arc::as_ptr(job) as usize

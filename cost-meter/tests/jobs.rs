@@ -131,3 +131,50 @@ fn reconciliation_accounts_for_running_and_finished_jobs() {
     assert!(!r.memory_metered);
     running.finish();
 }
+
+#[test]
+fn a_job_that_spends_the_budget_trips_its_guardrails_for_the_next_jobs() {
+    use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
+
+    use cost_meter::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit};
+    use cost_meter::{Launch, Refused};
+
+    // A budget of 10 ms of CPU a month: one 20 ms job takes it past critical.
+    let budget = Budget::parse(
+        "name: tiny\nowner: research@example.com\nmonthly_cpu_hours: 0.0000027778\n\
+         alert_thresholds: { warn: 0.7, critical: 0.9 }\nmatch: { team: research }\n\
+         guardrails: { max_concurrency_at_critical: 1, freeze_adhoc_at_critical: true }\n",
+        None,
+    )
+    .unwrap();
+    let limit = ConcurrencyLimit::new(8);
+    let monitor = BudgetMonitor::new(Arc::new(BudgetSet::new(vec![budget]).unwrap()), SystemTime::now())
+        .with_limit(limit.clone());
+    let freeze = monitor.adhoc_freeze();
+    let monitor = Arc::new(Mutex::new(monitor));
+    let sink = monitor.clone();
+    let meter = Meter::builder()
+        .sink(move |r: &cost_meter::JobRecord| {
+            sink.lock().unwrap().record(r, SystemTime::now()).unwrap();
+        })
+        .limit(limit.clone())
+        .freeze(freeze)
+        .build();
+
+    let job = meter.try_start(JobSpec::new("bt-1", labels()), Launch::AdHoc).unwrap();
+    job.run(|| burn(Duration::from_millis(20)));
+    job.finish();
+
+    assert_eq!(monitor.lock().unwrap().level("tiny"), AlertLevel::Critical);
+    assert_eq!(limit.max(), 1, "the budget capped concurrency");
+    let refused = meter.try_start(JobSpec::new("bt-2", labels()), Launch::AdHoc).unwrap_err();
+    assert!(matches!(refused, Refused::Frozen(_)), "{refused}");
+    assert!(refused.to_string().contains("frozen"), "{refused}");
+    let scheduled = meter.try_start(JobSpec::new("nightly", labels()), Launch::Scheduled).unwrap();
+    assert!(matches!(
+        meter.try_start(JobSpec::new("nightly-2", labels()), Launch::Scheduled),
+        Err(Refused::Concurrency { max: 1 })
+    ));
+    scheduled.finish();
+}
