@@ -267,15 +267,15 @@ fn run(tag: &'static str, requests: u64) -> Report {
             let mut tick = 0u64;
             while !stop.load(Relaxed) {
                 tick += 1;
-                if tick % 10 == 0 {
+                if tick.is_multiple_of(10) {
                     let refused = rig.chaos.load(bad.clone());
                     assert!(refused.is_err(), "a rate of 1.5 must be refused");
                     rejected += 1;
                 } else {
-                    rig.chaos.load(if tick % 2 == 0 { a.clone() } else { b.clone() }).unwrap();
+                    rig.chaos.load(if tick.is_multiple_of(2) { a.clone() } else { b.clone() }).unwrap();
                     reloads += 1;
                 }
-                rig.flags.set(FALLBACK_FLAG, if tick % 7 == 0 { "true" } else { "false" }).unwrap();
+                rig.flags.set(FALLBACK_FLAG, if tick.is_multiple_of(7) { "true" } else { "false" }).unwrap();
                 let forced = ["none", "none", "none", "forced_open", "none", "forced_closed"][(tick % 6) as usize];
                 rig.flags.set(BREAKER_FLAG, forced).unwrap();
                 flips += 2;
