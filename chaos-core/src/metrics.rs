@@ -25,8 +25,18 @@ pub(crate) struct RuleMetrics {
     pub(crate) active: Gauge,
 }
 
+/// Gives each metric its help text (`# HELP`, which `promtool check metrics` requires), in the recorder
+/// installed now; called wherever the handles are registered.
+pub(crate) fn describe() {
+    metrics::describe_counter!(INJECTED, "Faults injected by chaos rules, per rule and fault kind.");
+    metrics::describe_counter!(OVERFLOW, "Faults a rule chose but a bound (max_active, max_injections) skipped.");
+    metrics::describe_gauge!(ACTIVE, "Injected faults in flight, per rule.");
+    metrics::describe_gauge!(ARMED, "1 while a chaos rule set is armed, else 0.");
+}
+
 impl RuleMetrics {
     pub(crate) fn register(rule: &str, kind: FaultKind) -> Self {
+        describe();
         Self {
             injected: metrics::counter!(INJECTED, "rule" => rule.to_owned(), "kind" => kind.as_str()),
             overflow: metrics::counter!(OVERFLOW, "rule" => rule.to_owned()),
@@ -36,5 +46,6 @@ impl RuleMetrics {
 }
 
 pub(crate) fn set_armed(armed: bool) {
+    describe();
     metrics::gauge!(ARMED).set(if armed { 1.0 } else { 0.0 });
 }

@@ -91,8 +91,15 @@ impl MeterBuilder {
         self
     }
 
-    /// The meter. Its reconciliation counts process CPU time from now.
+    /// The meter. Its reconciliation counts process CPU time from now. The metrics' help texts go to the
+    /// recorder installed now: install the exporter first.
     pub fn build(self) -> Meter {
+        metrics::describe_counter!(CPU_NANOSECONDS_TOTAL, "CPU time charged to finished jobs, in nanoseconds.");
+        metrics::describe_counter!(
+            MEMORY_BYTE_SECONDS_TOTAL,
+            "Live memory of finished jobs integrated over time, in byte-seconds."
+        );
+        metrics::describe_counter!(JOBS_TOTAL, "Jobs finished.");
         Meter {
             inner: Arc::new(MeterInner {
                 sinks: self.sinks,

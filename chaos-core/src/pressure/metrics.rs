@@ -26,6 +26,9 @@ fn index(kind: PressureKind) -> usize {
 }
 
 fn publish(kind: PressureKind, (count, target): (u32, f64)) {
+    metrics::describe_gauge!(TARGET, "Targets of the resource pressures running now (cores, bytes, bytes/s).");
+    metrics::describe_gauge!(ACTIVE, "Resource pressures of the kind running now.");
+    metrics::describe_counter!(STARTED, "Resource pressures started.");
     metrics::gauge!(TARGET, "kind" => kind.as_str()).set(target);
     metrics::gauge!(ACTIVE, "kind" => kind.as_str()).set(f64::from(count));
 }

@@ -91,6 +91,10 @@ impl fmt::Debug for CostLayer {
 impl CostLayer {
     /// Meters requests with `meter`, each job carrying `labels`.
     pub fn new(meter: Meter, labels: Labels) -> Self {
+        metrics::describe_counter!(
+            "cost_meter_requests_rejected_total",
+            "Requests refused by a budget's concurrency guardrail."
+        );
         let rejected = metrics::counter!("cost_meter_requests_rejected_total", "service" => labels.service.clone());
         CostLayer {
             config: Arc::new(Config {

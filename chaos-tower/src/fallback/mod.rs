@@ -94,6 +94,7 @@ struct Counters {
 
 impl Counters {
     fn new(name: &str) -> Arc<Self> {
+        metrics::describe_counter!("degrade_fallbacks_total", "Answers served by a fallback, per fallback and reason.");
         let c = |reason: &'static str| metrics::counter!("degrade_fallbacks_total", "fallback" => name.to_owned(), "reason" => reason);
         Arc::new(Self { error: c("error"), response: c("response"), flag: c("flag") })
     }

@@ -55,6 +55,7 @@ impl ShedLayer {
     /// Sheds every route while `flag` is on; add exceptions with [`critical`](Self::critical).
     pub fn new(flag: BoolFlag) -> Self {
         let header = HeaderValue::from_str(flag.name()).unwrap_or(HeaderValue::from_static("flag"));
+        metrics::describe_counter!("degrade_shed_total", "Requests shed while a shedding flag was on.");
         let shed = metrics::counter!("degrade_shed_total", "flag" => flag.name().to_owned());
         Self {
             config: Arc::new(Config { flag, critical: Vec::new(), retry_after: Duration::from_secs(1), header, shed }),

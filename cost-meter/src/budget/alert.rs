@@ -142,12 +142,19 @@ impl AlertSink for LogSink {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MetricsSink;
 
+fn describe() {
+    metrics::describe_gauge!("budget_alert_state", "A budget's alert level: 0 ok, 1 warn, 2 critical.");
+    metrics::describe_gauge!("budget_utilization_ratio", "Month-to-date use of a budget's resource over its limit.");
+}
+
 impl AlertSink for MetricsSink {
     fn alert(&self, e: &AlertEvent) {
+        describe();
         metrics::gauge!("budget_alert_state", "budget" => e.budget.clone()).set(e.to.as_gauge());
     }
 
     fn utilization(&self, budget: &str, u: Utilization, level: AlertLevel) {
+        describe();
         for (resource, ratio) in u.resources() {
             metrics::gauge!("budget_utilization_ratio", "budget" => budget.to_owned(), "resource" => resource)
                 .set(ratio);

@@ -77,6 +77,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> BreakerMap<K> {
             return Err(ConfigError::map_capacity());
         }
         let name = name.into();
+        metrics::describe_gauge!("circuit_breaker_keys", "Keys with a breaker of their own in a per-key breaker map.");
         let keys = gauge!("circuit_breaker_keys", "breaker" => name.to_string());
         keys.set(0.0);
         Ok(Self {

@@ -28,6 +28,15 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn new(label: &str, state_gauge: bool) -> Self {
         let label = SharedString::from(label.to_owned());
+        metrics::describe_gauge!(
+            "circuit_breaker_state",
+            "Breaker state: 0 closed, 1 open, 2 half-open (forced states too)."
+        );
+        metrics::describe_counter!("circuit_breaker_calls_total", "Calls through the breaker, per outcome.");
+        metrics::describe_counter!(
+            "circuit_breaker_transitions_total",
+            "Breaker state changes, per from and to state."
+        );
         let state = state_gauge.then(|| gauge!("circuit_breaker_state", "breaker" => label.clone()));
         let calls =
             OUTCOMES.map(|o| counter!("circuit_breaker_calls_total", "breaker" => label.clone(), "outcome" => o));

@@ -101,6 +101,7 @@ impl fmt::Debug for FlagState {
 
 impl FlagState {
     fn new(spec: &FlagSpec) -> Self {
+        metrics::describe_gauge!("degrade_flag", "A degrade flag's value (bool 0/1, strategy index, number).");
         let gauge = metrics::gauge!("degrade_flag", "flag" => spec.name.clone());
         gauge.set(spec.default.as_gauge());
         Self {

@@ -1,0 +1,237 @@
+//! A real Prometheus (Debian's `prometheus` package) scraping the `http_service` example's `/metrics`.
+//!
+//! The test serves the example's router on `127.0.0.1:0`, starts `prometheus` on another loopback port with a
+//! 1 s scrape interval and the cost-meter's generated budget rules (`cost-meter rules configs/budgets`), injects
+//! faults, then polls Prometheus's HTTP API (bounded) until `sum(chaos_faults_injected_total)` there equals what
+//! the service counted. It also checks that every budget's rule group loaded without error, and that
+//! `promtool check metrics` accepts the exposition.
+//!
+//! Ignored in plain `cargo test` (it needs the binaries); `.ci/run` installs the package and runs it:
+//! `cargo test -p examples --test prometheus -- --ignored --nocapture`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chaos_tower::cost_meter::budget::{BudgetSet, rules_yaml};
+use examples::http_service::{Options, Service, serve};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Half the provider calls answer 503, marked `x-chaos-injected: quotes-down`.
+const RULES: &str = "\
+experiment: prometheus
+rules:
+  - name: quotes-down
+    match: { route: /api/quotes/** }
+    sample: { mode: exact, rate: 0.5 }
+    fault: { error: { status: 503, body: provider down } }
+";
+
+/// How long Prometheus may take to start, scrape and answer with the final count.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// A `prometheus` process, killed (and waited for) on drop, with its log file for diagnostics.
+struct Prometheus {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    fn start(dir: &Path, config: &Path) -> Prometheus {
+        let port = free_port();
+        let log = dir.join("prometheus.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("prometheus starts");
+        Prometheus { child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port, found by binding port 0 (Prometheus binds it a moment later).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn installed(binary: &str) -> bool {
+    Command::new(binary).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// GET `url`: the status and the body (`None` when the connection fails, e.g. while Prometheus starts).
+async fn get(client: &Client<HttpConnector, Empty<Bytes>>, url: &str) -> Option<(u16, String)> {
+    let response = client.get(url.parse().unwrap()).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The scalar of a one-sample instant vector from `/api/v1/query`, if there is one.
+fn single_value(body: &str) -> Option<f64> {
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    json["data"]["result"].get(0)?["value"].get(1)?.as_str()?.parse().ok()
+}
+
+/// Sum of `name`'s samples in a Prometheus text exposition.
+fn exposition_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus and promtool (Debian package prometheus); run by .ci/run"]
+async fn prometheus_scrapes_what_the_service_counted() {
+    if !installed("prometheus") || !installed("promtool") {
+        eprintln!("SKIPPED: `prometheus` or `promtool` is not installed (apt-get install prometheus; .ci/run does)");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(format!("brownout-prometheus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // The service, on a free port.
+    std::fs::write(dir.join("rules.yaml"), RULES).unwrap();
+    std::fs::copy(root.join("configs/feature_flags.yaml"), dir.join("flags.yaml")).unwrap();
+    let options = Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rules: dir.join("rules.yaml"),
+        flags: dir.join("flags.yaml"),
+        ..Options::default()
+    };
+    let service = Service::start(&options).unwrap();
+    let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, &service, async {
+        let _ = stopped.await;
+    }));
+
+    // Prometheus, scraping it every second, with the budgets' generated rules.
+    let budgets = BudgetSet::load_dir(&root.join("configs/budgets")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("budgets.rules.yml"), rules_yaml(&budgets)).unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - {rules:?}\n\
+         scrape_configs:\n  - job_name: http_service\n    static_configs:\n      - targets: ['{addr}']\n",
+        rules = dir.join("budgets.rules.yml").display().to_string(),
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let prometheus = Prometheus::start(&dir, &dir.join("prometheus.yml"));
+
+    // Faults: 200 quotes, half of whose provider calls the rule answers 503 (the breaker may cut some short).
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let base = format!("http://{addr}");
+    for i in 0..200 {
+        let (status, _) = get(&client, &format!("{base}/quote/S{}", i % 5)).await.expect("the service answers");
+        assert!(status == 200 || status == 503, "unexpected status {status}");
+    }
+    let counted: u64 = service.chaos.snapshot().rules.iter().map(|r| r.injected).sum();
+    assert!(counted > 0, "faults were injected");
+    let (_, exposition) = get(&client, &format!("{base}/metrics")).await.unwrap();
+    assert_eq!(exposition_sum(&exposition, "chaos_faults_injected_total"), counted as f64, "{exposition}");
+
+    // promtool accepts the exposition (from stdin).
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), exposition.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics refused the exposition:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // Prometheus's count reaches the service's (bounded polling: it starts, then scrapes every second).
+    let query = format!("{}/api/v1/query?query=sum(chaos_faults_injected_total)", prometheus.base);
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < DEADLINE {
+        last = get(&client, &query).await.and_then(|(_, body)| single_value(&body));
+        if last == Some(counted as f64) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        last,
+        Some(counted as f64),
+        "Prometheus never saw {counted} injected faults within {DEADLINE:?}; its log:\n{}",
+        prometheus.log()
+    );
+    println!("Prometheus saw {counted} injected faults after {:.1} s", started.elapsed().as_secs_f64());
+
+    // Every budget's rule group loaded, and no rule is in error.
+    let (status, body) = get(&client, &format!("{}/api/v1/rules", prometheus.base)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let groups = json["data"]["groups"].as_array().expect("rule groups");
+    for budget in budgets.iter() {
+        let name = format!("budget-{}", budget.name);
+        let group = groups.iter().find(|g| g["name"] == name.as_str()).unwrap_or_else(|| panic!("no group {name}"));
+        let rules = group["rules"].as_array().unwrap();
+        assert!(!rules.is_empty(), "{name} has rules");
+        for rule in rules {
+            assert_ne!(rule["health"], "err", "{name}: {rule}");
+        }
+    }
+    println!("{} budget rule groups loaded", budgets.len());
+
+    drop(prometheus);
+    let _ = stop.send(());
+    drop(service);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without promtool: every metric the demo service exposes has a `# HELP` line (promtool refuses a metric
+/// without one), rendered by a recorder local to this test.
+#[test]
+fn every_exposed_metric_has_help_text() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let chaos = chaos_tower::ChaosHandle::new();
+        chaos.load(chaos_tower::chaos_core::ChaosConfig::from_yaml_str(RULES, None).unwrap()).unwrap();
+        let flags = degrade_flags::Flags::from_file(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/feature_flags.yaml"),
+        )
+        .unwrap();
+        let _demo = examples::demo::app(&chaos, &examples::demo::Options::default());
+        drop(flags);
+    });
+    let text = handle.render();
+    let typed: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert!(typed.contains(&"chaos_faults_injected_total"), "{text}");
+    for name in typed {
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} has no help text:\n{text}");
+    }
+}
