@@ -214,6 +214,11 @@ impl AdminApiBuilder {
         if self.tokens.is_empty() {
             return Err(BuildError { reason: "no token configured; the admin API stays off" });
         }
+        metrics::describe_counter!(
+            "chaos_admin_auth_failures_total",
+            "Admin API requests refused for a missing or wrong token."
+        );
+        metrics::describe_counter!("chaos_admin_changes_total", "Changes made through the admin API, by action.");
         Ok(AdminApi {
             inner: Arc::new(Inner {
                 tokens: self.tokens,
