@@ -35,12 +35,15 @@ mod tests {
 
     #[test]
     fn thread_clock_advances_with_work_and_process_clock_covers_it() {
-        let (t0, p0) = (thread_cpu_ns(), process_cpu_ns());
+        // The process window encloses the thread's: read the process clock first and last.
+        let p0 = process_cpu_ns();
+        let t0 = thread_cpu_ns();
         let mut x = 0u64;
         while thread_cpu_ns() - t0 < 5_000_000 {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
-        let (t1, p1) = (thread_cpu_ns(), process_cpu_ns());
+        let t1 = thread_cpu_ns();
+        let p1 = process_cpu_ns();
         assert!(t1 - t0 >= 5_000_000);
         assert!(p1 - p0 >= t1 - t0, "the process clock counts this thread too");
     }
