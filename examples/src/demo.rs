@@ -22,6 +22,7 @@ use axum::routing::get;
 use axum::{Router, body::Body};
 use bytes::Bytes;
 use chaos_tower::{ChaosHandle, CircuitBreakerLayer, CostLayer, FallbackLayer, HttpChaosLayer};
+use cost_meter::budget::BudgetMonitor;
 use cost_meter::{JobRecord, Labels, MemoryMode, Meter};
 use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, SystemClock};
 use http_body_util::{BodyExt, Full};
@@ -161,11 +162,13 @@ pub struct Options {
     /// Answer with the last good quote when the provider fails (on by default). Off, every provider failure
     /// is a user-visible 503: the GameDay's `--without-fallback` shows that its verdicts depend on it.
     pub fallback: bool,
+    /// Budgets the requests are charged to (their month-to-date usage, alert levels and guardrails), if any.
+    pub budgets: Option<Arc<Mutex<BudgetMonitor>>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { timeout: Duration::from_millis(250), fallback: true }
+        Self { timeout: Duration::from_millis(250), fallback: true, budgets: None }
     }
 }
 
@@ -278,7 +281,18 @@ pub fn app(chaos: &ChaosHandle, options: &Options) -> Demo {
     let state = AppState { provider, cache, counters: counters.clone() };
     let cost = Arc::new(CostTotals::default());
     let totals = cost.clone();
-    let meter = Meter::builder().sink(move |record: &JobRecord| totals.add(record)).build();
+    let budgets = options.budgets.clone();
+    let meter = Meter::builder()
+        .sink(move |record: &JobRecord| {
+            totals.add(record);
+            if let Some(budgets) = &budgets {
+                let mut monitor = budgets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Err(e) = monitor.record(record, std::time::SystemTime::now()) {
+                    tracing::warn!("budget checkpoint not saved: {e}");
+                }
+            }
+        })
+        .build();
     let labels = Labels::new("trading", "quote-api").env("demo").strategy("quote");
     let router = Router::new()
         .route("/quote/{symbol}", get(quote))

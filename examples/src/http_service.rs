@@ -19,6 +19,7 @@ use axum::Router;
 use axum::routing::get;
 use chaos_tower::ChaosHandle;
 use chaos_tower::admin::{AdminApi, AuditLog, TokenSet};
+use cost_meter::budget::{BudgetMonitor, BudgetSet, LogSink, MetricsSink};
 use degrade_flags::{FileWatcher, FlagWatcher, Flags};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -32,6 +33,9 @@ pub const DEFAULT_RULES: &str = "configs/chaos/quote-provider.yaml";
 pub const DEFAULT_FLAGS: &str = "configs/feature_flags.yaml";
 /// The default `--admin-audit-log` file.
 pub const DEFAULT_ADMIN_AUDIT_LOG: &str = "admin-audit.jsonl";
+
+/// The budgets the requests are charged to, when the directory exists (`--budgets`).
+pub const DEFAULT_BUDGETS: &str = "configs/budgets";
 /// The strategy flag that forces the provider's breaker (`none`, `forced_open`, …).
 pub const BREAKER_FLAG: &str = "quotes.breaker";
 
@@ -51,6 +55,10 @@ pub struct Options {
     pub admin_token_file: Option<PathBuf>,
     /// `--admin-audit-log FILE`: where the admin API appends its audit lines (default `admin-audit.jsonl`).
     pub admin_audit_log: PathBuf,
+    /// `--budgets DIR`: budget files the requests are charged to (shown by `GET /admin/budgets`, with
+    /// `budget_*` metrics). Default `configs/budgets` when that directory exists; an explicit directory
+    /// that does not load is an error.
+    pub budgets: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -62,6 +70,7 @@ impl Default for Options {
             timeout: Duration::from_millis(250),
             admin_token_file: None,
             admin_audit_log: PathBuf::from(DEFAULT_ADMIN_AUDIT_LOG),
+            budgets: None,
         }
     }
 }
@@ -84,11 +93,27 @@ impl Options {
                 "--flags" => options.flags = value("--flags")?.into(),
                 "--admin-token-file" => options.admin_token_file = Some(value("--admin-token-file")?.into()),
                 "--admin-audit-log" => options.admin_audit_log = value("--admin-audit-log")?.into(),
+                "--budgets" => options.budgets = Some(value("--budgets")?.into()),
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
         Ok(options)
     }
+}
+
+/// The budget monitor over `dir` (or over `configs/budgets` when it exists, for `None`), publishing
+/// `budget_*` metrics and logging alerts.
+fn load_budgets(dir: Option<&std::path::Path>) -> Result<Option<Arc<Mutex<BudgetMonitor>>>, String> {
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None if std::path::Path::new(DEFAULT_BUDGETS).is_dir() => PathBuf::from(DEFAULT_BUDGETS),
+        None => return Ok(None),
+    };
+    let set = BudgetSet::load_dir(&dir).map_err(|e| format!("--budgets {}: {e}", dir.display()))?;
+    let monitor =
+        BudgetMonitor::new(Arc::new(set), std::time::SystemTime::now()).with_sink(LogSink).with_sink(MetricsSink);
+    tracing::info!(dir = %dir.display(), "requests charged to the budgets");
+    Ok(Some(Arc::new(Mutex::new(monitor))))
 }
 
 /// The process's Prometheus recorder, installed on first use. Metric handles bind to the recorder installed
@@ -163,7 +188,9 @@ impl Service {
             .map_err(|e| format!("{}: cannot watch the file: {e}", options.rules.display()))?
         };
 
-        let demo = demo::app(&chaos, &demo::Options { timeout: options.timeout, fallback: true });
+        let budgets = load_budgets(options.budgets.as_deref())?;
+        let demo =
+            demo::app(&chaos, &demo::Options { timeout: options.timeout, fallback: true, budgets: budgets.clone() });
         // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
         if flags.kind(BREAKER_FLAG).is_ok() {
             degrade_flags::force_from_flag(&flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
@@ -185,9 +212,12 @@ impl Service {
                 .chaos(chaos.clone())
                 .flags(flags.clone())
                 .breaker(demo.breaker.clone())
-                .audit_log(audit)
-                .build()
-                .map_err(|e| e.to_string())?;
+                .audit_log(audit);
+            let admin = match &budgets {
+                Some(monitor) => admin.budgets(monitor.clone()),
+                None => admin,
+            };
+            let admin = admin.build().map_err(|e| e.to_string())?;
             router = router.nest_service("/admin", admin);
             tracing::info!(audit = %options.admin_audit_log.display(), "admin API mounted at /admin");
         }
