@@ -51,6 +51,13 @@ pub struct Options {
     pub admin_token_file: Option<PathBuf>,
     /// `--admin-audit-log FILE`: where the admin API appends its audit lines (default `admin-audit.jsonl`).
     pub admin_audit_log: PathBuf,
+    /// `--bare`: serve `/quote/{symbol}` with none of Brownout's layers ([`demo::bare_router`]), the baseline of
+    /// the end-to-end benchmark. The rules and flags still load (and `/metrics`, `/healthz` stay) but nothing
+    /// on the request path reads them; no admin API.
+    pub bare: bool,
+    /// `--provider-latency DURATION`: how long the simulated provider takes (default 1ms; `0ms` answers at once,
+    /// so an overhead measurement sees the service's own cost).
+    pub provider_latency: Duration,
 }
 
 impl Default for Options {
@@ -62,6 +69,8 @@ impl Default for Options {
             timeout: Duration::from_millis(250),
             admin_token_file: None,
             admin_audit_log: PathBuf::from(DEFAULT_ADMIN_AUDIT_LOG),
+            bare: false,
+            provider_latency: demo::PROVIDER_LATENCY,
         }
     }
 }
@@ -84,8 +93,18 @@ impl Options {
                 "--flags" => options.flags = value("--flags")?.into(),
                 "--admin-token-file" => options.admin_token_file = Some(value("--admin-token-file")?.into()),
                 "--admin-audit-log" => options.admin_audit_log = value("--admin-audit-log")?.into(),
+                "--bare" => options.bare = true,
+                "--provider-latency" => {
+                    let text = value("--provider-latency")?;
+                    options.provider_latency = humantime::parse_duration(&text).map_err(|e| {
+                        format!("--provider-latency takes a duration like 1ms or 0ms, not `{text}`: {e}")
+                    })?;
+                }
                 other => return Err(format!("unknown argument `{other}`")),
             }
+        }
+        if options.bare && options.admin_token_file.is_some() {
+            return Err("--bare serves no admin API: leave out --admin-token-file".into());
         }
         Ok(options)
     }
@@ -163,18 +182,31 @@ impl Service {
             .map_err(|e| format!("{}: cannot watch the file: {e}", options.rules.display()))?
         };
 
-        let demo = demo::app(&chaos, &demo::Options { timeout: options.timeout, fallback: true });
+        let render = metrics.clone();
+        let observability = Router::new()
+            .route("/metrics", get(move || std::future::ready(render.render())))
+            .route("/healthz", get(|| std::future::ready("ok")));
+        if options.bare {
+            tracing::info!("--bare: no Brownout layer on /quote/{{symbol}}");
+            return Ok(Service {
+                router: demo::bare_router(options.timeout, options.provider_latency).merge(observability),
+                chaos,
+                flags,
+                metrics,
+                status,
+                _rules_watcher: rules_watcher,
+                _flags_watcher: flags_watcher,
+            });
+        }
+        let demo_options = demo::Options { timeout: options.timeout, fallback: true };
+        let demo = demo::app_with(&chaos, &demo_options, options.provider_latency);
         // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
         if flags.kind(BREAKER_FLAG).is_ok() {
             degrade_flags::force_from_flag(&flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
         } else {
             tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
         }
-        let render = metrics.clone();
-        let mut router = demo
-            .router
-            .route("/metrics", get(move || std::future::ready(render.render())))
-            .route("/healthz", get(|| std::future::ready("ok")));
+        let mut router = demo.router.merge(observability);
         // The admin API, only with a token file: the rules, the flags and the provider's breaker.
         if let Some(file) = &options.admin_token_file {
             let tokens = TokenSet::from_file(file).map_err(|e| format!("--admin-token-file: {e}"))?;
