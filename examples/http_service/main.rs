@@ -4,6 +4,7 @@
 //! cargo run --release --example http_service -- [--listen 127.0.0.1:8080]
 //!     [--rules configs/chaos/quote-provider.yaml] [--flags configs/feature_flags.yaml]
 //!     [--admin-token-file FILE [--admin-audit-log admin-audit.jsonl]]
+//!     [--provider-latency 1ms] [--bare]
 //! ```
 //!
 //! Serves the demo service (`examples::demo`: `GET /quote/{symbol}` over a simulated quote provider behind a
@@ -15,6 +16,10 @@
 //! With `--admin-token-file FILE` (one token a line, `id:token`; see `chaos_tower::admin::TokenSet`) the
 //! admin API is mounted at `/admin`: `degrade --url http://127.0.0.1:8080/admin --token-file FILE list`.
 //! Without it `/admin` answers 404. It binds `127.0.0.1` unless `--listen` says otherwise.
+//!
+//! For overhead measurements (`benches/e2e.sh`, BENCHMARKS.md): `--provider-latency 0ms` makes the simulated
+//! provider answer at once instead of after 1 ms, and `--bare` serves the same quotes with none of Brownout's
+//! layers (no fallback, breaker, fault layer or cost meter), the baseline to compare with.
 //!
 //! Prints `listening on http://ADDR` once it accepts connections, so scripts can wait for that line; stops
 //! gracefully on Ctrl-C. Logs go to standard error (`RUST_LOG`, default `info`).

@@ -9,6 +9,10 @@
 //! (which serves it on a real address). The provider is called at `/api/quotes/{symbol}`, the route the rules
 //! of `configs/chaos/quote-provider.yaml` target, with the user's `x-user-id`, `x-tenant` and `x-canary`
 //! headers passed on so those rules' targeting and hash keys work.
+//!
+//! For overhead measurements ([`app_with`], [`bare_router`]): the provider's latency can be set (0 answers at
+//! once, so the service's own cost is not hidden behind a millisecond of sleep), and [`bare_router`] serves
+//! the same quotes with none of Brownout's layers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,9 +55,14 @@ struct AppState {
     counters: Arc<Counters>,
 }
 
-/// The simulated provider: answers a JSON quote after a millisecond of work.
-async fn provider(req: http::Request<Body>) -> Result<http::Response<Full<Bytes>>, BoxError> {
-    tokio::time::sleep(Duration::from_millis(1)).await;
+/// How long the simulated provider takes to answer, unless told otherwise ([`app_with`]).
+pub const PROVIDER_LATENCY: Duration = Duration::from_millis(1);
+
+/// The simulated provider: answers a JSON quote after `latency` (at once when it is zero).
+async fn provider(latency: Duration, req: http::Request<Body>) -> Result<http::Response<Full<Bytes>>, BoxError> {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let symbol = symbol_of(&req);
     let body = format!(r#"{{"symbol":"{symbol}","price":101.25}}"#);
     Ok(http::Response::new(Full::new(Bytes::from(body))))
@@ -79,6 +88,7 @@ fn provider_client(
     options: &Options,
     counters: &Arc<Counters>,
     read: Cache,
+    latency: Duration,
 ) -> Provider {
     let fallback_counter = counters.clone();
     let fallback = tower::service_fn(move |req: http::Request<Body>| {
@@ -116,7 +126,7 @@ fn provider_client(
             Ok::<_, BoxError>(http::Response::from_parts(parts, bytes))
         })
         .layer(HttpChaosLayer::new(chaos.clone()))
-        .service_fn(provider);
+        .service_fn(move |req| provider(latency, req));
     let guarded = BoxCloneSyncService::new(guarded);
     if options.fallback {
         BoxCloneSyncService::new(ServiceBuilder::new().layer(FallbackLayer::http(fallback)).service(guarded))
@@ -125,16 +135,22 @@ fn provider_client(
     }
 }
 
-async fn quote(State(state): State<AppState>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
-    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+/// The provider's request for `symbol`, with the user's forwarded headers; `None` when the symbol makes no
+/// valid URI.
+fn provider_request(symbol: &str, headers: &http::HeaderMap) -> Option<http::Request<Body>> {
     let mut req = http::Request::get(format!("{PROVIDER_ROUTE}{symbol}"));
     for name in FORWARDED {
         if let Some(value) = headers.get(name) {
             req = req.header(name, value);
         }
     }
+    req.body(Body::empty()).ok()
+}
+
+async fn quote(State(state): State<AppState>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
     // A symbol that makes no valid URI is the user's mistake, not the provider's.
-    let Ok(req) = req.body(Body::empty()) else {
+    let Some(req) = provider_request(&symbol, &headers) else {
         return (StatusCode::BAD_REQUEST, "invalid symbol").into_response();
     };
     match state.provider.clone().oneshot(req).await {
@@ -264,6 +280,11 @@ pub struct Demo {
 /// Builds the demo app over `chaos`. Build it after installing any metrics recorder: the breaker's and the
 /// fallback's metric handles bind to the recorder installed when they are made.
 pub fn app(chaos: &ChaosHandle, options: &Options) -> Demo {
+    app_with(chaos, options, PROVIDER_LATENCY)
+}
+
+/// [`app`] over a provider that answers after `provider_latency` (at once when it is zero).
+pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Duration) -> Demo {
     let counters = Arc::new(Counters::default());
     let config = BreakerConfig {
         minimum_calls: 20,
@@ -277,7 +298,7 @@ pub fn app(chaos: &ChaosHandle, options: &Options) -> Demo {
         CircuitBreaker::new("quote-provider", config, SystemClock::new()).expect("a constant, valid breaker config"),
     );
     let cache = Cache::default();
-    let provider = provider_client(chaos, breaker.clone(), options, &counters, cache.clone());
+    let provider = provider_client(chaos, breaker.clone(), options, &counters, cache.clone(), provider_latency);
     let state = AppState { provider, cache, counters: counters.clone() };
     let cost = Arc::new(CostTotals::default());
     let totals = cost.clone();
@@ -299,4 +320,31 @@ pub fn app(chaos: &ChaosHandle, options: &Options) -> Demo {
         .with_state(state)
         .layer(CostLayer::new(meter.clone(), labels).thread_cpu());
     Demo { router, counters, breaker, meter, cost }
+}
+
+/// The same `GET /quote/{symbol}` with none of Brownout's layers: the baseline of the end-to-end benchmark
+/// (`benches/e2e.sh`). The provider is called as in [`app`] (same request, forwarded headers, client
+/// `timeout`, whole body read) but without the fallback, the cache, the circuit breaker, the fault layer and
+/// the cost meter; a provider failure is a 503.
+pub fn bare_router(timeout: Duration, provider_latency: Duration) -> Router {
+    let client = ServiceBuilder::new()
+        .timeout(timeout)
+        .and_then(|response: http::Response<Full<Bytes>>| async move {
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            Ok::<_, BoxError>(http::Response::from_parts(parts, bytes))
+        })
+        .service_fn(move |req| provider(provider_latency, req));
+    let client: Provider = BoxCloneSyncService::new(client);
+    Router::new().route("/quote/{symbol}", get(bare_quote)).with_state(client)
+}
+
+async fn bare_quote(State(client): State<Provider>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
+    let Some(req) = provider_request(&symbol, &headers) else {
+        return (StatusCode::BAD_REQUEST, "invalid symbol").into_response();
+    };
+    match client.oneshot(req).await {
+        Ok(response) if response.status().is_success() => (StatusCode::OK, response.into_body()).into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "quote provider unavailable").into_response(),
+    }
 }

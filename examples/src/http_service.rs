@@ -59,6 +59,13 @@ pub struct Options {
     /// `budget_*` metrics). Default `configs/budgets` when that directory exists; an explicit directory
     /// that does not load is an error.
     pub budgets: Option<PathBuf>,
+    /// `--bare`: serve `/quote/{symbol}` with none of Brownout's layers ([`demo::bare_router`]), the baseline of
+    /// the end-to-end benchmark. The rules and flags still load (and `/metrics`, `/healthz` stay) but nothing
+    /// on the request path reads them; no admin API.
+    pub bare: bool,
+    /// `--provider-latency DURATION`: how long the simulated provider takes (default 1ms; `0ms` answers at once,
+    /// so an overhead measurement sees the service's own cost).
+    pub provider_latency: Duration,
 }
 
 impl Default for Options {
@@ -71,6 +78,8 @@ impl Default for Options {
             admin_token_file: None,
             admin_audit_log: PathBuf::from(DEFAULT_ADMIN_AUDIT_LOG),
             budgets: None,
+            bare: false,
+            provider_latency: demo::PROVIDER_LATENCY,
         }
     }
 }
@@ -94,8 +103,18 @@ impl Options {
                 "--admin-token-file" => options.admin_token_file = Some(value("--admin-token-file")?.into()),
                 "--admin-audit-log" => options.admin_audit_log = value("--admin-audit-log")?.into(),
                 "--budgets" => options.budgets = Some(value("--budgets")?.into()),
+                "--bare" => options.bare = true,
+                "--provider-latency" => {
+                    let text = value("--provider-latency")?;
+                    options.provider_latency = humantime::parse_duration(&text).map_err(|e| {
+                        format!("--provider-latency takes a duration like 1ms or 0ms, not `{text}`: {e}")
+                    })?;
+                }
                 other => return Err(format!("unknown argument `{other}`")),
             }
+        }
+        if options.bare && options.admin_token_file.is_some() {
+            return Err("--bare serves no admin API: leave out --admin-token-file".into());
         }
         Ok(options)
     }
@@ -188,20 +207,32 @@ impl Service {
             .map_err(|e| format!("{}: cannot watch the file: {e}", options.rules.display()))?
         };
 
+        let render = metrics.clone();
+        let observability = Router::new()
+            .route("/metrics", get(move || std::future::ready(render.render())))
+            .route("/healthz", get(|| std::future::ready("ok")));
+        if options.bare {
+            tracing::info!("--bare: no Brownout layer on /quote/{{symbol}}");
+            return Ok(Service {
+                router: demo::bare_router(options.timeout, options.provider_latency).merge(observability),
+                chaos,
+                flags,
+                metrics,
+                status,
+                _rules_watcher: rules_watcher,
+                _flags_watcher: flags_watcher,
+            });
+        }
         let budgets = load_budgets(options.budgets.as_deref())?;
-        let demo =
-            demo::app(&chaos, &demo::Options { timeout: options.timeout, fallback: true, budgets: budgets.clone() });
+        let demo_options = demo::Options { timeout: options.timeout, fallback: true, budgets: budgets.clone() };
+        let demo = demo::app_with(&chaos, &demo_options, options.provider_latency);
         // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
         if flags.kind(BREAKER_FLAG).is_ok() {
             degrade_flags::force_from_flag(&flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
         } else {
             tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
         }
-        let render = metrics.clone();
-        let mut router = demo
-            .router
-            .route("/metrics", get(move || std::future::ready(render.render())))
-            .route("/healthz", get(|| std::future::ready("ok")));
+        let mut router = demo.router.merge(observability);
         // The admin API, only with a token file: the rules, the flags and the provider's breaker.
         if let Some(file) = &options.admin_token_file {
             let tokens = TokenSet::from_file(file).map_err(|e| format!("--admin-token-file: {e}"))?;

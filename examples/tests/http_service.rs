@@ -46,18 +46,24 @@ struct Server {
 
 impl Server {
     async fn start(name: &str) -> Server {
+        Server::start_with(name, |_| {}).await
+    }
+
+    /// [`Server::start`] with `adjust` applied to the options first.
+    async fn start_with(name: &str, adjust: impl FnOnce(&mut Options)) -> Server {
         let dir = std::env::temp_dir().join(format!("http-service-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let flags = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/feature_flags.yaml");
         std::fs::copy(&flags, dir.join("flags.yaml")).unwrap();
         std::fs::write(dir.join("rules.yaml"), CALM).unwrap();
-        let options = Options {
+        let mut options = Options {
             listen: "127.0.0.1:0".parse().unwrap(),
             rules: dir.join("rules.yaml"),
             flags: dir.join("flags.yaml"),
             ..Options::default()
         };
+        adjust(&mut options);
         let service = Service::start(&options).unwrap();
         let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -181,4 +187,36 @@ async fn the_breaker_flag_is_reloaded_from_the_flag_file() {
     let (status, from, _) = server.get("/quote/XYZ").await;
     assert_eq!((status, from.as_deref()), (200, Some("cache")));
     assert_eq!(server.get("/quote/UNSEEN").await.0, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_serves_the_same_quote_with_no_brownout_layer_on_its_path() {
+    let server = Server::start_with("bare", |o| {
+        o.bare = true;
+        o.provider_latency = Duration::ZERO;
+    })
+    .await;
+    assert_eq!(server.get("/quote/ABC").await, (200, None, r#"{"symbol":"ABC","price":101.25}"#.to_owned()));
+    // The rules still load, but nothing on the bare path reads them: an outage changes no answer.
+    server.replace("rules.yaml", OUTAGE);
+    eventually("the outage rules to load", |_| {
+        let reloaded = server.service.rules_status().reloaded;
+        async move { (reloaded >= 1).then_some(()) }
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(server.get("/quote/ABC").await.0, 200);
+    }
+    assert_eq!(server.get("/healthz").await.0, 200);
+}
+
+#[test]
+fn bare_and_provider_latency_parse_and_bare_refuses_the_admin_api() {
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let o = Options::parse(args(&["--bare", "--provider-latency", "0ms"])).unwrap();
+    assert!(o.bare);
+    assert_eq!(o.provider_latency, Duration::ZERO);
+    assert_eq!(Options::default().provider_latency, Duration::from_millis(1));
+    assert!(Options::parse(args(&["--provider-latency", "soon"])).unwrap_err().contains("--provider-latency"));
+    assert!(Options::parse(args(&["--bare", "--admin-token-file", "t"])).unwrap_err().contains("--bare"));
 }

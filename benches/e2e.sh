@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End to end over loopback: the `http_service` example bare (no Brownout layer) beside the same service with every
+# Brownout layer (cost meter, fallback, circuit breaker, HTTP fault layer) armed but not firing, driven by wrk.
+#
+#   bash benches/e2e.sh                 # 3 rounds of 10 s per side, wrk -t2 -c32
+#   ROUNDS=5 DURATION=20s bash benches/e2e.sh
+#
+# Both servers run with `--provider-latency 0ms` (the simulated provider answers at once; with its default 1 ms
+# sleep the sleep, not the service, is what wrk would measure) and `--rules configs/chaos/armed-not-firing.yaml`
+# (one rule on the provider's route, random 0.001; the bare server loads it but never reads it). The rounds
+# alternate which side goes first; the script prints each run, the medians, the throughput ratio armed/bare and
+# the p99 of each side. wrk and the servers share the machine's cores: on a small machine the figures are a
+# ratio under the same load, not the service's capacity. Needs wrk (Debian: `apt-get install wrk`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WRK_THREADS=${WRK_THREADS:-2}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-32}
+RULES=configs/chaos/armed-not-firing.yaml
+PATH_QUOTE=/quote/ACME
+
+command -v wrk >/dev/null || { echo "e2e.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 2; }
+
+echo "== building the http_service example (release)"
+cargo build --release --example http_service ${CARGO_JOBS:+-j "$CARGO_JOBS"}
+BIN="${CARGO_TARGET_DIR:-target}/release/examples/http_service"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# start NAME ARGS...: starts a server on a free port, waits for its `listening on` line, sets ADDR_<NAME>.
+start() {
+    local name=$1
+    shift
+    RUST_LOG=warn "$BIN" --listen 127.0.0.1:0 --rules "$RULES" --provider-latency 0ms "$@" \
+        >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    PIDS+=($!)
+    local pid=$! addr=""
+    for _ in $(seq 1 100); do
+        addr=$(sed -n 's|^listening on http://||p' "$WORK/$name.out")
+        [[ -n $addr ]] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.err" >&2; echo "e2e.sh: $name exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -n $addr ]] || { echo "e2e.sh: $name did not print its address within 10 s" >&2; exit 1; }
+    printf -v "ADDR_$name" '%s' "$addr"
+    echo "$name: http://$addr (pid $pid)"
+}
+
+# micros VALUE: wrk's latency (e.g. 312.45us, 1.20ms, 1.01s) in microseconds.
+micros() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") f = 1; else if (u == "ms") f = 1000; else if (u == "s") f = 1000000; else f = 0.001
+        printf "%.1f", n * f }'
+}
+
+# run NAME: one wrk run against NAME; appends requests/s and p99 (us) to $WORK/NAME.rps and NAME.p99.
+run() {
+    local name=$1 addr_var="ADDR_$1"
+    local out="$WORK/wrk.txt"
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$DURATION" --latency "http://${!addr_var}$PATH_QUOTE" >"$out"
+    local rps p99 errors
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    p99=$(micros "$(awk '$1 == "99%" {print $2}' "$out")")
+    errors=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+    echo "$rps" >>"$WORK/$name.rps"
+    echo "$p99" >>"$WORK/$name.p99"
+    printf '  %-6s %10.0f req/s   p99 %8.1f us   non-2xx %s\n' "$name" "$rps" "$p99" "${errors:-0}"
+}
+
+median() { sort -g "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+start bare --bare
+start armed
+echo "== warm-up (2 s each)"
+for name in bare armed; do
+    addr_var="ADDR_$name"
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d2s "http://${!addr_var}$PATH_QUOTE" >/dev/null
+done
+
+echo "== $ROUNDS rounds, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION --latency $PATH_QUOTE, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round"
+    if ((round % 2)); then run bare; run armed; else run armed; run bare; fi
+done
+
+bare_rps=$(median "$WORK/bare.rps")
+armed_rps=$(median "$WORK/armed.rps")
+bare_p99=$(median "$WORK/bare.p99")
+armed_p99=$(median "$WORK/armed.p99")
+echo "== medians of $ROUNDS rounds (load after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores shared by wrk and the servers)"
+printf '  bare   %10.0f req/s   p99 %8.1f us\n' "$bare_rps" "$bare_p99"
+printf '  armed  %10.0f req/s   p99 %8.1f us\n' "$armed_rps" "$armed_p99"
+awk -v a="$armed_rps" -v b="$bare_rps" -v pa="$armed_p99" -v pb="$bare_p99" 'BEGIN {
+    printf "  throughput armed/bare: %.1f%% (target >= 95%%)\n", 100 * a / b
+    printf "  p99 armed - bare: %+.1f us\n", pa - pb }'
