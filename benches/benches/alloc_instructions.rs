@@ -10,8 +10,6 @@
 #[global_allocator]
 static GLOBAL: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
 
-use std::process::Command;
-
 const SHORT: u64 = 20_000;
 const LONG: u64 = 220_000;
 
@@ -31,21 +29,7 @@ fn main() {
         println!("alloc_instructions: {} cases run", benches::alloc::CASES.len());
         return;
     }
-    let exe = std::env::current_exe().expect("own path");
-    let count = |case: &str, n: u64| -> u64 {
-        let out = Command::new("valgrind")
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-            .arg(&exe)
-            .args(["--run", case, &n.to_string()])
-            .output()
-            .expect("valgrind is installed (apt-get install valgrind)");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        stderr
-            .lines()
-            .find_map(|l| l.split("Collected :").nth(1))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no instruction count for {case}: {stderr}"))
-    };
+    let count = benches::callgrind_instructions;
     println!("{:<28} {:>14} {:>10}", "case (64 B alloc+free)", "instr/pair", "vs system");
     let mut system = 0.0;
     for (case, ..) in benches::alloc::CASES {

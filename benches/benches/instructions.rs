@@ -5,8 +5,6 @@
 //! `valgrind --tool=callgrind`, with 20 000 and 120 000 calls; the difference over 100 000 calls is the cost
 //! of one call, free of start-up and set-up. Under `cargo test` it only checks that every case runs.
 
-use std::process::Command;
-
 const SHORT: u64 = 20_000;
 const LONG: u64 = 120_000;
 
@@ -28,21 +26,7 @@ fn main() {
         println!("instructions: {} cases run; use `cargo bench --bench instructions` to count", benches::CASES.len());
         return;
     }
-    let exe = std::env::current_exe().expect("own path");
-    let count = |case: &str, n: u64| -> u64 {
-        let out = Command::new("valgrind")
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-            .arg(&exe)
-            .args(["--run", case, &n.to_string()])
-            .output()
-            .expect("valgrind is installed (apt-get install valgrind)");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        stderr
-            .lines()
-            .find_map(|l| l.split("Collected :").nth(1))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no instruction count for {case}: {stderr}"))
-    };
+    let count = benches::callgrind_instructions;
     println!("{:<42} {:>14} {:>10}", "case", "instr/call", "vs bare");
     let mut bare = [0.0f64; 2];
     for case in benches::CASES {

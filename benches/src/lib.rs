@@ -209,3 +209,21 @@ pub fn run_case(name: &str, n: u64) -> Option<u64> {
         _ => return None,
     })
 }
+
+/// Instructions callgrind counts for this bench binary re-run as `--run CASE N` (the case run `n` times):
+/// what the `instructions` and `alloc_instructions` benches subtract to get one call's cost.
+pub fn callgrind_instructions(case: &str, n: u64) -> u64 {
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&exe)
+        .args(["--run", case, &n.to_string()])
+        .output()
+        .expect("valgrind is installed (apt-get install valgrind)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no instruction count for {case}: {stderr}"))
+}

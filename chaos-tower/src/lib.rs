@@ -48,6 +48,7 @@ pub mod http;
 pub mod io;
 #[cfg(feature = "load")]
 pub mod load;
+mod refusal;
 pub mod shed;
 
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};

@@ -33,14 +33,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
-use ::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
-use ::http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use ::http::header::{HeaderName, HeaderValue};
+use ::http::{HeaderMap, Method, Request, Response, Uri};
 use bytes::Bytes;
 use cost_meter::budget::{ConcurrencyLimit, Permit};
 use cost_meter::{Job, JobSpec, Labels, Meter, Metered};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+
+use crate::refusal::unavailable;
 
 /// `x-cost-guardrail: concurrency` marks a request refused by a budget's concurrency guardrail.
 pub static GUARDRAIL_HEADER: HeaderName = HeaderName::from_static("x-cost-guardrail");
@@ -191,12 +193,12 @@ where
                 Some(permit) => Some(permit),
                 None => {
                     config.rejected.increment(1);
-                    let mut response = Response::new(ResB::from(Bytes::from_static(
+                    let response = unavailable(
                         b"over budget: concurrency limited by a cost guardrail, retry later\n",
-                    )));
-                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                    response.headers_mut().insert(&GUARDRAIL_HEADER, HeaderValue::from_static("concurrency"));
+                        1,
+                        &GUARDRAIL_HEADER,
+                        HeaderValue::from_static("concurrency"),
+                    );
                     return ResponseFuture { state: State::Refused { response: Some(response) } };
                 }
             },

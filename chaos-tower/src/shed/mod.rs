@@ -24,14 +24,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
-use ::http::{Request, Response, StatusCode};
+use ::http::header::{HeaderName, HeaderValue};
+use ::http::{Request, Response};
 use bytes::Bytes;
 use chaos_core::RouteGlob;
 use degrade_flags::BoolFlag;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+
+use crate::refusal::unavailable;
 
 /// `x-degrade-shed: <flag>` marks a shed response, so dashboards can tell it from a real 503.
 pub static SHED_HEADER: HeaderName = HeaderName::from_static("x-degrade-shed");
@@ -126,10 +128,7 @@ where
         }
         config.shed.increment(1);
         let secs = config.retry_after.as_secs() + u64::from(config.retry_after.subsec_nanos() > 0);
-        let mut response = Response::new(ResB::from(Bytes::from_static(b"shedding load: retry later\n")));
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        response.headers_mut().insert(&SHED_HEADER, config.header.clone());
+        let response = unavailable(b"shedding load: retry later\n", secs, &SHED_HEADER, config.header.clone());
         ResponseFuture { state: State::Shed { response: Some(response) } }
     }
 }

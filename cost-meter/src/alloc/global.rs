@@ -78,15 +78,16 @@ unsafe fn read_tag(user: *mut u8) -> Tag {
     Tag::from_bits(unsafe { user.sub(8).cast::<u64>().read_unaligned() })
 }
 
-// SAFETY: every method forwards to `inner` with a layout grown by the header and returns a pointer
-// `header(align)` bytes into the inner block, which keeps `align` (the header is a multiple of it) and leaves
-// `layout.size()` usable bytes. Frees and reallocs undo the same offset with the same outer layout.
-unsafe impl<A: GlobalAlloc> GlobalAlloc for CostAllocator<A> {
+impl<A> CostAllocator<A> {
+    /// Gets a block for `layout` plus its header from `get`, tags it with the running job and returns the
+    /// pointer past the header (null when `get` fails or the grown layout is impossible).
+    ///
+    /// # Safety
+    /// `get` must return null or a block valid for the layout it is given.
     #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+    unsafe fn tagged(&self, layout: Layout, get: impl FnOnce(Layout) -> *mut u8) -> *mut u8 {
         let Some(outer) = outer(layout) else { return std::ptr::null_mut() };
-        // SAFETY: `outer` has a non-zero size (it includes the header).
-        let base = unsafe { self.inner.alloc(outer) };
+        let base = get(outer);
         if base.is_null() {
             return base;
         }
@@ -97,21 +98,22 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CostAllocator<A> {
             user
         }
     }
+}
+
+// SAFETY: every method forwards to `inner` with a layout grown by the header and returns a pointer
+// `header(align)` bytes into the inner block, which keeps `align` (the header is a multiple of it) and leaves
+// `layout.size()` usable bytes. Frees and reallocs undo the same offset with the same outer layout.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CostAllocator<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: `outer` has a non-zero size (it includes the header).
+        unsafe { self.tagged(layout, |outer| self.inner.alloc(outer)) }
+    }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let Some(outer) = outer(layout) else { return std::ptr::null_mut() };
         // SAFETY: as in `alloc`.
-        let base = unsafe { self.inner.alloc_zeroed(outer) };
-        if base.is_null() {
-            return base;
-        }
-        // SAFETY: as in `alloc`.
-        unsafe {
-            let user = base.add(header(layout.align()));
-            write_tag(user, ledger::on_alloc(layout.size() as u64));
-            user
-        }
+        unsafe { self.tagged(layout, |outer| self.inner.alloc_zeroed(outer)) }
     }
 
     #[inline]
