@@ -2,6 +2,7 @@
 //! and without the token. Without the token the headers are ignored; with it a malformed value gets a `400`
 //! naming the header; a huge delay is clamped. Neither changes the rule set nor counts a fault.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +17,11 @@ use tower::ServiceExt;
 const TOKEN: &str = "a-hostile-test-token-0123456789";
 
 fn handle() -> ChaosHandle {
-    let path = std::env::temp_dir().join(format!("brownout-hostile-header-token-{}", std::process::id()));
+    // One file per call: the tests of this binary run on parallel threads, and a shared file could be read
+    // while another test is rewriting it (it was: an empty token failed CI once).
+    static FILES: AtomicUsize = AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("brownout-hostile-header-token-{}-{n}", std::process::id()));
     std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
     let yaml =
         format!("header_faults: {{ enabled: true, token_file: '{}', max_delay: 2s }}\nrules: []", path.display());
