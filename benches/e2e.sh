@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # End to end over loopback: the `http_service` example bare (no Brownout layer) beside the same service with every
 # Brownout layer (cost meter, fallback, circuit breaker, HTTP fault layer) armed but not firing, driven by wrk.
+# Two armed sides: `armed` meters each request's CPU with the thread CPU clock around every poll (the example's
+# default: exact, two system calls a poll), `armed-wall` with the request's wall time (`--cpu-clock wall`,
+# CostLayer's own default for high request rates: an estimate that reads no CPU clock).
 #
 #   bash benches/e2e.sh                 # 3 rounds of 10 s per side, wrk -t2 -c32
 #   ROUNDS=5 DURATION=20s bash benches/e2e.sh
@@ -8,8 +11,8 @@
 # Both servers run with `--provider-latency 0ms` (the simulated provider answers at once; with its default 1 ms
 # sleep the sleep, not the service, is what wrk would measure) and `--rules configs/chaos/armed-not-firing.yaml`
 # (one rule on the provider's route, random 0.001; the bare server loads it but never reads it). The rounds
-# alternate which side goes first; the script prints each run, the medians, the throughput ratio armed/bare and
-# the p99 of each side. wrk and the servers share the machine's cores: on a small machine the figures are a
+# rotate which side goes first; the script prints each run, the medians, the throughput ratio of each armed side
+# to bare and the p99 of each side. wrk and the servers share the machine's cores: on a small machine the figures are a
 # ratio under the same load, not the service's capacity. Needs wrk (Debian: `apt-get install wrk`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +54,8 @@ start() {
         sleep 0.1
     done
     [[ -n $addr ]] || { echo "e2e.sh: $name did not print its address within 10 s" >&2; exit 1; }
-    printf -v "ADDR_$name" '%s' "$addr"
+    printf -v "ADDR_${name//-/_}" '%s' "$addr"
+    printf -v "PID_${name//-/_}" '%s' "$pid"
     echo "$name: http://$addr (pid $pid)"
 }
 
@@ -63,43 +67,63 @@ micros() {
         printf "%.1f", n * f }'
 }
 
-# run NAME: one wrk run against NAME; appends requests/s and p99 (us) to $WORK/NAME.rps and NAME.p99.
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks (/proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+
+# run NAME: one wrk run against NAME; appends requests/s, p99 (us) and the server's CPU per request (us) to
+# $WORK/NAME.rps, NAME.p99 and NAME.cpu. CPU per request is the steadier figure on a shared machine: it does
+# not depend on how much of the cores wrk and other work leave to the server.
 run() {
-    local name=$1 addr_var="ADDR_$1"
-    local out="$WORK/wrk.txt"
+    local name=$1 addr_var="ADDR_${1//-/_}" pid_var="PID_${1//-/_}"
+    local out="$WORK/wrk.txt" before after
+    before=$(cpu_ticks "${!pid_var}")
     wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$DURATION" --latency "http://${!addr_var}$PATH_QUOTE" >"$out"
-    local rps p99 errors
+    after=$(cpu_ticks "${!pid_var}")
+    local rps p99 errors requests cpu
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     p99=$(micros "$(awk '$1 == "99%" {print $2}' "$out")")
     errors=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+    requests=$(awk '/requests in/ {print $1}' "$out")
+    cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
     echo "$rps" >>"$WORK/$name.rps"
     echo "$p99" >>"$WORK/$name.p99"
-    printf '  %-6s %10.0f req/s   p99 %8.1f us   non-2xx %s\n' "$name" "$rps" "$p99" "${errors:-0}"
+    echo "$cpu" >>"$WORK/$name.cpu"
+    printf '  %-10s %10.0f req/s   p99 %8.1f us   server CPU %6.2f us/req   non-2xx %s\n' \
+        "$name" "$rps" "$p99" "$cpu" "${errors:-0}"
 }
 
 median() { sort -g "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
+SIDES=(bare armed armed-wall)
 start bare --bare
 start armed
+start armed-wall --cpu-clock wall
 echo "== warm-up (2 s each)"
-for name in bare armed; do
-    addr_var="ADDR_$name"
+for name in "${SIDES[@]}"; do
+    addr_var="ADDR_${name//-/_}"
     wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d2s "http://${!addr_var}$PATH_QUOTE" >/dev/null
 done
 
 echo "== $ROUNDS rounds, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION --latency $PATH_QUOTE, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
-    if ((round % 2)); then run bare; run armed; else run armed; run bare; fi
+    # Rotate the order, so no side always runs first (or last) in a round.
+    for i in 0 1 2; do run "${SIDES[$(((round - 1 + i) % 3))]}"; done
 done
 
-bare_rps=$(median "$WORK/bare.rps")
-armed_rps=$(median "$WORK/armed.rps")
-bare_p99=$(median "$WORK/bare.p99")
-armed_p99=$(median "$WORK/armed.p99")
 echo "== medians of $ROUNDS rounds (load after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores shared by wrk and the servers)"
-printf '  bare   %10.0f req/s   p99 %8.1f us\n' "$bare_rps" "$bare_p99"
-printf '  armed  %10.0f req/s   p99 %8.1f us\n' "$armed_rps" "$armed_p99"
-awk -v a="$armed_rps" -v b="$bare_rps" -v pa="$armed_p99" -v pb="$bare_p99" 'BEGIN {
-    printf "  throughput armed/bare: %.1f%% (target >= 95%%)\n", 100 * a / b
-    printf "  p99 armed - bare: %+.1f us\n", pa - pb }'
+bare_rps=$(median "$WORK/bare.rps")
+bare_p99=$(median "$WORK/bare.p99")
+bare_cpu=$(median "$WORK/bare.cpu")
+for name in "${SIDES[@]}"; do
+    rps=$(median "$WORK/$name.rps")
+    p99=$(median "$WORK/$name.p99")
+    cpu=$(median "$WORK/$name.cpu")
+    printf '  %-10s %10.0f req/s   p99 %8.1f us   CPU %6.2f us/req' "$name" "$rps" "$p99" "$cpu"
+    if [[ $name != bare ]]; then
+        awk -v a="$rps" -v b="$bare_rps" -v pa="$p99" -v pb="$bare_p99" -v ca="$cpu" -v cb="$bare_cpu" 'BEGIN {
+            printf "   throughput %5.1f%% of bare (target >= 95%%), p99 %+.1f us, CPU/req %.2fx bare",
+                100 * a / b, pa - pb, ca / cb }'
+    fi
+    echo
+done

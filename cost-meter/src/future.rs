@@ -29,7 +29,7 @@ impl<F> Metered<F> {
 
 impl<F: std::fmt::Debug> std::fmt::Debug for Metered<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metered").field("inner", &self.inner).field("job", &self.job.id()).finish()
+        f.debug_struct("Metered").field("inner", &self.inner).field("job", &self.job).finish()
     }
 }
 

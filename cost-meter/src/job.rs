@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,49 +48,31 @@ impl JobSpec {
     }
 }
 
-/// The state a running job shares with its futures, threads and tasks.
+/// The state a running job shares with its futures, threads and tasks: only what a poll needs.
 pub(crate) struct JobInner {
-    spec: JobSpec,
     cpu_ns: AtomicU64,
+    cpu_mode: CpuMode,
     tag: Tag,
-    claim: Mutex<Option<Claim>>,
-    started: Instant,
-    started_unix: f64,
+    meter: Meter,
 }
 
 impl JobInner {
-    pub(crate) fn id(&self) -> &str {
-        &self.spec.id
-    }
-
     pub(crate) fn tag(&self) -> Tag {
         self.tag
     }
 
     pub(crate) fn cpu_mode(&self) -> CpuMode {
-        self.spec.cpu_mode
+        self.cpu_mode
     }
 
     #[inline]
     pub(crate) fn charge_cpu(&self, ns: u64) {
         self.cpu_ns.fetch_add(ns, Relaxed);
+        self.meter.charge_cpu(ns);
     }
 
     pub(crate) fn cpu_ns(&self) -> u64 {
         self.cpu_ns.load(Relaxed)
-    }
-
-    pub(crate) fn spec(&self) -> &JobSpec {
-        &self.spec
-    }
-
-    /// Live bytes charged to the job now (0 without the allocator).
-    pub(crate) fn live_bytes(&self) -> u64 {
-        let claim = self.claim.lock().unwrap_or_else(|p| p.into_inner());
-        claim.as_ref().map_or(0, |c| {
-            let t = c.totals();
-            t.allocated_bytes.saturating_sub(t.freed_bytes)
-        })
     }
 }
 
@@ -111,37 +92,36 @@ impl JobInner {
 /// ```
 pub struct Job {
     inner: Arc<JobInner>,
-    meter: Meter,
+    spec: JobSpec,
+    /// The job's memory slot, when the allocator meters it.
+    claim: Option<Claim>,
+    started: Instant,
+    started_unix: f64,
+    /// Set by [`finish`](Job::finish); a job dropped without it is let go unrecorded.
+    finished: bool,
     /// The guardrail permit, when started by [`Meter::try_start`]: given back at finish.
     _permit: Option<Permit>,
 }
 
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job").field("spec", &self.inner.spec).field("cpu_ns", &self.inner.cpu_ns()).finish()
+        f.debug_struct("Job").field("spec", &self.spec).field("cpu_ns", &self.inner.cpu_ns()).finish()
     }
 }
 
 impl Job {
     pub(crate) fn start(meter: Meter, spec: JobSpec, permit: Option<Permit>) -> Job {
-        let claim = alloc::is_installed().then(Claim::new).flatten();
+        let claim = if alloc::is_installed() { Claim::new(meter.id()) } else { None };
         let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        let inner = Arc::new(JobInner {
-            spec,
-            cpu_ns: AtomicU64::new(0),
-            tag,
-            claim: Mutex::new(claim),
-            started: Instant::now(),
-            started_unix,
-        });
-        meter.job_started(&inner);
-        Job { inner, meter, _permit: permit }
+        meter.job_started(&spec, claim.is_some());
+        let inner = Arc::new(JobInner { cpu_ns: AtomicU64::new(0), cpu_mode: spec.cpu_mode, tag, meter });
+        Job { inner, spec, claim, started: Instant::now(), started_unix, finished: false, _permit: permit }
     }
 
     /// The job's spec.
     pub fn spec(&self) -> &JobSpec {
-        &self.inner.spec
+        &self.spec
     }
 
     /// Whether the job's memory is measured by the allocator (false: by its reservation).
@@ -207,37 +187,51 @@ impl Job {
 
     /// Ends the job: measures it, writes its record to the meter's sinks, updates the metrics, logs
     /// `job_completed`, and returns the record. Work still running for the job afterwards is not recorded.
-    pub fn finish(self) -> JobRecord {
-        let inner = &self.inner;
-        let wall = inner.started.elapsed().as_secs_f64();
-        let claim = inner.claim.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let (memory_mode, totals) = match claim {
+    pub fn finish(mut self) -> JobRecord {
+        self.finished = true;
+        let wall = self.started.elapsed().as_secs_f64();
+        let (memory_mode, totals) = match self.claim.take() {
             Some(claim) => (MemoryMode::Allocator, claim.finish()),
             None => (MemoryMode::Reservation, MemoryTotals::default()),
         };
         let memory_byte_seconds = match memory_mode {
             MemoryMode::Allocator => totals.byte_ms as f64 / 1000.0,
-            MemoryMode::Reservation => inner.spec.reserved_bytes as f64 * wall,
+            MemoryMode::Reservation => self.spec.reserved_bytes as f64 * wall,
         };
-        let cpu_seconds = match inner.spec.cpu_mode {
-            CpuMode::ThreadCpu => inner.cpu_ns() as f64 / 1e9,
+        let spec = &mut self.spec;
+        let cpu_seconds = match spec.cpu_mode {
+            CpuMode::ThreadCpu => self.inner.cpu_ns() as f64 / 1e9,
             CpuMode::WallEstimate => wall,
         };
+        // The id and labels move into the record: finishing a job copies no string.
         let record = JobRecord {
-            job_id: inner.spec.id.clone(),
-            labels: inner.spec.labels.clone(),
-            started_at_unix: inner.started_unix,
+            job_id: std::mem::take(&mut spec.id),
+            labels: std::mem::take(&mut spec.labels),
+            started_at_unix: self.started_unix,
             wall_seconds: wall,
             cpu_seconds,
-            cpu_mode: inner.spec.cpu_mode,
+            cpu_mode: spec.cpu_mode,
             memory_byte_seconds,
             memory_gb_hours: gb_hours(memory_byte_seconds),
             peak_bytes: totals.peak_bytes,
-            reserved_bytes: inner.spec.reserved_bytes,
+            reserved_bytes: spec.reserved_bytes,
             memory_mode,
         };
-        self.meter.job_finished(inner, &record);
+        self.inner.meter.job_finished(&record);
         record
+    }
+}
+
+impl Drop for Job {
+    /// A job dropped without [`finish`](Job::finish) writes no record; its memory slot is freed and it no
+    /// longer counts as running.
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(claim) = self.claim.take() {
+                claim.finish();
+            }
+            self.inner.meter.job_abandoned();
+        }
     }
 }
 
@@ -250,7 +244,7 @@ pub struct JobScope<'scope, 'env> {
 
 impl fmt::Debug for JobInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobInner").field("id", &self.spec.id).finish()
+        f.debug_struct("JobInner").field("cpu_mode", &self.cpu_mode).field("cpu_ns", &self.cpu_ns()).finish()
     }
 }
 

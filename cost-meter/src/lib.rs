@@ -28,6 +28,7 @@
 
 pub mod alloc;
 mod clock;
+mod counters;
 mod future;
 mod job;
 mod labels;

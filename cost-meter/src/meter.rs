@@ -1,19 +1,17 @@
 //! [`Meter`]: starts jobs and publishes what they used — records, metrics, events — and reconciles the sum
 //! over jobs with the process's own CPU time and memory.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use metrics::Label;
-
+use crate::alloc;
 use crate::budget::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::clock::{process_cpu_ns, rss_bytes};
-use crate::job::{Job, JobInner, JobSpec};
+use crate::counters::with_counters;
+use crate::job::{Job, JobSpec};
 use crate::record::{CpuMode, JobRecord};
 use crate::sink::RecordSink;
-use crate::{Labels, alloc};
 
 /// Metric: CPU time charged to jobs, in nanoseconds (counter; labels env, team, service, strategy, tier).
 pub const CPU_NANOSECONDS_TOTAL: &str = "cost_meter_cpu_nanoseconds_total";
@@ -33,14 +31,20 @@ pub struct Meter {
 }
 
 struct MeterInner {
+    /// Unique per meter in the process: keys its jobs' memory slots and its cached metric handles.
+    id: u64,
     sinks: Vec<Arc<dyn RecordSink>>,
     limit: Option<ConcurrencyLimit>,
     freeze: Option<AdhocFreeze>,
     process_cpu_at_start: u64,
-    finished_cpu_ns: AtomicU64,
+    /// CPU charged to its thread-CPU jobs so far, running or finished.
+    charged_cpu_ns: AtomicU64,
     finished_jobs: AtomicU64,
-    running: Mutex<HashMap<usize, Weak<JobInner>>>,
+    running_jobs: AtomicUsize,
 }
+
+/// Meter ids; 0 is never used (a free memory slot's owner).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for Meter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -105,10 +109,11 @@ impl MeterBuilder {
                 sinks: self.sinks,
                 limit: self.limit,
                 freeze: self.freeze,
+                id: NEXT_ID.fetch_add(1, Relaxed),
                 process_cpu_at_start: process_cpu_ns(),
-                finished_cpu_ns: AtomicU64::new(0),
+                charged_cpu_ns: AtomicU64::new(0),
                 finished_jobs: AtomicU64::new(0),
-                running: Mutex::new(HashMap::new()),
+                running_jobs: AtomicUsize::new(0),
             }),
         }
     }
@@ -164,16 +169,24 @@ impl Meter {
         Ok(Job::start(self.clone(), spec, permit))
     }
 
-    pub(crate) fn job_started(&self, job: &Arc<JobInner>) {
-        self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(key(job), Arc::downgrade(job));
-        let spec = job.spec();
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    #[inline]
+    pub(crate) fn charge_cpu(&self, ns: u64) {
+        self.inner.charged_cpu_ns.fetch_add(ns, Relaxed);
+    }
+
+    pub(crate) fn job_started(&self, spec: &JobSpec, memory_metered: bool) {
+        self.inner.running_jobs.fetch_add(1, Relaxed);
         let l = &spec.labels;
         macro_rules! started {
             ($level:ident) => {
                 tracing::$level!(target: "cost_meter", event = "job_started", job_id = %spec.id, env = %l.env,
                     team = %l.team, service = %l.service, strategy = %l.strategy, tier = %l.tier,
-                    cpu_mode = ?spec.cpu_mode, reserved_bytes = spec.reserved_bytes,
-                    memory_metered = job.tag() != crate::alloc::ledger::Tag::NONE, "job started")
+                    cpu_mode = ?spec.cpu_mode, reserved_bytes = spec.reserved_bytes, memory_metered,
+                    "job started")
             };
         }
         match spec.cpu_mode {
@@ -182,17 +195,19 @@ impl Meter {
         }
     }
 
-    pub(crate) fn job_finished(&self, job: &Arc<JobInner>, record: &JobRecord) {
-        self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(job));
-        if record.cpu_mode == CpuMode::ThreadCpu {
-            self.inner.finished_cpu_ns.fetch_add(job.cpu_ns(), Relaxed);
-        }
+    /// A job dropped without being finished: no longer running, not recorded.
+    pub(crate) fn job_abandoned(&self) {
+        self.inner.running_jobs.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn job_finished(&self, record: &JobRecord) {
+        self.inner.running_jobs.fetch_sub(1, Relaxed);
         self.inner.finished_jobs.fetch_add(1, Relaxed);
-        let labels = metric_labels(&record.labels);
-        metrics::counter!(CPU_NANOSECONDS_TOTAL, labels.clone()).increment((record.cpu_seconds * 1e9).round() as u64);
-        metrics::counter!(MEMORY_BYTE_SECONDS_TOTAL, labels.clone())
-            .increment(record.memory_byte_seconds.round() as u64);
-        metrics::counter!(JOBS_TOTAL, labels).increment(1);
+        with_counters(self.inner.id, &record.labels, |c| {
+            c.cpu_nanoseconds.increment((record.cpu_seconds * 1e9).round() as u64);
+            c.memory_byte_seconds.increment(record.memory_byte_seconds.round() as u64);
+            c.jobs.increment(1);
+        });
         for sink in &self.inner.sinks {
             sink.record(record);
         }
@@ -215,15 +230,9 @@ impl Meter {
 
     /// Compares what jobs claimed with what the process used since the meter was built.
     pub fn reconcile(&self) -> Reconciliation {
-        let running: Vec<Arc<JobInner>> = {
-            let mut map = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-            map.retain(|_, w| w.strong_count() > 0);
-            map.values().filter_map(Weak::upgrade).collect()
-        };
         let process_ns = process_cpu_ns().saturating_sub(self.inner.process_cpu_at_start);
-        let running_ns: u64 = running.iter().filter(|j| j.cpu_mode() == CpuMode::ThreadCpu).map(|j| j.cpu_ns()).sum();
-        let jobs_ns = self.inner.finished_cpu_ns.load(Relaxed) + running_ns;
-        let jobs_live_bytes = running.iter().map(|j| j.live_bytes()).sum();
+        let jobs_ns = self.inner.charged_cpu_ns.load(Relaxed);
+        let jobs_live_bytes = alloc::ledger::live_bytes_of(self.inner.id);
         let rss = rss_bytes();
         Reconciliation {
             process_cpu_seconds: process_ns as f64 / 1e9,
@@ -233,12 +242,11 @@ impl Meter {
             jobs_live_bytes,
             unclaimed_rss_bytes: rss.map(|r| r.saturating_sub(jobs_live_bytes)),
             memory_metered: alloc::is_installed(),
-            running_jobs: running.len(),
+            running_jobs: self.inner.running_jobs.load(Relaxed),
             finished_jobs: self.inner.finished_jobs.load(Relaxed),
         }
     }
 }
-
 /// How a job was launched, for the ad-hoc freeze.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Launch {
@@ -273,14 +281,6 @@ impl fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-fn key(job: &Arc<JobInner>) -> usize {
-    Arc::as_ptr(job) as usize
-}
-
-fn metric_labels(labels: &Labels) -> Vec<Label> {
-    Labels::NAMES.iter().map(|name| Label::new(*name, labels.get(name).unwrap_or_default().to_owned())).collect()
-}
-
 /// The sum over jobs set against the process's own figures. What no job claims is idle (the runtime, the
 /// allocator's tick, work outside any job).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -288,13 +288,13 @@ pub struct Reconciliation {
     /// Process CPU time since the meter was built (every thread).
     pub process_cpu_seconds: f64,
     /// CPU time charged to thread-CPU jobs, finished and running (wall-estimate jobs are left out: their
-    /// figure is not CPU time).
+    /// figure is not CPU time). Includes work a job's futures or threads did after it finished.
     pub jobs_cpu_seconds: f64,
     /// Process CPU time no job claims.
     pub idle_cpu_seconds: f64,
     /// The process's resident set size now, where the OS reports it.
     pub rss_bytes: Option<u64>,
-    /// Live heap bytes held by running jobs (0 without the allocator).
+    /// Live heap bytes held by this meter's running jobs (0 without the allocator).
     pub jobs_live_bytes: u64,
     /// Resident memory no running job holds.
     pub unclaimed_rss_bytes: Option<u64>,

@@ -219,3 +219,37 @@ proptest! {
         prop_assert_eq!(record.peak_bytes, peak);
     }
 }
+
+#[test]
+fn reconciliation_sees_the_live_bytes_of_its_own_running_jobs_only() {
+    let (ours, theirs) = (Meter::new(), Meter::new());
+    let job = ours.start(spec("holds"));
+    let other = theirs.start(spec("other"));
+    let block = job.run(|| raw_alloc(1 << 20, 8));
+    let other_block = other.run(|| raw_alloc(3 << 20, 8));
+    let r = ours.reconcile();
+    assert!(r.memory_metered);
+    assert_eq!(r.running_jobs, 1);
+    assert_eq!(r.jobs_live_bytes, 1 << 20, "its job's MiB, not the other meter's 3 MiB: {r:?}");
+    assert_eq!(theirs.reconcile().jobs_live_bytes, 3 << 20);
+    raw_free(block);
+    raw_free(other_block);
+    assert_eq!(ours.reconcile().jobs_live_bytes, 0, "freed");
+    job.finish();
+    other.finish();
+    let r = ours.reconcile();
+    assert_eq!((r.running_jobs, r.finished_jobs, r.jobs_live_bytes), (0, 1, 0));
+}
+
+#[test]
+fn a_job_dropped_unfinished_frees_its_slot_and_stops_counting_as_running() {
+    let meter = Meter::new();
+    let job = meter.start(spec("dropped"));
+    assert!(job.meters_memory());
+    let block = job.run(|| raw_alloc(4096, 8));
+    assert_eq!(meter.reconcile().jobs_live_bytes, 4096);
+    drop(job);
+    let r = meter.reconcile();
+    assert_eq!((r.running_jobs, r.finished_jobs, r.jobs_live_bytes), (0, 0, 0), "{r:?}");
+    raw_free(block);
+}

@@ -148,7 +148,7 @@ fn utilisation_and_alert_state_are_gauges() {
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
         let t = nov(0.0);
-        let mut m = BudgetMonitor::new(budgets(), at(t)).with_sink(MetricsSink);
+        let mut m = BudgetMonitor::new(budgets(), at(t)).with_sink(MetricsSink::new());
         m.record(&job(research(), 75.0, 250.0, t), at(t)).unwrap();
     });
     let snapshot = snapshotter.snapshot().into_vec();

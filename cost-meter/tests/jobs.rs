@@ -115,6 +115,34 @@ fn metrics_count_cpu_memory_and_jobs_by_label_without_the_job_id() {
 }
 
 #[test]
+fn each_label_set_counts_in_its_own_series_job_after_job() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let meter = Meter::new();
+        for (team, n) in [("research", 3), ("risk", 2), ("research", 1)] {
+            for i in 0..n {
+                meter.start(JobSpec::new(format!("{team}-{i}"), Labels::new(team, "backtester"))).finish();
+            }
+        }
+        // A second meter with the same labels counts into the same series, through its own handles.
+        Meter::new().start(JobSpec::new("x", Labels::new("risk", "backtester"))).finish();
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let jobs = |team: &str| {
+        snapshot
+            .iter()
+            .find(|(k, ..)| k.key().name() == "cost_meter_jobs_total" && k.key().labels().any(|l| l.value() == team))
+            .map(|(.., v)| match v {
+                DebugValue::Counter(n) => *n,
+                other => panic!("{other:?}"),
+            })
+    };
+    assert_eq!(jobs("research"), Some(4));
+    assert_eq!(jobs("risk"), Some(3));
+}
+
+#[test]
 fn reconciliation_accounts_for_running_and_finished_jobs() {
     let meter = Meter::new();
     let finished = meter.start(JobSpec::new("done", labels()));

@@ -180,11 +180,15 @@ pub struct Options {
     pub fallback: bool,
     /// Budgets the requests are charged to (their month-to-date usage, alert levels and guardrails), if any.
     pub budgets: Option<Arc<Mutex<BudgetMonitor>>>,
+    /// Meter each request's CPU with the thread CPU clock around every poll (exact; on by default, the
+    /// GameDay reports CPU per request). Off, a request's CPU is its wall time, recorded as an estimate:
+    /// `CostLayer`'s own default, for high request rates (the clock is a system call, two per poll).
+    pub thread_cpu: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { timeout: Duration::from_millis(250), fallback: true, budgets: None }
+        Self { timeout: Duration::from_millis(250), fallback: true, budgets: None, thread_cpu: true }
     }
 }
 
@@ -315,10 +319,12 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
         })
         .build();
     let labels = Labels::new("trading", "quote-api").env("demo").strategy("quote");
-    let router = Router::new()
-        .route("/quote/{symbol}", get(quote))
-        .with_state(state)
-        .layer(CostLayer::new(meter.clone(), labels).thread_cpu());
+    let metering = if options.thread_cpu {
+        CostLayer::new(meter.clone(), labels).thread_cpu()
+    } else {
+        CostLayer::new(meter.clone(), labels)
+    };
+    let router = Router::new().route("/quote/{symbol}", get(quote)).with_state(state).layer(metering);
     Demo { router, counters, breaker, meter, cost }
 }
 

@@ -66,6 +66,9 @@ pub struct Options {
     /// `--provider-latency DURATION`: how long the simulated provider takes (default 1ms; `0ms` answers at once,
     /// so an overhead measurement sees the service's own cost).
     pub provider_latency: Duration,
+    /// `--cpu-clock thread|wall`: how the cost meter measures a request's CPU (default `thread`: the thread CPU
+    /// clock around every poll, exact; `wall`: the request's wall time, an estimate that reads no CPU clock).
+    pub thread_cpu: bool,
 }
 
 impl Default for Options {
@@ -80,6 +83,7 @@ impl Default for Options {
             budgets: None,
             bare: false,
             provider_latency: demo::PROVIDER_LATENCY,
+            thread_cpu: true,
         }
     }
 }
@@ -110,6 +114,13 @@ impl Options {
                         format!("--provider-latency takes a duration like 1ms or 0ms, not `{text}`: {e}")
                     })?;
                 }
+                "--cpu-clock" => {
+                    options.thread_cpu = match value("--cpu-clock")?.as_str() {
+                        "thread" => true,
+                        "wall" => false,
+                        other => return Err(format!("--cpu-clock takes `thread` or `wall`, not `{other}`")),
+                    }
+                }
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -129,8 +140,9 @@ fn load_budgets(dir: Option<&std::path::Path>) -> Result<Option<Arc<Mutex<Budget
         None => return Ok(None),
     };
     let set = BudgetSet::load_dir(&dir).map_err(|e| format!("--budgets {}: {e}", dir.display()))?;
-    let monitor =
-        BudgetMonitor::new(Arc::new(set), std::time::SystemTime::now()).with_sink(LogSink).with_sink(MetricsSink);
+    let monitor = BudgetMonitor::new(Arc::new(set), std::time::SystemTime::now())
+        .with_sink(LogSink)
+        .with_sink(MetricsSink::new());
     tracing::info!(dir = %dir.display(), "requests charged to the budgets");
     Ok(Some(Arc::new(Mutex::new(monitor))))
 }
@@ -224,7 +236,12 @@ impl Service {
             });
         }
         let budgets = load_budgets(options.budgets.as_deref())?;
-        let demo_options = demo::Options { timeout: options.timeout, fallback: true, budgets: budgets.clone() };
+        let demo_options = demo::Options {
+            timeout: options.timeout,
+            fallback: true,
+            budgets: budgets.clone(),
+            thread_cpu: options.thread_cpu,
+        };
         let demo = demo::app_with(&chaos, &demo_options, options.provider_latency);
         // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
         if flags.kind(BREAKER_FLAG).is_ok() {

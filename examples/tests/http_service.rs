@@ -220,3 +220,34 @@ fn bare_and_provider_latency_parse_and_bare_refuses_the_admin_api() {
     assert!(Options::parse(args(&["--provider-latency", "soon"])).unwrap_err().contains("--provider-latency"));
     assert!(Options::parse(args(&["--bare", "--admin-token-file", "t"])).unwrap_err().contains("--bare"));
 }
+
+#[test]
+fn the_cpu_clock_option_parses_and_defaults_to_the_thread_clock() {
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(Options::default().thread_cpu);
+    assert!(!Options::parse(args(&["--cpu-clock", "wall"])).unwrap().thread_cpu);
+    assert!(Options::parse(args(&["--cpu-clock", "thread"])).unwrap().thread_cpu);
+    let err = Options::parse(args(&["--cpu-clock", "cycles"])).unwrap_err();
+    assert!(err.contains("--cpu-clock") && err.contains("cycles"), "{err}");
+}
+
+/// With the thread clock each request's CPU is charged to the meter; with the wall estimate it is recorded
+/// as wall time and never claims process CPU.
+#[tokio::test]
+async fn the_demo_meters_request_cpu_with_the_clock_asked_for() {
+    use examples::demo::{self, Options as DemoOptions};
+    use tower::ServiceExt;
+
+    for thread_cpu in [true, false] {
+        let chaos = chaos_tower::ChaosHandle::for_environment(chaos_core::Environment::Test);
+        let app = demo::app_with(&chaos, &DemoOptions { thread_cpu, ..DemoOptions::default() }, Duration::ZERO);
+        for _ in 0..5 {
+            let req = http::Request::get("/quote/ACME").body(axum::body::Body::empty()).unwrap();
+            let response = app.router.clone().oneshot(req).await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let r = app.meter.reconcile();
+        assert_eq!((r.finished_jobs, r.running_jobs), (5, 0), "thread_cpu {thread_cpu}");
+        assert_eq!(r.jobs_cpu_seconds > 0.0, thread_cpu, "thread_cpu {thread_cpu}: {r:?}");
+    }
+}

@@ -31,6 +31,8 @@ struct Slot {
     /// Odd while a job owns the slot; bumped at claim and at release so late frees of an earlier owner's
     /// blocks are told apart.
     generation: AtomicU32,
+    /// The id of the meter whose job owns the slot (for that meter's reconciliation).
+    owner: AtomicU64,
     allocated: AtomicU64,
     allocated_weighted: AtomicU64,
     freed: AtomicU64,
@@ -42,6 +44,7 @@ impl Slot {
     const fn new() -> Self {
         Slot {
             generation: AtomicU32::new(0),
+            owner: AtomicU64::new(0),
             allocated: AtomicU64::new(0),
             allocated_weighted: AtomicU64::new(0),
             freed: AtomicU64::new(0),
@@ -231,17 +234,29 @@ fn refresh_now() -> u64 {
     NOW_MS.fetch_max(now, Relaxed).max(now)
 }
 
-/// Starts the ticker thread once, and wakes it. It sleeps (parked) while no job meters memory.
+/// How long the ticker keeps ticking after the last memory-metered job ends before it parks: under a steady
+/// stream of short jobs (requests) the count of running jobs touches zero often, and waking a parked thread
+/// is a system call.
+const LINGER_TICKS: u32 = 100;
+
+/// Starts the ticker thread once, and wakes it. It parks once no job has metered memory for
+/// [`LINGER_TICKS`] ticks.
 fn wake_ticker() {
     let ticker = TICKER.get_or_init(|| {
         std::thread::Builder::new()
             .name("cost-meter-tick".into())
             .spawn(|| {
+                let mut idle = 0;
                 loop {
-                    if ACTIVE.load(Relaxed) == 0 {
-                        std::thread::park();
-                    } else {
+                    if ACTIVE.load(Relaxed) > 0 {
+                        idle = 0;
                         std::thread::sleep(TICK);
+                    } else if idle < LINGER_TICKS {
+                        idle += 1;
+                        std::thread::sleep(TICK);
+                    } else {
+                        idle = 0;
+                        std::thread::park();
                     }
                     refresh_now();
                 }
@@ -250,6 +265,7 @@ fn wake_ticker() {
             .thread()
             .clone()
     });
+    // Unparking a thread that is not parked is one atomic swap, no system call.
     ticker.unpark();
 }
 
@@ -270,8 +286,9 @@ pub(crate) struct MemoryTotals {
 }
 
 impl Claim {
-    /// Claims a free slot, or None when the allocator is not installed or every slot is taken.
-    pub(crate) fn new() -> Option<Claim> {
+    /// Claims a free slot for a job of meter `owner`, or None when the allocator is not installed or every
+    /// slot is taken.
+    pub(crate) fn new(owner: u64) -> Option<Claim> {
         if !is_installed() {
             return None;
         }
@@ -284,14 +301,21 @@ impl Claim {
             if generation % 2 == 1 {
                 continue;
             }
-            for counter in [&slot.allocated, &slot.allocated_weighted, &slot.freed, &slot.freed_weighted, &slot.peak] {
-                counter.store(0, Relaxed);
-            }
             let claimed = generation.wrapping_add(1);
             if slot.generation.compare_exchange(generation, claimed, AcqRel, Relaxed).is_ok() {
-                ACTIVE.fetch_add(1, Relaxed);
-                refresh_now();
-                wake_ticker();
+                // Ours now. Nothing adds to the sums before the job enters the slot (a thread still holding
+                // the previous owner's tag sees another generation), so zeroing them here races with nothing.
+                for counter in
+                    [&slot.allocated, &slot.allocated_weighted, &slot.freed, &slot.freed_weighted, &slot.peak]
+                {
+                    counter.store(0, Relaxed);
+                }
+                slot.owner.store(owner, Relaxed);
+                if ACTIVE.fetch_add(1, Relaxed) == 0 {
+                    // The ticker parks while no job meters memory: bring the tick up to date and wake it.
+                    refresh_now();
+                    wake_ticker();
+                }
                 return Some(Claim { tag: Tag { slot: index as u32, generation: claimed } });
             }
         }
@@ -331,6 +355,15 @@ impl Claim {
         ACTIVE.fetch_sub(1, Relaxed);
         totals
     }
+}
+
+/// Live heap bytes held now by the running jobs of meter `owner` (what each slot has been told so far).
+pub(crate) fn live_bytes_of(owner: u64) -> u64 {
+    TABLE
+        .iter()
+        .filter(|slot| slot.generation.load(Acquire) % 2 == 1 && slot.owner.load(Relaxed) == owner)
+        .map(Slot::live)
+        .sum()
 }
 
 /// Takes the allocator's clock out of real time, for tests that script allocations: while a `ScriptedClock`

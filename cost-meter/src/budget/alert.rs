@@ -1,7 +1,10 @@
 //! Alert levels with hysteresis, the events of their crossings, and the sinks they go to.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
+use metrics::Gauge;
 use serde::{Deserialize, Serialize};
 
 use super::civil::Month;
@@ -139,27 +142,76 @@ impl AlertSink for LogSink {
 
 /// Sets the gauges `budget_utilization_ratio{budget,resource}` (resource `cpu` or `memory`) and
 /// `budget_alert_state{budget}` (0 ok, 1 warn, 2 critical) through the `metrics` facade.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MetricsSink;
+///
+/// The gauges' handles are looked up once per budget and kept (a monitor charged per request sets them at
+/// that rate): make the sink after installing the recorder.
+#[derive(Default)]
+pub struct MetricsSink {
+    gauges: Mutex<HashMap<String, BudgetGauges>>,
+}
 
-fn describe() {
-    metrics::describe_gauge!("budget_alert_state", "A budget's alert level: 0 ok, 1 warn, 2 critical.");
-    metrics::describe_gauge!("budget_utilization_ratio", "Month-to-date use of a budget's resource over its limit.");
+/// One budget's gauges; a resource's ratio is registered when the budget first reports it (a budget without
+/// a memory limit publishes no memory ratio).
+struct BudgetGauges {
+    budget: String,
+    cpu: Option<Gauge>,
+    memory: Option<Gauge>,
+    state: Gauge,
+}
+
+impl BudgetGauges {
+    fn ratio(&mut self, resource: &'static str) -> &Gauge {
+        let slot = if resource == "cpu" { &mut self.cpu } else { &mut self.memory };
+        slot.get_or_insert_with(
+            || metrics::gauge!("budget_utilization_ratio", "budget" => self.budget.clone(), "resource" => resource),
+        )
+    }
+}
+
+impl fmt::Debug for MetricsSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsSink").finish_non_exhaustive()
+    }
+}
+
+impl MetricsSink {
+    /// A sink; describes the two gauges to the recorder installed now.
+    pub fn new() -> Self {
+        metrics::describe_gauge!("budget_alert_state", "A budget's alert level: 0 ok, 1 warn, 2 critical.");
+        metrics::describe_gauge!(
+            "budget_utilization_ratio",
+            "Month-to-date use of a budget's resource over its limit."
+        );
+        MetricsSink::default()
+    }
+
+    fn with_gauges(&self, budget: &str, f: impl FnOnce(&mut BudgetGauges)) {
+        let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = gauges.get_mut(budget) {
+            return f(g);
+        }
+        let g = BudgetGauges {
+            budget: budget.to_owned(),
+            cpu: None,
+            memory: None,
+            state: metrics::gauge!("budget_alert_state", "budget" => budget.to_owned()),
+        };
+        f(gauges.entry(budget.to_owned()).or_insert(g))
+    }
 }
 
 impl AlertSink for MetricsSink {
     fn alert(&self, e: &AlertEvent) {
-        describe();
-        metrics::gauge!("budget_alert_state", "budget" => e.budget.clone()).set(e.to.as_gauge());
+        self.with_gauges(&e.budget, |g| g.state.set(e.to.as_gauge()));
     }
 
     fn utilization(&self, budget: &str, u: Utilization, level: AlertLevel) {
-        describe();
-        for (resource, ratio) in u.resources() {
-            metrics::gauge!("budget_utilization_ratio", "budget" => budget.to_owned(), "resource" => resource)
-                .set(ratio);
-        }
-        metrics::gauge!("budget_alert_state", "budget" => budget.to_owned()).set(level.as_gauge());
+        self.with_gauges(budget, |g| {
+            for (resource, ratio) in u.resources() {
+                g.ratio(resource).set(ratio);
+            }
+            g.state.set(level.as_gauge());
+        });
     }
 }
 

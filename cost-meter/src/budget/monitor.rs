@@ -13,7 +13,7 @@ use super::civil::Month;
 use super::forecast::Forecast;
 use super::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use super::spec::{Budget, BudgetSet};
-use super::usage::{Charge, Ledger, Usage, Utilization};
+use super::usage::{Ledger, Usage, Utilization};
 use crate::JobRecord;
 
 /// Charges jobs to budgets and acts on their levels.
@@ -148,10 +148,11 @@ impl BudgetMonitor {
     /// fired. A record from a month already closed is ignored. An error means the checkpoint could not be
     /// written: the charge is kept in memory and the next successful save persists it.
     pub fn record(&mut self, record: &JobRecord, now: SystemTime) -> Result<Vec<AlertEvent>, CheckpointError> {
-        let events = match self.ledger.charge(&self.budgets, record) {
-            Charge::Stale => return Ok(Vec::new()),
-            Charge::Charged(names) => self.judge(names),
-            Charge::NewMonth(_) => self.judge(self.budgets.iter().map(|b| b.name.clone()).collect()),
+        let budgets = Arc::clone(&self.budgets);
+        let events = match self.ledger.charge_covering(&budgets, record) {
+            None => return Ok(Vec::new()),
+            Some(false) => self.judge(budgets.covering(&record.labels)),
+            Some(true) => self.judge(budgets.iter()),
         };
         self.save(now)?;
         Ok(events)
@@ -163,7 +164,8 @@ impl BudgetMonitor {
         if !self.ledger.roll_to(Month::of(now)) {
             return Ok(Vec::new());
         }
-        let events = self.judge(self.budgets.iter().map(|b| b.name.clone()).collect());
+        let budgets = Arc::clone(&self.budgets);
+        let events = self.judge(budgets.iter());
         self.save(now)?;
         Ok(events)
     }
@@ -181,16 +183,22 @@ impl BudgetMonitor {
         checkpoint::save(path, &c, now)
     }
 
-    fn judge(&mut self, names: Vec<String>) -> Vec<AlertEvent> {
+    /// Re-judges `budgets` after a charge. Allocates only for a crossing (or a budget's first level).
+    fn judge<'a>(&mut self, budgets: impl Iterator<Item = &'a Budget>) -> Vec<AlertEvent> {
         let mut events = Vec::new();
-        for name in names {
-            let Some(budget) = self.budgets.get(&name).cloned() else { continue };
-            let u = Utilization::of(&budget, self.ledger.usage(&name));
-            let from = self.level(&name);
+        for budget in budgets {
+            let name = &budget.name;
+            let u = Utilization::of(budget, self.ledger.usage(name));
+            let from = self.level(name);
             let to = from.next(u.max(), budget.thresholds, budget.hysteresis);
-            self.levels.insert(name.clone(), to);
+            match self.levels.get_mut(name) {
+                Some(level) => *level = to,
+                None => {
+                    self.levels.insert(name.clone(), to);
+                }
+            }
             if from != to {
-                self.apply_guardrails(&budget, to, u);
+                self.apply_guardrails(budget, to, u);
                 events.push(AlertEvent {
                     budget: name.clone(),
                     owner: budget.owner.clone(),
@@ -201,7 +209,7 @@ impl BudgetMonitor {
                 });
             }
             for sink in &self.sinks {
-                sink.utilization(&name, u, to);
+                sink.utilization(name, u, to);
             }
         }
         for e in &events {

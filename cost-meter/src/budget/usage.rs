@@ -133,16 +133,32 @@ impl Ledger {
 
     /// Charges a finished job to every budget that covers it.
     pub fn charge(&mut self, budgets: &BudgetSet, record: &JobRecord) -> Charge {
+        match self.charge_covering(budgets, record) {
+            None => Charge::Stale,
+            Some(rolled) => {
+                let names = budgets.covering(&record.labels).map(|b| b.name.clone()).collect();
+                if rolled { Charge::NewMonth(names) } else { Charge::Charged(names) }
+            }
+        }
+    }
+
+    /// [`charge`](Self::charge) without naming the budgets: `None` for a stale record, else whether the
+    /// ledger moved to a new month. Allocates nothing once each budget has been charged once.
+    pub(crate) fn charge_covering(&mut self, budgets: &BudgetSet, record: &JobRecord) -> Option<bool> {
         let month = Month::of_unix(record.started_at_unix + record.wall_seconds.max(0.0));
         if month < self.month {
-            return Charge::Stale;
+            return None;
         }
         let rolled = self.roll_to(month);
         let usage = Usage::of(record);
-        let names: Vec<String> = budgets.covering(&record.labels).map(|b| b.name.clone()).collect();
-        for name in &names {
-            *self.usage.entry(name.clone()).or_default() += usage;
+        for budget in budgets.covering(&record.labels) {
+            match self.usage.get_mut(&budget.name) {
+                Some(total) => *total += usage,
+                None => {
+                    self.usage.insert(budget.name.clone(), usage);
+                }
+            }
         }
-        if rolled { Charge::NewMonth(names) } else { Charge::Charged(names) }
+        Some(rolled)
     }
 }

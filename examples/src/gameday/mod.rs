@@ -159,7 +159,12 @@ impl Instance {
     /// healthy before any fault. `label` names the instance in its output (`None` when there is one).
     async fn start(plan: &Plan, args: &Args, label: Option<&str>) -> Result<Instance, String> {
         let chaos = ChaosHandle::for_environment(Environment::Test);
-        let options = demo::Options { timeout: plan.load.client_timeout, fallback: args.fallback, budgets: None };
+        let options = demo::Options {
+            timeout: plan.load.client_timeout,
+            fallback: args.fallback,
+            budgets: None,
+            thread_cpu: true,
+        };
         let demo = demo::app(&chaos, &options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
