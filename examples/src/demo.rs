@@ -147,7 +147,7 @@ fn provider_request(symbol: &str, headers: &http::HeaderMap) -> Option<http::Req
     req.body(Body::empty()).ok()
 }
 
-async fn quote(State(state): State<AppState>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
+async fn quote(State(state): State<Arc<AppState>>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     // A symbol that makes no valid URI is the user's mistake, not the provider's.
     let Some(req) = provider_request(&symbol, &headers) else {
@@ -303,7 +303,9 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
     );
     let cache = Cache::default();
     let provider = provider_client(chaos, breaker.clone(), options, &counters, cache.clone(), provider_latency);
-    let state = AppState { provider, cache, counters: counters.clone() };
+    // Behind an `Arc`: axum clones the state for every request, and the provider is a boxed service whose
+    // clone allocates; the handler clones only the provider, once, to call it.
+    let state = Arc::new(AppState { provider, cache, counters: counters.clone() });
     let cost = Arc::new(CostTotals::default());
     let totals = cost.clone();
     let budgets = options.budgets.clone();

@@ -1,0 +1,65 @@
+//! Instructions per request of the demo app, in process: `GET /quote/ACME` through the bare router and
+//! through the app with every Brownout layer armed but not firing (`configs/chaos/armed-not-firing.yaml`),
+//! counted by callgrind. It splits the end-to-end benchmark's gap (`benches/e2e.sh`) into what the app and
+//! its layers execute, free of the kernel's network stack, of wrk, and of the machine's noise.
+//!
+//! Run: `cargo run --release --example app_instructions` (needs `valgrind`). Each case runs under callgrind
+//! with 2 000 and 12 000 requests; the difference over 10 000 is one request. `--run CASE N` runs one case.
+//! The provider answers at once (as in `benches/e2e.sh`); no budget monitor is attached.
+
+use std::time::Duration;
+
+use tower::ServiceExt;
+
+#[global_allocator]
+static GLOBAL: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+
+const CASES: [&str; 3] = ["bare", "armed-wall", "armed-thread"];
+const SHORT: u64 = 2_000;
+const LONG: u64 = 12_000;
+
+fn run(case: &str, n: u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        metrics::set_global_recorder(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder())
+            .expect("the first recorder");
+        let chaos = chaos_tower::ChaosHandle::for_environment(chaos_core::Environment::Test);
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/chaos/armed-not-firing.yaml");
+        let config = chaos_core::ChaosConfig::from_path(rules).expect("the rules");
+        chaos.load(config).expect("valid rules");
+        let router = match case {
+            "bare" => examples::demo::bare_router(Duration::from_millis(250), Duration::ZERO),
+            "armed-wall" | "armed-thread" => {
+                let options = examples::demo::Options { thread_cpu: case == "armed-thread", ..Default::default() };
+                examples::demo::app_with(&chaos, &options, Duration::ZERO).router
+            }
+            other => panic!("unknown case {other}: one of {CASES:?}"),
+        };
+        for _ in 0..n {
+            let req = http::Request::get("/quote/ACME").body(axum::body::Body::empty()).expect("a request");
+            let response = router.clone().oneshot(req).await.expect("infallible");
+            assert_eq!(response.status(), 200);
+            http_body_util::BodyExt::collect(response.into_body()).await.expect("the body");
+        }
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, case, n, ..] = args.as_slice()
+        && flag == "--run"
+    {
+        run(case, n.parse().expect("a request count"));
+        return;
+    }
+    println!("{:<14} {:>12} {:>10}", "app", "instr/req", "× bare");
+    let mut bare = 0.0;
+    for case in CASES {
+        let count = benches::callgrind_instructions;
+        let per_request = (count(case, LONG) - count(case, SHORT)) as f64 / (LONG - SHORT) as f64;
+        if case == "bare" {
+            bare = per_request;
+        }
+        println!("{case:<14} {per_request:>12.0} {:>9.2}×", per_request / bare);
+    }
+}
