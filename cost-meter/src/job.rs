@@ -96,7 +96,6 @@ pub struct Job {
     /// The job's memory slot, when the allocator meters it.
     claim: Option<Claim>,
     started: Instant,
-    started_unix: f64,
     /// Set by [`finish`](Job::finish); a job dropped without it is let go unrecorded.
     finished: bool,
     /// The guardrail permit, when started by [`Meter::try_start`]: given back at finish.
@@ -113,10 +112,9 @@ impl Job {
     pub(crate) fn start(meter: Meter, spec: JobSpec, permit: Option<Permit>) -> Job {
         let claim = if alloc::is_installed() { Claim::new(meter.id()) } else { None };
         let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
-        let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         meter.job_started(&spec, claim.is_some());
         let inner = Arc::new(JobInner { cpu_ns: AtomicU64::new(0), cpu_mode: spec.cpu_mode, tag, meter });
-        Job { inner, spec, claim, started: Instant::now(), started_unix, finished: false, _permit: permit }
+        Job { inner, spec, claim, started: Instant::now(), finished: false, _permit: permit }
     }
 
     /// The job's spec.
@@ -190,6 +188,8 @@ impl Job {
     pub fn finish(mut self) -> JobRecord {
         self.finished = true;
         let wall = self.started.elapsed().as_secs_f64();
+        // The start's calendar time is the end's minus the wall time: one calendar clock read per job.
+        let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let (memory_mode, totals) = match self.claim.take() {
             Some(claim) => (MemoryMode::Allocator, claim.finish()),
             None => (MemoryMode::Reservation, MemoryTotals::default()),
@@ -207,7 +207,7 @@ impl Job {
         let record = JobRecord {
             job_id: std::mem::take(&mut spec.id),
             labels: std::mem::take(&mut spec.labels),
-            started_at_unix: self.started_unix,
+            started_at_unix: (now_unix - wall).max(0.0),
             wall_seconds: wall,
             cpu_seconds,
             cpu_mode: spec.cpu_mode,
