@@ -162,8 +162,13 @@ impl Controller {
 
     /// A decider for one service instance.
     pub fn decider(&self) -> Decider {
-        let state = self.shared.state.load(Ordering::Acquire);
-        Decider { shared: self.shared.clone(), set: self.shared.current.load_full(), state, stream: Stream::default() }
+        // State 0 is never an armed state: the first armed request refreshes, which adopts the stream.
+        Decider {
+            shared: self.shared.clone(),
+            set: self.shared.current.load_full(),
+            state: 0,
+            stream: Stream::default(),
+        }
     }
 
     /// Validates and installs a whole new rule set, replacing the old one atomically, and arms it if the
@@ -402,7 +407,8 @@ pub struct Decider {
 impl Clone for Decider {
     /// A clone draws from a stream of its own, derived at its first draw.
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), set: self.set.clone(), state: self.state, stream: Stream::default() }
+        // State 0: the clone's first armed request refreshes, which derives its stream.
+        Self { shared: self.shared.clone(), set: self.set.clone(), state: 0, stream: Stream::default() }
     }
 }
 
@@ -465,10 +471,13 @@ impl Decider {
         self.decide_from(first, facts)
     }
 
+    /// Picks up a changed rule set, and derives this decider's random stream for it here rather than on the
+    /// hot path (the same stream, drawn in the same order, as when it was derived at the first draw).
     #[cold]
     fn refresh(&mut self, state: u64) {
         self.set = self.shared.current.load_full();
         self.state = state;
+        self.stream.adopt(self.set.id, self.set.seed, &self.set.next_stream);
     }
 
     /// A rule chose this request: the slow path that takes slots and builds the injection.

@@ -157,8 +157,8 @@ impl RuleSet {
     pub(crate) fn scan_hot(&self, stream: &mut Stream) -> Scanned {
         // The common case, no rule fires, touches nothing but the compact entries: untargeted random rules
         // are decided inline, without a call; the first other rule hands the rest of the scan to
-        // `scan_general`. The first rule that chooses the request goes to `decide_from`.
-        stream.adopt(self.id, self.seed, &self.next_stream);
+        // `scan_general`. The first rule that chooses the request goes to `decide_from`. The stream was
+        // adopted for this set when the decider picked the set up (`Decider::refresh`).
         for (index, hot) in self.hot.iter().enumerate() {
             match *hot {
                 Hot::Random(threshold) => {
