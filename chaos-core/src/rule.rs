@@ -175,11 +175,20 @@ impl RuleSet {
     /// The rest of [`scan_hot`](Self::scan_hot) from the first rule that needs its targeting or a counter.
     #[inline(never)]
     pub(crate) fn scan_general(&self, from: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
-        (from..self.hot.len()).find(|&index| match self.hot[index] {
-            Hot::Random(threshold) => stream.next_adopted() < threshold,
-            Hot::General => self.sample(&self.rules[index], facts, stream),
-            Hot::Header => false,
-        })
+        // `hot` and `rules` have one entry per rule, the header pseudo-rule included: walk them side by side.
+        let hot = self.hot.get(from..).unwrap_or_default();
+        let rules = self.rules.get(from..).unwrap_or_default();
+        for (offset, (hot, rule)) in hot.iter().zip(rules).enumerate() {
+            let chosen = match *hot {
+                Hot::Random(threshold) => stream.next_adopted() < threshold,
+                Hot::General => self.sample(rule, facts, stream),
+                Hot::Header => false,
+            };
+            if chosen {
+                return Some(from + offset);
+            }
+        }
+        None
     }
 
     /// Does `rule` apply to this request, and does its sampler choose it? Counts as the rule's one decision.
@@ -196,7 +205,8 @@ impl RuleSet {
         } else {
             &[]
         };
-        rule.sampler.fires(&rule.counter, key, || self.draw(stream))
+        // The decider adopted the stream for this set when it picked the set up.
+        rule.sampler.fires(&rule.counter, key, || stream.next_adopted())
     }
 
     /// Rule `first` chose this request: admit it, then give each later rule its one decision for the slots
