@@ -76,12 +76,13 @@ pub(crate) fn compile(config: ChaosConfig, env: Environment, clock: Arc<dyn Cloc
         rules.push(compile_rule(&field, rule, seed, blast_radius, env)?);
     }
     let user_rules = rules.len();
-    let hot = rules.iter().map(Hot::of).collect();
+    let mut hot: Vec<Hot> = rules.iter().map(Hot::of).collect();
 
     let header = match &config.header_faults {
         Some(h) if h.enabled => {
             let token = read_token(h.token_env.as_deref(), h.token_file.as_deref())?;
             rules.push(pseudo_rule(HEADER_RULE, Fault::Header));
+            hot.push(Hot::Header);
             Some(HeaderFaults { token, max_delay: h.max_delay, rule: user_rules })
         }
         _ => None,
@@ -94,7 +95,7 @@ pub(crate) fn compile(config: ChaosConfig, env: Environment, clock: Arc<dyn Cloc
         ttl: config.ttl,
         rules: rules.into_boxed_slice(),
         user_rules,
-        hot,
+        hot: hot.into_boxed_slice(),
         header,
         max_active_total: config.max_active_faults.unwrap_or(u32::MAX),
         active_total: AtomicU32::new(0),

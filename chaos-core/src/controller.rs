@@ -20,7 +20,7 @@ use crate::injection::{ActiveFault, Injection};
 use crate::metrics;
 use crate::pressure::{PressureRunner, PressureStatus};
 use crate::rng::Stream;
-use crate::rule::{RuleSet, Verdict};
+use crate::rule::{RuleSet, Scanned, Verdict};
 use crate::target::RequestFacts;
 
 /// Bit 0 of the state word: armed. The rest: a generation bumped by every change.
@@ -162,8 +162,13 @@ impl Controller {
 
     /// A decider for one service instance.
     pub fn decider(&self) -> Decider {
-        let state = self.shared.state.load(Ordering::Acquire);
-        Decider { shared: self.shared.clone(), set: self.shared.current.load_full(), state, stream: Stream::default() }
+        // State 0 is never an armed state: the first armed request refreshes, which adopts the stream.
+        Decider {
+            shared: self.shared.clone(),
+            set: self.shared.current.load_full(),
+            state: 0,
+            stream: Stream::default(),
+        }
     }
 
     /// Validates and installs a whole new rule set, replacing the old one atomically, and arms it if the
@@ -376,6 +381,16 @@ pub struct RuleStats {
     pub active: u32,
 }
 
+/// Where [`Decider::scan`] stopped: the rest of the decision reads the request. Pass it to
+/// [`Decider::decide_pending`] of the same decider, for the same request.
+#[derive(Debug)]
+#[must_use = "finish the decision with `Decider::decide_pending`"]
+pub struct Pending {
+    index: usize,
+    /// The rule at `index` chose the request (otherwise the scan goes on from `index`).
+    chosen: bool,
+}
+
 /// The per-service reader of a [`Controller`]: keep one in each service instance and call
 /// [`decide`](Self::decide) once per request.
 ///
@@ -392,7 +407,8 @@ pub struct Decider {
 impl Clone for Decider {
     /// A clone draws from a stream of its own, derived at its first draw.
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), set: self.set.clone(), state: self.state, stream: Stream::default() }
+        // State 0: the clone's first armed request refreshes, which derives its stream.
+        Self { shared: self.shared.clone(), set: self.set.clone(), state: 0, stream: Stream::default() }
     }
 }
 
@@ -417,26 +433,51 @@ impl Decider {
     /// Decides the faults for one request. `None` means "pass it through untouched".
     #[inline]
     pub fn decide(&mut self, facts: &RequestFacts<'_>) -> Option<Injection> {
+        let pending = self.scan()?;
+        self.decide_pending(pending, facts)
+    }
+
+    /// The first half of [`decide`](Self::decide), for callers whose request is costly to look at or to
+    /// keep in place (the HTTP layer): decides every untargeted random rule without reading the request.
+    /// `None` means "pass it through untouched", as from `decide`; otherwise finish with
+    /// [`decide_pending`](Self::decide_pending) on this decider, with the request's facts. With nothing
+    /// armed it is one atomic load and a branch.
+    #[inline]
+    pub fn scan(&mut self) -> Option<Pending> {
         let state = self.shared.state.load(Ordering::Acquire);
         if state & ARMED == 0 {
             return None;
         }
-        self.decide_armed(state, facts)
+        if state != self.state {
+            self.refresh(state);
+        }
+        match self.set.scan_hot(&mut self.stream) {
+            Scanned::Chosen(index) => Some(Pending { index, chosen: true }),
+            // Also the header-faults entry, last: the caller reads the headers even when no rule chose it.
+            Scanned::General(index) => Some(Pending { index, chosen: false }),
+            Scanned::Pass => None,
+        }
     }
 
+    /// The second half of [`decide`](Self::decide), after [`scan`](Self::scan) returned `pending`: the
+    /// rules that read the request, and the faults of the rule that chose it.
+    #[inline]
+    pub fn decide_pending(&mut self, pending: Pending, facts: &RequestFacts<'_>) -> Option<Injection> {
+        let first = if pending.chosen {
+            pending.index
+        } else {
+            self.set.scan_general(pending.index, facts, &mut self.stream)?
+        };
+        self.decide_from(first, facts)
+    }
+
+    /// Picks up a changed rule set, and derives this decider's random stream for it here rather than on the
+    /// hot path (the same stream, drawn in the same order, as when it was derived at the first draw).
     #[cold]
     fn refresh(&mut self, state: u64) {
         self.set = self.shared.current.load_full();
         self.state = state;
-    }
-
-    #[inline]
-    fn decide_armed(&mut self, state: u64, facts: &RequestFacts<'_>) -> Option<Injection> {
-        if state != self.state {
-            self.refresh(state);
-        }
-        let first = self.set.scan(facts, &mut self.stream)?;
-        self.decide_from(first, facts)
+        self.stream.adopt(self.set.id, self.set.seed, &self.set.next_stream);
     }
 
     /// A rule chose this request: the slow path that takes slots and builds the injection.

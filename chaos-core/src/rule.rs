@@ -56,6 +56,17 @@ pub(crate) struct HeaderFaults {
     pub(crate) rule: usize,
 }
 
+/// Where [`RuleSet::scan_hot`] stopped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scanned {
+    /// No rule chose the request, and none needs its facts.
+    Pass,
+    /// This untargeted random rule chose the request.
+    Chosen(usize),
+    /// This rule, and the ones after it, need the request's facts.
+    General(usize),
+}
+
 /// The hot loop's view of a rule: a 16-byte entry, so deciding "no" for an untargeted random rule reads one
 /// cache line per four rules and nothing else.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +75,9 @@ pub(crate) enum Hot {
     Random(u64),
     /// Anything else: the rule's own targeting and sampler decide.
     General,
+    /// Last, when header faults are on: no rule chose the request, but its headers may ask for faults, so the
+    /// scan hands the request to the caller as [`General`](Self::General) does, and chooses nothing.
+    Header,
 }
 
 impl Hot {
@@ -96,7 +110,8 @@ pub(crate) struct RuleSet {
     /// User rules first, then the header pseudo-rule if any.
     pub(crate) rules: Box<[Rule]>,
     pub(crate) user_rules: usize,
-    /// One compact entry per user rule, read by the hot loop (see [`Hot`]).
+    /// One compact entry per user rule, then [`Hot::Header`] when header faults are on; read by the hot
+    /// loop (see [`Hot`]).
     pub(crate) hot: Box<[Hot]>,
     pub(crate) header: Option<HeaderFaults>,
     pub(crate) max_active_total: u32,
@@ -135,33 +150,45 @@ impl RuleSet {
         stream.next(self.id, self.seed, &self.next_stream)
     }
 
-    /// Evaluates every user rule once for this request.
+    /// Evaluates every user rule once for this request, first the part that reads no request: untargeted
+    /// random rules, up to the first rule that needs the request's facts or a counter (then
+    /// [`scan_general`](Self::scan_general) goes on from there).
     #[inline]
-    pub(crate) fn scan(&self, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
+    pub(crate) fn scan_hot(&self, stream: &mut Stream) -> Scanned {
         // The common case, no rule fires, touches nothing but the compact entries: untargeted random rules
         // are decided inline, without a call; the first other rule hands the rest of the scan to
-        // `scan_general`. The first rule that chooses the request goes to `decide_from`.
-        stream.adopt(self.id, self.seed, &self.next_stream);
+        // `scan_general`. The first rule that chooses the request goes to `decide_from`. The stream was
+        // adopted for this set when the decider picked the set up (`Decider::refresh`).
         for (index, hot) in self.hot.iter().enumerate() {
             match *hot {
                 Hot::Random(threshold) => {
                     if stream.next_adopted() < threshold {
-                        return Some(index);
+                        return Scanned::Chosen(index);
                     }
                 }
-                Hot::General => return self.scan_general(index, facts, stream),
+                Hot::General | Hot::Header => return Scanned::General(index),
+            }
+        }
+        Scanned::Pass
+    }
+
+    /// The rest of [`scan_hot`](Self::scan_hot) from the first rule that needs its targeting or a counter.
+    #[inline(never)]
+    pub(crate) fn scan_general(&self, from: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
+        // `hot` and `rules` have one entry per rule, the header pseudo-rule included: walk them side by side.
+        let hot = self.hot.get(from..).unwrap_or_default();
+        let rules = self.rules.get(from..).unwrap_or_default();
+        for (offset, (hot, rule)) in hot.iter().zip(rules).enumerate() {
+            let chosen = match *hot {
+                Hot::Random(threshold) => stream.next_adopted() < threshold,
+                Hot::General => self.sample(rule, facts, stream),
+                Hot::Header => false,
+            };
+            if chosen {
+                return Some(from + offset);
             }
         }
         None
-    }
-
-    /// The rest of [`scan`](Self::scan) from the first rule that needs its targeting or a counter.
-    #[inline(never)]
-    fn scan_general(&self, from: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
-        (from..self.hot.len()).find(|&index| match self.hot[index] {
-            Hot::Random(threshold) => stream.next_adopted() < threshold,
-            Hot::General => self.sample(&self.rules[index], facts, stream),
-        })
     }
 
     /// Does `rule` apply to this request, and does its sampler choose it? Counts as the rule's one decision.
@@ -178,7 +205,8 @@ impl RuleSet {
         } else {
             &[]
         };
-        rule.sampler.fires(&rule.counter, key, || self.draw(stream))
+        // The decider adopted the stream for this set when it picked the set up.
+        rule.sampler.fires(&rule.counter, key, || stream.next_adopted())
     }
 
     /// Rule `first` chose this request: admit it, then give each later rule its one decision for the slots

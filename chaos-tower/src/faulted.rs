@@ -98,15 +98,26 @@ impl Faulted {
 /// A boxed fault state whose drop is out of line and marked cold, so the pass-through path's drop glue is a
 /// null check (measured with `cargo bench --bench instructions`).
 #[derive(Debug)]
-pub(crate) struct ColdBox<T>(Option<Box<T>>);
+pub(crate) struct ColdBox<T>(Option<Pin<Box<T>>>);
 
 impl<T> ColdBox<T> {
     pub(crate) fn new(value: T) -> Self {
-        Self(Some(Box::new(value)))
+        Self(Some(Box::pin(value)))
     }
 
+    pub(crate) fn get_ref(&self) -> &T {
+        self.0.as_deref().expect("present until dropped")
+    }
+
+    /// The state, pinned: it never moves out of its box.
+    pub(crate) fn as_mut(&mut self) -> Pin<&mut T> {
+        self.0.as_mut().expect("present until dropped").as_mut()
+    }
+}
+
+impl<T: Unpin> ColdBox<T> {
     pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.0.as_deref_mut().expect("present until dropped")
+        self.as_mut().get_mut()
     }
 }
 

@@ -17,37 +17,52 @@ pin_project! {
     /// cut), possibly after an injected delay, or an injected response.
     pub struct ResponseFuture<F, B> {
         #[pin]
-        inner: Option<F>,
-        extra: Option<ColdBox<Extra<B>>>,
+        kind: Kind<F, B>,
     }
 }
 
-/// Everything the pass-through path does not need, boxed so its future stays the size of the inner one.
-#[derive(Debug)]
-pub(crate) struct Extra<B> {
-    fault: Option<Faulted>,
-    body: Option<ActiveFault<BodyFault>>,
-    ready: Option<Response<ChaosBody<B>>>,
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        // The pass-through path: the inner future and a tag, nothing else.
+        Inner { #[pin] inner: F },
+        // Everything else, boxed so the pass-through future stays the size of the inner one.
+        Faulted { extra: ColdBox<Extra<F, B>> },
+    }
+}
+
+pin_project! {
+    /// The state of a faulted request.
+    pub(crate) struct Extra<F, B> {
+        #[pin]
+        inner: Option<F>,
+        fault: Option<Faulted>,
+        body: Option<ActiveFault<BodyFault>>,
+        ready: Option<Response<ChaosBody<B>>>,
+    }
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn passthrough(inner: F) -> Self {
-        Self { inner: Some(inner), extra: None }
+        Self { kind: Kind::Inner { inner } }
     }
 
     pub(crate) fn faulted(inner: Option<F>, fault: Faulted, body: Option<ActiveFault<BodyFault>>) -> Self {
-        Self { inner, extra: Some(ColdBox::new(Extra { fault: Some(fault), body, ready: None })) }
+        let extra = Extra { inner, fault: Some(fault), body, ready: None };
+        Self { kind: Kind::Faulted { extra: ColdBox::new(extra) } }
     }
 
     pub(crate) fn respond(response: Response<ChaosBody<B>>) -> Self {
-        Self { inner: None, extra: Some(ColdBox::new(Extra { fault: None, body: None, ready: Some(response) })) }
+        let extra = Extra { inner: None, fault: None, body: None, ready: Some(response) };
+        Self { kind: Kind::Faulted { extra: ColdBox::new(extra) } }
     }
 }
 
 impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").field("faulted", &self.extra.is_some()).finish_non_exhaustive()
+        let faulted = matches!(self.kind, Kind::Faulted { .. });
+        f.debug_struct("ResponseFuture").field("faulted", &faulted).finish_non_exhaustive()
     }
 }
 
@@ -59,16 +74,21 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(extra) = this.extra.as_mut() else {
+        match self.project().kind.project() {
             // The pass-through path.
-            return match this.inner.as_pin_mut() {
-                Some(inner) => inner.poll(cx).map(|r| r.map(|response| response.map(ChaosBody::inner))),
-                None => panic!("chaos response future polled after completion"),
-            };
-        };
-        let extra = extra.get_mut();
-        if let Some(fault) = &mut extra.fault
+            KindProj::Inner { inner } => inner.poll(cx).map(|r| r.map(|response| response.map(ChaosBody::inner))),
+            KindProj::Faulted { extra } => extra.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> Extra<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<ChaosBody<B>>, E>> {
+        let this = self.project();
+        if let Some(fault) = this.fault
             && let Some(outcome) = ready!(fault.poll(cx))
         {
             return Poll::Ready(Ok(outcome_response(outcome)));
@@ -76,12 +96,12 @@ where
         match this.inner.as_pin_mut() {
             Some(inner) => {
                 let response = ready!(inner.poll(cx))?;
-                Poll::Ready(Ok(match extra.body.take() {
+                Poll::Ready(Ok(match this.body.take() {
                     Some(slot) => response.map(|b| ChaosBody::faulted(b, slot)),
                     None => response.map(ChaosBody::inner),
                 }))
             }
-            None => match extra.ready.take() {
+            None => match this.ready.take() {
                 Some(response) => Poll::Ready(Ok(response)),
                 None => panic!("chaos response future polled after completion"),
             },
