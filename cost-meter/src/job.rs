@@ -21,8 +21,8 @@ pub struct JobSpec {
     pub id: String,
     /// The job's labels.
     pub labels: Labels,
-    /// The memory the job expects to hold, in bytes: charged × wall time when no [`CostAllocator`]
-    /// (crate::CostAllocator) is installed.
+    /// The memory the job expects to hold, in bytes: charged × wall time when no
+    /// [`CostAllocator`](crate::CostAllocator) is installed.
     pub reserved_bytes: u64,
     /// How CPU is measured (default: the thread CPU clock around every poll).
     pub cpu_mode: CpuMode,

@@ -21,9 +21,9 @@
 //!
 //! The job ends when the inner service's response future completes (or is dropped: a cancelled request is
 //! still recorded); streaming a body afterwards is not charged. By default a request's CPU is its wall time
-//! ([`CpuMode::WallEstimate`](cost_meter::CpuMode), two clock reads per request); [`thread_cpu`]
-//! (CostLayer::thread_cpu) reads the thread CPU clock around every poll instead (exact, ~2 × 200 ns per
-//! poll). When the concurrency limit has no room, the request is answered `503` with `Retry-After` and
+//! ([`CpuMode::WallEstimate`](cost_meter::CpuMode), two clock reads per request);
+//! [`thread_cpu`](CostLayer::thread_cpu) reads the thread CPU clock around every poll instead (exact; the
+//! clock is a system call, two per poll). When the concurrency limit has no room, the request is answered `503` with `Retry-After` and
 //! `x-cost-guardrail: concurrency`, without calling the inner service.
 
 use std::fmt;
