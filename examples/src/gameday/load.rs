@@ -1,16 +1,18 @@
-//! A closed-loop load generator over loopback: `workers` clients share a target rate; every request is
-//! recorded with its start time, latency and outcome.
+//! The GameDay's load over loopback: chaos-tower's load harness sends requests at a target rate; every request
+//! is recorded with its start time, latency and outcome.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chaos_core::SloGuard;
+use chaos_tower::load::{self, LoadMode, LoadPlan, Outcome};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// One user request as the load generator saw it.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +40,11 @@ impl Recorder {
     }
 }
 
-/// Drives `addr` until `stop` is set, feeding every answer to the SLO `guard`; returns the recorder.
+/// Drives `addr` until `stop` is set, with chaos-tower's load harness in an open loop at `rps` (at most
+/// `workers` requests in flight), feeding every answer to the SLO `guard`; returns the recorder.
+///
+/// The harness schedules the sends; each request's own sample (its start, latency, outcome, and whether the
+/// fallback answered) is recorded by the client service it drives, as the GameDay charts it over time.
 pub fn start(
     addr: SocketAddr,
     rps: u32,
@@ -47,35 +53,44 @@ pub fn start(
     guard: SloGuard,
 ) -> (Arc<Recorder>, tokio::sync::watch::Sender<bool>) {
     let recorder = Arc::new(Recorder::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let period = Duration::from_secs_f64(f64::from(workers) / f64::from(rps));
-    for worker in 0..workers {
-        let (client, recorder, stop, guard) = (client.clone(), recorder.clone(), stop_rx.clone(), guard.clone());
-        let uri: http::Uri = format!("http://{addr}/quote/SYM{}", worker % 8).parse().expect("valid uri");
-        // Workers start spread over one period, so requests arrive evenly rather than in bursts.
-        let offset = period.mul_f64(f64::from(worker) / f64::from(workers));
-        tokio::spawn(async move {
-            tokio::time::sleep(offset).await;
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            while !*stop.borrow() {
-                tick.tick().await;
-                let start = Instant::now();
-                let outcome = async {
-                    let response = client.get(uri.clone()).await.ok()?;
-                    let fallback = response.headers().contains_key("x-served-from");
-                    let ok = response.status().is_success();
-                    response.into_body().collect().await.ok()?;
-                    Some((ok, fallback))
-                }
-                .await;
-                let (ok, fallback) = outcome.unwrap_or((false, false));
-                let sample = Sample { at: start - epoch, latency: start.elapsed(), ok, fallback };
-                guard.record(sample.latency, ok);
-                recorder.samples.lock().expect("recorder lock").push(sample);
+    let samples = recorder.clone();
+    let user = tower::service_fn(move |uri: http::Uri| {
+        let (client, samples, guard) = (client.clone(), samples.clone(), guard.clone());
+        async move {
+            let start = Instant::now();
+            let outcome = async {
+                let response = client.get(uri).await.ok()?;
+                let fallback = response.headers().contains_key("x-served-from");
+                let ok = response.status().is_success();
+                response.into_body().collect().await.ok()?;
+                Some((ok, fallback))
             }
-        });
-    }
+            .await;
+            let (ok, fallback) = outcome.unwrap_or((false, false));
+            let sample = Sample { at: start - epoch, latency: start.elapsed(), ok, fallback };
+            guard.record(sample.latency, ok);
+            samples.samples.lock().expect("recorder lock").push(sample);
+            Ok::<bool, Infallible>(ok)
+        }
+    });
+    let uris: Arc<[http::Uri]> =
+        (0..8).map(|i| format!("http://{addr}/quote/SYM{i}").parse().expect("valid uri")).collect();
+    // The run ends when `stop` is set (the task is aborted); its duration is only a bound.
+    let mut plan = LoadPlan::open(f64::from(rps.max(1))).duration(Duration::from_secs(7 * 24 * 3600));
+    plan.mode = LoadMode::Open { rate_per_sec: f64::from(rps.max(1)), max_in_flight: workers.max(1) };
+    let run = tokio::spawn(async move {
+        let make = move |i: u64| uris[(i % 8) as usize].clone();
+        load::run(&plan, user, make, |r: Result<&bool, &Infallible>| Outcome::from_ok(matches!(r, Ok(true)))).await
+    });
+    tokio::spawn(async move {
+        while !*stop_rx.borrow_and_update() {
+            if stop_rx.changed().await.is_err() {
+                break;
+            }
+        }
+        run.abort();
+    });
     (recorder, stop_tx)
 }
