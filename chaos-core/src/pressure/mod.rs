@@ -61,6 +61,10 @@ use state::Shared;
 
 /// Longest a worker runs or sleeps before it looks at its stop signal again.
 pub const SLICE: Duration = Duration::from_millis(10);
+
+/// How long stopping a pressure waits for its worker to release everything before it lets the worker finish
+/// on its own: CPU and memory workers are done within a slice; an IO writer may be inside an fsync.
+pub const STOP_GRACE: Duration = Duration::from_millis(50);
 /// Default memory ceiling: a ballast may take at most this fraction of the [`MemoryLimit`].
 pub const DEFAULT_CEILING: f64 = 0.8;
 /// The highest ceiling a pressure may ask for.
@@ -423,7 +427,9 @@ impl PressureGuard {
         self.shared.wait_ended(timeout)
     }
 
-    /// Stops it, waits until everything is given back, and returns its final status.
+    /// Stops it, waits until everything is given back (at most [`STOP_GRACE`]), and returns its status. An IO
+    /// writer inside an fsync on a contended disk can outlast the grace: its status then has `stopped: None`,
+    /// and it starts no new write and removes its directory when that fsync returns.
     pub fn stop(mut self) -> PressureStatus {
         self.halt();
         self.shared.status()
@@ -432,8 +438,16 @@ impl PressureGuard {
     fn halt(&mut self) {
         self.shared.stop(StopReason::Dropped);
         if let Some(thread) = self.thread.take() {
-            // A worker that panicked has still released what it held (the `Finish` guard ran).
-            let _ = thread.join();
+            if self.shared.wait_ended(STOP_GRACE) {
+                // A worker that panicked has still released what it held (the `Finish` guard ran).
+                let _ = thread.join();
+            } else {
+                // Only a write stuck in the kernel (an fsync on a contended disk) outlasts the grace: the caller
+                // (a disarm, a guard's drop) does not wait for the disk. The writer starts nothing new and
+                // removes its directory when that write returns.
+                tracing::info!(pressure = %self.shared.name, kind = %self.shared.kind,
+                    "pressure stopped; its worker finishes an in-flight write and cleans up on its own");
+            }
         }
     }
 }

@@ -49,7 +49,8 @@ impl PressureRunner {
         }
     }
 
-    /// Pulls the kill switch and waits until every pressure has released what it held.
+    /// Pulls the kill switch and waits until every pressure has released what it held, at most
+    /// [`STOP_GRACE`](super::STOP_GRACE) (an IO writer in an fsync finishes on its own).
     pub(crate) fn stop(&self) {
         let guards = std::mem::take(&mut *self.guards());
         if guards.is_empty() {
