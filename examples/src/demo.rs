@@ -30,7 +30,7 @@ use cost_meter::budget::BudgetMonitor;
 use cost_meter::{JobRecord, Labels, MemoryMode, Meter};
 use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, SystemClock};
 use http_body_util::{BodyExt, Full};
-use tower::util::BoxCloneSyncService;
+use tower::util::{BoxCloneSyncService, Either};
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 type Provider = BoxCloneSyncService<http::Request<Body>, http::Response<Bytes>, BoxError>;
@@ -127,12 +127,14 @@ fn provider_client(
         })
         .layer(HttpChaosLayer::new(chaos.clone()))
         .service_fn(move |req| provider(latency, req));
-    let guarded = BoxCloneSyncService::new(guarded);
-    if options.fallback {
-        BoxCloneSyncService::new(ServiceBuilder::new().layer(FallbackLayer::http(fallback)).service(guarded))
+    // One box for either shape: boxing the guarded stack inside the fallback too would cost a second boxed
+    // clone and a second boxed future per request.
+    let provider = if options.fallback {
+        Either::Left(ServiceBuilder::new().layer(FallbackLayer::http(fallback)).service(guarded))
     } else {
-        guarded
-    }
+        Either::Right(guarded)
+    };
+    BoxCloneSyncService::new(provider)
 }
 
 /// The provider's request for `symbol`, with the user's forwarded headers; `None` when the symbol makes no
