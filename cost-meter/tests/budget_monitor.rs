@@ -170,3 +170,30 @@ fn utilisation_and_alert_state_are_gauges() {
     assert_eq!(gauge("budget_alert_state", &[("budget", "everything")]), Some(0.0));
     assert_eq!(gauge("budget_utilization_ratio", &[("budget", "everything"), ("resource", "memory")]), None);
 }
+
+#[test]
+fn save_every_bounds_the_checkpoint_writes_but_a_crossing_saves_at_once() {
+    let dir = temp("save-every");
+    let path = dir.join("checkpoint.json");
+    let on_disk = |now: f64| {
+        let m = BudgetMonitor::open(budgets(), &path, at(now)).unwrap();
+        m.usage("research").cpu_hours
+    };
+    let t = nov(0.0);
+    let mut m = BudgetMonitor::open(budgets(), &path, at(t)).unwrap().save_every(Duration::from_secs(60));
+    m.record(&job(research(), 10.0, 0.0, t), at(t)).unwrap();
+    assert_eq!(on_disk(t), 10.0, "the first record saves");
+    m.record(&job(research(), 10.0, 0.0, t + 1.0), at(t + 1.0)).unwrap();
+    m.record(&job(research(), 10.0, 0.0, t + 2.0), at(t + 2.0)).unwrap();
+    assert_eq!(m.usage("research").cpu_hours, 30.0);
+    assert_eq!(on_disk(t + 2.0), 10.0, "within the interval nothing is written");
+    // 30 → 75 CPU-hours of 100: past warn (70%), a crossing: saved at once.
+    let events = m.record(&job(research(), 45.0, 0.0, t + 3.0), at(t + 3.0)).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(on_disk(t + 3.0), 75.0);
+    m.record(&job(research(), 1.0, 0.0, t + 10.0), at(t + 10.0)).unwrap();
+    assert_eq!(on_disk(t + 10.0), 75.0);
+    m.record(&job(research(), 1.0, 0.0, t + 63.0), at(t + 63.0)).unwrap();
+    assert_eq!(on_disk(t + 63.0), 77.0, "the interval has passed since the last save");
+    m.save(at(t + 64.0)).unwrap();
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::alert::{AlertEvent, AlertLevel, AlertSink};
 use super::checkpoint::{self, BudgetState, Checkpoint, CheckpointError};
@@ -23,7 +23,8 @@ use crate::JobRecord;
 /// - At critical, a budget's guardrails apply: it caps the shared [`ConcurrencyLimit`] and freezes new ad-hoc
 ///   runs ([`AdhocFreeze`]); both lift when it leaves critical (hysteresis included) or the month ends.
 /// - With a checkpoint, [`open`](Self::open) restores usage and levels, so a restart loses nothing and fires
-///   nothing again; guardrails of critical budgets are re-applied.
+///   nothing again; guardrails of critical budgets are re-applied. [`save_every`](Self::save_every) bounds
+///   how often a record saves, for monitors charged per request.
 pub struct BudgetMonitor {
     budgets: Arc<BudgetSet>,
     ledger: Ledger,
@@ -32,6 +33,9 @@ pub struct BudgetMonitor {
     limit: ConcurrencyLimit,
     freeze: AdhocFreeze,
     checkpoint: Option<PathBuf>,
+    /// Save at most this often from `record` (crossings and new months save at once); zero: every record.
+    save_every: Duration,
+    last_save: Option<SystemTime>,
 }
 
 impl fmt::Debug for BudgetMonitor {
@@ -57,6 +61,8 @@ impl BudgetMonitor {
             limit: ConcurrencyLimit::unlimited(),
             freeze: AdhocFreeze::new(),
             checkpoint: None,
+            save_every: Duration::ZERO,
+            last_save: None,
         }
     }
 
@@ -91,6 +97,15 @@ impl BudgetMonitor {
                 self.apply_guardrails(b, AlertLevel::Critical, Utilization::of(b, self.ledger.usage(name)));
             }
         }
+    }
+
+    /// Saves the checkpoint from [`record`](Self::record) at most once per `interval` instead of after every
+    /// record: for a monitor charged per request, where an fsync per record would cost more than the request.
+    /// A record that crosses a threshold or starts a new month still saves at once; a crash loses at most
+    /// `interval` of usage. Call [`save`](Self::save) at shutdown.
+    pub fn save_every(mut self, interval: Duration) -> Self {
+        self.save_every = interval;
+        self
     }
 
     /// Adds a sink.
@@ -149,12 +164,19 @@ impl BudgetMonitor {
     /// written: the charge is kept in memory and the next successful save persists it.
     pub fn record(&mut self, record: &JobRecord, now: SystemTime) -> Result<Vec<AlertEvent>, CheckpointError> {
         let budgets = Arc::clone(&self.budgets);
-        let events = match self.ledger.charge_covering(&budgets, record) {
+        let (events, new_month) = match self.ledger.charge_covering(&budgets, record) {
             None => return Ok(Vec::new()),
-            Some(false) => self.judge(budgets.covering(&record.labels)),
-            Some(true) => self.judge(budgets.iter()),
+            Some(false) => (self.judge(budgets.covering(&record.labels)), false),
+            Some(true) => (self.judge(budgets.iter()), true),
         };
-        self.save(now)?;
+        let due = match self.last_save {
+            Some(last) => now.duration_since(last).map_or(true, |since| since >= self.save_every),
+            None => true,
+        };
+        if due || new_month || !events.is_empty() {
+            self.save(now)?;
+            self.last_save = Some(now);
+        }
         Ok(events)
     }
 
