@@ -15,10 +15,7 @@ const LONG: u64 = 220_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, case, n, ..] = args.as_slice()
-        && flag == "--run"
-    {
-        let n: u64 = n.parse().expect("a pair count");
+    if let Some((case, n)) = benches::run_request(&args) {
         benches::alloc::run_case(case, n).unwrap_or_else(|| panic!("unknown case {case}"));
         return;
     }
@@ -29,11 +26,10 @@ fn main() {
         println!("alloc_instructions: {} cases run", benches::alloc::CASES.len());
         return;
     }
-    let count = benches::callgrind_instructions;
     println!("{:<28} {:>14} {:>10}", "case (64 B alloc+free)", "instr/pair", "vs system");
     let mut system = 0.0;
     for (case, ..) in benches::alloc::CASES {
-        let per_pair = (count(case, LONG) - count(case, SHORT)) as f64 / (LONG - SHORT) as f64;
+        let per_pair = benches::callgrind_per_call(case, SHORT, LONG);
         if case == "system" {
             system = per_pair;
         }

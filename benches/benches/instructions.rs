@@ -10,10 +10,7 @@ const LONG: u64 = 120_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, case, n, ..] = args.as_slice()
-        && flag == "--run"
-    {
-        let n: u64 = n.parse().expect("a call count");
+    if let Some((case, n)) = benches::run_request(&args) {
         benches::run_case(case, n).unwrap_or_else(|| panic!("unknown case {case}"));
         return;
     }
@@ -26,11 +23,10 @@ fn main() {
         println!("instructions: {} cases run; use `cargo bench --bench instructions` to count", benches::CASES.len());
         return;
     }
-    let count = benches::callgrind_instructions;
     println!("{:<42} {:>14} {:>10}", "case", "instr/call", "vs bare");
     let mut bare = [0.0f64; 2];
     for case in benches::CASES {
-        let per_call = (count(case, LONG) - count(case, SHORT)) as f64 / (LONG - SHORT) as f64;
+        let per_call = benches::callgrind_per_call(case, SHORT, LONG);
         let group = usize::from(case.starts_with("http/"));
         if case.ends_with("/bare") {
             bare[group] = per_call;

@@ -70,10 +70,7 @@ fn run_case(case: &str, n: u64) -> Option<u64> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, case, n, ..] = args.as_slice()
-        && flag == "--run"
-    {
-        let n: u64 = n.parse().expect("a request count");
+    if let Some((case, n)) = benches::run_request(&args) {
         let ok = run_case(case, n).unwrap_or_else(|| panic!("unknown case {case}"));
         assert_eq!(ok, n, "{case}: every request is answered");
         return;
@@ -88,11 +85,10 @@ fn main() {
         println!("request_instructions: {} cases run; `cargo bench --bench request_instructions` counts", CASES.len());
         return;
     }
-    let count = benches::callgrind_instructions;
     println!("{:<36} {:>14} {:>10}", "case", "instr/req", "vs bare");
     let mut bare = 0.0;
     for case in CASES {
-        let per_call = (count(case, LONG) - count(case, SHORT)) as f64 / (LONG - SHORT) as f64;
+        let per_call = benches::callgrind_per_call(case, SHORT, LONG);
         if case.ends_with("/bare") {
             bare = per_call;
         }

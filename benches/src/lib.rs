@@ -210,8 +210,22 @@ pub fn run_case(name: &str, n: u64) -> Option<u64> {
     })
 }
 
+/// `Some((case, n))` when this binary was started as `--run CASE N`: the child process that callgrind counts.
+pub fn run_request(args: &[String]) -> Option<(&str, u64)> {
+    match args {
+        [_, flag, case, n, ..] if flag == "--run" => Some((case, n.parse().expect("a count after --run CASE"))),
+        _ => None,
+    }
+}
+
+/// Instructions of one call of `case`: the binary re-run under callgrind with `short` and `long` calls, the
+/// difference divided by `long - short`, so start-up and set-up cancel out.
+pub fn callgrind_per_call(case: &str, short: u64, long: u64) -> f64 {
+    (callgrind_instructions(case, long) - callgrind_instructions(case, short)) as f64 / (long - short) as f64
+}
+
 /// Instructions callgrind counts for this bench binary re-run as `--run CASE N` (the case run `n` times):
-/// what the `instructions` and `alloc_instructions` benches subtract to get one call's cost.
+/// what the instruction benches subtract to get one call's cost.
 pub fn callgrind_instructions(case: &str, n: u64) -> u64 {
     let exe = std::env::current_exe().expect("own path");
     let out = std::process::Command::new("valgrind")

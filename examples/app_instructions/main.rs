@@ -46,17 +46,14 @@ fn run(case: &str, n: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, case, n, ..] = args.as_slice()
-        && flag == "--run"
-    {
-        run(case, n.parse().expect("a request count"));
+    if let Some((case, n)) = benches::run_request(&args) {
+        run(case, n);
         return;
     }
     println!("{:<14} {:>12} {:>10}", "app", "instr/req", "× bare");
     let mut bare = 0.0;
     for case in CASES {
-        let count = benches::callgrind_instructions;
-        let per_request = (count(case, LONG) - count(case, SHORT)) as f64 / (LONG - SHORT) as f64;
+        let per_request = benches::callgrind_per_call(case, SHORT, LONG);
         if case == "bare" {
             bare = per_request;
         }

@@ -223,54 +223,14 @@ impl Service {
         let observability = Router::new()
             .route("/metrics", get(move || std::future::ready(render.render())))
             .route("/healthz", get(|| std::future::ready("ok")));
-        if options.bare {
+        let router = if options.bare {
             tracing::info!("--bare: no Brownout layer on /quote/{{symbol}}");
-            return Ok(Service {
-                router: demo::bare_router(options.timeout, options.provider_latency).merge(observability),
-                chaos,
-                flags,
-                metrics,
-                status,
-                _rules_watcher: rules_watcher,
-                _flags_watcher: flags_watcher,
-            });
-        }
-        let budgets = load_budgets(options.budgets.as_deref())?;
-        let demo_options = demo::Options {
-            timeout: options.timeout,
-            fallback: true,
-            budgets: budgets.clone(),
-            thread_cpu: options.thread_cpu,
-        };
-        let demo = demo::app_with(&chaos, &demo_options, options.provider_latency);
-        // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
-        if flags.kind(BREAKER_FLAG).is_ok() {
-            degrade_flags::force_from_flag(&flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
+            demo::bare_router(options.timeout, options.provider_latency)
         } else {
-            tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
-        }
-        let mut router = demo.router.merge(observability);
-        // The admin API, only with a token file: the rules, the flags and the provider's breaker.
-        if let Some(file) = &options.admin_token_file {
-            let tokens = TokenSet::from_file(file).map_err(|e| format!("--admin-token-file: {e}"))?;
-            let audit = AuditLog::open(&options.admin_audit_log)
-                .map_err(|e| format!("--admin-audit-log {}: {e}", options.admin_audit_log.display()))?;
-            let admin = AdminApi::builder()
-                .tokens(tokens)
-                .chaos(chaos.clone())
-                .flags(flags.clone())
-                .breaker(demo.breaker.clone())
-                .audit_log(audit);
-            let admin = match &budgets {
-                Some(monitor) => admin.budgets(monitor.clone()),
-                None => admin,
-            };
-            let admin = admin.build().map_err(|e| e.to_string())?;
-            router = router.nest_service("/admin", admin);
-            tracing::info!(audit = %options.admin_audit_log.display(), "admin API mounted at /admin");
-        }
+            armed_router(options, &chaos, &flags)?
+        };
         Ok(Service {
-            router,
+            router: router.merge(observability),
             chaos,
             flags,
             metrics,
@@ -284,6 +244,45 @@ impl Service {
     pub fn rules_status(&self) -> RulesStatus {
         self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
+}
+
+/// The demo app with every Brownout layer (and the admin API when a token file is given): `/quote/{symbol}`.
+fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result<Router, String> {
+    let budgets = load_budgets(options.budgets.as_deref())?;
+    let demo_options = demo::Options {
+        timeout: options.timeout,
+        fallback: true,
+        budgets: budgets.clone(),
+        thread_cpu: options.thread_cpu,
+    };
+    let demo = demo::app_with(chaos, &demo_options, options.provider_latency);
+    // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
+    if flags.kind(BREAKER_FLAG).is_ok() {
+        degrade_flags::force_from_flag(flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
+    } else {
+        tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
+    }
+    let mut router = demo.router;
+    // The admin API, only with a token file: the rules, the flags and the provider's breaker.
+    if let Some(file) = &options.admin_token_file {
+        let tokens = TokenSet::from_file(file).map_err(|e| format!("--admin-token-file: {e}"))?;
+        let audit = AuditLog::open(&options.admin_audit_log)
+            .map_err(|e| format!("--admin-audit-log {}: {e}", options.admin_audit_log.display()))?;
+        let admin = AdminApi::builder()
+            .tokens(tokens)
+            .chaos(chaos.clone())
+            .flags(flags.clone())
+            .breaker(demo.breaker.clone())
+            .audit_log(audit);
+        let admin = match &budgets {
+            Some(monitor) => admin.budgets(monitor.clone()),
+            None => admin,
+        };
+        let admin = admin.build().map_err(|e| e.to_string())?;
+        router = router.nest_service("/admin", admin);
+        tracing::info!(audit = %options.admin_audit_log.display(), "admin API mounted at /admin");
+    }
+    Ok(router)
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets the requests in flight finish.

@@ -78,18 +78,19 @@ pub fn start(
     let uris: Arc<[http::Uri]> =
         (0..8).map(|i| format!("http://{addr}/quote/SYM{i}").parse().expect("valid uri")).collect();
     // The run ends when `stop` is set (the task is aborted); its duration is only a bound.
-    let mut plan = LoadPlan::open(f64::from(rps.max(1))).duration(Duration::from_secs(7 * 24 * 3600));
-    plan.mode = LoadMode::Open { rate_per_sec: f64::from(rps.max(1)), max_in_flight: workers.max(1) };
+    let plan = LoadPlan {
+        mode: LoadMode::Open { rate_per_sec: f64::from(rps.max(1)), max_in_flight: workers.max(1) },
+        requests: None,
+        duration: Some(Duration::from_secs(7 * 24 * 3600)),
+        warmup: Duration::ZERO,
+    };
     let run = tokio::spawn(async move {
         let make = move |i: u64| uris[(i % 8) as usize].clone();
         load::run(&plan, user, make, |r: Result<&bool, &Infallible>| Outcome::from_ok(matches!(r, Ok(true)))).await
     });
     tokio::spawn(async move {
-        while !*stop_rx.borrow_and_update() {
-            if stop_rx.changed().await.is_err() {
-                break;
-            }
-        }
+        // Set, or its sender dropped: either way the run is over.
+        let _ = stop_rx.wait_for(|stop| *stop).await;
         run.abort();
     });
     (recorder, stop_tx)

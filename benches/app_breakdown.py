@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Where the armed demo app's extra instructions go, per request: callgrind's self counts of the armed app minus
+the bare one's, by function and grouped by component.
+
+    cargo build --release --example app_instructions
+    python3 benches/app_breakdown.py [ARMED_CASE]      # default armed-wall; needs valgrind and callgrind_annotate
+
+Each app runs under callgrind with 2 000 and 12 000 requests (as `app_instructions` does); the difference over
+10 000 is one request.
+"""
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+BIN = os.environ.get("APP_INSTRUCTIONS", "target/release/examples/app_instructions")
+SHORT, LONG = 2_000, 12_000
+GROUPS = [
+    ("cost-meter and CostLayer", ("cost_meter", "chaos_tower::cost")),
+    ("fallback", ("chaos_tower::fallback",)),
+    ("breaker", ("degrade_flags", "chaos_tower::breaker")),
+    ("fault layer and rules", ("chaos_tower::http", "chaos_core")),
+    ("malloc and free", ("malloc", "free", "__rust_alloc", "__rust_dealloc")),
+    ("memcpy (moves)", ("memcpy", "memmove")),
+    ("tower, axum, http glue", ("tower::", "axum", "http::", "bytes::", "hyper")),
+]
+
+
+def self_counts(case, n, tmp):
+    out = os.path.join(tmp, f"{case}-{n}.out")
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "--run", case, str(n)],
+                   check=True, capture_output=True)
+    text = subprocess.run(["callgrind_annotate", "--threshold=100", out], check=True, capture_output=True,
+                          text=True).stdout
+    counts = collections.Counter()
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(.*)$", line)
+        if m and "PROGRAM TOTALS" not in m.group(2):
+            name = re.sub(r"^\?\?\?:", "", re.sub(r" \[.*\]$", "", m.group(2)))
+            counts[name] += int(m.group(1).replace(",", ""))
+    return counts
+
+
+def per_request(case, tmp):
+    short, long = self_counts(case, SHORT, tmp), self_counts(case, LONG, tmp)
+    return {k: (long[k] - short.get(k, 0)) / (LONG - SHORT) for k in long}
+
+
+def main():
+    armed_case = sys.argv[1] if len(sys.argv) > 1 else "armed-wall"
+    with tempfile.TemporaryDirectory() as tmp:
+        bare, armed = per_request("bare", tmp), per_request(armed_case, tmp)
+    diff = {k: armed.get(k, 0) - bare.get(k, 0) for k in set(bare) | set(armed)}
+    groups = collections.Counter()
+    for name, d in diff.items():
+        group = next((g for g, keys in GROUPS if any(key in name for key in keys)), "other (drops, future polls)")
+        groups[group] += d
+    print(f"{armed_case} minus bare: {sum(diff.values()):+,.0f} instructions per request")
+    for group, d in groups.most_common():
+        print(f"  {d:+8,.0f}  {group}")
+    print("largest functions:")
+    for name, d in sorted(diff.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {d:+8,.0f}  {name[:120]}")
+
+
+if __name__ == "__main__":
+    main()
