@@ -38,8 +38,15 @@ fn check_rate(field: &str, rate: f64) -> Result<f64> {
     }
 }
 
-/// Validates `config` for `env` and builds the rule set. Nothing is registered or armed here.
-pub(crate) fn compile(config: ChaosConfig, env: Environment, clock: Arc<dyn Clock>) -> Result<RuleSet> {
+/// Validates `config` for `env` and builds the rule set. Nothing is registered or armed here. With the set it
+/// replaces, `previous`, the new set shares its epoch (so windows carry over) and, when the config names no
+/// seed, its seed (so a reload does not change the samplers' draws).
+pub(crate) fn compile(
+    config: ChaosConfig,
+    env: Environment,
+    clock: Arc<dyn Clock>,
+    previous: Option<&RuleSet>,
+) -> Result<RuleSet> {
     if config.ttl.is_zero() {
         return err("ttl", "must be longer than zero");
     }
@@ -64,7 +71,7 @@ pub(crate) fn compile(config: ChaosConfig, env: Environment, clock: Arc<dyn Cloc
         return err("max_active_faults", "must be at least 1 (remove it for no limit)");
     }
     crate::pressure::validate(&config.pressure)?;
-    let seed = config.seed.unwrap_or_else(fresh_seed);
+    let seed = config.seed.or(previous.map(|p| p.seed)).unwrap_or_else(fresh_seed);
 
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(config.rules.len() + 1);
@@ -88,7 +95,7 @@ pub(crate) fn compile(config: ChaosConfig, env: Environment, clock: Arc<dyn Cloc
         _ => None,
     };
 
-    let epoch = clock.now();
+    let epoch = previous.map_or_else(|| clock.now(), |p| p.epoch);
     Ok(RuleSet {
         id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
         seed,
@@ -159,6 +166,7 @@ fn pseudo_rule(name: &str, fault: Fault) -> Rule {
         injected: AtomicU64::new(0),
         overflow: AtomicU64::new(0),
         active: AtomicU32::new(0),
+        since: AtomicU64::new(0),
     }
 }
 
@@ -204,6 +212,7 @@ fn compile_rule(field: &str, rule: &RuleConfig, seed: u64, blast_radius: f64, en
         injected: AtomicU64::new(0),
         overflow: AtomicU64::new(0),
         active: AtomicU32::new(0),
+        since: AtomicU64::new(0),
     })
 }
 

@@ -440,15 +440,36 @@ impl ChaosConfig {
         Ok(config)
     }
 
-    /// Reads a file: JSON when it ends in `.json`, YAML otherwise.
+    /// Reads a file: JSON when it ends in `.json`, YAML otherwise. See [`from_bytes`](Self::from_bytes).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| ConfigError::new("", format!("cannot read the file: {e}")).in_file(Some(path)))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses the contents of the file `path`: JSON when it ends in `.json`, YAML otherwise. A file with
+    /// nothing in it but blanks and comments is refused: it is far more often a write caught half-way (a
+    /// truncate before the write) than a wish for no rules, which `rules: []` says.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ConfigError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| ConfigError::new("", format!("the file is not UTF-8: {e}")).in_file(Some(path)))?;
+        if is_blank_document(text) {
+            return Err(ConfigError::new(
+                "",
+                "the file is empty (or only comments), as in a write caught half-way; write `rules: []` to load no rules",
+            )
+            .in_file(Some(path)));
+        }
         if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("json")) {
-            Self::from_json_str(&text, Some(path))
+            Self::from_json_str(text, Some(path))
         } else {
-            Self::from_yaml_str(&text, Some(path))
+            Self::from_yaml_str(text, Some(path))
         }
     }
+}
+
+/// Nothing but whitespace, YAML comments and document markers.
+pub(crate) fn is_blank_document(text: &str) -> bool {
+    text.lines().map(str::trim).all(|line| line.is_empty() || line.starts_with('#') || line == "---" || line == "...")
 }

@@ -50,6 +50,9 @@ struct Shared {
     on_disarm: Vec<Hook>,
     /// The armed set's resource pressure (see `sync_pressure`).
     pressure: PressureRunner,
+    /// Why the set is held disarmed: set by a kill switch, an abort or the TTL, cleared only by
+    /// [`Controller::arm`]. Written under `write`.
+    latch: Mutex<Option<String>>,
 }
 
 impl Drop for Shared {
@@ -116,7 +119,7 @@ impl ControllerBuilder {
 
     /// Builds a controller with an empty, disarmed rule set.
     pub fn build(self) -> Controller {
-        let empty = compile(ChaosConfig { armed: false, ..ChaosConfig::default() }, self.env, self.clock.clone())
+        let empty = compile(ChaosConfig { armed: false, ..ChaosConfig::default() }, self.env, self.clock.clone(), None)
             .expect("the empty config is valid");
         Controller {
             shared: Arc::new(Shared {
@@ -128,6 +131,7 @@ impl ControllerBuilder {
                 write: Mutex::new(()),
                 on_disarm: self.on_disarm,
                 pressure: PressureRunner::default(),
+                latch: Mutex::new(None),
             }),
         }
     }
@@ -171,25 +175,51 @@ impl Controller {
         }
     }
 
-    /// Validates and installs a whole new rule set, replacing the old one atomically, and arms it if the
-    /// config says `armed: true` (the default). On error nothing changes: the last good rules stay active.
-    pub fn load(&self, config: ChaosConfig) -> Result<(), ConfigError> {
+    /// Validates and installs a new rule set, all or nothing: on error nothing changes and the last good rules
+    /// stay active.
+    ///
+    /// What a load does:
+    /// - **Identical config: nothing.** No rule restarts, no counter resets, the seed stays.
+    /// - **Changed config while armed:** rules whose settings are unchanged (same name, same fields, same
+    ///   set-wide `blast_radius`) keep their window and counters; changed and new rules start their window now.
+    ///   The TTL keeps counting from the arming: a reload never extends it. A config without `seed` keeps the
+    ///   current seed.
+    /// - **Latched disarmed** (after [`disarm`](Self::disarm), an abort or the TTL): the new rules are loaded
+    ///   and stay disarmed whatever `armed:` says, until someone calls [`arm`](Self::arm).
+    /// - Otherwise `armed: true` (the default) arms the set and `armed: false` disarms it.
+    pub fn load(&self, config: ChaosConfig) -> Result<LoadReport, ConfigError> {
         self.load_from(config, None)
     }
 
     /// Reads a config file and [`load`](Self::load)s it; errors name the file.
-    pub fn load_path(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+    pub fn load_path(&self, path: impl AsRef<Path>) -> Result<LoadReport, ConfigError> {
         let path = path.as_ref();
         let config = ChaosConfig::from_path(path)?;
         self.load_from(config, Some(path))
     }
 
-    fn load_from(&self, config: ChaosConfig, origin: Option<&Path>) -> Result<(), ConfigError> {
+    /// Parses the bytes of a config file (YAML, or JSON for a `.json` path) and [`load`](Self::load)s them;
+    /// errors name `path`. For watchers that read the file once and hand over its bytes.
+    pub fn load_bytes(&self, path: impl AsRef<Path>, bytes: &[u8]) -> Result<LoadReport, ConfigError> {
+        let path = path.as_ref();
+        let config = ChaosConfig::from_bytes(bytes, path)?;
+        self.load_from(config, Some(path))
+    }
+
+    fn load_from(&self, config: ChaosConfig, origin: Option<&Path>) -> Result<LoadReport, ConfigError> {
         let shared = &self.shared;
         let _write = lock(&shared.write);
-        let arm = config.armed;
+        let latched = lock(&shared.latch).clone();
+        let old = shared.current.load_full();
+        let was_armed = self.is_armed();
+        let file = origin.map(|p| p.display().to_string()).unwrap_or_default();
+        if old.config == config {
+            tracing::debug!(file, "chaos config unchanged; nothing to do");
+            return Ok(LoadReport { changed: false, restarted: Vec::new(), armed: was_armed, held_by: latched });
+        }
+        let arm = config.armed && latched.is_none();
         let experiment = config.experiment.clone().unwrap_or_default();
-        let result = compile(config, shared.env, shared.clock.clone()).and_then(|set| {
+        let result = compile(config, shared.env, shared.clock.clone(), Some(&old)).and_then(|set| {
             if arm {
                 self.claim_prod(&experiment)?;
             }
@@ -204,27 +234,42 @@ impl Controller {
             }
         };
         let (rules, seed) = (set.user_rules, set.seed);
-        if arm {
-            set.mark_armed();
+        let continues = arm && was_armed;
+        let restarted = if continues {
+            set.continue_from(&old);
+            set.changed_rules(&old)
         } else {
-            self.release_prod();
-        }
+            if arm {
+                set.mark_armed();
+            } else {
+                self.release_prod();
+            }
+            if arm { set.config.rules.iter().map(|r| r.name.trim().to_owned()).collect() } else { Vec::new() }
+        };
+        let same_pressure = old.config.pressure == set.config.pressure && old.ttl == set.ttl;
         shared.current.store(Arc::new(set));
         self.bump(arm);
-        self.sync_pressure(arm);
-        tracing::info!(
-            experiment = %experiment, rules, seed, armed = arm, env = %shared.env,
-            file = origin.map(|p| p.display().to_string()).unwrap_or_default(),
-            "chaos rules loaded"
-        );
+        if !(continues && same_pressure) {
+            self.sync_pressure(arm);
+        }
+        match &latched {
+            Some(reason) => tracing::warn!(
+                experiment = %experiment, rules, seed, env = %shared.env, file, latched_by = %reason,
+                "chaos rules loaded and held disarmed: arm explicitly to apply them"
+            ),
+            None => tracing::info!(
+                experiment = %experiment, rules, seed, armed = arm, env = %shared.env, file,
+                restarted = ?restarted, "chaos rules loaded"
+            ),
+        }
         if !arm {
             self.run_disarm_hooks();
         }
-        Ok(())
+        Ok(LoadReport { changed: true, restarted, armed: arm, held_by: latched })
     }
 
-    /// Arms the current rule set (again), restarting its windows and TTL. In prod it needs `allow_prod: true`
-    /// and the process's production slot.
+    /// Arms the current rule set (again), restarting its windows and TTL, and lifts the latch of a kill switch
+    /// or abort. In prod it needs `allow_prod: true` and the process's production slot.
     pub fn arm(&self) -> Result<(), ConfigError> {
         let _write = lock(&self.shared.write);
         let set = self.shared.current.load_full();
@@ -235,6 +280,7 @@ impl Controller {
             ));
         }
         self.claim_prod(set.config.experiment.as_deref().unwrap_or_default())?;
+        *lock(&self.shared.latch) = None;
         set.mark_armed();
         self.bump(true);
         self.sync_pressure(true);
@@ -242,15 +288,28 @@ impl Controller {
         Ok(())
     }
 
+    /// Why the rules are held disarmed (`"kill switch"`, `"ttl expired"`, an abort's reason), if a kill switch
+    /// latched: no load re-arms them until [`arm`](Self::arm).
+    pub fn latched(&self) -> Option<String> {
+        lock(&self.shared.latch).clone()
+    }
+
     /// The kill switch: disarms everything. Every request from now on passes untouched; delays in flight are
     /// woken through the [`on_disarm`](ControllerBuilder::on_disarm) hooks.
+    /// The switch latches: no load re-arms the rules until [`arm`](Self::arm) (see [`latched`](Self::latched)).
     pub fn disarm(&self) {
         self.disarm_because("kill switch");
     }
 
-    fn disarm_because(&self, reason: &str) {
+    /// [`disarm`](Self::disarm) with the reason the latch reports (an SLO guard's abort, an operator's note).
+    pub fn disarm_because(&self, reason: &str) {
         {
             let _write = lock(&self.shared.write);
+            let mut latch = lock(&self.shared.latch);
+            if latch.is_none() {
+                *latch = Some(reason.to_owned());
+            }
+            drop(latch);
             if !self.is_armed() {
                 return;
             }
@@ -304,8 +363,11 @@ impl Controller {
     /// Called under the write lock after every arm, load and disarm.
     fn sync_pressure(&self, armed: bool) {
         if armed {
+            // What is left of the TTL: all of it on arming, less after a reload that continued the set.
             let set = self.shared.current.load_full();
-            self.shared.pressure.restart(&set.config.pressure, set.ttl);
+            let elapsed = set.now_nanos().saturating_sub(set.armed_at.load(Ordering::Acquire));
+            let left = set.ttl.saturating_sub(Duration::from_nanos(elapsed));
+            self.shared.pressure.restart(&set.config.pressure, left.max(Duration::from_millis(1)));
         } else {
             self.shared.pressure.stop();
         }
@@ -327,6 +389,7 @@ impl Controller {
         let set = self.shared.current.load_full();
         Snapshot {
             armed: self.is_armed(),
+            latched: self.latched(),
             environment: self.shared.env.as_str(),
             experiment: set.config.experiment.clone(),
             seed: set.seed,
@@ -352,6 +415,8 @@ impl Controller {
 pub struct Snapshot {
     /// Armed right now.
     pub armed: bool,
+    /// Why the rules are held disarmed until armed explicitly (see [`Controller::latched`]).
+    pub latched: Option<String>,
     /// The guarded environment.
     pub environment: &'static str,
     /// The experiment's name.
@@ -362,6 +427,19 @@ pub struct Snapshot {
     pub active_faults: u32,
     /// Per rule, in config order (the header pseudo-rule last).
     pub rules: Vec<RuleStats>,
+}
+
+/// What a [`Controller::load`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadReport {
+    /// The config differed from the active one; `false`: nothing changed at all.
+    pub changed: bool,
+    /// The rules whose window and counters started afresh (changed or new, or all of them on arming).
+    pub restarted: Vec<String>,
+    /// Armed after the load.
+    pub armed: bool,
+    /// Set when a latched kill switch held the new rules disarmed: its reason.
+    pub held_by: Option<String>,
 }
 
 /// One rule's counters.

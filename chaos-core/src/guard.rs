@@ -140,7 +140,7 @@ impl SloGuard {
                 state.breach = Some(breach);
                 drop(state);
                 tracing::error!(%breach, "SLO guard tripped: disarming all chaos");
-                self.controller.disarm();
+                self.controller.disarm_because("slo guard");
                 return self.record(latency, ok);
             }
         }

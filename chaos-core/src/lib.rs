@@ -59,7 +59,7 @@ pub use config::{
     LatencyConfig, OneOrMany, RateLimitConfig, ResetConfig, RuleConfig, SampleConfig, TargetConfig, ThrottleConfig,
     TruncateConfig,
 };
-pub use controller::{Controller, ControllerBuilder, Decider, Pending, RuleStats, Snapshot};
+pub use controller::{Controller, ControllerBuilder, Decider, LoadReport, Pending, RuleStats, Snapshot};
 pub use environment::{Environment, PROD_MAX_BLAST_RADIUS};
 pub use error::ConfigError;
 pub use fault::{BodyFault, Delay, ErrorFault, FaultKind, Latency, MAX_CPU_BURN, Outcome, RateLimit};

@@ -31,6 +31,9 @@ pub(crate) struct Rule {
     pub(crate) end_after: Option<Duration>,
     pub(crate) max_injections: u64,
     pub(crate) max_active: u32,
+    /// Nanoseconds from the set's `epoch` to the start of this rule's window: the arming, or the reload that
+    /// changed the rule. A reload that leaves the rule as it was keeps it, with the counters.
+    pub(crate) since: AtomicU64,
     /// Largest fraction of sampled requests the rule may inject (the blast-radius cap, for `first_n`).
     pub(crate) blast_radius: f64,
     /// Sampled requests seen by the counting samplers.
@@ -133,16 +136,61 @@ pub(crate) enum Verdict {
 }
 
 impl RuleSet {
+    /// Arms the whole set afresh: the TTL and every rule's window start now.
     pub(crate) fn mark_armed(&self) {
-        let since = self.clock.now().saturating_duration_since(self.epoch);
-        self.armed_at.store(since.as_nanos() as u64, Ordering::Release);
+        let now = self.now_nanos();
+        self.armed_at.store(now, Ordering::Release);
+        for rule in &*self.rules {
+            rule.since.store(now, Ordering::Release);
+        }
         self.expired.store(false, Ordering::Release);
     }
 
-    /// Time since the set was armed.
-    fn elapsed(&self) -> Duration {
+    /// Nanoseconds from `epoch` to now.
+    pub(crate) fn now_nanos(&self) -> u64 {
         let now = self.clock.now().saturating_duration_since(self.epoch);
-        now.saturating_sub(Duration::from_nanos(self.armed_at.load(Ordering::Acquire)))
+        u64::try_from(now.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Takes over what a reload must not restart from `old`, the set this one replaces while armed: the TTL's
+    /// start, and for every rule whose config is unchanged (same name, same settings, same set-wide blast
+    /// radius) its window and counters. A changed or new rule starts its window `now`.
+    pub(crate) fn continue_from(&self, old: &RuleSet) {
+        let now = self.now_nanos();
+        self.armed_at.store(old.armed_at.load(Ordering::Acquire), Ordering::Release);
+        self.expired.store(old.expired.load(Ordering::Acquire), Ordering::Release);
+        let same_radius = self.config.blast_radius == old.config.blast_radius;
+        for (rule, config) in self.rules[..self.user_rules].iter().zip(&self.config.rules) {
+            let kept = same_radius
+                .then(|| old.config.rules.iter().position(|c| c.name.trim() == config.name.trim()))
+                .flatten()
+                .filter(|&i| old.config.rules[i] == *config)
+                .map(|i| &old.rules[i]);
+            match kept {
+                Some(before) => {
+                    rule.since.store(before.since.load(Ordering::Acquire), Ordering::Release);
+                    for (to, from) in [
+                        (&rule.counter, &before.counter),
+                        (&rule.injected, &before.injected),
+                        (&rule.overflow, &before.overflow),
+                    ] {
+                        to.store(from.load(Ordering::Acquire), Ordering::Release);
+                    }
+                }
+                None => rule.since.store(now, Ordering::Release),
+            }
+        }
+    }
+
+    /// The names of the rules [`continue_from`](Self::continue_from) would restart: changed or new.
+    pub(crate) fn changed_rules(&self, old: &RuleSet) -> Vec<String> {
+        let same_radius = self.config.blast_radius == old.config.blast_radius;
+        self.config
+            .rules
+            .iter()
+            .filter(|c| !same_radius || !old.config.rules.iter().any(|o| o == *c))
+            .map(|c| c.name.trim().to_owned())
+            .collect()
     }
 
     #[inline]
@@ -270,11 +318,13 @@ impl RuleSet {
         if self.expired.load(Ordering::Relaxed) {
             return Err(Refusal::Expired);
         }
-        let elapsed = self.elapsed();
+        let now = self.now_nanos();
+        let elapsed = Duration::from_nanos(now.saturating_sub(self.armed_at.load(Ordering::Acquire)));
         if elapsed >= self.ttl {
             self.expired.store(true, Ordering::Relaxed);
             return Err(Refusal::Expired);
         }
+        let elapsed = Duration::from_nanos(now.saturating_sub(rule.since.load(Ordering::Acquire)));
         if elapsed < rule.start_after || rule.end_after.is_some_and(|end| elapsed >= end) {
             return Err(Refusal::OutsideWindow);
         }

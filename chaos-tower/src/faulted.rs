@@ -38,13 +38,21 @@ impl Wait {
 
 /// The state of a request that got a fault: an optional delay, then an optional outcome that replaces the
 /// service's answer. Shared by both flavours; boxed by them so the pass-through future stays small.
+///
+/// The kill switch wins over faults in flight: an outcome that follows a wait (a delay, a CPU burn or a hang)
+/// is dropped when the wait ends disarmed, and the request goes to the inner service, which the flavours
+/// call up front for such requests (see [`Faulted::needs_inner`]). An outcome with no wait before it is
+/// answered at the first poll, as decided.
 #[derive(Debug)]
 pub(crate) struct Faulted {
     /// A CPU burn to run at the first poll, watching the kill switch.
-    burn: Option<(ActiveFault<Delay>, Controller)>,
+    burn: Option<ActiveFault<Delay>>,
     delay: Option<(Wait, ActiveFault<Delay>)>,
     hang: Option<Wait>,
     outcome: Option<ActiveFault<Outcome>>,
+    /// The outcome follows a wait: re-check the kill switch before answering with it.
+    recheck: bool,
+    controller: Controller,
 }
 
 impl Faulted {
@@ -56,9 +64,10 @@ impl Faulted {
         decider: &Decider,
         wake: &Arc<Notify>,
     ) -> Self {
+        let recheck = Self::needs_inner(delay.as_ref(), outcome.as_ref());
         let (mut delay, burn) = match delay.as_ref().map(|d| *d.fault()) {
             Some(Delay::Sleep(d)) => (delay.map(|slot| (Wait::new(d, wake), slot)), None),
-            Some(Delay::BurnCpu(_)) => (None, delay.map(|slot| (slot, decider.controller()))),
+            Some(Delay::BurnCpu(_)) => (None, delay),
             None => (None, None),
         };
         let mut hang = match outcome.as_ref().map(ActiveFault::fault) {
@@ -69,14 +78,25 @@ impl Faulted {
             delay = None;
             hang = None;
         }
-        Self { burn, delay, hang, outcome }
+        Self { burn, delay, hang, outcome, recheck, controller: decider.controller() }
+    }
+
+    /// Must the flavour call the inner service for this request? Without an outcome, always; with one, when a
+    /// wait comes first, so that a kill switch during the wait can hand the request to it.
+    pub(crate) fn needs_inner(delay: Option<&ActiveFault<Delay>>, outcome: Option<&ActiveFault<Outcome>>) -> bool {
+        match outcome.map(ActiveFault::fault) {
+            None => true,
+            Some(Outcome::Hang { .. }) => true,
+            Some(_) => delay.is_some(),
+        }
     }
 
     /// Burns the CPU, waits out the delay and any hang; then yields the outcome to answer with, or `None` to
     /// go on to the inner service. Dropping the state (a cancelled request) gives the fault slots back.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<ActiveFault<Outcome>>> {
-        if let Some((slot, controller)) = self.burn.take() {
+        if let Some(slot) = self.burn.take() {
             // On this very thread, as a noisy neighbour would; the kill switch stops it early.
+            let controller = &self.controller;
             chaos_core::pressure::burn_cpu_while(slot.fault().duration(), || controller.is_armed());
         }
         if let Some((wait, _)) = &mut self.delay {
@@ -90,6 +110,10 @@ impl Faulted {
                 return Poll::Pending;
             }
             self.hang = None;
+        }
+        if self.recheck && !self.controller.is_armed() {
+            // Disarmed while the request waited: the kill switch wins, the inner service answers.
+            self.outcome = None;
         }
         Poll::Ready(self.outcome.take())
     }

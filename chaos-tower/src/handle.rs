@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use chaos_core::{ChaosConfig, Clock, ConfigError, Controller, Decider, Environment, Snapshot};
+use chaos_core::{ChaosConfig, Clock, ConfigError, Controller, Decider, Environment, LoadReport, Snapshot};
 use tokio::sync::Notify;
 
 use crate::chaos::ChaosLayer;
@@ -64,24 +64,39 @@ impl ChaosHandle {
         Ok(handle)
     }
 
-    /// Replaces the whole rule set atomically; on error the last good rules stay active.
-    pub fn load(&self, config: ChaosConfig) -> Result<(), ConfigError> {
+    /// Replaces the rule set atomically; on error the last good rules stay active. An identical config
+    /// changes nothing; after a kill switch the new rules stay disarmed until [`arm`](Self::arm). See
+    /// [`Controller::load`] for what restarts.
+    pub fn load(&self, config: ChaosConfig) -> Result<LoadReport, ConfigError> {
         self.controller.load(config)
     }
 
     /// Reads a file and [`load`](Self::load)s it; errors name the file, the field and the reason.
-    pub fn load_path(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+    pub fn load_path(&self, path: impl AsRef<Path>) -> Result<LoadReport, ConfigError> {
         self.controller.load_path(path)
     }
 
-    /// Arms the current rules again, restarting their windows.
+    /// [`load`](Self::load)s the bytes of the file `path` (YAML, or JSON for `.json`), as a file watcher
+    /// read them.
+    pub fn load_bytes(&self, path: impl AsRef<Path>, bytes: &[u8]) -> Result<LoadReport, ConfigError> {
+        self.controller.load_bytes(path, bytes)
+    }
+
+    /// Arms the current rules again, restarting their windows, and lifts a latched kill switch.
     pub fn arm(&self) -> Result<(), ConfigError> {
         self.controller.arm()
     }
 
-    /// The kill switch: disarms everything at the next request and cuts short the delays in flight.
+    /// The kill switch: disarms everything at the next request, cuts short the delays and hangs in flight
+    /// (their request then goes to the inner service, without the injected outcome), and latches: no reload
+    /// re-arms until [`arm`](Self::arm).
     pub fn disarm(&self) {
         self.controller.disarm();
+    }
+
+    /// Why the rules are held disarmed, if a kill switch or abort latched (see [`Controller::latched`]).
+    pub fn latched(&self) -> Option<String> {
+        self.controller.latched()
     }
 
     /// Is anything armed?

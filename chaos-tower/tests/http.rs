@@ -182,6 +182,47 @@ async fn a_hang_answers_504_at_its_bound() {
     assert_eq!(response.headers()["x-chaos-injected"], "h");
 }
 
+/// The kill switch wins over faults already drawn: a request waiting in an injected delay before an injected
+/// error, or in a hang, goes to the real service when the switch is thrown, not to the injected answer.
+#[tokio::test(start_paused = true)]
+async fn faults_in_flight_obey_the_kill_switch() {
+    let handle = handle(
+        r#"
+rules:
+  - name: slow
+    sample: { mode: exact, rate: 1.0 }
+    match: { route: /api/quotes }
+    fault: { latency: { fixed: 10s } }
+  - name: down
+    sample: { mode: exact, rate: 1.0 }
+    match: { route: /api/quotes }
+    fault: { error: { status: 503 } }
+  - name: stuck
+    sample: { mode: exact, rate: 1.0 }
+    match: { route: /health }
+    fault: { hang: { max: 1h } }
+"#,
+    );
+    let app = app(handle.http_layer());
+    let delayed = tokio::spawn(app.clone().oneshot(get_req("/api/quotes")));
+    let hung = tokio::spawn(app.clone().oneshot(get_req("/health")));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    handle.disarm();
+    for (request, answer) in [(delayed, "quote"), (hung, "ok")] {
+        let response = request.await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "the real answer, not the injected one");
+        assert!(response.headers().get("x-chaos-injected").is_none());
+        assert_eq!(body_of(response).await, answer);
+    }
+    // Armed again, the same request gets its injected error after the delay.
+    handle.arm().unwrap();
+    let start = tokio::time::Instant::now();
+    let response = app.oneshot(get_req("/api/quotes")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["x-chaos-injected"], "down");
+}
+
 mod header_faults {
     use super::*;
 

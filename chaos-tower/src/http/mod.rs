@@ -120,7 +120,9 @@ impl<S> HttpChaos<S> {
             return ResponseFuture::passthrough(self.inner.call(req));
         };
         let (delay, outcome, body) = injection.into_parts();
-        let inner = outcome.is_none().then(|| self.inner.call(req));
+        // An outcome after a wait may be called off by the kill switch: the inner future is then made up front
+        // (not polled unless the outcome is called off).
+        let inner = Faulted::needs_inner(delay.as_ref(), outcome.as_ref()).then(|| self.inner.call(req));
         let fault = Faulted::new(delay, outcome, &self.decider, &self.wake);
         ResponseFuture::faulted(inner, fault, body)
     }
