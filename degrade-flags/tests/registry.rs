@@ -38,8 +38,29 @@ fn handles_read_the_value_in_force() {
     assert!(flags.set("api.shed_percent", "300").is_err());
 }
 
+/// A person's setting in the file (`degrade set` writes `value:`) wins over a trigger; `degrade unset` hands
+/// the flag back to the trigger.
 #[test]
-fn overrides_beat_triggers_which_beat_the_file() {
+fn the_file_value_beats_a_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.yaml");
+    let spec = "flags:\n  quotes.source: { type: strategy, options: [live, cached, stale_ok], default: live";
+    std::fs::write(&path, format!("{spec} }}\n")).unwrap();
+    let flags = Flags::from_file(&path).unwrap();
+    flags.set_trigger("quotes.source", Some(FlagValue::Strategy(1)), "error_rate").unwrap();
+    assert_eq!(flags.get("quotes.source").unwrap(), ("cached".to_owned(), Source::Trigger("error_rate".into())));
+    std::fs::write(&path, format!("{spec}, value: live }}\n")).unwrap();
+    flags.load_file(&path).unwrap();
+    assert_eq!(flags.get("quotes.source").unwrap(), ("live".to_owned(), Source::File), "the manual setting wins");
+    flags.set_trigger("quotes.source", Some(FlagValue::Strategy(2)), "p95").unwrap();
+    assert_eq!(flags.get("quotes.source").unwrap().0, "live", "and stays while triggers fire");
+    std::fs::write(&path, format!("{spec} }}\n")).unwrap();
+    flags.load_file(&path).unwrap();
+    assert_eq!(flags.get("quotes.source").unwrap(), ("stale_ok".to_owned(), Source::Trigger("p95".into())));
+}
+
+#[test]
+fn overrides_beat_triggers_which_beat_the_default() {
     let (flags, _) = flags("precedence");
     let source = flags.strategy("quotes.source").unwrap();
     flags.set_trigger("quotes.source", Some(FlagValue::Strategy(1)), "error_rate").unwrap();

@@ -163,7 +163,7 @@ pub fn prometheus() -> Result<PrometheusHandle, String> {
 /// What the rules watcher has done since the service started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RulesStatus {
-    /// Changes of the rules file that loaded.
+    /// Changes of the rules file's content that loaded (a save of identical content is not one).
     pub reloaded: u64,
     /// Changes that were rejected (the last good rules stayed).
     pub rejected: u64,
@@ -201,13 +201,25 @@ impl Service {
         let status = Arc::new(Mutex::new(RulesStatus::default()));
         let rules_watcher = {
             let (chaos, status, file) = (chaos.clone(), status.clone(), options.rules.clone());
-            FileWatcher::start(&options.rules, move || {
-                let result = chaos.load_path(&file);
+            // Called with the content at start (the same as just loaded: nothing changes), then once per new
+            // content. A reload never re-arms a latched kill switch (see `ChaosHandle::load`).
+            FileWatcher::start(&options.rules, move |bytes| {
+                let result = chaos.load_bytes(&file, bytes);
                 let mut status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 match result {
-                    Ok(()) => {
+                    Ok(report) if !report.changed => {}
+                    Ok(report) => {
                         status.reloaded += 1;
-                        tracing::info!(file = %file.display(), "chaos rules reloaded");
+                        match &report.held_by {
+                            Some(latch) => tracing::warn!(
+                                file = %file.display(), latched_by = %latch,
+                                "chaos rules reloaded and held disarmed: arm explicitly to apply them"
+                            ),
+                            None => tracing::info!(
+                                file = %file.display(), armed = report.armed, restarted = ?report.restarted,
+                                "chaos rules reloaded"
+                            ),
+                        }
                     }
                     Err(e) => {
                         status.rejected += 1;

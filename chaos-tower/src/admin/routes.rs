@@ -196,6 +196,7 @@ fn chaos_view(chaos: &crate::ChaosHandle) -> Value {
     let counters = chaos.snapshot();
     json!({
         "armed": counters.armed,
+        "latched": counters.latched,
         "environment": counters.environment,
         "config": chaos.controller().config(),
         "counters": counters,

@@ -104,11 +104,28 @@ impl FlagFile {
         Ok(Self { flags })
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file (see [`from_bytes`](Self::from_bytes)).
     pub fn read(path: &Path) -> Result<Self, FlagError> {
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| FlagError::new("", format!("cannot read the file: {e}")).in_file(Some(path)))?;
-        Self::parse(&text, Some(path))
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses the contents of the file `path`. A file with nothing but blanks and comments is refused: it is
+    /// far more often a write caught half-way than a wish to drop every flag to its default, which
+    /// `flags: {}` says.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, FlagError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| FlagError::new("", format!("the file is not UTF-8: {e}")).in_file(Some(path)))?;
+        let blank = text.lines().map(str::trim).all(|l| l.is_empty() || l.starts_with('#') || l == "---" || l == "...");
+        if blank {
+            return Err(FlagError::new(
+                "",
+                "the file is empty (or only comments), as in a write caught half-way; write `flags: {}` for no flags",
+            )
+            .in_file(Some(path)));
+        }
+        Self::parse(text, Some(path))
     }
 
     fn check(name: &str, raw: RawFlag) -> Result<FlagSpec, FlagError> {

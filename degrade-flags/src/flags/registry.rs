@@ -22,10 +22,10 @@ pub enum Source {
     Override,
     /// From the environment variable `DEGRADE_<FLAG>`.
     Env,
-    /// Flipped by a trigger; the name says which.
-    Trigger(Arc<str>),
-    /// The flag file's `value:`.
+    /// The flag file's `value:` (what `degrade set` writes): a person's setting, so it wins over triggers.
     File,
+    /// Flipped by a trigger; the name says which. Triggers move only flags no person has set.
+    Trigger(Arc<str>),
     /// Nothing set it: the flag's default.
     Default,
 }
@@ -71,10 +71,10 @@ impl Layers {
             (v, Source::Override)
         } else if let Some(v) = self.env {
             (v, Source::Env)
-        } else if let Some((v, name)) = &self.trigger {
-            (*v, Source::Trigger(name.clone()))
         } else if let Some(v) = self.file {
             (v, Source::File)
+        } else if let Some((v, name)) = &self.trigger {
+            (*v, Source::Trigger(name.clone()))
         } else {
             (default, Source::Default)
         }
@@ -171,10 +171,13 @@ struct Inner {
 
 /// The flags of a process: cheap to clone, every clone sees the same flags.
 ///
-/// A flag's value comes from its highest-precedence source: a programmatic override ([`set`](Self::set)),
-/// the environment (`DEGRADE_<FLAG>`, the name upper-cased with `.` and `-` as `_`), a trigger
-/// ([`set_trigger`](Self::set_trigger)), the flag file's `value:`, and finally its default. Readers hold a
-/// typed handle ([`BoolFlag`], [`StrategyFlag`], [`NumberFlag`]) whose `get` is one relaxed atomic load.
+/// A flag's value comes from its highest-precedence source: a programmatic override ([`set`](Self::set), the
+/// admin API), the environment (`DEGRADE_<FLAG>`, the name upper-cased with `.` and `-` as `_`), the flag
+/// file's `value:` (what `degrade set` writes), a trigger ([`set_trigger`](Self::set_trigger)), and finally
+/// its default. Every source above the triggers is a person's setting, so a manual setting always wins over
+/// a trigger and stays until a person removes it (`degrade unset`, [`unset`](Self::unset)); a trigger moves
+/// only a flag that no person has set. Readers hold a typed handle ([`BoolFlag`], [`StrategyFlag`],
+/// [`NumberFlag`]) whose `get` is one relaxed atomic load.
 #[derive(Clone)]
 pub struct Flags {
     inner: Arc<Inner>,
@@ -272,8 +275,18 @@ impl Flags {
     /// longer sets fall back to their other sources. On error nothing changes.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<(), FlagError> {
         let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|e| FlagError::new("", format!("cannot read the file: {e}")).in_file(Some(path)));
+        let bytes = bytes
+            .inspect_err(|e| tracing::warn!(error = %e, "flag file rejected; the last good flags stay in force"))?;
+        self.load_bytes(path, &bytes)
+    }
+
+    /// [`load_file`](Self::load_file) from the file's bytes, as a watcher read them; `path` names the file.
+    pub fn load_bytes(&self, path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), FlagError> {
+        let path = path.as_ref();
         let mut loading = lock(&self.inner.loading);
-        let file = FlagFile::read(path).map_err(|e| {
+        let file = FlagFile::from_bytes(bytes, path).map_err(|e| {
             tracing::warn!(error = %e, "flag file rejected; the last good flags stay in force");
             e
         })?;
