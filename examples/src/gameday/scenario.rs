@@ -104,7 +104,9 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let calls_before = counters.provider_calls.load(Ordering::Relaxed);
     let cost_at_fault_start = cost.snapshot();
     let fault_start = epoch.elapsed();
+    // The load may be held by the previous scenario's kill switch (it latches): the runner arms explicitly.
     chaos.load(config).map_err(|e| format!("scenario {}: {e}", scenario.name))?;
+    chaos.arm().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
     events::emit("arm", &scenario.name, SystemTime::now(), json!({ "seed": chaos.snapshot().seed }));
     progress.phase("fault armed", duration);
     let (mut breaker_opened, mut first_injection, mut aborted_at) = (None, None, None);
