@@ -6,6 +6,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use brownout_foundation::sync::lock;
+
 use crate::JobRecord;
 
 /// Receives the record of every finished job. Implemented for closures `Fn(&JobRecord)`.
@@ -52,7 +54,7 @@ impl fmt::Debug for JsonLinesFile {
 impl RecordSink for JsonLinesFile {
     fn record(&self, record: &JobRecord) {
         let line = record.to_json_line();
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = lock(&self.file);
         if let Err(e) = file.write_all(line.as_bytes()) {
             tracing::warn!(target: "cost_meter", path = %self.path.display(), error = %e, "could not append a job record");
         }
@@ -73,17 +75,17 @@ impl MemorySink {
 
     /// The records so far, oldest first.
     pub fn records(&self) -> Vec<JobRecord> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.records).clone()
     }
 
     /// Takes the records so far, leaving the sink empty.
     pub fn take(&self) -> Vec<JobRecord> {
-        std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *lock(&self.records))
     }
 }
 
 impl RecordSink for MemorySink {
     fn record(&self, record: &JobRecord) {
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).push(record.clone());
+        lock(&self.records).push(record.clone());
     }
 }

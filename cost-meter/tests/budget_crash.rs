@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use cost_meter::budget::checkpoint::{self, BudgetState, Checkpoint, CheckpointError, temp_path};
+use cost_meter::budget::checkpoint::{self, BudgetState, Checkpoint, CheckpointError};
 use cost_meter::budget::{AlertLevel, AuditEntry, AuditEvent, AuditLog, Month, Usage, read_audit};
 
 fn temp(name: &str) -> PathBuf {
@@ -45,17 +45,21 @@ fn an_interrupted_checkpoint_write_leaves_the_old_state_at_every_byte() {
     let new = state(1700.25, AlertLevel::Critical);
     let mut bytes = serde_json::to_vec_pretty(&new).unwrap();
     bytes.push(b'\n');
-    // The write is: create temp, write bytes (cut anywhere), fsync, rename, fsync dir. Before the rename, the
-    // temporary file holds any prefix and the checkpoint is untouched.
+    // The write is: create a temporary file (`.checkpoint.json.XXXXXX.tmp`), write bytes (cut anywhere),
+    // fsync, rename, fsync dir. Before the rename, the temporary file holds any prefix and the checkpoint is
+    // untouched.
+    let debris = dir.join(".checkpoint.json.a1b2c3.tmp");
     for len in 0..=bytes.len() {
-        std::fs::write(temp_path(&path), &bytes[..len]).unwrap();
+        std::fs::write(&debris, &bytes[..len]).unwrap();
         let loaded = load(&path).unwrap().expect("the old checkpoint is there");
         assert!(same_state(&loaded, &old), "cut at byte {len}");
     }
-    // The next save overwrites the debris and wins.
+    // The next save writes past the debris (another, unique name) and wins.
     checkpoint::save(&path, &new, UNIX_EPOCH + NOW).unwrap();
     assert!(same_state(&load(&path).unwrap().unwrap(), &new));
-    assert!(!temp_path(&path).exists(), "the rename consumed the temporary file");
+    let mut left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, [".checkpoint.json.a1b2c3.tmp", "checkpoint.json"], "the rename consumed its temporary file");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -86,6 +90,30 @@ fn a_damaged_checkpoint_is_kept_aside_and_reported_never_zeroed() {
     std::fs::write(&path, String::from_utf8(bytes).unwrap().replace("42.0", "-42.0")).unwrap();
     let err = load(&path).unwrap_err();
     assert!(err.to_string().contains("kept aside as") && err.to_string().contains("negative"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn reading_a_damaged_checkpoint_reports_it_and_changes_nothing() {
+    let dir = temp("ckpt-read");
+    let path = dir.join("checkpoint.json");
+    assert!(checkpoint::read(&path).unwrap().is_none(), "no checkpoint: none");
+    let good = state(42.0, AlertLevel::Ok);
+    checkpoint::save(&path, &good, UNIX_EPOCH + NOW).unwrap();
+    assert!(same_state(&checkpoint::read(&path).unwrap().unwrap(), &good));
+    let bytes = std::fs::read(&path).unwrap();
+    let torn = &bytes[..bytes.len() / 2];
+    std::fs::write(&path, torn).unwrap();
+    let err = checkpoint::read(&path).unwrap_err();
+    let CheckpointError::Invalid { path: reported, reason } = &err else { panic!("{err}") };
+    assert_eq!(reported, &path);
+    assert!(!reason.is_empty());
+    assert!(
+        err.to_string().contains("checkpoint.json: not a valid checkpoint")
+            && err.to_string().contains("left as it is")
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), torn, "left in place, byte for byte");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "nothing moved aside, nothing written");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -197,3 +197,26 @@ fn save_every_bounds_the_checkpoint_writes_but_a_crossing_saves_at_once() {
     assert_eq!(on_disk(t + 63.0), 77.0, "the interval has passed since the last save");
     m.save(at(t + 64.0)).unwrap();
 }
+
+#[test]
+fn flush_saves_the_records_save_every_held_back_and_only_those() {
+    let dir = temp("flush");
+    let path = dir.join("checkpoint.json");
+    let on_disk = |now: f64| {
+        let m = BudgetMonitor::open(budgets(), &path, at(now)).unwrap();
+        m.usage("research").cpu_hours
+    };
+    let t = nov(0.0);
+    let mut m = BudgetMonitor::open(budgets(), &path, at(t)).unwrap().save_every(Duration::from_secs(60));
+    assert!(!m.flush(at(t)).unwrap(), "nothing charged: nothing to write");
+    assert!(!path.exists());
+    m.record(&job(research(), 10.0, 0.0, t), at(t)).unwrap();
+    assert!(!m.flush(at(t)).unwrap(), "the record saved itself");
+    m.record(&job(research(), 5.0, 0.0, t + 1.0), at(t + 1.0)).unwrap();
+    assert_eq!(on_disk(t + 1.0), 10.0, "held back by save_every");
+    // A quiet spell: no record comes to save it, the timer's flush does.
+    assert!(m.flush(at(t + 2.0)).unwrap());
+    assert_eq!(on_disk(t + 2.0), 15.0);
+    assert!(!m.flush(at(t + 3.0)).unwrap(), "saved once, not at every tick");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -179,9 +179,73 @@ fn rules_are_generated_for_every_budget() {
     );
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(std::fs::read_to_string(&test).unwrap().contains("rule_files:\n  - \"rules.yaml\""));
-    let out = cost_meter(&["rules", "--test", "nope", "--out", "x", "--test-out", "y"], &workspace());
-    assert_eq!(out.status.code(), Some(1));
-    let out = cost_meter(&["frobnicate"], &workspace());
+    let out = cost_meter(&["frobnicate"], &dir);
     assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every argument is checked before anything is written: a refused one leaves no file behind. The runs happen
+/// in a scratch directory, so a regression writes there, never into the source tree.
+#[test]
+fn rules_refuse_bad_arguments_before_writing_anything() {
+    let dir = temp("rules-refused");
+    let budgets = workspace().join("configs/budgets");
+    let budgets = budgets.to_str().unwrap();
+    let cases: [(&[&str], i32, &str); 5] = [
+        (&["--test", "nope", "--out", "x", "--test-out", "y"], 1, "--test: no budget named `nope`"),
+        (&["--test", "research-cluster", "--out", "x"], 2, "--test and --test-out go together"),
+        (&["--out", "x", "--test-out", "y"], 2, "--test and --test-out go together"),
+        (&["--out", "x", "--test", "research-cluster", "--test-out", "x"], 2, "same file"),
+        (&["--out", "x", "--test", "research-cluster", "--test-out", "no/such/dir/y"], 1, "no directory"),
+    ];
+    for (args, code, says) in cases {
+        let out = cost_meter(&[&["rules", budgets][..], args].concat(), &dir);
+        let stderr = text(&out).1;
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: `{says}` not in {stderr}");
+        for file in ["x", "y"] {
+            assert!(!dir.join(file).exists(), "{args:?} wrote {file} before refusing");
+        }
+    }
+    // The same arguments, fixed, write both.
+    let out = cost_meter(&["rules", budgets, "--out", "x", "--test", "research-cluster", "--test-out", "y"], &dir);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(dir.join("x").exists() && dir.join("y").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `report` only reads: a corrupt checkpoint is reported with its file and reason, exit 1, and left in place
+/// byte for byte (its writer, not a reader, moves it aside).
+#[test]
+fn report_leaves_a_corrupt_checkpoint_where_it_is() {
+    let dir = temp("report-corrupt");
+    let recs = records(&dir);
+    let checkpoint = dir.join("checkpoint.json");
+    let torn = "{\"version\":1,\"month\":\"2026-11\",\"budg";
+    std::fs::write(&checkpoint, torn).unwrap();
+    let before: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let budgets = workspace().join("configs/budgets");
+    let out = cost_meter(
+        &[
+            "report",
+            "--budgets",
+            budgets.to_str().unwrap(),
+            "--records",
+            recs.to_str().unwrap(),
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: not a valid checkpoint (", checkpoint.display()))
+            && stderr.contains("left as it is"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), torn, "the checkpoint was changed");
+    let after: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(after, before, "no file moved aside or written");
     let _ = std::fs::remove_dir_all(&dir);
 }

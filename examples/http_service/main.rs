@@ -4,6 +4,7 @@
 //! cargo run --release --example http_service -- [--listen 127.0.0.1:8080]
 //!     [--rules configs/chaos/quote-provider.yaml] [--flags configs/feature_flags.yaml]
 //!     [--admin-token-file FILE [--admin-audit-log admin-audit.jsonl]]
+//!     [--budgets configs/budgets] [--budget-checkpoint budget-checkpoint.json]
 //!     [--provider-latency 1ms] [--bare]
 //! ```
 //!
@@ -21,15 +22,21 @@
 //! provider answer at once instead of after 1 ms, and `--bare` serves the same quotes with none of Brownout's
 //! layers (no fallback, breaker, fault layer or cost meter), the baseline to compare with.
 //!
+//! Requests are charged to the budgets of `--budgets` (default `configs/budgets` when that directory exists;
+//! `GET /admin/budgets`). Their month-to-date usage is kept in `--budget-checkpoint FILE` (default
+//! `budget-checkpoint.json` in the working directory): loaded at start, saved every second while requests are
+//! charged and at shutdown, so a restart, even after `kill -9`, loses at most the last second's charges.
+//!
 //! Prints `listening on http://ADDR` once it accepts connections, so scripts can wait for that line; stops
-//! gracefully on Ctrl-C. Logs go to standard error (`RUST_LOG`, default `info`).
+//! gracefully on SIGTERM (what Kubernetes sends) or Ctrl-C: it saves the budget checkpoint at once, lets the
+//! requests in flight finish, and saves it again. Logs go to standard error (`RUST_LOG`, default `info`).
 //!
 //! The code lives in the package's library, [`examples::http_service`], so tests can start it.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use examples::http_service::{Options, Service, serve};
+use examples::http_service::{Options, Service, serve, shutdown_signal};
 
 /// cost-meter's allocator: each request's memory is measured (attributed to its job), not estimated.
 #[global_allocator]
@@ -59,12 +66,20 @@ async fn run() -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
-    let shutdown = async {
-        // Without a Ctrl-C handler the service runs until killed.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+    let checkpoint = service.budget_checkpoint();
+    let on_signal = checkpoint.clone();
+    let shutdown = async move {
+        let signal = shutdown_signal().await;
+        tracing::info!("{signal}: finishing the requests in flight");
+        // Saved before the drain too, in case the drain outlasts the grace period before a SIGKILL.
+        if let Some(Err(e)) = on_signal.map(|c| c.save()) {
+            tracing::error!("{e}");
         }
-        tracing::info!("Ctrl-C: finishing the requests in flight");
     };
-    serve(listener, &service, shutdown).await.map_err(|e| format!("serve: {e}"))
+    serve(listener, &service, shutdown).await.map_err(|e| format!("serve: {e}"))?;
+    if let Some(checkpoint) = checkpoint {
+        checkpoint.save()?;
+        tracing::info!(file = %checkpoint.path().display(), "budget checkpoint saved");
+    }
+    Ok(())
 }

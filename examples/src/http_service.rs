@@ -8,12 +8,17 @@
 //!
 //! A rules or flag file that fails to load on a change is logged (file, field and reason) and the last good
 //! rules or flags stay in force; [`Service::rules_status`] counts the reloads and keeps the last error.
+//!
+//! With budgets, the month-to-date usage is kept in `--budget-checkpoint` (default
+//! [`DEFAULT_BUDGET_CHECKPOINT`]): loaded at start, saved every [`BUDGET_CHECKPOINT_INTERVAL`] while requests
+//! are charged, and at shutdown ([`BudgetCheckpoint::save`] on SIGTERM or Ctrl-C, see [`shutdown_signal`]).
+//! A `kill -9` loses at most the last interval's charges.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::routing::get;
@@ -36,6 +41,11 @@ pub const DEFAULT_ADMIN_AUDIT_LOG: &str = "admin-audit.jsonl";
 
 /// The budgets the requests are charged to, when the directory exists (`--budgets`).
 pub const DEFAULT_BUDGETS: &str = "configs/budgets";
+/// The default `--budget-checkpoint` file (in the working directory): the budgets' month-to-date usage.
+pub const DEFAULT_BUDGET_CHECKPOINT: &str = "budget-checkpoint.json";
+/// How often the budget checkpoint is saved while requests are charged: a `kill -9` loses at most this much
+/// of the budgets' usage.
+pub const BUDGET_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// The strategy flag that forces the provider's breaker (`none`, `forced_open`, …).
 pub const BREAKER_FLAG: &str = "quotes.breaker";
 
@@ -59,6 +69,12 @@ pub struct Options {
     /// `budget_*` metrics). Default `configs/budgets` when that directory exists; an explicit directory
     /// that does not load is an error.
     pub budgets: Option<PathBuf>,
+    /// `--budget-checkpoint FILE`: where the budgets' month-to-date usage is kept across restarts (default
+    /// `budget-checkpoint.json` in the working directory; only with budgets). Loaded at start (a corrupt one is
+    /// moved aside as `FILE.corrupt-<unix seconds>` and the service refuses to start: starting again counts the
+    /// month from zero), saved every [`BUDGET_CHECKPOINT_INTERVAL`] while requests are charged, and at shutdown
+    /// (SIGTERM, Ctrl-C). The file must be writable at start.
+    pub budget_checkpoint: PathBuf,
     /// `--bare`: serve `/quote/{symbol}` with none of Brownout's layers ([`demo::bare_router`]), the baseline of
     /// the end-to-end benchmark. The rules and flags still load (and `/metrics`, `/healthz` stay) but nothing
     /// on the request path reads them; no admin API.
@@ -81,6 +97,7 @@ impl Default for Options {
             admin_token_file: None,
             admin_audit_log: PathBuf::from(DEFAULT_ADMIN_AUDIT_LOG),
             budgets: None,
+            budget_checkpoint: PathBuf::from(DEFAULT_BUDGET_CHECKPOINT),
             bare: false,
             provider_latency: demo::PROVIDER_LATENCY,
             thread_cpu: true,
@@ -107,6 +124,7 @@ impl Options {
                 "--admin-token-file" => options.admin_token_file = Some(value("--admin-token-file")?.into()),
                 "--admin-audit-log" => options.admin_audit_log = value("--admin-audit-log")?.into(),
                 "--budgets" => options.budgets = Some(value("--budgets")?.into()),
+                "--budget-checkpoint" => options.budget_checkpoint = value("--budget-checkpoint")?.into(),
                 "--bare" => options.bare = true,
                 "--provider-latency" => {
                     let text = value("--provider-latency")?;
@@ -132,19 +150,120 @@ impl Options {
 }
 
 /// The budget monitor over `dir` (or over `configs/budgets` when it exists, for `None`), publishing
-/// `budget_*` metrics and logging alerts.
-fn load_budgets(dir: Option<&std::path::Path>) -> Result<Option<Arc<Mutex<BudgetMonitor>>>, String> {
+/// `budget_*` metrics and logging alerts, its month-to-date usage restored from `checkpoint` and saved there
+/// at most every [`BUDGET_CHECKPOINT_INTERVAL`] by its records.
+fn load_budgets(dir: Option<&Path>, checkpoint: &Path) -> Result<Option<BudgetCheckpoint>, String> {
     let dir = match dir {
         Some(dir) => dir.to_path_buf(),
-        None if std::path::Path::new(DEFAULT_BUDGETS).is_dir() => PathBuf::from(DEFAULT_BUDGETS),
+        None if Path::new(DEFAULT_BUDGETS).is_dir() => PathBuf::from(DEFAULT_BUDGETS),
         None => return Ok(None),
     };
     let set = BudgetSet::load_dir(&dir).map_err(|e| format!("--budgets {}: {e}", dir.display()))?;
-    let monitor = BudgetMonitor::new(Arc::new(set), std::time::SystemTime::now())
+    let now = SystemTime::now();
+    let monitor = BudgetMonitor::open(Arc::new(set), checkpoint, now)
+        .map_err(|e| format!("--budget-checkpoint: {e}; starting again counts the month from zero"))?
+        .save_every(BUDGET_CHECKPOINT_INTERVAL)
         .with_sink(LogSink)
         .with_sink(MetricsSink::new());
-    tracing::info!(dir = %dir.display(), "requests charged to the budgets");
-    Ok(Some(Arc::new(Mutex::new(monitor))))
+    // Fail now, not at the first request, if the checkpoint cannot be written.
+    monitor.save(now).map_err(|e| format!("--budget-checkpoint: cannot write: {e}"))?;
+    tracing::info!(dir = %dir.display(), checkpoint = %checkpoint.display(), "requests charged to the budgets");
+    Ok(Some(BudgetCheckpoint { monitor: Arc::new(Mutex::new(monitor)), path: checkpoint.to_path_buf() }))
+}
+
+/// The budget monitor and its month-to-date checkpoint file: a cheap `Clone` handle, to save at shutdown.
+#[derive(Debug, Clone)]
+pub struct BudgetCheckpoint {
+    monitor: Arc<Mutex<BudgetMonitor>>,
+    path: PathBuf,
+}
+
+impl BudgetCheckpoint {
+    /// The checkpoint file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Saves the budgets' month-to-date usage now (atomically: the file holds the old or the new state).
+    pub fn save(&self) -> Result<(), String> {
+        self.monitor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .save(SystemTime::now())
+            .map_err(|e| format!("--budget-checkpoint: cannot write: {e}"))
+    }
+
+    /// Saves what the records held back (see [`BudgetMonitor::flush`]) and moves to a new month when one
+    /// starts; errors are logged, and the next call tries again.
+    fn flush(&self) {
+        let now = SystemTime::now();
+        let mut monitor = self.monitor.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = monitor.tick(now).and_then(|_| monitor.flush(now)) {
+            tracing::error!("budget checkpoint not saved, retrying in {BUDGET_CHECKPOINT_INTERVAL:?}: {e}");
+        }
+    }
+}
+
+/// Saves a [`BudgetCheckpoint`] every [`BUDGET_CHECKPOINT_INTERVAL`] when records are pending, on its own
+/// thread (the fsync stays off the runtime); dropping it stops the thread after a last save.
+#[derive(Debug)]
+struct CheckpointSaver {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CheckpointSaver {
+    fn start(checkpoint: BudgetCheckpoint) -> Result<Self, String> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("budget-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(BUDGET_CHECKPOINT_INTERVAL) {
+                    checkpoint.flush();
+                }
+                checkpoint.flush();
+            })
+            .map_err(|e| format!("cannot start the budget checkpoint's thread: {e}"))?;
+        Ok(CheckpointSaver { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for CheckpointSaver {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Completes at the first SIGTERM (what Kubernetes and systemd send to stop a process) or Ctrl-C (SIGINT), and
+/// says which. Where neither can be listened to, it never completes (the process runs until killed).
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = term => "SIGTERM",
+        () = ctrl_c => "Ctrl-C",
+    }
 }
 
 /// The process's Prometheus recorder, installed on first use. Metric handles bind to the recorder installed
@@ -184,6 +303,8 @@ pub struct Service {
     /// The Prometheus recorder's handle (renders `/metrics`).
     pub metrics: PrometheusHandle,
     status: Arc<Mutex<RulesStatus>>,
+    budgets: Option<BudgetCheckpoint>,
+    _budget_saver: Option<CheckpointSaver>,
     _rules_watcher: FileWatcher,
     _flags_watcher: FlagWatcher,
 }
@@ -235,21 +356,29 @@ impl Service {
         let observability = Router::new()
             .route("/metrics", get(move || std::future::ready(render.render())))
             .route("/healthz", get(|| std::future::ready("ok")));
-        let router = if options.bare {
+        let (router, budgets) = if options.bare {
             tracing::info!("--bare: no Brownout layer on /quote/{{symbol}}");
-            demo::bare_router(options.timeout, options.provider_latency)
+            (demo::bare_router(options.timeout, options.provider_latency), None)
         } else {
             armed_router(options, &chaos, &flags)?
         };
+        let budget_saver = budgets.clone().map(CheckpointSaver::start).transpose()?;
         Ok(Service {
             router: router.merge(observability),
             chaos,
             flags,
             metrics,
             status,
+            budgets,
+            _budget_saver: budget_saver,
             _rules_watcher: rules_watcher,
             _flags_watcher: flags_watcher,
         })
+    }
+
+    /// The budgets' monitor and checkpoint, when requests are charged to budgets: save it at shutdown.
+    pub fn budget_checkpoint(&self) -> Option<BudgetCheckpoint> {
+        self.budgets.clone()
     }
 
     /// What the rules watcher has done so far.
@@ -258,9 +387,15 @@ impl Service {
     }
 }
 
-/// The demo app with every Brownout layer (and the admin API when a token file is given): `/quote/{symbol}`.
-fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result<Router, String> {
-    let budgets = load_budgets(options.budgets.as_deref())?;
+/// The demo app with every Brownout layer (and the admin API when a token file is given): `/quote/{symbol}`;
+/// and the budgets' checkpoint when requests are charged to budgets.
+fn armed_router(
+    options: &Options,
+    chaos: &ChaosHandle,
+    flags: &Flags,
+) -> Result<(Router, Option<BudgetCheckpoint>), String> {
+    let checkpoint = load_budgets(options.budgets.as_deref(), &options.budget_checkpoint)?;
+    let budgets = checkpoint.as_ref().map(|c| c.monitor.clone());
     let demo_options = demo::Options {
         timeout: options.timeout,
         fallback: true,
@@ -294,7 +429,7 @@ fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result
         router = router.nest_service("/admin", admin);
         tracing::info!(audit = %options.admin_audit_log.display(), "admin API mounted at /admin");
     }
-    Ok(router)
+    Ok((router, checkpoint))
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets the requests in flight finish.

@@ -27,6 +27,7 @@ async fn requests_are_charged_to_the_demo_budget() {
         admin_token_file: Some(dir.join("tokens")),
         admin_audit_log: dir.join("audit.jsonl"),
         budgets: Some(repo.join("configs/budgets")),
+        budget_checkpoint: dir.join("budget-checkpoint.json"),
         ..Options::default()
     };
     let service = Service::start(&options).unwrap();

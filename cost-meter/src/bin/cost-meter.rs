@@ -14,6 +14,12 @@
 //! `--records` defaults to `cost_records.jsonl` (JSON lines, one finished job each). Errors go to standard
 //! error naming the file, the field and the reason; a refused input exits with status 1, a usage error
 //! with status 2.
+//!
+//! Only `rules` writes files, and only once every argument has been checked: a refused argument leaves no
+//! `--out` or `--test-out` file behind. `report --checkpoint FILE` only reads: a checkpoint that does not
+//! parse is reported (file and reason) with status 1 and left where it is, untouched; the service that keeps
+//! it moves it aside when it next starts. The report does not fall back to the records then, since that
+//! would show a month-to-date figure the checkpoint contradicts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -179,7 +185,8 @@ fn report(args: &Args) -> Result<(), Failure> {
     let budgets = Arc::new(load_budgets(&dir_option(args, None))?);
     let checkpoint = match args.options.get("--checkpoint") {
         None => None,
-        Some(p) => match checkpoint::load(Path::new(p), now) {
+        // Read only: a corrupt checkpoint is reported and left in place (only its writer moves it aside).
+        Some(p) => match checkpoint::read(Path::new(p)) {
             Ok(Some(c)) => Some(c),
             Ok(None) => return Err(Failure::Refused(format!("{p}: no checkpoint there"))),
             Err(e) => return Err(Failure::Refused(e.to_string())),
@@ -283,36 +290,50 @@ fn report(args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Checks every argument first (the budgets, `--test` with `--test-out` and `--out`, the budget named), then
+/// writes: a refused argument leaves no file behind.
 fn rules(args: &Args, dir: &Path) -> Result<(), Failure> {
     let budgets = load_budgets(dir)?;
+    let out = args.options.get("--out");
+    let test = match (args.options.get("--test"), args.options.get("--test-out")) {
+        (None, None) => None,
+        (Some(name), Some(test_out)) => {
+            let out = out.ok_or_else(|| Failure::Usage("--test needs --out (the rules file it tests)".into()))?;
+            if std::path::absolute(out).ok() == std::path::absolute(test_out).ok() {
+                return Err(Failure::Usage(format!("--out and --test-out are the same file `{out}`")));
+            }
+            let budget = budgets
+                .get(name)
+                .ok_or_else(|| Failure::Refused(format!("{}: --test: no budget named `{name}`", dir.display())))?;
+            // promtool resolves rule files relative to the test file's directory
+            let (o, t) = (Path::new(out), Path::new(test_out));
+            let rules_file = match (o.parent(), t.parent()) {
+                (Some(a), Some(b)) if a == b => o.file_name().map(|n| n.to_string_lossy().into_owned()),
+                _ => std::path::absolute(o).ok().map(|p| p.display().to_string()),
+            }
+            .unwrap_or_else(|| o.display().to_string());
+            Some((test_out, promtool_test_yaml(budget, &rules_file)))
+        }
+        _ => return Err(Failure::Usage("--test and --test-out go together".into())),
+    };
+    for path in out.into_iter().chain(test.as_ref().map(|(t, _)| *t)) {
+        let parent = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(Failure::Refused(format!("{path}: cannot write: no directory `{}`", parent.display())));
+        }
+    }
+    // Every argument is good: now write.
     let text = rules_yaml(&budgets);
     let write = |path: &str, text: &str| {
         std::fs::write(path, text).map_err(|e| Failure::Refused(format!("{path}: cannot write: {e}")))
     };
-    match args.options.get("--out") {
+    match out {
         Some(out) => write(out, &text)?,
         None => print!("{text}"),
     }
-    match (args.options.get("--test"), args.options.get("--test-out")) {
-        (None, None) => Ok(()),
-        (Some(name), Some(test_out)) => {
-            let budget = budgets
-                .get(name)
-                .ok_or_else(|| Failure::Refused(format!("{}: no budget named `{name}`", dir.display())))?;
-            let rules_file = args.options.get("--out").map(|o| {
-                // promtool resolves rule files relative to the test file's directory
-                let (o, t) = (Path::new(o), Path::new(test_out));
-                match (o.parent(), t.parent()) {
-                    (Some(a), Some(b)) if a == b => o.file_name().map(|n| n.to_string_lossy().into_owned()),
-                    _ => std::path::absolute(o).ok().map(|p| p.display().to_string()),
-                }
-                .unwrap_or_else(|| o.display().to_string())
-            });
-            let rules_file =
-                rules_file.ok_or_else(|| Failure::Usage("--test needs --out (the rules file it tests)".into()))?;
-            write(test_out, &promtool_test_yaml(budget, &rules_file))
-        }
-        _ => Err(Failure::Usage("--test and --test-out go together".into())),
+    match test {
+        Some((test_out, test_text)) => write(test_out, &test_text),
+        None => Ok(()),
     }
 }
 

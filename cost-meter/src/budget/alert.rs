@@ -186,7 +186,7 @@ impl MetricsSink {
     }
 
     fn with_gauges(&self, budget: &str, f: impl FnOnce(&mut BudgetGauges)) {
-        let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        let mut gauges = brownout_foundation::sync::lock(&self.gauges);
         if let Some(g) = gauges.get_mut(budget) {
             return f(g);
         }

@@ -185,7 +185,7 @@ impl AuditLog {
     /// Appends one entry and fsyncs it. If the file ends in a torn line (a crash mid-write), the entry starts
     /// on a new line.
     pub fn append(&self, entry: &AuditEntry) -> io::Result<()> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = brownout_foundation::sync::lock(&self.lock);
         let mut f = OpenOptions::new().read(true).append(true).create(true).open(&self.path)?;
         let len = f.metadata()?.len();
         let mut out = String::new();

@@ -1,13 +1,19 @@
-//! The month-to-date checkpoint: JSON, replaced atomically (temporary file in the same directory, fsync,
-//! rename, fsync of the directory), so that a crash at any point leaves either the old or the new checkpoint,
-//! whole. A checkpoint that does not parse is moved aside and reported, never silently replaced by zeros.
+//! The month-to-date checkpoint: JSON, replaced atomically ([`brownout_foundation::fs::write_atomically`]: a
+//! unique temporary file created exclusively in the same directory, fsync, rename, fsync of the directory), so
+//! that a crash at any point leaves either the old or the new checkpoint, whole. A checkpoint that is a
+//! symlink stays one: its target is replaced.
 //!
-//! One process writes a given checkpoint: the temporary file has a fixed name (`.NAME.tmp`), so the debris of
-//! an interrupted write is overwritten by the next one and never read.
+//! Reading has two forms. [`read`] has no side effect: a readable tool (`cost-meter report`) uses it, and a
+//! file that does not hold a checkpoint is reported as [`CheckpointError::Invalid`] and left where it is.
+//! [`load`] is the writer's: the one process that keeps the checkpoint moves a corrupt one aside
+//! ([`CheckpointError::Corrupt`]) before it writes a new one, so it is never silently replaced by zeros.
+//!
+//! A process killed in the middle of a save leaves its temporary file (`.NAME.XXXXXX.tmp`); it is never read
+//! and may be deleted.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -64,6 +70,14 @@ pub enum CheckpointError {
         /// Why it was rejected.
         reason: String,
     },
+    /// The file exists but does not hold a checkpoint, and was left as it is (found by [`read`], which
+    /// changes nothing).
+    Invalid {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// Reading or writing failed.
     Io {
         /// The checkpoint file.
@@ -86,37 +100,18 @@ impl fmt::Display for CheckpointError {
             CheckpointError::Corrupt { path, moved_to: None, reason } => {
                 write!(f, "{}: corrupt checkpoint ({reason}); it could not be moved aside", path.display())
             }
+            CheckpointError::Invalid { path, reason } => write!(
+                f,
+                "{}: not a valid checkpoint ({reason}); left as it is (the service that keeps it moves it aside \
+                 when it next starts)",
+                path.display()
+            ),
             CheckpointError::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
 }
 
 impl std::error::Error for CheckpointError {}
-
-/// The temporary file a save writes before renaming it over `path`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
-    path.with_file_name(format!(".{name}.tmp"))
-}
-
-/// Writes `bytes` to `path` atomically: temporary file in the same directory, fsync, rename, fsync of the
-/// directory. On error the temporary file is removed and `path` is untouched.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
 
 /// Saves a checkpoint atomically, stamping it with `now`.
 pub fn save(path: &Path, checkpoint: &Checkpoint, now: SystemTime) -> Result<(), CheckpointError> {
@@ -126,7 +121,8 @@ pub fn save(path: &Path, checkpoint: &Checkpoint, now: SystemTime) -> Result<(),
     let mut text =
         serde_json::to_vec_pretty(&c).map_err(|e| CheckpointError::Io { path: path.into(), source: e.into() })?;
     text.push(b'\n');
-    write_atomically(path, &text).map_err(|source| CheckpointError::Io { path: path.into(), source })
+    brownout_foundation::fs::write_atomically(path, &text)
+        .map_err(|source| CheckpointError::Io { path: path.into(), source })
 }
 
 fn check(bytes: &[u8]) -> Result<Checkpoint, String> {
@@ -144,18 +140,24 @@ fn check(bytes: &[u8]) -> Result<Checkpoint, String> {
     Ok(c)
 }
 
-/// Loads a checkpoint: `Ok(None)` if there is none. A file that does not hold a valid checkpoint (empty,
-/// truncated, edited by hand) is renamed to `NAME.corrupt-<unix seconds>` and reported as
-/// [`CheckpointError::Corrupt`].
-pub fn load(path: &Path, now: SystemTime) -> Result<Option<Checkpoint>, CheckpointError> {
+/// Reads a checkpoint without changing anything: `Ok(None)` if there is none, and a file that does not hold
+/// a valid checkpoint (empty, truncated, edited by hand) reported as [`CheckpointError::Invalid`] and left in
+/// place. For readers; the process that keeps the checkpoint uses [`load`].
+pub fn read(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(CheckpointError::Io { path: path.into(), source }),
     };
-    match check(&bytes) {
-        Ok(c) => Ok(Some(c)),
-        Err(reason) => {
+    check(&bytes).map(Some).map_err(|reason| CheckpointError::Invalid { path: path.into(), reason })
+}
+
+/// Loads a checkpoint for the process that keeps it: `Ok(None)` if there is none. A file that does not hold a
+/// valid checkpoint (empty, truncated, edited by hand) is renamed to `NAME.corrupt-<unix seconds>` and
+/// reported as [`CheckpointError::Corrupt`], so that the next save does not replace it.
+pub fn load(path: &Path, now: SystemTime) -> Result<Option<Checkpoint>, CheckpointError> {
+    match read(path) {
+        Err(CheckpointError::Invalid { reason, .. }) => {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let mut aside = path.with_file_name(format!("{name}.corrupt-{}", unix_seconds(now) as i64));
             let mut n = 1;
@@ -167,5 +169,6 @@ pub fn load(path: &Path, now: SystemTime) -> Result<Option<Checkpoint>, Checkpoi
             tracing::error!(path = %path.display(), reason, "corrupt budget checkpoint kept aside");
             Err(CheckpointError::Corrupt { path: path.into(), moved_to, reason })
         }
+        other => other,
     }
 }

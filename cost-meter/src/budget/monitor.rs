@@ -36,6 +36,8 @@ pub struct BudgetMonitor {
     /// Save at most this often from `record` (crossings and new months save at once); zero: every record.
     save_every: Duration,
     last_save: Option<SystemTime>,
+    /// A record charged since the last save from `record` or `flush` was not saved (`save_every` held it back).
+    unsaved: bool,
 }
 
 impl fmt::Debug for BudgetMonitor {
@@ -63,6 +65,7 @@ impl BudgetMonitor {
             checkpoint: None,
             save_every: Duration::ZERO,
             last_save: None,
+            unsaved: false,
         }
     }
 
@@ -102,7 +105,8 @@ impl BudgetMonitor {
     /// Saves the checkpoint from [`record`](Self::record) at most once per `interval` instead of after every
     /// record: for a monitor charged per request, where an fsync per record would cost more than the request.
     /// A record that crosses a threshold or starts a new month still saves at once; a crash loses at most
-    /// `interval` of usage. Call [`save`](Self::save) at shutdown.
+    /// `interval` of usage, if [`flush`](Self::flush) runs on a timer of the same interval (a record that was
+    /// held back is otherwise saved only by the next record). Call [`save`](Self::save) at shutdown.
     pub fn save_every(mut self, interval: Duration) -> Self {
         self.save_every = interval;
         self
@@ -173,11 +177,28 @@ impl BudgetMonitor {
             Some(last) => now.duration_since(last).map_or(true, |since| since >= self.save_every),
             None => true,
         };
+        // Pending until a save succeeds (here, or from `flush`).
+        self.unsaved = true;
         if due || new_month || !events.is_empty() {
             self.save(now)?;
             self.last_save = Some(now);
+            self.unsaved = false;
         }
         Ok(events)
+    }
+
+    /// Saves the checkpoint if a record charged since the last save was held back by
+    /// [`save_every`](Self::save_every); returns whether it wrote. Call it from a timer of that interval, so
+    /// that the last charges before a quiet spell are not left unsaved until the next record. A failed save
+    /// stays pending: the next `flush` tries again.
+    pub fn flush(&mut self, now: SystemTime) -> Result<bool, CheckpointError> {
+        if !self.unsaved {
+            return Ok(false);
+        }
+        self.save(now)?;
+        self.last_save = Some(now);
+        self.unsaved = false;
+        Ok(true)
     }
 
     /// Moves to the month of `now` if it is a new one (usage back at zero, alerts cleared, guardrails lifted).

@@ -199,7 +199,7 @@ impl CircuitBreaker {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves counters, not broken invariants: carry on.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        brownout_foundation::sync::lock(&self.inner)
     }
 
     #[cold]

@@ -59,7 +59,7 @@ impl<K> fmt::Debug for BreakerMap<K> {
 
 impl<K> BreakerMap<K> {
     fn lock(&self) -> std::sync::MutexGuard<'_, MapInner<K>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        brownout_foundation::sync::lock(&self.inner)
     }
 }
 

@@ -10,8 +10,18 @@
 //! ```
 //!
 //! `--file` defaults to `configs/feature_flags.yaml`. `set` and `unset` edit the file in place, keeping its
-//! comments and order, and replace it atomically (temporary file, fsync, rename). A wrong name or value exits
-//! with status 1 and a message, and leaves the file untouched; a usage error exits with status 2.
+//! comments and order, and replace it atomically (a unique temporary file, fsync, rename:
+//! `brownout_foundation::fs::write_atomically`). A wrong name or value exits with status 1 and a message, and
+//! leaves the file untouched; a usage error exits with status 2.
+//!
+//! Concurrent `set`s and `unset`s of one file all land: each holds an exclusive advisory lock (`flock`) on a
+//! lock file beside the flag file, `.NAME.lock`, from before it reads the file until after the rename. The lock
+//! file is left in place (removing it would let two editors lock two different files); it holds nothing.
+//!
+//! Through a symlink (a chain of them, or a Kubernetes ConfigMap's `NAME -> ..data/NAME`), `set` and `unset`
+//! edit the link's final target and keep the links: the lock file and the temporary file go beside the target.
+//! A real ConfigMap is mounted read-only: there `set` fails with the reason (change the ConfigMap instead, or
+//! use `--url` on the running service).
 //!
 //! ```text
 //! degrade --url http://127.0.0.1:8080/admin [--token-file F] (list | get NAME | set NAME VALUE | unset NAME)
@@ -24,7 +34,7 @@
 //! the shell's history and in `ps`. Errors say what the API said: `401` (token refused), `400`/`404` with the
 //! field and the reason, `429` (too many failed attempts), or that the service cannot be reached.
 
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -140,9 +150,13 @@ fn unknown(file: &Path, name: &str) -> Failure {
     Failure::Refused(format!("{}: no flag named `{name}`", file.display()))
 }
 
-/// Checks the change, edits the text in place, checks the result, and replaces the file atomically.
+/// Under the file's lock: checks the change, edits the text in place, checks the result, and replaces the file
+/// (the final target of a symlink) atomically.
 fn rewrite(file: &Path, name: &str, value: Option<&str>) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(file)
+    let target = brownout_foundation::fs::resolve_symlinks(file)
+        .map_err(|e| Failure::Refused(format!("{}: cannot follow the link: {e}", file.display())))?;
+    let _lock = lock(file, &target)?;
+    let text = std::fs::read_to_string(&target)
         .map_err(|e| Failure::Refused(format!("{}: cannot read the file: {e}", file.display())))?;
     let flags = FlagFile::parse(&text, Some(file)).map_err(|e| Failure::Refused(e.to_string()))?;
     let spec = flags.flags.get(name).ok_or_else(|| unknown(file, name))?;
@@ -165,7 +179,8 @@ fn rewrite(file: &Path, name: &str, value: Option<&str>) -> Result<(), Failure> 
             file.display()
         )));
     }
-    write_atomically(file, &edited).map_err(|e| Failure::Refused(format!("{}: cannot write: {e}", file.display())))?;
+    brownout_foundation::fs::write_atomically(&target, edited.as_bytes())
+        .map_err(|e| Failure::Refused(cannot_write(file, &target, &e)))?;
     match formatted {
         Some(v) => println!("{name} = {v}"),
         None => println!("{name} = {} (default)", spec.kind.format(spec.default)),
@@ -173,25 +188,35 @@ fn rewrite(file: &Path, name: &str, value: Option<&str>) -> Result<(), Failure> 
     Ok(())
 }
 
-fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
-    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.degrade-{}",
-        file.file_name().and_then(|n| n.to_str()).unwrap_or("flags"),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(file) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Takes the exclusive advisory lock of `target` (the flag file, links resolved): `flock` on `.NAME.lock` in
+/// the same directory, created if needed, held until the returned file is dropped. Blocks while another
+/// `degrade` edits the file.
+fn lock(file: &Path, target: &Path) -> Result<File, Failure> {
+    let name = target.file_name().ok_or_else(|| Failure::Refused(format!("{}: not a file", file.display())))?;
+    let mut lock_name = std::ffi::OsString::from(".");
+    lock_name.push(name);
+    lock_name.push(".lock");
+    let lock_path = target.with_file_name(lock_name);
+    // Opened for append and never written: a planted symlink there could be locked, never changed.
+    let lock = File::options()
+        .append(true)
+        .create(true)
+        .open(&lock_path)
+        .map_err(|e| Failure::Refused(cannot_write(file, &lock_path, &e)))?;
+    lock.lock()
+        .map_err(|e| Failure::Refused(format!("{}: cannot lock {}: {e}", file.display(), lock_path.display())))?;
+    Ok(lock)
+}
+
+/// The error of a write to `path` (the flag file's target, or its lock file), with a hint for a read-only
+/// mount such as a Kubernetes ConfigMap.
+fn cannot_write(file: &Path, path: &Path, e: &std::io::Error) -> String {
+    let through = if path == file { String::new() } else { format!(" ({})", path.display()) };
+    let hint = if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem {
+        "; the file is on a read-only mount (a Kubernetes ConfigMap is one): change its source, or use --url on \
+         the running service"
+    } else {
+        ""
+    };
+    format!("{}: cannot write{through}: {e}{hint}", file.display())
 }
