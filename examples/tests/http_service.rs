@@ -77,8 +77,16 @@ impl Server {
 
     /// GET `path`: the status, the `x-served-from` header and the body.
     async fn get(&self, path: &str) -> (u16, Option<String>, String) {
-        let uri: http::Uri = format!("{}{path}", self.base).parse().unwrap();
-        let response = self.client.get(uri).await.unwrap();
+        self.get_with(path, &[]).await
+    }
+
+    /// [`get`](Self::get) with these request headers.
+    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+        let mut request = http::Request::get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self.client.request(request.body(Empty::new()).unwrap()).await.unwrap();
         let status = response.status().as_u16();
         let from = response.headers().get("x-served-from").map(|v| v.to_str().unwrap().to_owned());
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -250,4 +258,36 @@ async fn the_demo_meters_request_cpu_with_the_clock_asked_for() {
         assert_eq!((r.finished_jobs, r.running_jobs), (5, 0), "thread_cpu {thread_cpu}");
         assert_eq!(r.jobs_cpu_seconds > 0.0, thread_cpu, "thread_cpu {thread_cpu}: {r:?}");
     }
+}
+
+/// Header-driven faults through the real service: the demo passes the `x-chaos-*` headers on to the provider
+/// call where the chaos layer sits, so a request with the right token gets the fault it asks for, and one
+/// without the token, or with a wrong one, gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_chaos_headers_with_the_token_inject_through_the_real_service() {
+    const TOKEN: &str = "contract-token-0123456789abcdef";
+    let server = Server::start_with("header-faults", |o| {
+        let dir = o.rules.parent().unwrap().to_path_buf();
+        std::fs::write(dir.join("chaos-token"), format!("{TOKEN}\n")).unwrap();
+        let rules = format!(
+            "experiment: contract\nheader_faults: {{ enabled: true, token_file: {} }}\nrules: []\n",
+            dir.join("chaos-token").display()
+        );
+        std::fs::write(dir.join("header-rules.yaml"), rules).unwrap();
+        o.rules = dir.join("header-rules.yaml");
+    })
+    .await;
+    let abort = ("x-chaos-abort-status", "503");
+    // No token, or a wrong one: the headers are ignored and the provider answers.
+    assert_eq!(server.get_with("/quote/H1", &[abort]).await.0, 200);
+    let wrong = ("x-chaos-token", "contract-token-0123456789abcdeX");
+    assert_eq!(server.get_with("/quote/H2", &[abort, wrong]).await.0, 200);
+    // The token: the provider call fails with the 503 asked for; a symbol never fetched has no cached quote.
+    let (status, _, body) = server.get_with("/quote/H3", &[abort, ("x-chaos-token", TOKEN)]).await;
+    assert_eq!((status, body.as_str()), (503, "quote provider unavailable"));
+    // A cached symbol is served from the cache while its provider call is aborted.
+    let (status, from, _) = server.get_with("/quote/H1", &[abort, ("x-chaos-token", TOKEN)]).await;
+    assert_eq!((status, from.as_deref()), (200, Some("cache")));
+    let injected = server.service.chaos.snapshot().rules.iter().find(|r| r.name == "header").map(|r| r.injected);
+    assert_eq!(injected, Some(2), "two faults asked for with the token, none without");
 }
