@@ -4,7 +4,7 @@
 //! cargo run --release --example http_service -- [--listen 127.0.0.1:8080]
 //!     [--rules configs/chaos/quote-provider.yaml] [--flags configs/feature_flags.yaml]
 //!     [--admin-token-file FILE [--admin-audit-log admin-audit.jsonl]]
-//!     [--provider-latency 1ms] [--bare]
+//!     [--provider-latency 1ms] [--bare] [--header-read-timeout 10s] [--body-read-timeout 30s]
 //! ```
 //!
 //! Serves the demo service (`examples::demo`: `GET /quote/{symbol}` over a simulated quote provider behind a
@@ -21,6 +21,9 @@
 //! provider answer at once instead of after 1 ms, and `--bare` serves the same quotes with none of Brownout's
 //! layers (no fallback, breaker, fault layer or cost meter), the baseline to compare with.
 //!
+//! A client that takes longer than `--header-read-timeout` (default 10 s) to send a request head, or than
+//! `--body-read-timeout` (default 30 s) to send its body, is cut off.
+//!
 //! Prints `listening on http://ADDR` once it accepts connections, so scripts can wait for that line; stops
 //! gracefully on Ctrl-C. Logs go to standard error (`RUST_LOG`, default `info`).
 //!
@@ -29,7 +32,7 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use examples::http_service::{Options, Service, serve};
+use examples::http_service::{Options, Service, serve_with};
 
 /// cost-meter's allocator: each request's memory is measured (attributed to its job), not estimated.
 #[global_allocator]
@@ -66,5 +69,5 @@ async fn run() -> Result<(), String> {
         }
         tracing::info!("Ctrl-C: finishing the requests in flight");
     };
-    serve(listener, &service, shutdown).await.map_err(|e| format!("serve: {e}"))
+    serve_with(listener, &service, &options, shutdown).await.map_err(|e| format!("serve: {e}"))
 }
