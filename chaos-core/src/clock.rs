@@ -35,10 +35,11 @@ impl ManualClock {
         Self { now: Arc::new(Mutex::new(Instant::now())) }
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by`; a step past the end of [`Instant`]'s range stops at a year from now
+    /// on the clock (never a panic).
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
+        *now = crate::pressure::deadline(*now, by);
     }
 }
 

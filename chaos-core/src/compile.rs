@@ -219,7 +219,7 @@ fn compile_rule(field: &str, rule: &RuleConfig, seed: u64, blast_radius: f64, en
 fn compile_target(field: &str, t: &TargetConfig) -> Result<Target> {
     let route = match &t.route {
         Some(r) if r.is_empty() => return err(format!("{field}.route"), "must not be empty"),
-        Some(r) => Some(RouteGlob::new(r)),
+        Some(r) => Some(RouteGlob::parse(r).map_err(|e| ConfigError::new(format!("{field}.route"), e.reason()))?),
         None => None,
     };
     let methods = t

@@ -111,7 +111,9 @@ pub struct RuleConfig {
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     /// A glob over the request path: `*` is any run of characters within a segment, `?` one such character,
-    /// `**` as a whole segment any number of segments (`/api/**`, `/users/*/orders`).
+    /// `**` as a whole segment any number of segments (`/api/**`, `/users/*/orders`). axum's route templates
+    /// work as in axum: `{name}` is one non-empty segment, a last `{*name}` the non-empty rest of the path
+    /// (`/api/quotes/{symbol}`, `/files/{*path}`); a malformed one (`/a/{`, `/a/{*rest}/b`) is refused at load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     /// One method or a list of methods (`GET` or `[GET, HEAD]`).

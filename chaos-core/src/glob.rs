@@ -1,13 +1,20 @@
-//! Route globs over request paths, matched without allocation.
+//! Route patterns over request paths, matched without allocation: globs and axum's route templates.
 //!
 //! Segments are separated by `/`. Within a segment `*` matches any run of characters and `?` one character;
-//! a segment that is exactly `**` matches any number of whole segments, including none. Everything else is
-//! literal. `/api/**` matches `/api`, `/api/` and `/api/v1/quotes`; `/users/*/orders` matches
-//! `/users/42/orders` but not `/users/42/x/orders`.
+//! a segment that is exactly `**` matches any number of whole segments, including none. Route templates as
+//! axum 0.8 writes them are accepted too, with axum's meaning: a segment `{name}` matches one non-empty
+//! segment, and a last segment `{*name}` matches the non-empty rest of the path (one or more segments, `/`
+//! included). Everything else is literal. `/api/**` matches `/api`, `/api/` and `/api/v1/quotes`;
+//! `/users/*/orders` matches `/users/42/orders` but not `/users/42/x/orders`; `/api/quotes/{symbol}` matches
+//! `/api/quotes/ACME` but not `/api/quotes/` nor `/api/quotes/A/B`; `/files/{*path}` matches `/files/a/b.txt`
+//! but not `/files/`.
+//!
+//! [`RouteGlob::parse`] refuses a malformed template (`/a/{`, `/a/{}`, `/a/{*rest}/b`, `/a/x{id}`): a `{` or
+//! `}` may appear only as a whole-segment `{name}` or `{*name}`, the name made of `[A-Za-z0-9_]`.
 
 use std::fmt;
 
-/// A compiled route glob.
+/// A compiled route pattern.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RouteGlob {
     pattern: Box<str>,
@@ -20,22 +27,104 @@ enum Shape {
     Literal,
     /// `prefix/**` with a literal prefix: a prefix test.
     Prefix(usize),
-    /// Anything else: the general matcher.
-    General,
+    /// Anything else: the general matcher over the pattern's segments.
+    General(Box<[Seg]>),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Seg {
+    /// Literal text with `*` and `?` wildcards, within one segment.
+    Glob(Box<[u8]>),
+    /// `**`: any number of whole segments.
+    AnySegments,
+    /// `{name}`: one non-empty segment.
+    Param,
+    /// `{*name}` (last): the non-empty rest of the path.
+    Rest,
+}
+
+/// Why a route pattern was refused (see [`RouteGlob::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    reason: String,
+}
+
+impl RouteError {
+    /// Why the pattern was refused.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// A segment's template, if it is one: `Ok(None)` for a segment without braces.
+fn template(seg: &str, last: bool) -> Result<Option<Seg>, RouteError> {
+    if !seg.contains(['{', '}']) {
+        return Ok(None);
+    }
+    let refuse = |why: &str| Err(RouteError { reason: format!("segment `{}`: {why}", seg.escape_debug()) });
+    let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
+        return refuse("a parameter is a whole segment, `{name}` or `{*name}` (a literal `{` or `}` is not supported)");
+    };
+    let (rest, name) = match inner.strip_prefix('*') {
+        Some(name) => (true, name),
+        None => (false, inner),
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return refuse("a parameter's name is one or more of [A-Za-z0-9_]");
+    }
+    if rest && !last {
+        return refuse("a catch-all `{*name}` must be the last segment");
+    }
+    Ok(Some(if rest { Seg::Rest } else { Seg::Param }))
 }
 
 impl RouteGlob {
-    /// Compiles a pattern. Every string is a valid pattern.
-    pub fn new(pattern: &str) -> Self {
+    /// Compiles a pattern, refusing a malformed template with the reason.
+    pub fn parse(pattern: &str) -> Result<Self, RouteError> {
+        let count = pattern.split('/').count();
+        let mut segs = Vec::with_capacity(count);
+        let mut templated = false;
+        for (i, seg) in pattern.split('/').enumerate() {
+            segs.push(match template(seg, i + 1 == count)? {
+                Some(t) => {
+                    templated = true;
+                    t
+                }
+                None if seg == "**" => Seg::AnySegments,
+                None => Seg::Glob(seg.as_bytes().into()),
+            });
+        }
         let has_wild = |s: &str| s.bytes().any(|b| b == b'*' || b == b'?');
-        let shape = if !has_wild(pattern) {
+        let shape = if templated {
+            Shape::General(segs.into_boxed_slice())
+        } else if !has_wild(pattern) {
             Shape::Literal
         } else if let Some(prefix) = pattern.strip_suffix("/**").filter(|p| !has_wild(p)) {
             Shape::Prefix(prefix.len())
         } else {
-            Shape::General
+            Shape::General(segs.into_boxed_slice())
         };
-        Self { pattern: pattern.into(), shape }
+        Ok(Self { pattern: pattern.into(), shape })
+    }
+
+    /// Compiles a pattern. Every string is a pattern here: a malformed template (see [`parse`](Self::parse),
+    /// which refuses it) is taken as a glob whose braces are literal characters.
+    pub fn new(pattern: &str) -> Self {
+        Self::parse(pattern).unwrap_or_else(|_| {
+            let segs = pattern
+                .split('/')
+                .map(|s| if s == "**" { Seg::AnySegments } else { Seg::Glob(s.as_bytes().into()) })
+                .collect();
+            Self { pattern: pattern.into(), shape: Shape::General(segs) }
+        })
     }
 
     /// The pattern as written.
@@ -46,15 +135,16 @@ impl RouteGlob {
     /// Does `path` match?
     #[inline]
     pub fn matches(&self, path: &str) -> bool {
-        match self.shape {
+        match &self.shape {
             Shape::Literal => *self.pattern == *path,
             Shape::Prefix(len) => {
                 // `/api/**` takes `/api`, `/api/` and anything under `/api/`.
+                let len = *len;
                 let prefix = &self.pattern.as_bytes()[..len];
                 let path = path.as_bytes();
                 path.starts_with(prefix) && (path.len() == len || path[len] == b'/')
             }
-            Shape::General => match_segments(self.pattern.as_bytes(), path.as_bytes()),
+            Shape::General(segs) => match_segments(segs, path.as_bytes()),
         }
     }
 }
@@ -74,35 +164,48 @@ fn split(s: &[u8]) -> (&[u8], &[u8], bool) {
     }
 }
 
-fn match_segments(pattern: &[u8], path: &[u8]) -> bool {
-    let (pseg, prest, pmore) = split(pattern);
-    if pseg == b"**" {
-        if !pmore {
-            // A trailing `**` takes everything that is left.
-            return true;
-        }
-        // Zero segments, or consume one path segment and try again.
-        let mut path = path;
-        loop {
-            if match_segments(prest, path) {
+fn match_segments(pattern: &[Seg], path: &[u8]) -> bool {
+    let Some((pseg, prest)) = pattern.split_first() else {
+        return false;
+    };
+    let pmore = !prest.is_empty();
+    match pseg {
+        Seg::AnySegments => {
+            if !pmore {
+                // A trailing `**` takes everything that is left.
                 return true;
             }
-            let (_, rest, more) = split(path);
-            if !more {
-                return false;
+            // Zero segments, or consume one path segment and try again.
+            let mut path = path;
+            loop {
+                if match_segments(prest, path) {
+                    return true;
+                }
+                let (_, rest, more) = split(path);
+                if !more {
+                    return false;
+                }
+                path = rest;
             }
-            path = rest;
         }
+        // The rest of the path, `/` included, non-empty (axum's `{*name}`); it is always the last segment.
+        Seg::Rest => return !path.is_empty() && !pmore,
+        Seg::Param | Seg::Glob(_) => {}
     }
     let (seg, rest, more) = split(path);
-    if !match_segment(pseg, seg) {
+    let fits = match pseg {
+        Seg::Param => !seg.is_empty(),
+        Seg::Glob(glob) => match_segment(glob, seg),
+        Seg::AnySegments | Seg::Rest => false,
+    };
+    if !fits {
         return false;
     }
     match (pmore, more) {
         (true, true) => match_segments(prest, rest),
         (false, false) => true,
-        // The pattern goes on: only a final `**` may match nothing more (`/api/**` takes `/api`).
-        (true, false) => prest == b"**",
+        // The pattern goes on: only final `**`s may match nothing more (`/api/**` takes `/api`).
+        (true, false) => prest.iter().all(|s| *s == Seg::AnySegments),
         (false, true) => false,
     }
 }
@@ -160,6 +263,43 @@ mod tests {
         assert!(!m("/files/*.json", "/files/a/b.json"));
         assert!(m("/v?/x", "/v1/x"));
         assert!(!m("/v?/x", "/v12/x"));
+    }
+
+    #[test]
+    fn axum_templates() {
+        assert!(m("/api/quotes/{symbol}", "/api/quotes/ACME"));
+        assert!(!m("/api/quotes/{symbol}", "/api/quotes/"));
+        assert!(!m("/api/quotes/{symbol}", "/api/quotes"));
+        assert!(!m("/api/quotes/{symbol}", "/api/quotes/A/B"));
+        assert!(m("/users/{id}/orders/{order_id}", "/users/7/orders/9"));
+        assert!(m("/files/{*path}", "/files/a"));
+        assert!(m("/files/{*path}", "/files/a/b.txt"));
+        assert!(m("/files/{*path}", "/files/a/"));
+        assert!(!m("/files/{*path}", "/files/"));
+        assert!(!m("/files/{*path}", "/files"));
+        assert!(m("/{*rest}", "/x"));
+        assert!(!m("/{*rest}", "/"));
+        assert!(m("/v?/{id}/**", "/v1/42/a/b"));
+    }
+
+    #[test]
+    fn malformed_templates_are_refused_with_the_segment() {
+        for (bad, why) in [
+            ("/a/{", "whole segment"),
+            ("/a/}", "whole segment"),
+            ("/a/{}", "name"),
+            ("/a/{*}", "name"),
+            ("/a/{x-y}", "name"),
+            ("/a/x{id}", "whole segment"),
+            ("/a/{id}.json", "whole segment"),
+            ("/a/{*rest}/b", "last segment"),
+            ("/{*rest}/", "last segment"),
+        ] {
+            let e = RouteGlob::parse(bad).unwrap_err();
+            assert!(e.reason().contains(why), "{bad}: {e}");
+        }
+        // `new` keeps every string a pattern: the braces are literal.
+        assert!(m("/a/{", "/a/{"));
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub use controller::{Controller, ControllerBuilder, Decider, LoadReport, Pending
 pub use environment::{Environment, PROD_MAX_BLAST_RADIUS};
 pub use error::ConfigError;
 pub use fault::{BodyFault, Delay, ErrorFault, FaultKind, Latency, MAX_CPU_BURN, Outcome, RateLimit};
-pub use glob::RouteGlob;
+pub use glob::{RouteError, RouteGlob};
 pub use guard::{Breach, SloGuard, SloLimits};
 pub use injection::{ActiveFault, Injection};
 pub use pressure::PressureConfig;

@@ -161,7 +161,8 @@ impl Sensor {
         let thread = std::thread::Builder::new().name("brownout-sense".into()).spawn(move || {
             let (lock, wake) = &*signal;
             let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut next = Instant::now() + interval;
+            let later = |from: Instant| crate::pressure::deadline(from, interval);
+            let mut next = later(Instant::now());
             loop {
                 while !*stopped {
                     let now = Instant::now();
@@ -174,10 +175,10 @@ impl Sensor {
                     return;
                 }
                 publish.latest.store(Arc::new(probe.sample()));
-                next += interval;
+                next = later(next);
                 let now = Instant::now();
                 if next < now {
-                    next = now + interval;
+                    next = later(now);
                 }
             }
         })?;

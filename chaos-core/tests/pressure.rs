@@ -16,6 +16,8 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 const MIB: u64 = 1 << 20;
 const STOP_BOUND: Duration = Duration::from_millis(100);
+/// The most CPU a burner makes up for after being descheduled (`cpu::MAX_DEBT`).
+const MAX_DEBT: Duration = Duration::from_millis(50);
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -108,8 +110,55 @@ fn process_cores(window: Duration) -> f64 {
     probe.sample().cpu_cores
 }
 
+/// A thread's scheduler accounting from `/proc/self/task/<tid>/schedstat`: time on a CPU and time runnable
+/// but waiting for one.
+#[derive(Debug, Clone, Copy)]
+struct Sched {
+    run: Duration,
+    wait: Duration,
+}
+
+/// The scheduler accounting of this process's thread named `name` (one such thread must run).
+fn sched_of(name: &str) -> Sched {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    let task = tasks
+        .filter_map(Result::ok)
+        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
+        .unwrap_or_else(|| panic!("no thread named {name}"));
+    let text = std::fs::read_to_string(task.path().join("schedstat")).expect("schedstat");
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().expect("a number"));
+    let (run, wait) = (fields.next().expect("run time"), fields.next().expect("wait time"));
+    Sched { run: Duration::from_nanos(run), wait: Duration::from_nanos(wait) }
+}
+
+/// What the burner controls, on a busy machine too: the CPU its own thread burns over a window is within 10%
+/// of its duty, except that time it spent runnable but waiting for a CPU (the scheduler's, not the burner's)
+/// may lower it, and making up for that wait (at most `MAX_DEBT`, 50 ms) may raise it. The whole-process
+/// figure, which other programs' load moves, is checked by the `#[ignore]`d test below.
 #[test]
 fn cpu_burner_holds_its_duty_within_10_percent() {
+    let _serial = serial();
+    let duty = 0.5;
+    let guard = cpu(1, duty, Duration::from_secs(5)).start().expect("valid");
+    std::thread::sleep(Duration::from_millis(100));
+    let (before, began) = (sched_of("brownout-cpu-0"), Instant::now());
+    std::thread::sleep(Duration::from_millis(400));
+    let (after, wall) = (sched_of("brownout-cpu-0"), began.elapsed());
+    drop(guard);
+    let run = after.run - before.run;
+    let waited = after.wait - before.wait;
+    let owed = wall.mul_f64(duty);
+    eprintln!("cpu 1 thread at 50%: burned {run:?} of {owed:?} owed over {wall:?}, waited for a CPU {waited:?}");
+    let (low, high) = (owed.mul_f64(0.9).saturating_sub(waited), owed.mul_f64(1.1) + after.wait.min(MAX_DEBT));
+    assert!(run >= low, "burned {run:?}, less than {low:?} (90% of {owed:?} less the {waited:?} waited)");
+    assert!(run <= high, "burned {run:?}, more than {high:?}");
+}
+
+/// The whole process's CPU holds the duty: needs a core nobody else wants (`--ignored`, as `.ci/run` does,
+/// with a retry).
+#[test]
+#[ignore = "measures the whole process's CPU; run with --ignored on a quiet machine"]
+fn cpu_burner_holds_the_process_at_its_duty_within_10_percent() {
     let _serial = serial();
     let guard = cpu(1, 0.5, Duration::from_secs(5)).start().expect("valid");
     std::thread::sleep(Duration::from_millis(100));
@@ -175,25 +224,37 @@ fn ballast_raises_rss_by_its_target_and_gives_it_back() {
     assert!(stop < STOP_BOUND, "{stop:?}");
 }
 
+/// What the ballast controls: its bytes go 16, 32, 48 MiB one step at a time, hold, and are given back when
+/// it expires. The steps are 250 ms apart and the observer looks every millisecond, so a busy machine delays
+/// what it sees but cannot make it miss a step; no assertion is on how long anything took, only on order.
 #[test]
 fn ramp_grows_step_by_step_then_holds_then_expires() {
     let _serial = serial();
     let load = Load::Memory {
         target: MemoryTarget::Bytes(48 * MIB),
-        ramp: Some(Ramp { step: 16 * MIB, every: Duration::from_millis(100) }),
+        ramp: Some(Ramp { step: 16 * MIB, every: Duration::from_millis(250) }),
         ceiling: 0.8,
     };
-    let guard = Pressure::new("ramp", load, Duration::from_millis(500)).start().expect("valid");
-    assert!(eventually(Duration::from_millis(80), || guard.status().achieved == (16 * MIB) as f64));
-    std::thread::sleep(Duration::from_millis(60));
-    let early = guard.status().achieved;
-    assert!(early < (48 * MIB) as f64, "grew at once: {early}");
-    assert!(eventually(Duration::from_millis(400), || guard.status().achieved == (48 * MIB) as f64));
-    assert!(guard.wait(Duration::from_secs(1)), "did not expire");
-    let status = guard.status();
+    let guard = Pressure::new("ramp", load, Duration::from_millis(1000)).start().expect("valid");
+    let mut seen: Vec<u64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = guard.status();
+        if status.stopped.is_some() {
+            break status;
+        }
+        let held = status.achieved as u64;
+        if seen.last() != Some(&held) {
+            seen.push(held);
+        }
+        assert!(Instant::now() < deadline, "did not expire; saw {seen:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    seen.retain(|&b| b != 0);
+    assert_eq!(seen, [16 * MIB, 32 * MIB, 48 * MIB], "one step at a time, then held");
     assert_eq!(status.stopped, Some(StopReason::Expired));
     assert_eq!(status.achieved, 0.0);
-    assert!(status.running_for >= Duration::from_millis(500));
+    assert!(status.running_for >= Duration::from_millis(1000));
 }
 
 #[test]
@@ -307,18 +368,36 @@ fn a_delayed_pressure_stopped_early_loads_nothing() {
     assert_eq!(metrics().counter("chaos_pressure_started_total", PressureKind::Cpu), 0);
 }
 
+/// What the writer controls on a busy machine too: it never writes faster than its rate (a starved thread
+/// or a slow disk can only make it slower), it expires on time and removes its directory. The two-sided
+/// rate figure needs a quiet machine: the `#[ignore]`d test below.
 #[test]
 fn io_writer_keeps_its_rate_and_cleans_up() {
     let _serial = serial();
+    let status = io_for_400ms();
+    assert!(status.achieved > 0.0 && status.achieved <= 1.25 * 5e6, "{}", status.achieved);
+    assert_eq!(io_dirs(), 0);
+}
+
+#[test]
+#[ignore = "the disk and a core must be free; run with --ignored on a quiet machine"]
+fn io_writer_reaches_its_rate_within_25_percent() {
+    let _serial = serial();
+    let status = io_for_400ms();
+    assert!((status.achieved - 5e6).abs() <= 0.25 * 5e6, "{}", status.achieved);
+    assert_eq!(io_dirs(), 0);
+}
+
+/// Writes at 5 MB/s for 400 ms and waits for the expiry.
+fn io_for_400ms() -> chaos_core::pressure::PressureStatus {
     let guard = Pressure::new("disk", Load::Io { bytes_per_sec: 5_000_000 }, Duration::from_millis(400))
         .start()
         .expect("valid");
-    assert!(guard.wait(Duration::from_secs(2)), "did not expire");
+    assert!(guard.wait(Duration::from_secs(10)), "did not expire");
     let status = guard.status();
     eprintln!("io 5 MB/s for 400 ms: achieved {:.2} MB/s", status.achieved / 1e6);
     assert_eq!(status.stopped, Some(StopReason::Expired));
-    assert!((status.achieved - 5e6).abs() <= 0.25 * 5e6, "{}", status.achieved);
-    assert_eq!(io_dirs(), 0);
+    status
 }
 
 #[test]

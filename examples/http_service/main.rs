@@ -5,7 +5,7 @@
 //!     [--rules configs/chaos/quote-provider.yaml] [--flags configs/feature_flags.yaml]
 //!     [--admin-token-file FILE [--admin-audit-log admin-audit.jsonl]]
 //!     [--budgets configs/budgets] [--budget-checkpoint budget-checkpoint.json]
-//!     [--provider-latency 1ms] [--bare]
+//!     [--provider-latency 1ms] [--bare] [--header-read-timeout 10s] [--body-read-timeout 30s]
 //! ```
 //!
 //! Serves the demo service (`examples::demo`: `GET /quote/{symbol}` over a simulated quote provider behind a
@@ -27,6 +27,9 @@
 //! `budget-checkpoint.json` in the working directory): loaded at start, saved every second while requests are
 //! charged and at shutdown, so a restart, even after `kill -9`, loses at most the last second's charges.
 //!
+//! A client that takes longer than `--header-read-timeout` (default 10 s) to send a request head, or than
+//! `--body-read-timeout` (default 30 s) to send its body, is cut off.
+//!
 //! Prints `listening on http://ADDR` once it accepts connections, so scripts can wait for that line; stops
 //! gracefully on SIGTERM (what Kubernetes sends) or Ctrl-C: it saves the budget checkpoint at once, lets the
 //! requests in flight finish, and saves it again. Logs go to standard error (`RUST_LOG`, default `info`).
@@ -36,7 +39,7 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use examples::http_service::{Options, Service, serve, shutdown_signal};
+use examples::http_service::{Options, Service, serve_with, shutdown_signal};
 
 /// cost-meter's allocator: each request's memory is measured (attributed to its job), not estimated.
 #[global_allocator]
@@ -76,7 +79,7 @@ async fn run() -> Result<(), String> {
             tracing::error!("{e}");
         }
     };
-    serve(listener, &service, shutdown).await.map_err(|e| format!("serve: {e}"))?;
+    serve_with(listener, &service, &options, shutdown).await.map_err(|e| format!("serve: {e}"))?;
     if let Some(checkpoint) = checkpoint {
         checkpoint.save()?;
         tracing::info!(file = %checkpoint.path().display(), "budget checkpoint saved");

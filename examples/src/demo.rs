@@ -8,7 +8,10 @@
 //! One implementation serves both the GameDay (which drives it over loopback) and the `http_service` example
 //! (which serves it on a real address). The provider is called at `/api/quotes/{symbol}`, the route the rules
 //! of `configs/chaos/quote-provider.yaml` target, with the user's `x-user-id`, `x-tenant` and `x-canary`
-//! headers passed on so those rules' targeting and hash keys work.
+//! headers passed on so those rules' targeting and hash keys work, and the `x-chaos-*` headers (token
+//! included) so a contract test through the real service can ask for header-driven faults. The chaos layer
+//! sits in this process, on the client side of the provider call; a service calling a real provider
+//! would strip `x-chaos-token` before the request leaves.
 //!
 //! For overhead measurements ([`app_with`], [`bare_router`]): the provider's latency can be set (0 answers at
 //! once, so the service's own cost is not hidden behind a millisecond of sleep), and [`bare_router`] serves
@@ -73,6 +76,9 @@ const PROVIDER_ROUTE: &str = "/api/quotes/";
 
 /// User headers passed on to the provider, so chaos rules can target users, tenants and canaries.
 const FORWARDED: [&str; 3] = ["x-user-id", "x-tenant", "x-canary"];
+/// Headers starting with this are passed on too: the header-driven faults (`x-chaos-token`,
+/// `x-chaos-delay-ms`, `x-chaos-abort-status`), read by the chaos layer on the provider call.
+const FORWARDED_PREFIX: &str = "x-chaos-";
 
 fn symbol_of(req: &http::Request<Body>) -> String {
     req.uri().path().trim_start_matches(PROVIDER_ROUTE).to_owned()
@@ -143,6 +149,11 @@ fn provider_request(symbol: &str, headers: &http::HeaderMap) -> Option<http::Req
     let mut req = http::Request::get(format!("{PROVIDER_ROUTE}{symbol}"));
     for name in FORWARDED {
         if let Some(value) = headers.get(name) {
+            req = req.header(name, value);
+        }
+    }
+    for (name, value) in headers {
+        if name.as_str().starts_with(FORWARDED_PREFIX) {
             req = req.header(name, value);
         }
     }

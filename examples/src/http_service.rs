@@ -85,7 +85,20 @@ pub struct Options {
     /// `--cpu-clock thread|wall`: how the cost meter measures a request's CPU (default `thread`: the thread CPU
     /// clock around every poll, exact; `wall`: the request's wall time, an estimate that reads no CPU clock).
     pub thread_cpu: bool,
+    /// `--header-read-timeout DURATION`: how long a connection may take to send a whole request head, from
+    /// when the server starts waiting for it (default [`DEFAULT_HEADER_READ_TIMEOUT`], 10 s); then it is
+    /// closed. It also closes a keep-alive connection left idle that long.
+    pub header_read_timeout: Duration,
+    /// `--body-read-timeout DURATION`: how long a request may take to send its whole body, from the end of its
+    /// head (default [`DEFAULT_BODY_READ_TIMEOUT`], 30 s); then reading the body fails, the request is
+    /// answered with an error and the connection is closed.
+    pub body_read_timeout: Duration,
 }
+
+/// The default `--header-read-timeout`: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default `--body-read-timeout`: 30 s.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for Options {
     fn default() -> Self {
@@ -101,6 +114,8 @@ impl Default for Options {
             bare: false,
             provider_latency: demo::PROVIDER_LATENCY,
             thread_cpu: true,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }
@@ -131,6 +146,17 @@ impl Options {
                     options.provider_latency = humantime::parse_duration(&text).map_err(|e| {
                         format!("--provider-latency takes a duration like 1ms or 0ms, not `{text}`: {e}")
                     })?;
+                }
+                flag @ ("--header-read-timeout" | "--body-read-timeout") => {
+                    let text = value(flag)?;
+                    let timeout = humantime::parse_duration(&text)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or(format!("{flag} takes a duration above zero like 10s, not `{text}`"))?;
+                    match flag {
+                        "--header-read-timeout" => options.header_read_timeout = timeout,
+                        _ => options.body_read_timeout = timeout,
+                    }
                 }
                 "--cpu-clock" => {
                     options.thread_cpu = match value("--cpu-clock")?.as_str() {
@@ -435,12 +461,32 @@ fn armed_router(
 /// Serves `service` on `listener` until `shutdown` completes, then lets the requests in flight finish.
 /// Runs the Prometheus recorder's upkeep every 5 s meanwhile. The future owns what it needs (the router and
 /// the metrics handle), so it can be spawned while the caller keeps the service and its watchers.
+///
+/// The connection timeouts are the defaults of [`Options`]; [`serve_with`] takes them from the options.
 pub fn serve(
     listener: tokio::net::TcpListener,
     service: &Service,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    serve_with(listener, service, &Options::default(), shutdown)
+}
+
+/// [`serve`] with the connection timeouts of `options` (`header_read_timeout`, `body_read_timeout`): a
+/// client that sends its request head or body too slowly is cut off instead of holding a connection open.
+///
+/// HTTP/1 over hyper's connection (with tokio's timer, which the header timeout needs; `axum::serve` sets
+/// none), and hyper-util's graceful shutdown.
+pub fn serve_with<S>(
+    listener: tokio::net::TcpListener,
+    service: &Service,
+    options: &Options,
+    shutdown: S,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static + use<S>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
     let (router, metrics) = (service.router.clone(), service.metrics.clone());
+    let (header_timeout, body_timeout) = (options.header_read_timeout, options.body_read_timeout);
     async move {
         let upkeep = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -449,8 +495,92 @@ pub fn serve(
                 metrics.run_upkeep();
             }
         });
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors, or a connection reset before it was accepted: wait a little
+                        // rather than spin.
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let router = router.clone();
+            let app = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let req = req.map(|body| body::Deadline::new(body, body_timeout));
+                tower::ServiceExt::oneshot(router.clone(), req)
+            });
+            let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), app));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("connection closed: {e}");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
         upkeep.abort();
-        served
+        Ok(())
+    }
+}
+
+/// The request body with a deadline for the whole of it.
+mod body {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use hyper::body::{Body, Frame, SizeHint};
+    use tower::BoxError;
+
+    /// A request body that fails once its deadline passes before its end.
+    pub(super) struct Deadline<B> {
+        inner: B,
+        timeout: Duration,
+        sleep: Pin<Box<tokio::time::Sleep>>,
+    }
+
+    impl<B> Deadline<B> {
+        pub(super) fn new(inner: B, timeout: Duration) -> Self {
+            Self { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+        }
+    }
+
+    impl<B> Body for Deadline<B>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+                return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+            }
+            match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(format!("request body not received within {:?}", self.timeout).into())))
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.inner.is_end_stream()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            self.inner.size_hint()
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use examples::http_service::{Options, Service, serve};
+use examples::http_service::{Options, Service, serve_with};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -68,7 +68,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, &service, async {
+        tokio::spawn(serve_with(listener, &service, &options, async {
             let _ = stopped.await;
         }));
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
@@ -77,8 +77,16 @@ impl Server {
 
     /// GET `path`: the status, the `x-served-from` header and the body.
     async fn get(&self, path: &str) -> (u16, Option<String>, String) {
-        let uri: http::Uri = format!("{}{path}", self.base).parse().unwrap();
-        let response = self.client.get(uri).await.unwrap();
+        self.get_with(path, &[]).await
+    }
+
+    /// [`get`](Self::get) with these request headers.
+    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+        let mut request = http::Request::get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self.client.request(request.body(Empty::new()).unwrap()).await.unwrap();
         let status = response.status().as_u16();
         let from = response.headers().get("x-served-from").map(|v| v.to_str().unwrap().to_owned());
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -249,5 +257,103 @@ async fn the_demo_meters_request_cpu_with_the_clock_asked_for() {
         let r = app.meter.reconcile();
         assert_eq!((r.finished_jobs, r.running_jobs), (5, 0), "thread_cpu {thread_cpu}");
         assert_eq!(r.jobs_cpu_seconds > 0.0, thread_cpu, "thread_cpu {thread_cpu}: {r:?}");
+    }
+}
+
+/// Header-driven faults through the real service: the demo passes the `x-chaos-*` headers on to the provider
+/// call where the chaos layer sits, so a request with the right token gets the fault it asks for, and one
+/// without the token, or with a wrong one, gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_chaos_headers_with_the_token_inject_through_the_real_service() {
+    const TOKEN: &str = "contract-token-0123456789abcdef";
+    let server = Server::start_with("header-faults", |o| {
+        let dir = o.rules.parent().unwrap().to_path_buf();
+        std::fs::write(dir.join("chaos-token"), format!("{TOKEN}\n")).unwrap();
+        let rules = format!(
+            "experiment: contract\nheader_faults: {{ enabled: true, token_file: {} }}\nrules: []\n",
+            dir.join("chaos-token").display()
+        );
+        std::fs::write(dir.join("header-rules.yaml"), rules).unwrap();
+        o.rules = dir.join("header-rules.yaml");
+    })
+    .await;
+    let abort = ("x-chaos-abort-status", "503");
+    // No token, or a wrong one: the headers are ignored and the provider answers.
+    assert_eq!(server.get_with("/quote/H1", &[abort]).await.0, 200);
+    let wrong = ("x-chaos-token", "contract-token-0123456789abcdeX");
+    assert_eq!(server.get_with("/quote/H2", &[abort, wrong]).await.0, 200);
+    // The token: the provider call fails with the 503 asked for; a symbol never fetched has no cached quote.
+    let (status, _, body) = server.get_with("/quote/H3", &[abort, ("x-chaos-token", TOKEN)]).await;
+    assert_eq!((status, body.as_str()), (503, "quote provider unavailable"));
+    // A cached symbol is served from the cache while its provider call is aborted.
+    let (status, from, _) = server.get_with("/quote/H1", &[abort, ("x-chaos-token", TOKEN)]).await;
+    assert_eq!((status, from.as_deref()), (200, Some("cache")));
+    let injected = server.service.chaos.snapshot().rules.iter().find(|r| r.name == "header").map(|r| r.injected);
+    assert_eq!(injected, Some(2), "two faults asked for with the token, none without");
+}
+
+/// Reads from `stream` until the server closes it (or resets it); panics if it is still open after `bound`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, bound: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read_all = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(bound, read_all).await.expect("the server closes the slow connection");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// A client that sends half a request head, or half a body, is cut off after the configured timeout
+/// instead of holding its connection open; a normal request on the same server is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_and_bodies_are_cut_off_after_their_timeouts() {
+    use tokio::io::AsyncWriteExt;
+    const TOKEN: &str = "slow-client-token-0123456789abcdef";
+    let server = Server::start_with("slow", |o| {
+        o.header_read_timeout = Duration::from_millis(300);
+        o.body_read_timeout = Duration::from_millis(300);
+        let tokens = o.rules.parent().unwrap().join("tokens");
+        std::fs::write(&tokens, format!("ops:{TOKEN}\n")).unwrap();
+        o.admin_token_file = Some(tokens);
+        o.admin_audit_log = o.rules.parent().unwrap().join("audit.jsonl");
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // Half a head: never completed, closed without an answer.
+    let mut slow_head = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow_head.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
+    // A whole head, then 10 of the 1000 body bytes it announced, to an endpoint that reads the body.
+    let mut slow_body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /admin/chaos HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"rules\":"
+    );
+    slow_body.write_all(head.as_bytes()).await.unwrap();
+    // Generous bounds: the timeouts are 300 ms; the checks are only that the connections end.
+    let seen = closed_within(&mut slow_head, Duration::from_secs(5)).await;
+    assert!(!seen.contains("200 OK"), "{seen}");
+    let seen = closed_within(&mut slow_body, Duration::from_secs(5)).await;
+    assert!(seen.starts_with("HTTP/1.1 400") && seen.contains("not received within"), "{seen}");
+    assert_eq!(server.service.chaos.snapshot().experiment.as_deref(), Some("calm"), "the cut-off body changed nothing");
+    // The server still answers normal requests.
+    assert_eq!(server.get("/healthz").await.0, 200);
+}
+
+#[test]
+fn the_read_timeouts_parse_and_refuse_zero() {
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let o = Options::default();
+    assert_eq!((o.header_read_timeout, o.body_read_timeout), (Duration::from_secs(10), Duration::from_secs(30)));
+    let o = Options::parse(args(&["--header-read-timeout", "2s", "--body-read-timeout", "500ms"])).unwrap();
+    assert_eq!((o.header_read_timeout, o.body_read_timeout), (Duration::from_secs(2), Duration::from_millis(500)));
+    for bad in ["0s", "soon"] {
+        let e = Options::parse(args(&["--body-read-timeout", bad])).unwrap_err();
+        assert!(e.contains("--body-read-timeout") && e.contains(bad), "{e}");
     }
 }

@@ -12,6 +12,14 @@
 //!   must be JSON (`415` for another `Content-Type`), and are parsed strictly (unknown fields refused).
 //! - Bad input gets a `4xx` with `{"field": …, "reason": …}` (never a file path) and changes nothing: a
 //!   refused rule set leaves the last good rules active.
+//! - Chaos stays bounded: a rule set whose `ttl` exceeds the API's maximum ([`DEFAULT_MAX_TTL`], 24 h, or
+//!   [`AdminApiBuilder::max_ttl`]) is refused (`400` on `PUT /chaos`, `409` on `POST /chaos/arm` when the
+//!   current rules, loaded from a file, have a longer one). A rule set sent to `PUT /chaos` may not choose
+//!   where the header-fault token comes from: its `header_faults.token_env` / `token_file`, when given, must
+//!   be the ones of the rules the chaos handle held when the API was built, or of the active rules (which
+//!   only the service's own files change); any other is refused with `400`, before anything is read, so an
+//!   admin request can neither turn an arbitrary file or environment variable into the token nor probe
+//!   whether one exists.
 //! - Every change is appended to the [`AuditLog`] (JSON lines: time, token id, action, target, before,
 //!   after); the token never appears in the log, in a response or in an error.
 //!
@@ -37,7 +45,7 @@
 //! | `GET /chaos` | `{"armed", "environment", "config", "counters"}`: the active rules and their counters |
 //! | `PUT /chaos` | replaces the rule set with the JSON config in the body (validated; `400` keeps the old one) |
 //! | `POST /chaos/disarm` | the kill switch |
-//! | `POST /chaos/arm` | arms the current rules again (`409` when the production guard refuses) |
+//! | `POST /chaos/arm` | arms the current rules again (`409` when the production guard refuses, or their `ttl` exceeds the maximum) |
 //! | `GET /flags`, `GET /flags/{name}` | every flag (or one): value, default, kind, source |
 //! | `PUT /flags/{name}` | `{"value": …}`: overrides the flag; the JSON type must fit the flag (a string is parsed) |
 //! | `DELETE /flags/{name}` | drops the override |
@@ -74,6 +82,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cost_meter::budget::BudgetMonitor;
@@ -83,12 +92,18 @@ use http_body::{Body, Frame, SizeHint};
 use tower_service::Service;
 
 pub use audit::{AuditEntry, AuditLog};
-pub use auth::{MAX_TOKEN_LEN, MIN_TOKEN_LEN, Throttle, TokenError, TokenSet};
+pub use auth::{MAX_TOKEN_LEN, MIN_TOKEN_BITS, MIN_TOKEN_LEN, Throttle, TokenError, TokenSet};
 
 use crate::{BoxError, ChaosHandle};
 
 /// The default limit of request bodies: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The default longest `ttl` of a rule set loaded or armed through the API: 24 hours.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Where a rule set's header-fault token comes from: `(token_env, token_file)`.
+pub(crate) type TokenSource = (Option<String>, Option<String>);
 
 /// The admin service. Cheap to clone; every clone shares the same parts, failure counter and audit log.
 #[derive(Clone)]
@@ -105,6 +120,9 @@ struct Inner {
     audit: Option<AuditLog>,
     failures: auth::Failures,
     body_limit: usize,
+    max_ttl: Duration,
+    /// The header-fault token source of the rules held when the API was built (`None`: no header faults).
+    startup_token_source: Option<TokenSource>,
 }
 
 impl fmt::Debug for AdminApi {
@@ -118,6 +136,7 @@ impl fmt::Debug for AdminApi {
             .field("budgets", &i.budgets.is_some())
             .field("audit", &i.audit)
             .field("body_limit", &i.body_limit)
+            .field("max_ttl", &i.max_ttl)
             .finish()
     }
 }
@@ -133,6 +152,7 @@ pub struct AdminApiBuilder {
     audit: Option<AuditLog>,
     throttle: Throttle,
     body_limit: Option<usize>,
+    max_ttl: Option<Duration>,
 }
 
 impl fmt::Debug for AdminApiBuilder {
@@ -209,6 +229,13 @@ impl AdminApiBuilder {
         self
     }
 
+    /// The longest `ttl` of a rule set loaded (`PUT /chaos`) or armed (`POST /chaos/arm`) through the API
+    /// (default [`DEFAULT_MAX_TTL`], 24 hours). A longer one is refused with its field and this limit.
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = Some(ttl);
+        self
+    }
+
     /// The API; refused without a token, so an API cannot be switched on by mistake without one.
     pub fn build(self) -> Result<AdminApi, BuildError> {
         if self.tokens.is_empty() {
@@ -219,6 +246,7 @@ impl AdminApiBuilder {
             "Admin API requests refused for a missing or wrong token."
         );
         metrics::describe_counter!("chaos_admin_changes_total", "Changes made through the admin API, by action.");
+        let startup_token_source = self.chaos.as_ref().and_then(|c| token_source(&c.controller().config()));
         Ok(AdminApi {
             inner: Arc::new(Inner {
                 tokens: self.tokens,
@@ -229,6 +257,8 @@ impl AdminApiBuilder {
                 audit: self.audit,
                 failures: auth::Failures::new(self.throttle),
                 body_limit: self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+                max_ttl: self.max_ttl.unwrap_or(DEFAULT_MAX_TTL),
+                startup_token_source,
             }),
         })
     }
@@ -252,9 +282,17 @@ impl AdminApi {
                 audit: None,
                 failures: auth::Failures::new(Throttle::default()),
                 body_limit: DEFAULT_BODY_LIMIT,
+                max_ttl: DEFAULT_MAX_TTL,
+                startup_token_source: None,
             }),
         }
     }
+}
+
+/// The header-fault token source a config names, if it names one.
+pub(crate) fn token_source(config: &chaos_core::ChaosConfig) -> Option<TokenSource> {
+    let h = config.header_faults.as_ref()?;
+    (h.token_env.is_some() || h.token_file.is_some()).then(|| (h.token_env.clone(), h.token_file.clone()))
 }
 
 /// The body of the admin API's responses: the whole JSON document at once (or nothing).

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::audit::{self, AuditEntry};
-use super::auth::Penalty;
 use super::{AdminBody, Inner};
 use crate::BoxError;
 
@@ -132,22 +131,15 @@ fn not_allowed_or_found(segments: &[&str]) -> Response<AdminBody> {
     response
 }
 
-/// `401` with an empty body, after the failure's penalty; `429` when too many failures are waiting already.
+/// `401` with an empty body, once the failure's turn in the global schedule of [`Throttle`] has come.
+///
+/// [`Throttle`]: super::Throttle
 async fn unauthorised(inner: &Inner) -> Response<AdminBody> {
     tracing::warn!(target: "brownout::admin", "admin request without a valid token");
     metrics::counter!("chaos_admin_auth_failures_total").increment(1);
-    let (penalty, permit) = inner.failures.fail();
-    match penalty {
-        Penalty::None => {}
-        Penalty::Delay(delay) => {
-            tokio::time::sleep(delay).await;
-            drop(permit);
-        }
-        Penalty::Refuse(retry) => {
-            let mut response = empty(StatusCode::TOO_MANY_REQUESTS);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.as_secs().max(1)));
-            return response;
-        }
+    let at = inner.failures.fail();
+    if at > tokio::time::Instant::now() {
+        tokio::time::sleep_until(at).await;
     }
     let mut response = empty(StatusCode::UNAUTHORIZED);
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -235,14 +227,44 @@ impl Ctx<'_> {
         }
         let text = std::str::from_utf8(body).map_err(|_| Problem::bad("body", "is not UTF-8"))?;
         let config = ChaosConfig::from_json_str(text, None).map_err(|e| Problem::bad(e.field(), e.reason()))?;
+        self.check_bounds(chaos, &config)?;
         let before = chaos_state(chaos);
         chaos.load(config).map_err(|e| Problem::bad(e.field(), e.reason()))?;
         self.audit("chaos.replace", "chaos", before, chaos_state(chaos));
         Ok(chaos_view(chaos))
     }
 
+    /// What the API adds to the config's own checks: a `ttl` within the API's maximum, and no header-fault
+    /// token source other than the service's own.
+    fn check_bounds(&self, chaos: &crate::ChaosHandle, config: &ChaosConfig) -> Result<(), Problem> {
+        self.check_ttl(config.ttl).map_err(|reason| Problem::bad("ttl", reason))?;
+        let Some(asked) = super::token_source(config) else {
+            return Ok(());
+        };
+        let active = super::token_source(&chaos.controller().config());
+        if Some(&asked) == self.inner.startup_token_source.as_ref() || Some(&asked) == active.as_ref() {
+            return Ok(());
+        }
+        let field = if asked.1.is_some() { "header_faults.token_file" } else { "header_faults.token_env" };
+        Err(Problem::bad(
+            field,
+            "the admin API keeps the header-fault token source the service was started with; \
+             give the same `token_env`/`token_file` as the active rules, or leave it out with header faults off",
+        ))
+    }
+
+    fn check_ttl(&self, ttl: std::time::Duration) -> Result<(), String> {
+        let max = self.inner.max_ttl;
+        if ttl <= max {
+            return Ok(());
+        }
+        Err(format!("is {}; the admin API accepts at most {} (AdminApiBuilder::max_ttl)", humanize(ttl), humanize(max)))
+    }
+
     fn arm(&self) -> Answer {
         let chaos = self.chaos()?;
+        let ttl = chaos.controller().config().ttl;
+        self.check_ttl(ttl).map_err(|reason| Problem::new(StatusCode::CONFLICT, "ttl", reason))?;
         let before = json!({ "armed": chaos.is_armed() });
         chaos.arm().map_err(|e| Problem::new(StatusCode::CONFLICT, e.field(), e.reason()))?;
         let after = json!({ "armed": chaos.is_armed() });
@@ -389,6 +411,17 @@ fn flag_row(f: degrade_flags::flags::FlagInfo) -> Value {
         "source": f.source.to_string(),
         "description": f.description,
     })
+}
+
+/// A duration as `24h`, `1h 30m` or `250ms` (a sub-second rest of a longer one is dropped).
+fn humanize(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let parts = [(secs / 3600, "h"), (secs % 3600 / 60, "m"), (secs % 60, "s")];
+    let text: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect();
+    text.join(" ")
 }
 
 /// A name from the path, cut short for error messages.
