@@ -44,6 +44,7 @@ impl Running {
             admin_token_file: Some(dir.path().join("tokens")),
             admin_audit_log: dir.path().join("audit.jsonl"),
             budgets: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/budgets")),
+            budget_checkpoint: dir.path().join("budget-checkpoint.json"),
             ..Options::default()
         };
         let service = Service::start(&options).unwrap();
