@@ -165,8 +165,8 @@ type Subscriber = Arc<dyn Fn(&FlagChange) + Send + Sync>;
 struct Inner {
     flags: RwLock<BTreeMap<String, Arc<FlagState>>>,
     subscribers: RwLock<Vec<Subscriber>>,
-    /// Serialises file loads.
-    loading: Mutex<Option<PathBuf>>,
+    /// Serialises file loads; the file last loaded and what it said.
+    loading: Mutex<Option<(PathBuf, FlagFile)>>,
 }
 
 /// The flags of a process: cheap to clone, every clone sees the same flags.
@@ -290,6 +290,10 @@ impl Flags {
             tracing::warn!(error = %e, "flag file rejected; the last good flags stay in force");
             e
         })?;
+        if loading.as_ref().is_some_and(|(p, last)| p == path && *last == file) {
+            tracing::debug!(file = %path.display(), "flag file unchanged; nothing to do");
+            return Ok(());
+        }
         // Check everything before changing anything.
         let mut envs = Vec::with_capacity(file.flags.len());
         {
@@ -325,8 +329,8 @@ impl Flags {
         for state in others {
             changes.extend(state.update(|l| l.file = None));
         }
-        *loading = Some(path.to_path_buf());
         tracing::info!(file = %path.display(), flags = file.flags.len(), "flag file loaded");
+        *loading = Some((path.to_path_buf(), file));
         drop(loading);
         self.publish(changes);
         Ok(())
@@ -334,7 +338,7 @@ impl Flags {
 
     /// The file last loaded.
     pub fn file(&self) -> Option<PathBuf> {
-        lock(&self.inner.loading).clone()
+        lock(&self.inner.loading).as_ref().map(|(path, _)| path.clone())
     }
 
     fn state(&self, name: &str) -> Result<Arc<FlagState>, FlagError> {
