@@ -15,7 +15,10 @@ pub struct Row {
     pub scenario: String,
     pub passed: bool,
     pub injected_rate: f64,
-    pub band: [f64; 2],
+    /// The injected rate's band, for a scenario with faults.
+    pub band: Option<[f64; 2]>,
+    /// `PASS`, `FAIL` or `INVALID`.
+    pub verdict: &'static str,
     pub user_error_rate: f64,
     pub fallbacks: u64,
     pub p95_ms: f64,
@@ -71,8 +74,9 @@ fn url_path(file: &str) -> String {
     out
 }
 
-fn verdict(passed: bool) -> &'static str {
-    if passed { r#"<span class="verdict pass">PASS</span>"# } else { r#"<span class="verdict fail">FAIL</span>"# }
+fn verdict(verdict: &str) -> String {
+    let class = if verdict == "PASS" { "pass" } else { "fail" };
+    format!(r#"<span class="verdict {class}">{verdict}</span>"#)
 }
 
 /// A self-contained report.html: a title with the run's timestamp, the summary table (PASS/FAIL colored,
@@ -99,7 +103,7 @@ pub fn report(title: &str, timestamp: &str, rows: &[Row]) -> String {
          <th>Fallbacks</th><th>p95</th><th>Breaker open</th><th>Recovery</th><th>Failures</th></tr></thead>\n<tbody>\n",
     );
     for (i, row) in rows.iter().enumerate() {
-        let [lo, hi] = row.band;
+        let band = row.band.map_or("—".to_owned(), |[lo, hi]| format!("{} – {}", pct(lo), pct(hi)));
         let breaker = row.breaker_open_s.map_or("—".to_owned(), |s| num(s, 2, "s"));
         let recovery = match row.recovery_s {
             Some(s) => num(s, 1, "s"),
@@ -114,13 +118,11 @@ pub fn report(title: &str, timestamp: &str, rows: &[Row]) -> String {
         let _ = writeln!(
             out,
             "<tr><td class=\"name\"><a href=\"#chart-{i}\">{}</a></td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{} – {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{band}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{} (SLA {})</td><td>{failures}</td></tr>",
             escape(&row.scenario),
-            verdict(row.passed),
+            verdict(row.verdict),
             pct(row.injected_rate),
-            pct(lo),
-            pct(hi),
             pct(row.user_error_rate),
             row.fallbacks,
             num(row.p95_ms, 1, "ms"),
@@ -137,7 +139,7 @@ pub fn report(title: &str, timestamp: &str, rows: &[Row]) -> String {
             "<section id=\"chart-{i}\">\n<h2>{name} {}</h2>\n\
              <img src=\"{}\" alt=\"Throughput, error rate and p95 latency of {name}\" width=\"900\" height=\"520\">\n\
              </section>",
-            verdict(row.passed),
+            verdict(row.verdict),
             escape(&url_path(&row.chart_file)),
         );
     }
@@ -157,7 +159,8 @@ mod tests {
             scenario: scenario.to_owned(),
             passed,
             injected_rate: 0.249,
-            band: [0.2, 0.3],
+            band: Some([0.2, 0.3]),
+            verdict: if passed { "PASS" } else { "FAIL" },
             user_error_rate: 0.012,
             fallbacks: 1234,
             p95_ms: 48.25,

@@ -146,6 +146,7 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
 /// One demo service under load: its chaos switch, breaker, SLO guard and load generator, checked healthy.
 struct Instance {
     chaos: ChaosHandle,
+    flags: degrade_flags::Flags,
     demo: demo::Demo,
     guard: SloGuard,
     recorder: Arc<Recorder>,
@@ -159,6 +160,7 @@ impl Instance {
     /// healthy before any fault. `label` names the instance in its output (`None` when there is one).
     async fn start(plan: &Plan, args: &Args, label: Option<&str>) -> Result<Instance, String> {
         let chaos = ChaosHandle::for_environment(Environment::Test);
+        let flags = degrade_flags::Flags::new();
         let options = demo::Options {
             timeout: plan.load.client_timeout,
             fallback: args.fallback,
@@ -175,7 +177,7 @@ impl Instance {
             SloLimits { max_error_rate: a.error_rate, max_p95: a.p95, window: a.window, min_requests: a.min_requests };
         let guard =
             SloGuard::new(chaos.controller().clone(), limits, SystemClock).map_err(|e| format!("slo.abort: {e}"))?;
-        let (recorder, stop) = load::start(addr, plan.load.rps, plan.load.workers, epoch, guard.clone());
+        let (recorder, stop) = load::start(addr, plan.load.rps, plan.load.workers, plan.load.mix, epoch, guard.clone());
         let prefix = label.map_or(String::new(), |l| format!("[{l}] "));
         println!(
             "{prefix}GameDay against the demo service on {addr}: {} rps from {} clients, time scale {}{}",
@@ -206,7 +208,7 @@ impl Instance {
                 plan.slo.p95.as_millis()
             ));
         }
-        Ok(Instance { chaos, demo, guard, recorder, stop, epoch, baseline })
+        Ok(Instance { chaos, flags, demo, guard, recorder, stop, epoch, baseline })
     }
 
     /// Runs one scenario against this instance.
@@ -221,6 +223,7 @@ impl Instance {
             plan,
             chaos: &self.chaos,
             breaker: &self.demo.breaker,
+            flags: &self.flags,
             guard: &self.guard,
             recorder: &self.recorder,
             counters: &self.demo.counters,
@@ -281,24 +284,39 @@ async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
     let (outcomes, recorders): (Vec<_>, Vec<_>) = results.into_iter().unzip();
 
     println!(
-        "\n{:<18} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>6} {:>9}  verdict",
-        "scenario", "injected", "band", "errors", "fallback", "p95 ms", "breaker", "recovery", "sla", "cpu µs/req"
+        "\n{:<18} {:>8} {:>11} {:>7} {:>8} {:>6} {:>8} {:>8} {:>9} {:>7} {:>7}  {:<28} verdict",
+        "scenario",
+        "injected",
+        "band",
+        "errors",
+        "fallback",
+        "shed",
+        "p95 ms",
+        "breaker",
+        "recovery",
+        "sla",
+        "cpu µs",
+        "degraded"
     );
     for (s, o) in plan.scenarios.iter().zip(&outcomes) {
-        let [lo, hi] = s.injected_band;
+        let band = s.injected_band.map_or("-".to_owned(), |[lo, hi]| format!("{lo:.2}-{hi:.2}"));
+        let degraded: Vec<String> =
+            o.row.degraded.iter().map(|(flag, at)| format!("{flag}@{:.1}s", at.as_secs_f64())).collect();
         println!(
-            "{:<18} {:>9.3} {:>9} {:>7.2}% {:>9} {:>9.1} {:>8} {:>10} {:>6} {:>10.0}  {}",
+            "{:<18} {:>8.3} {:>11} {:>6.2}% {:>8} {:>6} {:>8.1} {:>8} {:>9} {:>7} {:>7.0}  {:<28} {}",
             s.name,
             o.row.injected_rate,
-            format!("{lo:.2}-{hi:.2}"),
+            band,
             o.row.during.error_rate * 100.0,
             o.row.during.fallbacks,
+            o.row.during.shed,
             o.row.during.p95_ms,
             o.row.breaker_opened.map_or("-".to_owned(), |d| format!("{:.2}s", d.as_secs_f64())),
             o.recovery.map_or("never".to_owned(), |r| format!("{:.2}s", r.as_secs_f64())),
-            format!("{}s", s.recovery_sla.as_secs()),
+            format!("{:.1}s", o.row.sla.as_secs_f64()),
             o.row.cost_during.cpu_ms_per_request * 1e3,
-            if o.passed { "PASS".to_owned() } else { format!("FAIL: {}", o.row.failures.join("; ")) }
+            if degraded.is_empty() { "-".to_owned() } else { degraded.join(" ") },
+            if o.passed { "PASS".to_owned() } else { format!("{}: {}", o.verdict.as_str(), o.row.failures.join("; ")) }
         );
     }
 
@@ -323,12 +341,13 @@ async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
             passed: o.passed,
             injected_rate: o.row.injected_rate,
             band: s.injected_band,
+            verdict: o.verdict.as_str(),
             user_error_rate: o.row.during.error_rate,
             fallbacks: o.row.during.fallbacks as u64,
             p95_ms: o.row.during.p95_ms,
             breaker_open_s: o.row.breaker_opened.map(|d| d.as_secs_f64()),
             recovery_s: o.recovery.map(|r| r.as_secs_f64()),
-            recovery_sla_s: s.recovery_sla.as_secs_f64(),
+            recovery_sla_s: o.row.sla.as_secs_f64(),
             failures: o.row.failures.clone(),
             chart_file,
         });

@@ -22,6 +22,44 @@ pub struct Load {
     pub workers: u32,
     #[serde(with = "humantime_serde")]
     pub client_timeout: Duration,
+    /// The share of each route in the load, and how many quote symbols it asks for.
+    #[serde(default)]
+    pub mix: Mix,
+}
+
+/// Relative weights of the demo's routes in the load, and the number of distinct quote symbols (asked for
+/// with a skewed popularity: a few hot, a long tail).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(default)]
+    pub quote: u32,
+    #[serde(default)]
+    pub order: u32,
+    #[serde(default)]
+    pub report: u32,
+    #[serde(default)]
+    pub recommendations: u32,
+    #[serde(default = "default_symbols")]
+    pub symbols: u32,
+}
+
+fn default_symbols() -> u32 {
+    8
+}
+
+impl Default for Mix {
+    /// Quotes only, over 8 symbols.
+    fn default() -> Self {
+        Mix { quote: 1, order: 0, report: 0, recommendations: 0, symbols: default_symbols() }
+    }
+}
+
+impl Mix {
+    /// The sum of the weights.
+    pub fn total(&self) -> u32 {
+        self.quote + self.order + self.report + self.recommendations
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +69,9 @@ pub struct Slo {
     #[serde(with = "humantime_serde")]
     pub p95: Duration,
     pub recovery_p95_factor: f64,
+    /// Back to normal also means a p95 under this, whatever the baseline (the seeds' "p95 < 200 ms").
+    #[serde(default = "default_recovery_p95", with = "humantime_serde")]
+    pub recovery_p95: Duration,
     /// The auto-abort: the SLO guard disarms all chaos when a window is worse than this.
     pub abort: Abort,
 }
@@ -57,6 +98,10 @@ pub struct Phases {
     pub window: Duration,
 }
 
+fn default_recovery_p95() -> Duration {
+    Duration::from_millis(200)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -65,10 +110,27 @@ pub struct Scenario {
     pub description: String,
     #[serde(with = "humantime_serde")]
     pub duration: Duration,
-    pub injected_band: [f64; 2],
+    /// The share of the dependency's calls the faults should hit (absent for a pressure-only scenario).
+    #[serde(default)]
+    pub injected_band: Option<[f64; 2]>,
     #[serde(with = "humantime_serde")]
     pub recovery_sla: Duration,
+    /// The degradation the service must show: which flags turn on during the fault and off after it.
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
     pub chaos: ChaosConfig,
+}
+
+/// A degrade flag the scenario expects to turn on within `on_within` of the fault's start and back off
+/// within `off_within` of its end. These are reaction times of the service, not scaled by `--time-scale`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub flag: String,
+    #[serde(with = "humantime_serde")]
+    pub on_within: Duration,
+    #[serde(with = "humantime_serde")]
+    pub off_within: Duration,
 }
 
 /// Durations as humantime strings (`250ms`, `4s`).
@@ -91,10 +153,20 @@ impl Plan {
         if plan.load.rps == 0 || plan.load.workers == 0 {
             return Err(format!("{}: load: rps and workers must be at least 1", path.display()));
         }
+        if plan.load.mix.total() == 0 || plan.load.mix.symbols == 0 {
+            return Err(format!("{}: load.mix: give some weight to a route and at least one symbol", path.display()));
+        }
         for (i, s) in plan.scenarios.iter().enumerate() {
-            let [lo, hi] = s.injected_band;
-            if !(0.0..=1.0).contains(&lo) || !(lo..=1.0).contains(&hi) {
+            if let Some([lo, hi]) = s.injected_band
+                && (!(0.0..=1.0).contains(&lo) || !(lo..=1.0).contains(&hi))
+            {
                 return Err(format!("{}: scenarios[{i}].injected_band: need 0 ≤ low ≤ high ≤ 1", path.display()));
+            }
+            if s.injected_band.is_none() && s.chaos.pressure.is_empty() {
+                return Err(format!(
+                    "{}: scenarios[{i}].injected_band: a scenario with faults needs its band",
+                    path.display()
+                ));
             }
         }
         Ok(plan)

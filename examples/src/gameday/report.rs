@@ -1,4 +1,4 @@
-//! Per-phase statistics, recovery time and the verdict of a scenario.
+//! Per-phase statistics, the "back to normal" test behind recovery, and the injected-rate band.
 
 use std::time::Duration;
 
@@ -6,13 +6,23 @@ use serde::Serialize;
 
 use super::load::Sample;
 
-/// What one phase measured.
+/// What one phase measured. Errors and latency are the critical routes' (quotes, orders), where the SLO
+/// applies; shedding is the non-critical routes' (reports, recommendations).
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseStats {
     pub requests: usize,
+    pub critical_requests: usize,
     pub user_errors: usize,
-    pub fallbacks: usize,
+    /// Errors among critical requests (a stale quote past its limit is one).
     pub error_rate: f64,
+    pub fallbacks: usize,
+    /// Fallback answers among critical requests.
+    pub fallback_rate: f64,
+    pub stale: usize,
+    pub non_critical_requests: usize,
+    pub shed: usize,
+    /// Shed answers among non-critical requests.
+    pub shed_rate: f64,
     pub throughput_rps: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -27,17 +37,31 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
+fn share(part: usize, whole: usize) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+}
+
 impl PhaseStats {
     pub fn of(samples: &[Sample], span: Duration) -> Self {
-        let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+        let critical: Vec<&Sample> = samples.iter().filter(|s| s.route.critical()).collect();
+        let mut latencies: Vec<Duration> = critical.iter().map(|s| s.latency).collect();
         latencies.sort();
-        let user_errors = samples.iter().filter(|s| !s.ok).count();
+        let user_errors = critical.iter().filter(|s| !s.ok).count();
+        let fallbacks = critical.iter().filter(|s| s.fallback).count();
+        let non_critical = samples.len() - critical.len();
+        let shed = samples.iter().filter(|s| s.shed).count();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         PhaseStats {
             requests: samples.len(),
+            critical_requests: critical.len(),
             user_errors,
-            fallbacks: samples.iter().filter(|s| s.fallback).count(),
-            error_rate: if samples.is_empty() { 0.0 } else { user_errors as f64 / samples.len() as f64 },
+            error_rate: share(user_errors, critical.len()),
+            fallbacks,
+            fallback_rate: share(fallbacks, critical.len()),
+            stale: samples.iter().filter(|s| s.stale).count(),
+            non_critical_requests: non_critical,
+            shed,
+            shed_rate: share(shed, non_critical),
             throughput_rps: samples.len() as f64 / span.as_secs_f64().max(1e-9),
             p50_ms: ms(percentile(&latencies, 0.50)),
             p95_ms: ms(percentile(&latencies, 0.95)),
@@ -46,37 +70,121 @@ impl PhaseStats {
     }
 }
 
-/// Time from the end of the fault to the start of the first window whose error rate is within the SLO and
-/// whose p95 is within `factor` × the baseline p95. `None`: not recovered within the samples given.
+/// The service's state at one instant, sampled by the runner while the scenario runs.
+#[derive(Debug, Clone)]
+pub struct StateTick {
+    pub at: Duration,
+    pub breaker_closed: bool,
+    /// The degrade flags away from their default at that instant.
+    pub degraded: Vec<String>,
+}
+
+/// What "back on its normal path" means for one window.
+#[derive(Debug, Clone, Copy)]
+pub struct Normal {
+    pub max_error_rate: f64,
+    pub p95_limit: Duration,
+    /// The baseline's fallback and shed shares: a recovered window is within `tolerance` of them.
+    pub baseline_fallback_rate: f64,
+    pub baseline_shed_rate: f64,
+    pub tolerance: f64,
+}
+
+impl Normal {
+    /// Why the window is not normal, or `None` when it is.
+    pub fn judge(&self, stats: &PhaseStats, states: &[&StateTick]) -> Option<String> {
+        if stats.requests == 0 {
+            return Some("no requests".into());
+        }
+        if let Some(open) = states.iter().find(|t| !t.breaker_closed) {
+            return Some(format!("breaker not closed at {:.2}s", open.at.as_secs_f64()));
+        }
+        if let Some(t) = states.iter().find(|t| !t.degraded.is_empty()) {
+            return Some(format!("degrade flags on: {}", t.degraded.join(", ")));
+        }
+        if stats.error_rate > self.max_error_rate {
+            return Some(format!("error rate {:.3}", stats.error_rate));
+        }
+        if stats.p95_ms > self.p95_limit.as_secs_f64() * 1e3 {
+            return Some(format!("p95 {:.1} ms", stats.p95_ms));
+        }
+        if stats.fallback_rate > self.baseline_fallback_rate + self.tolerance {
+            return Some(format!("fallback share {:.3}", stats.fallback_rate));
+        }
+        if stats.shed_rate > self.baseline_shed_rate + self.tolerance {
+            return Some(format!("shed share {:.3}", stats.shed_rate));
+        }
+        None
+    }
+}
+
+/// Time from the fault's end to the start of the first window that is back to normal (see [`Normal`]).
+/// `None`: not back to normal within the samples given.
 pub fn recovery_time(
     after: &[Sample],
+    states: &[StateTick],
     fault_end: Duration,
     window: Duration,
-    max_error_rate: f64,
-    p95_limit: Duration,
+    normal: &Normal,
 ) -> Option<Duration> {
     let last = after.iter().map(|s| s.at).max()?;
     let mut start = fault_end;
     while start <= last {
-        let in_window: Vec<Sample> = after.iter().filter(|s| s.at >= start && s.at < start + window).copied().collect();
-        if !in_window.is_empty() {
-            let stats = PhaseStats::of(&in_window, window);
-            if stats.error_rate <= max_error_rate && stats.p95_ms <= p95_limit.as_secs_f64() * 1e3 {
-                return Some(start - fault_end);
-            }
+        let end = start + window;
+        let in_window: Vec<Sample> = after.iter().filter(|s| s.at >= start && s.at < end).copied().collect();
+        let in_states: Vec<&StateTick> = states.iter().filter(|t| t.at >= start && t.at < end).collect();
+        if normal.judge(&PhaseStats::of(&in_window, window), &in_states).is_none() {
+            return Some(start - fault_end);
         }
-        start += window;
+        start = end;
     }
     None
 }
 
+/// The band an injected rate is judged against: the plan's band, widened by the sampling noise of `calls`
+/// random draws (3.29 standard deviations of a binomial rate: a correct layer falls outside once in 1,000
+/// runs). A layer that injects at another rate than its rules say still falls outside.
+pub fn judged_band(band: [f64; 2], calls: u64) -> [f64; 2] {
+    let [lo, hi] = band;
+    if calls == 0 {
+        return band;
+    }
+    let noise = |p: f64| 3.29 * (p * (1.0 - p) / calls as f64).sqrt();
+    [(lo - noise(lo)).max(0.0), (hi + noise(hi)).min(1.0)]
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::load::Route;
     use super::*;
 
     fn s(at_ms: u64, latency_ms: u64, ok: bool) -> Sample {
-        Sample { at: Duration::from_millis(at_ms), latency: Duration::from_millis(latency_ms), ok, fallback: false }
+        Sample {
+            at: Duration::from_millis(at_ms),
+            latency: Duration::from_millis(latency_ms),
+            route: Route::Quote,
+            ok,
+            fallback: false,
+            shed: false,
+            stale: false,
+        }
     }
+
+    fn tick(at_ms: u64, closed: bool, degraded: &[&str]) -> StateTick {
+        StateTick {
+            at: Duration::from_millis(at_ms),
+            breaker_closed: closed,
+            degraded: degraded.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    const NORMAL: Normal = Normal {
+        max_error_rate: 0.01,
+        p95_limit: Duration::from_millis(100),
+        baseline_fallback_rate: 0.0,
+        baseline_shed_rate: 0.0,
+        tolerance: 0.01,
+    };
 
     #[test]
     fn percentiles_use_nearest_rank() {
@@ -86,11 +194,46 @@ mod tests {
     }
 
     #[test]
-    fn recovery_is_the_first_healthy_window() {
+    fn recovery_is_the_first_window_back_on_the_normal_path() {
+        let window = Duration::from_millis(250);
+        // Errors in the first window; healthy answers afterwards.
         let mut after: Vec<Sample> = (0..10).map(|i| s(1000 + i * 10, 5, false)).collect();
-        after.extend((0..10).map(|i| s(1250 + i * 10, 5, true)));
-        let r =
-            recovery_time(&after, Duration::from_secs(1), Duration::from_millis(250), 0.01, Duration::from_millis(100));
+        after.extend((0..75).map(|i| s(1250 + i * 10, 5, true)));
+        let all_closed: Vec<StateTick> = (0..40).map(|i| tick(1000 + i * 20, true, &[])).collect();
+        let r = recovery_time(&after, &all_closed, Duration::from_secs(1), window, &NORMAL);
         assert_eq!(r, Some(Duration::from_millis(250)));
+
+        // Users see no error, but the breaker stays open until 1.5 s: not normal yet.
+        let open_until: Vec<StateTick> = (0..40).map(|i| tick(1000 + i * 20, 1000 + i * 20 >= 1500, &[])).collect();
+        let r = recovery_time(&after, &open_until, Duration::from_secs(1), window, &NORMAL);
+        assert_eq!(r, Some(Duration::from_millis(500)));
+
+        // A degrade flag on until 1.7 s.
+        let flag: Vec<StateTick> = (0..50)
+            .map(|i| tick(1000 + i * 20, true, if 1000 + i * 20 < 1700 { &["quotes.source"] } else { &[] }))
+            .collect();
+        let r = recovery_time(&after, &flag, Duration::from_secs(1), window, &NORMAL);
+        assert_eq!(r, Some(Duration::from_millis(750)));
+    }
+
+    #[test]
+    fn fallback_answers_are_not_normal() {
+        let window = Duration::from_millis(250);
+        // Every answer a success, but from the cache until 1.5 s.
+        let after: Vec<Sample> =
+            (0..100).map(|i| Sample { fallback: 1000 + i * 10 < 1500, ..s(1000 + i * 10, 5, true) }).collect();
+        let ticks: Vec<StateTick> = (0..50).map(|i| tick(1000 + i * 20, true, &[])).collect();
+        let r = recovery_time(&after, &ticks, Duration::from_secs(1), window, &NORMAL);
+        assert_eq!(r, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn the_band_widens_with_sampling_noise_only() {
+        assert_eq!(judged_band([0.4, 0.6], 0), [0.4, 0.6]);
+        let [lo, hi] = judged_band([0.4, 0.6], 100);
+        assert!((0.23..0.25).contains(&lo) && (0.75..0.77).contains(&hi), "{lo} {hi}");
+        let [lo, hi] = judged_band([0.4, 0.6], 1_000_000);
+        assert!(lo > 0.398 && hi < 0.602);
+        assert_eq!(judged_band([0.95, 1.0], 50)[1], 1.0);
     }
 }
