@@ -153,7 +153,7 @@ impl FlagState {
             value = %change.new,
             was = %change.old,
             source = %change.source,
-            by,
+            by = %by,
             "degrade flag changed"
         );
         Some(change)
