@@ -27,7 +27,7 @@
 //! use degrade_flags::{Flags, flags::FlagKind};
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! # let provider = service_fn(|_: http::Request<()>| async {
 //! #     Ok::<_, std::io::Error>(http::Response::builder().status(503).body(()).unwrap())
