@@ -90,7 +90,8 @@ impl Shared {
 /// The metric handles are registered at spawn, with the recorder in force there.
 ///
 /// Dropping the task stops it: it reads no more and flips no more, and if its switch was on it clears the
-/// flag's trigger layer (a flip off), so no dropped trigger holds a flag degraded.
+/// flag's trigger layer (a flip off), so no dropped trigger holds a flag degraded. The flags' subscribers run
+/// inside the task's step (under its lock): a subscriber must not drop the task that calls it.
 pub struct TriggerTask {
     shared: Arc<Shared>,
     task: JoinHandle<()>,
