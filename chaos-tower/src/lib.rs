@@ -13,6 +13,10 @@
 //! Beside them: [`CircuitBreakerLayer`], [`FallbackLayer`] and [`ShedLayer`] (degrade-flags), and
 //! [`CostLayer`], which meters every request as a cost-meter job and obeys a budget's concurrency guardrail.
 //!
+//! The [`degrade`] module makes degradation happen by itself: [`degrade::TriggerTask`] flips a degrade flag
+//! from a signal (a dependency's error rate or p95 through [`degrade::LatencyWindowLayer`], a breaker, the
+//! process's CPU and memory, a budget at critical) with hysteresis and a minimum hold.
+//!
 //! The [`admin`] module (feature `admin`, on by default) is the control plane: a token-guarded Tower service
 //! that operators mount to change rules, flags and breakers of a running service and read its budgets.
 //!
@@ -41,6 +45,7 @@ pub mod admin;
 pub mod breaker;
 pub mod chaos;
 pub mod cost;
+pub mod degrade;
 pub mod fallback;
 mod faulted;
 mod handle;

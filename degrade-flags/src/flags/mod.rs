@@ -7,9 +7,9 @@
 //! - [`Hysteresis`] and [`Trigger`]: flip a flag from a signal.
 //! - [`edit::set_value`]: the in-place edit behind `degrade set`.
 //!
-//! Every change of a value logs `degrade_mode=ON|OFF flag=<name> value=… source=…` through `tracing` (ON when
-//! the flag is away from its default) and sets the gauge `degrade_flag{flag}` (0/1 for a bool, the option's
-//! index for a strategy, the number for a number).
+//! Every change of a value logs `degrade_mode=ON|OFF flag=<name> value=… source=… by=trigger|manual` through
+//! `tracing` (ON when the flag is away from its default; `by=trigger` when a trigger made the change) and sets
+//! the gauge `degrade_flag{flag}` (0/1 for a bool, the option's index for a strategy, the number for a number).
 
 pub mod edit;
 mod error;

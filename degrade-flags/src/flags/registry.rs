@@ -16,6 +16,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Which source decided a flag's value, highest precedence first.
+///
+/// Every change of a value is logged with `by=trigger` when a trigger made it (set or cleared the trigger
+/// layer) and `by=manual` otherwise: an override, the environment or the flag file, all a person's doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// Set by the program (or the admin API) with [`Flags::set`].
@@ -124,8 +127,8 @@ impl FlagState {
         FlagValue::decode(&self.kind, self.word())
     }
 
-    /// Changes one layer and recomputes; returns the change if the value moved.
-    fn update(&self, change: impl FnOnce(&mut Layers)) -> Option<FlagChange> {
+    /// Changes one layer and recomputes; returns the change if the value moved. `by` is `trigger` or `manual`.
+    fn update(&self, by: &'static str, change: impl FnOnce(&mut Layers)) -> Option<FlagChange> {
         let mut guard = lock(&self.layers);
         let (layers, source) = &mut *guard;
         change(layers);
@@ -150,6 +153,7 @@ impl FlagState {
             value = %change.new,
             was = %change.old,
             source = %change.source,
+            by = %by,
             "degrade flag changed"
         );
         Some(change)
@@ -246,7 +250,7 @@ impl Flags {
         let spec = FlagSpec { name: name.to_owned(), kind, default, value: None, description: None };
         let env = read_env(&spec)?;
         let state = self.entry(&spec)?;
-        let change = state.update(|l| l.env = env);
+        let change = state.update("manual", |l| l.env = env);
         self.publish(change.into_iter().collect());
         Ok(())
     }
@@ -317,7 +321,7 @@ impl Flags {
         let mut changes = Vec::new();
         for (spec, env) in file.flags.values().zip(envs) {
             let state = self.entry(spec)?;
-            changes.extend(state.update(|l| {
+            changes.extend(state.update("manual", |l| {
                 l.file = spec.value;
                 l.env = env;
             }));
@@ -327,7 +331,7 @@ impl Flags {
             flags.iter().filter(|(name, _)| !file.flags.contains_key(*name)).map(|(_, s)| s.clone()).collect()
         };
         for state in others {
-            changes.extend(state.update(|l| l.file = None));
+            changes.extend(state.update("manual", |l| l.file = None));
         }
         tracing::info!(file = %path.display(), flags = file.flags.len(), "flag file loaded");
         *loading = Some((path.to_path_buf(), file));
@@ -374,7 +378,7 @@ impl Flags {
     pub fn set(&self, name: &str, value: &str) -> Result<(), FlagError> {
         let state = self.state(name)?;
         let value = state.kind.parse(value).map_err(|r| FlagError::new(name, r))?;
-        let change = state.update(|l| l.overridden = Some(value));
+        let change = state.update("manual", |l| l.overridden = Some(value));
         self.publish(change.into_iter().collect());
         Ok(())
     }
@@ -382,7 +386,7 @@ impl Flags {
     /// Drops the override of a flag.
     pub fn unset(&self, name: &str) -> Result<(), FlagError> {
         let state = self.state(name)?;
-        let change = state.update(|l| l.overridden = None);
+        let change = state.update("manual", |l| l.overridden = None);
         self.publish(change.into_iter().collect());
         Ok(())
     }
@@ -403,7 +407,7 @@ impl Flags {
             }
         }
         let trigger: Arc<str> = trigger.into();
-        let change = state.update(|l| l.trigger = value.map(|v| (v, trigger)));
+        let change = state.update("trigger", |l| l.trigger = value.map(|v| (v, trigger)));
         if change.is_none() && value.is_some() && !matches!(state.source(), Source::Trigger(_)) {
             tracing::info!(flag = name, source = %state.source(), "trigger fired but a manual setting decides");
         }

@@ -67,6 +67,26 @@ impl Trigger {
         Self { name: name.to_owned(), flag: flag.to_owned(), value, switch }
     }
 
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The flag it drives.
+    pub fn flag(&self) -> &str {
+        &self.flag
+    }
+
+    /// The value it sets the flag to while on.
+    pub fn value(&self) -> FlagValue {
+        self.value
+    }
+
+    /// Is its switch on? (A manual setting of the flag may still decide the flag's value.)
+    pub fn is_on(&self) -> bool {
+        self.switch.is_on()
+    }
+
     /// Feeds one observation of the signal; on a flip, sets or clears the flag's trigger layer.
     pub fn observe(&mut self, flags: &Flags, signal: f64, now: Instant) -> Result<Option<bool>, FlagError> {
         let flipped = self.switch.observe(signal, now);
