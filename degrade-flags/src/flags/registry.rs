@@ -148,7 +148,7 @@ impl FlagState {
             source: new_source,
         };
         tracing::info!(
-            degrade_mode = if change.degraded { "ON" } else { "OFF" },
+            degrade_mode = %if change.degraded { "ON" } else { "OFF" },
             flag = %change.flag,
             value = %change.new,
             was = %change.old,
