@@ -169,6 +169,39 @@ mod properties {
     use proptest::prelude::*;
 
     proptest! {
+        /// Several triggers on one number flag, against a reference: the value in force is the on trigger's
+        /// furthest from the default (the later one on a tie), or the default when none is on; a trigger
+        /// turning off never takes another's value with it.
+        #[test]
+        fn the_strongest_trigger_holds_a_number_flag(
+            steps in proptest::collection::vec((0usize..3, proptest::option::of(0u32..=100)), 1..60),
+        ) {
+            let (flags, _) = flags("strongest");
+            let names = ["cpu", "budget", "memory"];
+            let mut on: Vec<(usize, u32)> = Vec::new();
+            for (who, value) in steps {
+                flags.set_trigger("api.shed_percent", value.map(|v| FlagValue::Number(f64::from(v))), names[who]).unwrap();
+                on.retain(|(w, _)| *w != who);
+                if let Some(v) = value {
+                    on.push((who, v));
+                }
+                let mut best: Option<(usize, u32)> = None;
+                for &(w, v) in &on {
+                    if best.is_none_or(|(_, b)| v >= b) {
+                        best = Some((w, v));
+                    }
+                }
+                let (value, source) = flags.get("api.shed_percent").unwrap();
+                match best {
+                    Some((w, v)) => {
+                        prop_assert_eq!(value, v.to_string());
+                        prop_assert_eq!(source, Source::Trigger(names[w].into()));
+                    }
+                    None => prop_assert_eq!((value, source), ("0".to_owned(), Source::Default)),
+                }
+            }
+        }
+
         /// Hysteresis against a reference: it flips only on crossing the active threshold, never within the
         /// hold time, and alternates on/off.
         #[test]

@@ -64,7 +64,8 @@ pub struct FlagChange {
 struct Layers {
     overridden: Option<FlagValue>,
     env: Option<FlagValue>,
-    trigger: Option<(FlagValue, Arc<str>)>,
+    /// The triggers that are on, by name, oldest first.
+    triggers: Vec<(Arc<str>, FlagValue)>,
     file: Option<FlagValue>,
 }
 
@@ -76,10 +77,34 @@ impl Layers {
             (v, Source::Env)
         } else if let Some(v) = self.file {
             (v, Source::File)
-        } else if let Some((v, name)) = &self.trigger {
-            (*v, Source::Trigger(name.clone()))
+        } else if let Some((name, v)) = self.strongest_trigger(default) {
+            (v, Source::Trigger(name.clone()))
         } else {
             (default, Source::Default)
+        }
+    }
+
+    /// Among the triggers that are on, the one that degrades most: for a number, the value furthest from the
+    /// default (two shedding triggers at 50 and 90: 90); otherwise the trigger that turned on last.
+    fn strongest_trigger(&self, default: FlagValue) -> Option<(&Arc<str>, FlagValue)> {
+        let distance = |v: FlagValue| match (v, default) {
+            (FlagValue::Number(v), FlagValue::Number(d)) => (v - d).abs(),
+            _ => 0.0,
+        };
+        let mut best: Option<(&Arc<str>, FlagValue)> = None;
+        for (name, value) in &self.triggers {
+            if best.is_none_or(|(_, b)| distance(*value) >= distance(b)) {
+                best = Some((name, *value));
+            }
+        }
+        best
+    }
+
+    /// Turns trigger `name` on with `value`, or off.
+    fn set_trigger(&mut self, name: Arc<str>, value: Option<FlagValue>) {
+        self.triggers.retain(|(n, _)| *n != name);
+        if let Some(value) = value {
+            self.triggers.push((name, value));
         }
     }
 }
@@ -391,7 +416,9 @@ impl Flags {
         Ok(())
     }
 
-    /// Sets (`Some`) or clears (`None`) the trigger layer of a flag; `trigger` names the trigger in logs.
+    /// Turns trigger `trigger` on with `value` (`Some`) or off (`None`) for a flag. Several triggers may hold
+    /// one flag: the one that degrades most decides (for a number flag the value furthest from the default,
+    /// otherwise the one that turned on last); a trigger turning off leaves the others in force.
     /// A manual setting (override or environment) still wins.
     pub fn set_trigger(&self, name: &str, value: Option<FlagValue>, trigger: &str) -> Result<(), FlagError> {
         let state = self.state(name)?;
@@ -407,7 +434,7 @@ impl Flags {
             }
         }
         let trigger: Arc<str> = trigger.into();
-        let change = state.update("trigger", |l| l.trigger = value.map(|v| (v, trigger)));
+        let change = state.update("trigger", |l| l.set_trigger(trigger, value));
         if change.is_none() && value.is_some() && !matches!(state.source(), Source::Trigger(_)) {
             tracing::info!(flag = name, source = %state.source(), "trigger fired but a manual setting decides");
         }
