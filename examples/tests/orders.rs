@@ -178,6 +178,45 @@ async fn capture_only_acknowledges_into_the_journal_and_normal_drains_it_exactly
     orders.shutdown().await;
 }
 
+#[test]
+fn metrics_count_captures_the_backlog_and_each_fsync() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // A local recorder sees what this thread records: a current-thread runtime keeps the route on it.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = Flags::new();
+        let orders = Orders::open(dir.path(), &flags, &no_chaos(), OrdersOptions::default()).unwrap();
+        flags.set(INGEST_FLAG, "capture_only").unwrap();
+        for id in ["m-1", "m-2"] {
+            assert_eq!(orders.place(order(id)).await.unwrap(), Placed::Captured);
+        }
+        orders.shutdown().await;
+    });
+    let metrics: BTreeMap<String, DebugValue> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+        })
+        .collect();
+    assert_eq!(metrics.get("orders_accepted_total{mode=capture_only}"), Some(&DebugValue::Counter(2)), "{metrics:?}");
+    assert!(
+        matches!(metrics.get("orders_journal_backlog{}"), Some(DebugValue::Gauge(g)) if g.into_inner() == 2.0),
+        "{metrics:?}"
+    );
+    assert!(
+        matches!(metrics.get("orders_journal_fsync_seconds{}"), Some(DebugValue::Histogram(h)) if h.len() == 2),
+        "{metrics:?}"
+    );
+}
+
 const CHILD_DIR: &str = "ORDERS_CRASH_CHILD_DIR";
 const WRITERS: usize = 4;
 
@@ -196,7 +235,12 @@ fn crash_child() {
         for w in 0..WRITERS {
             let orders = orders.clone();
             writers.push(tokio::spawn(async move {
-                for i in 0.. {
+                let started = Instant::now();
+                // Bounded, should the parent die without killing it.
+                for i in 0..1_000_000 {
+                    if started.elapsed() > Duration::from_secs(120) {
+                        break;
+                    }
                     let id = format!("w{w}-{i}");
                     assert_eq!(orders.place(order(&id)).await.unwrap(), Placed::Captured);
                     // Not `println!`: the test harness captures that; this goes straight to the pipe.
@@ -210,6 +254,16 @@ fn crash_child() {
             writer.await.unwrap();
         }
     });
+}
+
+/// Kills the child if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The proof of issue 13: a real process captures orders and is `SIGKILL`ed mid-stream; reopened in normal
@@ -227,6 +281,7 @@ fn acknowledged_orders_survive_a_sigkill_in_capture_only() {
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut child = KillOnDrop(child);
     let mut acknowledged = BTreeSet::new();
     let read_ack = |reader: &mut BufReader<_>, acknowledged: &mut BTreeSet<String>| -> bool {
         let mut line = String::new();
@@ -244,9 +299,9 @@ fn acknowledged_orders_survive_a_sigkill_in_capture_only() {
         assert!(read_ack(&mut reader, &mut acknowledged), "the child stopped before it was killed");
         assert!(Instant::now() < deadline, "the child acknowledged only {} orders in 60 s", acknowledged.len());
     }
-    child.kill().unwrap(); // SIGKILL: no destructor, no flush, no shutdown
+    child.0.kill().unwrap(); // SIGKILL: no destructor, no flush, no shutdown
     while read_ack(&mut reader, &mut acknowledged) {}
-    child.wait().unwrap();
+    child.0.wait().unwrap();
 
     let journal_path = dir.path().join("orders.journal");
     let mut journal_file = std::fs::OpenOptions::new().append(true).open(&journal_path).unwrap();
@@ -267,6 +322,11 @@ fn acknowledged_orders_survive_a_sigkill_in_capture_only() {
             orders.stats()
         );
         let stored = stored_ids(&orders).await;
+        eprintln!(
+            "{} orders acknowledged before the SIGKILL, {} stored after the restart",
+            acknowledged.len(),
+            stored.len()
+        );
         let missing: Vec<_> = acknowledged.iter().filter(|id| !stored.contains_key(*id)).collect();
         assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
         assert!(stored.values().all(|&n| n == 1));
@@ -445,6 +505,8 @@ fn entries() -> impl Strategy<Value = Vec<JournalEntry>> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn random_bytes_never_panic_the_journal_parser(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let parsed = journal::parse(&bytes);
