@@ -3,6 +3,8 @@
 //! - [`demo`]: the demo service (an axum app over a simulated quote provider behind Brownout's fallback,
 //!   circuit breaker, client timeout and fault layers), used by the `gameday` and `http_service` examples.
 //! - [`gameday`]: the GameDay runner behind the `gameday` example, callable from tests.
+//! - [`orders`]: the critical "place an order" route (`POST /orders`) over an embedded SQLite store, with a
+//!   capture-only degrade mode (`orders.ingest`) that journals orders durably and drains them exactly once.
 //! - [`http_service`]: the demo service as a real server (rules and flags reloaded from files, `/metrics`),
 //!   behind the `http_service` example.
 #![forbid(unsafe_code)]
@@ -11,3 +13,4 @@
 pub mod demo;
 pub mod gameday;
 pub mod http_service;
+pub mod orders;
