@@ -345,12 +345,14 @@ fn acknowledged_orders_survive_a_sigkill_in_capture_only() {
     });
 }
 
+/// Without the journal fallback a failing store is the caller's `503`.
 #[tokio::test]
 async fn injected_store_errors_answer_503_and_apply_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let handle =
         chaos("rules: [{ name: db-down, sample: { mode: exact, rate: 1.0 }, fault: { error: { status: 503 } } }]");
-    let orders = Orders::open(dir.path(), &Flags::new(), &handle, OrdersOptions::default()).unwrap();
+    let options = OrdersOptions { fallback_to_journal: false, ..OrdersOptions::default() };
+    let orders = Orders::open(dir.path(), &Flags::new(), &handle, options).unwrap();
     let router = orders.router();
     for i in 0..5 {
         let answer = post_order(&router, &format!("e-{i}")).await;
@@ -369,11 +371,45 @@ async fn injected_store_errors_answer_503_and_apply_nothing() {
     orders.shutdown().await;
 }
 
+/// With the fallback (the default) an order the store cannot take goes to the journal: acknowledged with
+/// `202` and `x-served-from: journal`, applied once when the store is back; the store calls are reported.
+#[tokio::test]
+async fn a_failing_store_falls_back_to_the_journal_and_drains_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        chaos("rules: [{ name: db-down, sample: { mode: exact, rate: 1.0 }, fault: { error: { status: 503 } } }]");
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let options = OrdersOptions {
+        // The journal obeys its own (empty) rules: the database outage leaves it alone.
+        journal_chaos: Some(chaos("rules: []")),
+        on_store_call: Some(Arc::new(move |_, ok| seen.lock().unwrap().push(ok))),
+        drain_poll: Duration::from_millis(20),
+        retry_max: Duration::from_millis(50),
+        ..OrdersOptions::default()
+    };
+    let orders = Orders::open(dir.path(), &Flags::new(), &store, options).unwrap();
+    let router = orders.router();
+    for i in 0..5 {
+        let answer = post_order(&router, &format!("f-{i}")).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+        assert_eq!(answer.body["fallback"], true, "{}", answer.body);
+    }
+    assert_eq!(orders.store().count().await.unwrap(), 0, "the store took nothing");
+    assert!(calls.lock().unwrap().iter().take(5).all(|ok| !ok), "the failed calls were reported");
+    store.disarm();
+    assert!(orders.drained(Duration::from_secs(10)).await, "drained once the store is back");
+    assert_eq!(orders.store().count().await.unwrap(), 5, "every acknowledged order applied once");
+    assert_eq!(orders.store().duplicates(), 0);
+    assert!(calls.lock().unwrap().iter().any(|ok| *ok), "the drainer's calls are reported too");
+    orders.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_injected_hang_is_cut_by_the_per_call_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let handle = chaos("rules: [{ name: db-hang, sample: { mode: exact, rate: 1.0 }, fault: { hang: { max: 60s } } }]");
-    let mut options = OrdersOptions::default();
+    let mut options = OrdersOptions { fallback_to_journal: false, ..OrdersOptions::default() };
     options.store.call_timeout = Duration::from_millis(200);
     let orders = Orders::open(dir.path(), &Flags::new(), &handle, options).unwrap();
     let router = orders.router();

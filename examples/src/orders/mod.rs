@@ -161,6 +161,13 @@ pub struct OrdersOptions {
     /// Called with the duration of every durable journal append (write, flush and fsync), beside the
     /// `orders_journal_fsync_seconds` histogram: plug a latency window here.
     pub on_fsync: Option<FsyncHook>,
+    /// Called with the duration and success of every store call (live orders and the drainer's), through the
+    /// chaos layer and the per-call timeout: plug a latency window here to degrade on a slow or failing store.
+    pub on_store_call: Option<StoreCallHook>,
+    /// In normal mode, an order the store fails to take is captured into the journal instead (`202`,
+    /// `x-served-from: journal`), to be applied when the store is back: the per-request fallback. Off, the
+    /// caller gets the `503` (the GameDay's `--without-fallback`).
+    pub fallback_to_journal: bool,
     /// How many journal entries the drainer applies before compacting them away.
     pub drain_batch: usize,
     /// How often the idle drainer looks at the mode and the backlog without being woken (a safety net: flag
@@ -178,6 +185,8 @@ impl Default for OrdersOptions {
             store: StoreOptions::default(),
             journal_chaos: None,
             on_fsync: None,
+            on_store_call: None,
+            fallback_to_journal: true,
             drain_batch: 256,
             drain_poll: Duration::from_secs(1),
             retry_min: Duration::from_millis(50),
@@ -192,6 +201,8 @@ impl fmt::Debug for OrdersOptions {
             .field("store", &self.store)
             .field("journal_chaos", &self.journal_chaos.is_some())
             .field("on_fsync", &self.on_fsync.is_some())
+            .field("on_store_call", &self.on_store_call.is_some())
+            .field("fallback_to_journal", &self.fallback_to_journal)
             .field("drain_batch", &self.drain_batch)
             .field("drain_poll", &self.drain_poll)
             .field("retry_min", &self.retry_min)
@@ -211,6 +222,9 @@ pub enum Placed {
     Captured,
     /// Capture-only mode: an order with this id is in the journal already; nothing was written (`202`).
     AlreadyCaptured,
+    /// Normal mode, but the store failed: the order went to the journal instead, the fallback (`202`,
+    /// `x-served-from: journal`); the drainer applies it when the store is back.
+    FellBack,
 }
 
 /// Why [`Orders::place`] did not acknowledge an order.
@@ -296,6 +310,19 @@ pub struct OrdersStats {
     pub backlog: u64,
     /// The journal file's length in bytes.
     pub journal_bytes: u64,
+}
+
+/// Called with the duration and success of each store call (see [`OrdersOptions::on_store_call`]).
+pub type StoreCallHook = Arc<dyn Fn(Duration, bool) + Send + Sync>;
+
+/// Calls the store through its chaos layer and timeout, telling `hook` how the call went.
+async fn call_store(shared: &Shared, write: OrderWrite) -> Result<Applied, tower::BoxError> {
+    let began = tokio::time::Instant::now();
+    let result = shared.downstream.clone().oneshot(write).await;
+    if let Some(hook) = &shared.options.on_store_call {
+        hook(began.elapsed(), result.is_ok());
+    }
+    result
 }
 
 #[derive(Debug, Default)]
@@ -491,14 +518,23 @@ impl Orders {
         }
         match mode {
             Mode::Normal => {
+                let kept = self.shared.options.fallback_to_journal.then(|| order.clone());
                 let write = OrderWrite { order, accepted_at_ms: unix_millis() };
-                match self.shared.downstream.clone().oneshot(write).await {
+                match call_store(&self.shared, write).await {
                     Ok(Applied::New) => {
                         c.accepted_normal.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("orders_accepted_total", "mode" => "normal").increment(1);
                         Ok(Placed::Applied)
                     }
                     Ok(Applied::Duplicate) => Ok(Placed::Duplicate),
+                    Err(e) if kept.is_some() => {
+                        tracing::debug!(error = %e, "the store failed: the order goes to the journal");
+                        let order = kept.expect("checked");
+                        match Box::pin(self.place_in(Mode::CaptureOnly, order)).await? {
+                            Placed::Captured | Placed::AlreadyCaptured => Ok(Placed::FellBack),
+                            other => Ok(other),
+                        }
+                    }
                     Err(e) => {
                         c.rejected.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("orders_rejected_total", "reason" => "store").increment(1);
@@ -599,6 +635,12 @@ async fn post_order(State(orders): State<Orders>, body: Bytes) -> Response {
         Ok(Placed::Duplicate) => (StatusCode::OK, "duplicate"),
         Ok(Placed::Captured) => (StatusCode::ACCEPTED, "captured"),
         Ok(Placed::AlreadyCaptured) => (StatusCode::ACCEPTED, "already_captured"),
+        Ok(Placed::FellBack) => {
+            let body = serde_json::json!({ "id": id, "status": "captured", "mode": mode, "fallback": true });
+            let mut response = json_response(StatusCode::ACCEPTED, Some(mode), &body);
+            response.headers_mut().insert("x-served-from", HeaderValue::from_static("journal"));
+            return response;
+        }
         Err(e) => {
             let status = match e.kind() {
                 PlaceErrorKind::Invalid => StatusCode::BAD_REQUEST,
@@ -668,7 +710,7 @@ async fn drain_batch(shared: &Shared) -> Result<(), String> {
             order: Order { id: entry.id, symbol: entry.symbol, qty: entry.qty },
             accepted_at_ms: entry.accepted_at,
         };
-        match shared.downstream.clone().oneshot(write).await {
+        match call_store(shared, write).await {
             Ok(_) => done += 1,
             Err(e) => {
                 failure = Some(format!("store: {e}"));
