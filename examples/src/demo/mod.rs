@@ -1,6 +1,25 @@
-//! The demo service: an axum app whose `/quote/{symbol}` route calls a simulated quote provider through
-//! Brownout's fallback, circuit breaker and fault layers and a client timeout; the fallback answers with the
-//! last good (cached) quote.
+//! The demo service: an axum app worth degrading, with critical and non-critical routes, each with a degrade
+//! mode read from degrade flags (`configs/feature_flags.yaml`).
+//!
+//! | Route | Kind | Flag | What degrades |
+//! |---|---|---|---|
+//! | `GET /quote/{symbol}` | critical | `quotes.source: live \| cached \| stale_ok` | quotes from the cache instead of the provider ([`QuoteSource`]) |
+//! | `GET /reports/{name}` | non-critical | `reports.delivery: cached \| streaming` | a 256 KiB report built and cached in memory, or streamed ([`ReportDelivery`]) |
+//! | `GET /recommendations/{user}` | non-critical | — | CPU-bound (~0.5 ms of hashing): shows CPU pressure in its latency |
+//! | every non-critical route | | `api.shed_percent: 0–100` | exactly that share is shed with `503` + `Retry-After` |
+//!
+//! `/quote/**` and `/orders/**` are critical: never shed. The flags are read through typed handles taken once
+//! when the app is built (each read is one atomic load), from [`Options::flags`] (the `http_service` example
+//! passes its flags, loaded and watched from the flag file) or, without it, from flags the demo defines at
+//! their defaults ([`Demo::flags`], which a test can set). `execution.partial_fill_mode` is not read here.
+//!
+//! The quote route calls a simulated quote provider through Brownout's fallback, circuit breaker and fault
+//! layers and a client timeout; the fallback answers with the last good (cached) quote. Its answers carry
+//! `x-quote-age-ms` (0 for a live quote), `x-served-from: cache` when from the cache, and `x-degraded: stale`
+//! when the cached quote is older than [`Options::quote_max_age`] (5 s by default) — a degraded answer,
+//! which the GameDay counts as an error — or `x-degraded: stale-ok` when `quotes.source` is `stale_ok` (the
+//! operator accepted stale quotes: counted, in [`Counters::stale`] and [`Counters::stale_accepted`], but not
+//! an error).
 //!
 //! Every user request is a cost-meter job (`CostLayer`, thread CPU clock per poll); the app sums their CPU
 //! and memory in [`CostTotals`], which the GameDay reads per phase.
@@ -17,170 +36,78 @@
 //! once, so the service's own cost is not hidden behind a millisecond of sleep), and [`bare_router`] serves
 //! the same quotes with none of Brownout's layers.
 
-use std::collections::HashMap;
+mod cost;
+mod flags;
+mod provider;
+mod quotes;
+mod recommendations;
+mod reports;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Router, body::Body};
-use bytes::Bytes;
-use chaos_tower::{ChaosHandle, CircuitBreakerLayer, CostLayer, FallbackLayer, HttpChaosLayer};
+use chaos_tower::shed::SHED_HEADER;
+use chaos_tower::{ChaosHandle, CostLayer, ShedLayer};
 use cost_meter::budget::BudgetMonitor;
-use cost_meter::{JobRecord, Labels, MemoryMode, Meter};
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, SystemClock};
-use http_body_util::{BodyExt, Full};
-use tower::util::{BoxCloneSyncService, Either};
-use tower::{BoxError, ServiceBuilder, ServiceExt};
+use cost_meter::{JobRecord, Labels, Meter};
+use degrade_flags::Flags;
+use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, SystemClock};
+use tower::ServiceExt;
+use tower::util::MapResponseLayer;
 
-type Provider = BoxCloneSyncService<http::Request<Body>, http::Response<Bytes>, BoxError>;
+pub use cost::{CostSnapshot, CostTotals, PhaseCost};
+pub use flags::{QUOTES_SOURCE, QuoteSource, REPORTS_DELIVERY, ReportDelivery, SHED_PERCENT};
+pub use reports::REPORT_DELIVERY_HEADER;
 
-/// What the service counts about its dependency.
+use provider::Provider;
+
+/// `x-quote-age-ms`: the age of the quote answered, in milliseconds (0 for a live quote).
+pub const QUOTE_AGE_HEADER: &str = "x-quote-age-ms";
+/// `x-served-from: cache`: the quote came from the cache (by the fallback, or by `quotes.source`).
+pub const SERVED_FROM_HEADER: &str = "x-served-from";
+/// `x-degraded: stale` (a degraded answer, an error for the GameDay) or `stale-ok` (a stale quote accepted by
+/// `quotes.source: stale_ok`): the cached quote is older than [`Options::quote_max_age`].
+pub const DEGRADED_HEADER: &str = "x-degraded";
+
+/// The routes never shed, whatever `api.shed_percent` says.
+pub const CRITICAL_ROUTES: [&str; 2] = ["/quote/**", "/orders/**"];
+
+/// What the service counts: its routes' requests, its dependency, and its degrade modes.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// User requests that needed a quote.
+    /// User requests that needed a quote (`GET /quote/{symbol}`).
     pub requests: AtomicU64,
     /// Calls that reached the provider stack below the breaker (the chaos layer's traffic).
     pub provider_calls: AtomicU64,
-    /// Answers served by the fallback (the cache).
+    /// Answers served by the fallback (the cache), including its `503` when no quote was cached.
     pub fallbacks: AtomicU64,
-}
-
-type Cache = Arc<Mutex<HashMap<String, Bytes>>>;
-
-#[derive(Clone)]
-struct AppState {
-    provider: Provider,
-    cache: Cache,
-    counters: Arc<Counters>,
-}
-
-/// How long the simulated provider takes to answer, unless told otherwise ([`app_with`]).
-pub const PROVIDER_LATENCY: Duration = Duration::from_millis(1);
-
-/// The simulated provider: answers a JSON quote after `latency` (at once when it is zero).
-async fn provider(latency: Duration, req: http::Request<Body>) -> Result<http::Response<Full<Bytes>>, BoxError> {
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let symbol = symbol_of(&req);
-    let body = format!(r#"{{"symbol":"{symbol}","price":101.25}}"#);
-    Ok(http::Response::new(Full::new(Bytes::from(body))))
-}
-
-/// The route of the provider's quote API: what chaos rules match (`/api/quotes/**`).
-const PROVIDER_ROUTE: &str = "/api/quotes/";
-
-/// User headers passed on to the provider, so chaos rules can target users, tenants and canaries.
-const FORWARDED: [&str; 3] = ["x-user-id", "x-tenant", "x-canary"];
-/// Headers starting with this are passed on too: the header-driven faults (`x-chaos-token`,
-/// `x-chaos-delay-ms`, `x-chaos-abort-status`), read by the chaos layer on the provider call.
-const FORWARDED_PREFIX: &str = "x-chaos-";
-
-fn symbol_of(req: &http::Request<Body>) -> String {
-    req.uri().path().trim_start_matches(PROVIDER_ROUTE).to_owned()
-}
-
-/// The provider as the service sees it, outermost first: the fallback (the cache, unless
-/// [`Options::fallback`] is off), the circuit breaker, a counter of calls that reach the provider, the client
-/// timeout, chaos, then the whole body read (a reset or a cut body is an error here, as over a real
-/// connection). Good answers fill the cache.
-fn provider_client(
-    chaos: &ChaosHandle,
-    breaker: Arc<CircuitBreaker>,
-    options: &Options,
-    counters: &Arc<Counters>,
-    read: Cache,
-    latency: Duration,
-) -> Provider {
-    let fallback_counter = counters.clone();
-    let fallback = tower::service_fn(move |req: http::Request<Body>| {
-        let cached = read.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&symbol_of(&req)).cloned();
-        fallback_counter.fallbacks.fetch_add(1, Ordering::Relaxed);
-        async move {
-            let mut response = match cached {
-                Some(body) => http::Response::new(body),
-                None => {
-                    let mut r = http::Response::new(Bytes::from_static(b"no cached quote"));
-                    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                    r
-                }
-            };
-            response.headers_mut().insert("x-served-from", HeaderValue::from_static("cache"));
-            Ok::<_, BoxError>(response)
-        }
-    });
-    // In a GameDay the injected faults stand for real ones: they count toward the breaker.
-    let classify = |r: &Result<http::Response<Bytes>, BoxError>| match r {
-        Ok(response) if response.status().is_success() => Outcome::Success,
-        _ => Outcome::Failure,
-    };
-    let calls = counters.clone();
-    let guarded = ServiceBuilder::new()
-        .layer(CircuitBreakerLayer::new(breaker).classifier(classify))
-        .map_request(move |req: http::Request<Body>| {
-            calls.provider_calls.fetch_add(1, Ordering::Relaxed);
-            req
-        })
-        .timeout(options.timeout)
-        .and_then(|response: http::Response<chaos_tower::ChaosBody<Full<Bytes>>>| async move {
-            let (parts, body) = response.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            Ok::<_, BoxError>(http::Response::from_parts(parts, bytes))
-        })
-        .layer(HttpChaosLayer::new(chaos.clone()))
-        .service_fn(move |req| provider(latency, req));
-    // One box for either shape: boxing the guarded stack inside the fallback too would cost a second boxed
-    // clone and a second boxed future per request.
-    let provider = if options.fallback {
-        Either::Left(ServiceBuilder::new().layer(FallbackLayer::http(fallback)).service(guarded))
-    } else {
-        Either::Right(guarded)
-    };
-    BoxCloneSyncService::new(provider)
-}
-
-/// The provider's request for `symbol`, with the user's forwarded headers; `None` when the symbol makes no
-/// valid URI.
-fn provider_request(symbol: &str, headers: &http::HeaderMap) -> Option<http::Request<Body>> {
-    let mut req = http::Request::get(format!("{PROVIDER_ROUTE}{symbol}"));
-    for name in FORWARDED {
-        if let Some(value) = headers.get(name) {
-            req = req.header(name, value);
-        }
-    }
-    for (name, value) in headers {
-        if name.as_str().starts_with(FORWARDED_PREFIX) {
-            req = req.header(name, value);
-        }
-    }
-    req.body(Body::empty()).ok()
-}
-
-async fn quote(State(state): State<Arc<AppState>>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
-    state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    // A symbol that makes no valid URI is the user's mistake, not the provider's.
-    let Some(req) = provider_request(&symbol, &headers) else {
-        return (StatusCode::BAD_REQUEST, "invalid symbol").into_response();
-    };
-    match state.provider.clone().oneshot(req).await {
-        Ok(response) if response.status().is_success() => {
-            let from_cache = response.headers().get("x-served-from").cloned();
-            let body = response.into_body();
-            if from_cache.is_none() {
-                state.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(symbol, body.clone());
-            }
-            let mut answer = (StatusCode::OK, body).into_response();
-            if let Some(v) = from_cache {
-                answer.headers_mut().insert("x-served-from", v);
-            }
-            answer
-        }
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "quote provider unavailable").into_response(),
-    }
+    /// Quotes served from the cache because `quotes.source` said so (`cached`, `stale_ok`), without calling
+    /// the provider.
+    pub quotes_from_cache: AtomicU64,
+    /// Cached quotes answered older than [`Options::quote_max_age`] (marked `x-degraded`), whatever the mode.
+    pub stale: AtomicU64,
+    /// Of [`stale`](Self::stale), those accepted by `quotes.source: stale_ok` (marked `x-degraded: stale-ok`).
+    pub stale_accepted: AtomicU64,
+    /// `GET /reports/{name}` requests answered (not shed).
+    pub report_requests: AtomicU64,
+    /// Reports delivered in `cached` mode (built whole, or a cache hit).
+    pub reports_cached: AtomicU64,
+    /// Of [`reports_cached`](Self::reports_cached), those served from the report cache.
+    pub report_cache_hits: AtomicU64,
+    /// Reports delivered in `streaming` mode.
+    pub reports_streamed: AtomicU64,
+    /// Reports in the report cache now (a gauge).
+    pub report_cache_entries: AtomicU64,
+    /// `GET /recommendations/{user}` requests answered (not shed).
+    pub recommendation_requests: AtomicU64,
+    /// Non-critical requests shed by `api.shed_percent` (`503` with `Retry-After` and `x-degrade-shed`).
+    pub shed: AtomicU64,
 }
 
 /// How to build the demo service.
@@ -197,84 +124,35 @@ pub struct Options {
     /// GameDay reports CPU per request). Off, a request's CPU is its wall time, recorded as an estimate:
     /// `CostLayer`'s own default, for high request rates (the clock is a system call, two per poll).
     pub thread_cpu: bool,
+    /// The degrade flags the demo reads (`quotes.source`, `reports.delivery`, `api.shed_percent`); those
+    /// missing are defined at their defaults. `None` (the default): the demo makes its own registry, at the
+    /// defaults, returned in [`Demo::flags`].
+    pub flags: Option<Flags>,
+    /// The age limit of a cached quote (default 5 s): older, a cached answer is marked `x-degraded` and
+    /// counted in [`Counters::stale`]; `quotes.source: cached` calls the provider rather than serve it.
+    pub quote_max_age: Duration,
+    /// The size of a report, in bytes (default 256 KiB; the last line may go a little over).
+    pub report_bytes: usize,
+    /// The most reports the `cached` mode keeps in memory (default 4096, about 1 GiB at the default size;
+    /// 0 keeps none): beyond it, the oldest is evicted.
+    pub report_cache_entries: usize,
+    /// The CPU work of a recommendation, in hash rounds (default 32,768: about 0.5 ms in an optimised build
+    /// on the project's machines, about ten times that in a debug build).
+    pub recommendation_rounds: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { timeout: Duration::from_millis(250), fallback: true, budgets: None, thread_cpu: true }
-    }
-}
-
-/// What the service's requests cost, summed from their cost-meter records.
-#[derive(Debug, Default)]
-pub struct CostTotals {
-    cpu_ns: AtomicU64,
-    memory_byte_ms: AtomicU64,
-    jobs: AtomicU64,
-    allocator_jobs: AtomicU64,
-}
-
-impl CostTotals {
-    fn add(&self, record: &JobRecord) {
-        self.cpu_ns.fetch_add((record.cpu_seconds * 1e9).round() as u64, Ordering::Relaxed);
-        self.memory_byte_ms.fetch_add((record.memory_byte_seconds * 1e3).round() as u64, Ordering::Relaxed);
-        self.jobs.fetch_add(1, Ordering::Relaxed);
-        if record.memory_mode == MemoryMode::Allocator {
-            self.allocator_jobs.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The totals so far.
-    pub fn snapshot(&self) -> CostSnapshot {
-        CostSnapshot {
-            cpu_ns: self.cpu_ns.load(Ordering::Relaxed),
-            memory_byte_ms: self.memory_byte_ms.load(Ordering::Relaxed),
-            jobs: self.jobs.load(Ordering::Relaxed),
-            allocator_jobs: self.allocator_jobs.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// [`CostTotals`] at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CostSnapshot {
-    cpu_ns: u64,
-    memory_byte_ms: u64,
-    jobs: u64,
-    allocator_jobs: u64,
-}
-
-/// What the requests finished between two snapshots cost.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct PhaseCost {
-    /// Requests metered (finished) in the span.
-    pub requests: u64,
-    /// CPU time they used, from the thread CPU clock.
-    pub cpu_seconds: f64,
-    /// CPU time per request, in milliseconds.
-    pub cpu_ms_per_request: f64,
-    /// Their live heap bytes integrated over their lives, in byte-seconds.
-    pub memory_byte_seconds: f64,
-    /// The same in GB-hours.
-    pub memory_gb_hours: f64,
-    /// `allocator` when every request's memory was measured by cost-meter's allocator, else `reservation`.
-    pub memory_mode: &'static str,
-}
-
-impl CostSnapshot {
-    /// The cost of what finished between `earlier` and this snapshot.
-    pub fn since(self, earlier: CostSnapshot) -> PhaseCost {
-        let requests = self.jobs - earlier.jobs;
-        let cpu_seconds = (self.cpu_ns - earlier.cpu_ns) as f64 / 1e9;
-        let memory_byte_seconds = (self.memory_byte_ms - earlier.memory_byte_ms) as f64 / 1e3;
-        let metered = self.allocator_jobs - earlier.allocator_jobs;
-        PhaseCost {
-            requests,
-            cpu_seconds,
-            cpu_ms_per_request: if requests == 0 { 0.0 } else { cpu_seconds * 1e3 / requests as f64 },
-            memory_byte_seconds,
-            memory_gb_hours: cost_meter::gb_hours(memory_byte_seconds),
-            memory_mode: if metered == requests { "allocator" } else { "reservation" },
+        Self {
+            timeout: Duration::from_millis(250),
+            fallback: true,
+            budgets: None,
+            thread_cpu: true,
+            flags: None,
+            quote_max_age: Duration::from_secs(5),
+            report_bytes: 256 * 1024,
+            report_cache_entries: 4096,
+            recommendation_rounds: 32_768,
         }
     }
 }
@@ -282,9 +160,9 @@ impl CostSnapshot {
 /// The demo app and what a runner needs to watch it.
 #[derive(Debug)]
 pub struct Demo {
-    /// The app: `GET /quote/{symbol}`.
+    /// The app: `GET /quote/{symbol}`, `GET /reports/{name}`, `GET /recommendations/{user}`.
     pub router: Router,
-    /// What the service counts about its dependency.
+    /// What the service counts about its routes, its dependency and its degrade modes.
     pub counters: Arc<Counters>,
     /// The provider's circuit breaker (20 calls minimum, 50% failures, 1 s open).
     pub breaker: Arc<CircuitBreaker>,
@@ -292,7 +170,13 @@ pub struct Demo {
     pub meter: Meter,
     /// The sum of the requests' costs.
     pub cost: Arc<CostTotals>,
+    /// The flags the app reads: [`Options::flags`], or the registry the demo made. Setting one
+    /// (`demo.flags.set("quotes.source", "cached")`) changes the app's behaviour from the next request.
+    pub flags: Flags,
 }
+
+/// How long the simulated provider takes to answer, unless told otherwise ([`app_with`]).
+pub const PROVIDER_LATENCY: Duration = Duration::from_millis(1);
 
 /// Builds the demo app over `chaos`. Build it after installing any metrics recorder: the breaker's and the
 /// fallback's metric handles bind to the recorder installed when they are made.
@@ -303,6 +187,8 @@ pub fn app(chaos: &ChaosHandle, options: &Options) -> Demo {
 /// [`app`] over a provider that answers after `provider_latency` (at once when it is zero).
 pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Duration) -> Demo {
     let counters = Arc::new(Counters::default());
+    let flags = options.flags.clone().unwrap_or_default();
+    let handles = flags::DemoFlags::take(&flags);
     let config = BreakerConfig {
         minimum_calls: 20,
         window: SlidingWindow::Count { calls: 50, buckets: 5 },
@@ -314,11 +200,25 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
     let breaker = Arc::new(
         CircuitBreaker::new("quote-provider", config, SystemClock::new()).expect("a constant, valid breaker config"),
     );
-    let cache = Cache::default();
-    let provider = provider_client(chaos, breaker.clone(), options, &counters, cache.clone(), provider_latency);
-    // Behind an `Arc`: axum clones the state for every request, and the provider is a boxed service whose
-    // clone allocates; the handler clones only the provider, once, to call it.
-    let state = Arc::new(AppState { provider, cache, counters: counters.clone() });
+    let cache = quotes::QuoteCache::default();
+    let provider = provider::client(chaos, breaker.clone(), options, &counters, cache.clone(), provider_latency);
+    let quotes = quotes::Quotes {
+        provider,
+        cache,
+        counters: counters.clone(),
+        source: handles.quote_source,
+        max_age: options.quote_max_age,
+    };
+    let reports = reports::Reports {
+        counters: counters.clone(),
+        delivery: handles.report_delivery,
+        bytes: options.report_bytes,
+        max_entries: options.report_cache_entries,
+        cache: Mutex::default(),
+    };
+    let recommendations =
+        recommendations::Recommendations { counters: counters.clone(), rounds: options.recommendation_rounds };
+
     let cost = Arc::new(CostTotals::default());
     let totals = cost.clone();
     let budgets = options.budgets.clone();
@@ -339,29 +239,37 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
     } else {
         CostLayer::new(meter.clone(), labels)
     };
-    let router = Router::new().route("/quote/{symbol}", get(quote)).with_state(state).layer(metering);
-    Demo { router, counters, breaker, meter, cost }
+    let mut router = Router::new()
+        .merge(quotes::router(quotes))
+        .merge(reports::router(reports))
+        .merge(recommendations::router(recommendations));
+    // Shedding over every route, inside the meter (a shed request is a job too, a cheap one).
+    if let Some(percent) = handles.shed_percent {
+        let shed = CRITICAL_ROUTES.iter().fold(ShedLayer::percent(percent), |shed, route| shed.critical(route));
+        let shed_count = counters.clone();
+        let count_shed = MapResponseLayer::new(move |response: Response| {
+            if response.headers().contains_key(&SHED_HEADER) {
+                shed_count.shed.fetch_add(1, Ordering::Relaxed);
+            }
+            response
+        });
+        router = router.layer(shed).layer(count_shed);
+    }
+    let router = router.layer(metering);
+    Demo { router, counters, breaker, meter, cost, flags }
 }
 
 /// The same `GET /quote/{symbol}` with none of Brownout's layers: the baseline of the end-to-end benchmark
 /// (`benches/e2e.sh`). The provider is called as in [`app`] (same request, forwarded headers, client
 /// `timeout`, whole body read) but without the fallback, the cache, the circuit breaker, the fault layer and
-/// the cost meter; a provider failure is a 503.
+/// the cost meter; a provider failure is a 503. (Only the quote route: the other routes have no dependency.)
 pub fn bare_router(timeout: Duration, provider_latency: Duration) -> Router {
-    let client = ServiceBuilder::new()
-        .timeout(timeout)
-        .and_then(|response: http::Response<Full<Bytes>>| async move {
-            let (parts, body) = response.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            Ok::<_, BoxError>(http::Response::from_parts(parts, bytes))
-        })
-        .service_fn(move |req| provider(provider_latency, req));
-    let client: Provider = BoxCloneSyncService::new(client);
+    let client = provider::bare_client(timeout, provider_latency);
     Router::new().route("/quote/{symbol}", get(bare_quote)).with_state(client)
 }
 
 async fn bare_quote(State(client): State<Provider>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
-    let Some(req) = provider_request(&symbol, &headers) else {
+    let Some(req) = provider::request(&symbol, &headers) else {
         return (StatusCode::BAD_REQUEST, "invalid symbol").into_response();
     };
     match client.oneshot(req).await {
