@@ -319,7 +319,7 @@ mod percent {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
         /// Over any run of `n` non-critical requests at a constant `p` (after `skip` others at the same `p`,
         /// with critical requests mixed in), the number shed is within ±1 of `n·p/100`.
