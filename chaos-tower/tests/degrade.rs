@@ -204,3 +204,146 @@ async fn shed_requests_can_be_handed_to_a_fallback() {
     let critical = service.oneshot(req("/api/orders/1")).await.unwrap();
     assert_eq!(critical.headers()["x-from"], "live");
 }
+
+/// Percent mode: a service whose responses are `200` unless shed, over a `api.shed_percent` number flag.
+mod percent {
+    use std::future::Ready;
+
+    use chaos_tower::shed::Shed;
+    use proptest::prelude::*;
+    use tower::Service;
+
+    use super::*;
+
+    type Inner = tower::util::ServiceFn<fn(Request<Body>) -> Ready<Result<Response<Body>, Infallible>>>;
+
+    fn inner() -> Inner {
+        service_fn(|_| std::future::ready(Ok(Response::new(Body::empty()))))
+    }
+
+    fn percent_flags(p: f64) -> Flags {
+        let flags = Flags::new();
+        flags.define("api.shed_percent", FlagKind::Number { min: 0.0, max: 100.0 }, "0").unwrap();
+        flags.set("api.shed_percent", &p.to_string()).unwrap();
+        flags
+    }
+
+    fn service(flags: &Flags) -> Shed<Inner> {
+        let layer = ShedLayer::percent(flags.number("api.shed_percent").unwrap())
+            .critical("/quote/**")
+            .retry_after(Duration::from_secs(2));
+        layer.layer(inner())
+    }
+
+    /// Sends one request; `true` when it was shed (checking the shed response's headers).
+    fn shed(service: &mut Shed<Inner>, path: &str) -> bool {
+        let future = service.call(Request::get(path).body(Body::empty()).unwrap());
+        let response = tokio_test::block_on(future).unwrap();
+        match response.status() {
+            StatusCode::OK => false,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(response.headers()["retry-after"], "2");
+                assert_eq!(response.headers()["x-degrade-shed"], "api.shed_percent");
+                true
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+
+    #[test]
+    fn a_quarter_is_every_fourth_and_critical_routes_never_count() {
+        let flags = percent_flags(25.0);
+        let mut service = service(&flags);
+        let mut shed_reports = Vec::new();
+        for i in 0..40 {
+            // Interleaved critical requests are never shed and do not move the count.
+            assert!(!shed(&mut service, &format!("/quote/SYM{i}")), "critical routes are never shed");
+            shed_reports.push(shed(&mut service, "/reports/daily"));
+        }
+        assert_eq!(shed_reports.iter().filter(|s| **s).count(), 10);
+        assert!(shed_reports.chunks(4).all(|c| c.iter().filter(|s| **s).count() == 1), "{shed_reports:?}");
+    }
+
+    #[test]
+    fn zero_and_hundred_and_a_change_at_run_time() {
+        let flags = percent_flags(0.0);
+        let mut service = service(&flags);
+        assert!((0..100).all(|_| !shed(&mut service, "/recommendations/u1")), "0% sheds nothing");
+        flags.set("api.shed_percent", "100").unwrap();
+        assert!((0..100).all(|_| shed(&mut service, "/recommendations/u1")), "100% sheds everything");
+        assert!(!shed(&mut service, "/quote/ACME"), "even at 100%, critical routes pass");
+        flags.set("api.shed_percent", "10").unwrap();
+        let n = (0..1000).filter(|_| shed(&mut service, "/reports/r")).count();
+        assert!((99..=101).contains(&n), "10% of 1000 after the change: {n}");
+    }
+
+    #[test]
+    fn clones_share_the_count_across_threads() {
+        let flags = percent_flags(30.0);
+        let layer = ShedLayer::percent(flags.number("api.shed_percent").unwrap()).retry_after(Duration::from_secs(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let mut service = layer.layer(inner());
+                std::thread::spawn(move || (0..5000).filter(|_| shed(&mut service, "/reports/r")).count())
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!((2999..=3001).contains(&total), "30% of 10,000 over two threads: {total}");
+    }
+
+    #[test]
+    fn shed_requests_are_counted_in_metrics() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let flags = percent_flags(50.0);
+            let mut service = service(&flags);
+            for _ in 0..10 {
+                shed(&mut service, "/reports/r");
+                shed(&mut service, "/quote/ACME");
+            }
+        });
+        let shed_total: Vec<(Vec<String>, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match value {
+                DebugValue::Counter(n) if key.key().name() == "degrade_shed_total" => {
+                    Some((key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect(), n))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shed_total, vec![(vec!["flag=api.shed_percent".to_owned()], 5)]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Over any run of `n` non-critical requests at a constant `p` (after `skip` others at the same `p`,
+        /// with critical requests mixed in), the number shed is within ±1 of `n·p/100`.
+        #[test]
+        fn the_shed_count_is_exact_within_one(
+            p in prop_oneof![0.0..=100.0f64, (0u32..=100).prop_map(f64::from)],
+            skip in 0usize..300,
+            n in 1usize..600,
+            critical_every in 2usize..9,
+        ) {
+            let flags = percent_flags(p);
+            let mut service = service(&flags);
+            for _ in 0..skip {
+                shed(&mut service, "/reports/r");
+            }
+            let mut count = 0usize;
+            for i in 0..n {
+                if i % critical_every == 0 {
+                    prop_assert!(!shed(&mut service, "/quote/X"));
+                }
+                count += usize::from(shed(&mut service, "/recommendations/u"));
+            }
+            let expected = n as f64 * p / 100.0;
+            prop_assert!((count as f64 - expected).abs() <= 1.0, "p {p}, n {n}: shed {count}, expected {expected}");
+        }
+    }
+}

@@ -427,6 +427,9 @@ fn armed_router(
         fallback: true,
         budgets: budgets.clone(),
         thread_cpu: options.thread_cpu,
+        // The demo reads `quotes.source`, `reports.delivery` and `api.shed_percent` from the service's flags.
+        flags: Some(flags.clone()),
+        ..demo::Options::default()
     };
     let demo = demo::app_with(chaos, &demo_options, options.provider_latency);
     // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).

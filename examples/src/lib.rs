@@ -1,7 +1,8 @@
 //! The library of the `examples` package: the code its examples share, so each is written once.
 //!
-//! - [`demo`]: the demo service (an axum app over a simulated quote provider behind Brownout's fallback,
-//!   circuit breaker, client timeout and fault layers), used by the `gameday` and `http_service` examples.
+//! - [`demo`]: the demo service (an axum app: quotes from a simulated provider behind Brownout's fallback,
+//!   circuit breaker, client timeout and fault layers, reports and recommendations, each route with a degrade
+//!   mode read from degrade flags), used by the `gameday` and `http_service` examples.
 //! - [`gameday`]: the GameDay runner behind the `gameday` example, callable from tests.
 //! - [`orders`]: the critical "place an order" route (`POST /orders`) over an embedded SQLite store, with a
 //!   capture-only degrade mode (`orders.ingest`) that journals orders durably and drains them exactly once.

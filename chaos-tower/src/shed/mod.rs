@@ -1,5 +1,14 @@
-//! Load shedding driven by a degrade flag: while the flag is on, non-critical routes get `503` with
-//! `Retry-After`; critical routes always pass.
+//! Load shedding driven by a degrade flag: non-critical routes get `503` with `Retry-After`; critical routes
+//! always pass. Two modes:
+//!
+//! - [`ShedLayer::new`] over a bool flag: every non-critical request is shed while the flag is on;
+//! - [`ShedLayer::percent`] over a number flag (0–100): exactly that share of the non-critical requests is
+//!   shed. Exact as chaos-core's exact sampler: over any run of `n` non-critical requests while the value
+//!   stays `p`, the number shed is within ±1 of `n·p/100` (a shared counter, one relaxed atomic add per
+//!   non-critical request; no lock, no randomness, whatever the thread).
+//!
+//! Off is one atomic load and a branch: the flag is read before the route is matched, and a flag at
+//! `false` or `0` sheds nothing. Shed responses are counted in `degrade_shed_total{flag}`.
 //!
 //! ```
 //! # async fn quote() -> &'static str { "42" }
@@ -17,18 +26,35 @@
 //! let app: Router = Router::new().route("/api/quotes", get(quote)).layer(shed);
 //! # Ok::<(), degrade_flags::FlagError>(())
 //! ```
+//!
+//! A share of the traffic, from a number flag:
+//!
+//! ```
+//! # async fn report() -> &'static str { "csv" }
+//! use axum::{Router, routing::get};
+//! use chaos_tower::ShedLayer;
+//! use degrade_flags::{Flags, flags::FlagKind};
+//!
+//! let flags = Flags::new();
+//! flags.define("api.shed_percent", FlagKind::Number { min: 0.0, max: 100.0 }, "0")?;
+//! let shed = ShedLayer::percent(flags.number("api.shed_percent")?).critical("/quote/**");
+//! let app: Router = Router::new().route("/reports/{name}", get(report)).layer(shed);
+//! flags.set("api.shed_percent", "25")?; // one non-critical request in four gets a 503 from now on
+//! # Ok::<(), degrade_flags::FlagError>(())
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{Request, Response};
 use bytes::Bytes;
-use chaos_core::RouteGlob;
-use degrade_flags::BoolFlag;
+use chaos_core::{RouteGlob, Sampler};
+use degrade_flags::{BoolFlag, NumberFlag};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -38,15 +64,30 @@ use crate::refusal::unavailable;
 /// `x-degrade-shed: <flag>` marks a shed response, so dashboards can tell it from a real 503.
 pub static SHED_HEADER: HeaderName = HeaderName::from_static("x-degrade-shed");
 
-/// Sheds non-critical requests while a flag is on. Holds only configuration; cheap to clone.
+/// Sheds non-critical requests while a flag is on, or a share of them set by a number flag. Holds only
+/// configuration (and, in percent mode, the count of non-critical requests that every clone shares); cheap
+/// to clone.
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
     config: Arc<Config>,
 }
 
+/// What decides to shed.
+#[derive(Debug, Clone)]
+enum Trigger {
+    /// Every non-critical request while the flag is on.
+    Flag(BoolFlag),
+    /// This percentage of the non-critical requests, exactly; `seen` counts the non-critical requests
+    /// considered while the percentage was strictly between 0 and 100 (shared by every clone).
+    Percent { flag: NumberFlag, seen: Arc<AtomicU64> },
+}
+
+/// 2^53, the fixed-point scale of chaos-core's exact sampler ([`Sampler::exact_fires`]).
+const EXACT_SCALE: f64 = 9_007_199_254_740_992.0;
+
 #[derive(Debug, Clone)]
 struct Config {
-    flag: BoolFlag,
+    trigger: Trigger,
     critical: Vec<RouteGlob>,
     retry_after: Duration,
     header: HeaderValue,
@@ -56,11 +97,31 @@ struct Config {
 impl ShedLayer {
     /// Sheds every route while `flag` is on; add exceptions with [`critical`](Self::critical).
     pub fn new(flag: BoolFlag) -> Self {
-        let header = HeaderValue::from_str(flag.name()).unwrap_or(HeaderValue::from_static("flag"));
-        metrics::describe_counter!("degrade_shed_total", "Requests shed while a shedding flag was on.");
-        let shed = metrics::counter!("degrade_shed_total", "flag" => flag.name().to_owned());
+        let name = flag.name().to_owned();
+        Self::with_trigger(Trigger::Flag(flag), &name)
+    }
+
+    /// Sheds exactly `flag` percent of the non-critical requests (the flag's value, read on every request,
+    /// clamped to 0–100; 0 sheds nothing, 100 everything): within ±1 of `n·p/100` over any run of `n`
+    /// non-critical requests at a constant `p`. Add exceptions with [`critical`](Self::critical); critical
+    /// requests never count toward the share.
+    pub fn percent(flag: NumberFlag) -> Self {
+        let name = flag.name().to_owned();
+        Self::with_trigger(Trigger::Percent { flag, seen: Arc::new(AtomicU64::new(0)) }, &name)
+    }
+
+    fn with_trigger(trigger: Trigger, name: &str) -> Self {
+        let header = HeaderValue::from_str(name).unwrap_or(HeaderValue::from_static("flag"));
+        metrics::describe_counter!("degrade_shed_total", "Non-critical requests shed by a shedding flag.");
+        let shed = metrics::counter!("degrade_shed_total", "flag" => name.to_owned());
         Self {
-            config: Arc::new(Config { flag, critical: Vec::new(), retry_after: Duration::from_secs(1), header, shed }),
+            config: Arc::new(Config {
+                trigger,
+                critical: Vec::new(),
+                retry_after: Duration::from_secs(1),
+                header,
+                shed,
+            }),
         }
     }
 
@@ -102,6 +163,11 @@ impl<S> Shed<S> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
@@ -123,13 +189,40 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
-        if !config.flag.get() || config.critical.iter().any(|g| g.matches(req.uri().path())) {
+        if !config.sheds(req.uri().path()) {
             return ResponseFuture { state: State::Passed { inner: self.inner.call(req) } };
         }
         config.shed.increment(1);
         let secs = config.retry_after.as_secs() + u64::from(config.retry_after.subsec_nanos() > 0);
         let response = unavailable(b"shedding load: retry later\n", secs, &SHED_HEADER, config.header.clone());
         ResponseFuture { state: State::Shed { response: Some(response) } }
+    }
+}
+
+impl Config {
+    fn is_critical(&self, path: &str) -> bool {
+        self.critical.iter().any(|g| g.matches(path))
+    }
+
+    /// Decides once for a request to `path`: the flag first (off is one load), then the critical routes,
+    /// then, in percent mode, the exact share.
+    #[inline]
+    fn sheds(&self, path: &str) -> bool {
+        match &self.trigger {
+            Trigger::Flag(flag) => flag.get() && !self.is_critical(path),
+            Trigger::Percent { flag, seen } => {
+                let percent = flag.get();
+                // NaN sheds nothing (a number flag cannot hold one anyway).
+                if percent.is_nan() || percent <= 0.0 || self.is_critical(path) {
+                    false
+                } else if percent >= 100.0 {
+                    true
+                } else {
+                    let rate_fp = (percent / 100.0 * EXACT_SCALE) as u64;
+                    Sampler::exact_fires(rate_fp, seen.fetch_add(1, Ordering::Relaxed))
+                }
+            }
+        }
     }
 }
 

@@ -166,6 +166,7 @@ impl Instance {
             fallback: args.fallback,
             budgets: None,
             thread_cpu: true,
+            ..demo::Options::default()
         };
         let demo = demo::app(&chaos, &options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;

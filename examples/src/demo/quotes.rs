@@ -1,0 +1,117 @@
+//! `GET /quote/{symbol}`, a critical route: a quote from the provider or from the quote cache, as
+//! `quotes.source` says ([`QuoteSource`]).
+//!
+//! Every answer carries `x-quote-age-ms` (0 for a live quote). An answer from the cache carries
+//! `x-served-from: cache`; when the cached quote is older than the route's age limit
+//! ([`Options::quote_max_age`](super::Options::quote_max_age)) it is counted in [`Counters::stale`] and marked
+//! `x-degraded: stale` (a degraded answer: the GameDay counts it as an error) — or, when `quotes.source` is
+//! `stale_ok`, `x-degraded: stale-ok` (accepted by the operator's choice, also counted in
+//! [`Counters::stale_accepted`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::flags::{ModeFlag, QuoteSource};
+use super::provider::{self, Provider};
+use super::{Counters, DEGRADED_HEADER, QUOTE_AGE_HEADER, SERVED_FROM_HEADER};
+
+/// When the provider answered a cached quote: set by the fallback on its answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FetchedAt(pub(crate) Instant);
+
+/// The last good quote of each symbol and when it was fetched (`tokio::time`, so paused-time tests age it).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QuoteCache(Arc<Mutex<HashMap<String, (Bytes, Instant)>>>);
+
+impl QuoteCache {
+    /// The cached quote of `symbol` and its fetch time.
+    pub(crate) fn get(&self, symbol: &str) -> Option<(Bytes, Instant)> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(symbol).cloned()
+    }
+
+    fn insert(&self, symbol: String, body: Bytes) {
+        let now = Instant::now();
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(symbol, (body, now));
+    }
+}
+
+/// What the quote route needs.
+#[derive(Debug)]
+pub(crate) struct Quotes {
+    pub(crate) provider: Provider,
+    pub(crate) cache: QuoteCache,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) source: ModeFlag<QuoteSource>,
+    pub(crate) max_age: Duration,
+}
+
+/// `GET /quote/{symbol}`. Behind an `Arc`: axum clones the state for every request, and the provider is a
+/// boxed service whose clone allocates; the handler clones only the provider, once, to call it.
+pub(crate) fn router(quotes: Quotes) -> Router {
+    Router::new().route("/quote/{symbol}", get(quote)).with_state(Arc::new(quotes))
+}
+
+async fn quote(State(quotes): State<Arc<Quotes>>, Path(symbol): Path<String>, headers: http::HeaderMap) -> Response {
+    quotes.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let source = quotes.source.get();
+    if source != QuoteSource::Live
+        && let Some((body, fetched)) = quotes.cache.get(&symbol)
+    {
+        let age = fetched.elapsed();
+        if source == QuoteSource::StaleOk || age <= quotes.max_age {
+            quotes.counters.quotes_from_cache.fetch_add(1, Ordering::Relaxed);
+            return quotes.cached(body, age, source);
+        }
+    }
+    // A symbol that makes no valid URI is the user's mistake, not the provider's.
+    let Some(req) = provider::request(&symbol, &headers) else {
+        return (StatusCode::BAD_REQUEST, "invalid symbol").into_response();
+    };
+    match quotes.provider.clone().oneshot(req).await {
+        Ok(response) if response.status().is_success() => {
+            match response.extensions().get::<FetchedAt>().copied() {
+                // The fallback answered from the cache.
+                Some(FetchedAt(fetched)) => quotes.cached(response.into_body(), fetched.elapsed(), source),
+                None => {
+                    let body = response.into_body();
+                    quotes.cache.insert(symbol, body.clone());
+                    let mut answer = (StatusCode::OK, body).into_response();
+                    answer.headers_mut().insert(QUOTE_AGE_HEADER, HeaderValue::from_static("0"));
+                    answer
+                }
+            }
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "quote provider unavailable").into_response(),
+    }
+}
+
+impl Quotes {
+    /// A cached quote of age `age`, marked (and counted) stale when older than the limit.
+    fn cached(&self, body: Bytes, age: Duration, source: QuoteSource) -> Response {
+        let mut answer = (StatusCode::OK, body).into_response();
+        let headers = answer.headers_mut();
+        headers.insert(SERVED_FROM_HEADER, HeaderValue::from_static("cache"));
+        headers.insert(QUOTE_AGE_HEADER, HeaderValue::from(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
+        if age > self.max_age {
+            self.counters.stale.fetch_add(1, Ordering::Relaxed);
+            if source == QuoteSource::StaleOk {
+                self.counters.stale_accepted.fetch_add(1, Ordering::Relaxed);
+                headers.insert(DEGRADED_HEADER, HeaderValue::from_static("stale-ok"));
+            } else {
+                headers.insert(DEGRADED_HEADER, HeaderValue::from_static("stale"));
+            }
+        }
+        answer
+    }
+}
