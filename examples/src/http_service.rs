@@ -79,6 +79,12 @@ pub struct Options {
     /// the end-to-end benchmark. The rules and flags still load (and `/metrics`, `/healthz` stay) but nothing
     /// on the request path reads them; no admin API.
     pub bare: bool,
+    /// `--orders-dir DIR`: where the orders route keeps its SQLite store and its journal; with it the demo
+    /// serves `POST /orders` and `GET /orders/stats`, without it they answer 404 (the orders need a place
+    /// that survives restarts, which only the operator can name).
+    pub orders_dir: Option<PathBuf>,
+    /// Off with `--without-degrade`: no degrade triggers (see `demo::degrade`), so nothing degrades by itself.
+    pub degrade: bool,
     /// `--provider-latency DURATION`: how long the simulated provider takes (default 1ms; `0ms` answers at once,
     /// so an overhead measurement sees the service's own cost).
     pub provider_latency: Duration,
@@ -112,6 +118,8 @@ impl Default for Options {
             budgets: None,
             budget_checkpoint: PathBuf::from(DEFAULT_BUDGET_CHECKPOINT),
             bare: false,
+            orders_dir: None,
+            degrade: true,
             provider_latency: demo::PROVIDER_LATENCY,
             thread_cpu: true,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
@@ -141,6 +149,8 @@ impl Options {
                 "--budgets" => options.budgets = Some(value("--budgets")?.into()),
                 "--budget-checkpoint" => options.budget_checkpoint = value("--budget-checkpoint")?.into(),
                 "--bare" => options.bare = true,
+                "--orders-dir" => options.orders_dir = Some(value("--orders-dir")?.into()),
+                "--without-degrade" => options.degrade = false,
                 "--provider-latency" => {
                     let text = value("--provider-latency")?;
                     options.provider_latency = humantime::parse_duration(&text).map_err(|e| {
@@ -330,6 +340,9 @@ pub struct Service {
     pub metrics: PrometheusHandle,
     status: Arc<Mutex<RulesStatus>>,
     budgets: Option<BudgetCheckpoint>,
+    /// The orders route's parts, with `--orders-dir`.
+    pub orders: Option<demo::OrdersParts>,
+    _degradation: Option<demo::degrade::Degradation>,
     _budget_saver: Option<CheckpointSaver>,
     _rules_watcher: FileWatcher,
     _flags_watcher: FlagWatcher,
@@ -382,12 +395,14 @@ impl Service {
         let observability = Router::new()
             .route("/metrics", get(move || std::future::ready(render.render())))
             .route("/healthz", get(|| std::future::ready("ok")));
-        let (router, budgets) = if options.bare {
+        let armed = if options.bare {
             tracing::info!("--bare: no Brownout layer on /quote/{{symbol}}");
-            (demo::bare_router(options.timeout, options.provider_latency), None)
+            let router = demo::bare_router(options.timeout, options.provider_latency);
+            Armed { router, checkpoint: None, orders: None, degradation: None }
         } else {
             armed_router(options, &chaos, &flags)?
         };
+        let Armed { router, checkpoint: budgets, orders, degradation } = armed;
         let budget_saver = budgets.clone().map(CheckpointSaver::start).transpose()?;
         Ok(Service {
             router: router.merge(observability),
@@ -396,6 +411,8 @@ impl Service {
             metrics,
             status,
             budgets,
+            orders,
+            _degradation: degradation,
             _budget_saver: budget_saver,
             _rules_watcher: rules_watcher,
             _flags_watcher: flags_watcher,
@@ -413,16 +430,34 @@ impl Service {
     }
 }
 
-/// The demo app with every Brownout layer (and the admin API when a token file is given): `/quote/{symbol}`;
-/// and the budgets' checkpoint when requests are charged to budgets.
-fn armed_router(
-    options: &Options,
-    chaos: &ChaosHandle,
-    flags: &Flags,
-) -> Result<(Router, Option<BudgetCheckpoint>), String> {
+/// What [`armed_router`] builds.
+struct Armed {
+    router: Router,
+    checkpoint: Option<BudgetCheckpoint>,
+    orders: Option<demo::OrdersParts>,
+    degradation: Option<demo::degrade::Degradation>,
+}
+
+/// The demo app with every Brownout layer (and the admin API when a token file is given): its routes, the
+/// budgets' checkpoint when requests are charged to budgets, the orders route with `--orders-dir`, and the
+/// degrade triggers unless `--without-degrade`.
+fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result<Armed, String> {
     let checkpoint = load_budgets(options.budgets.as_deref(), &options.budget_checkpoint)?;
     let budgets = checkpoint.as_ref().map(|c| c.monitor.clone());
+    let orders = match &options.orders_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("--orders-dir {}: {e}", dir.display()))?;
+            let parts = demo::open_orders(dir, flags, true, chaos_core::Environment::from_env())
+                .map_err(|e| format!("--orders-dir {}: {e}", dir.display()))?;
+            Some(parts)
+        }
+        None => {
+            tracing::info!("no --orders-dir: POST /orders is not served");
+            None
+        }
+    };
     let demo_options = demo::Options {
+        orders: orders.as_ref().map(|o| o.orders.clone()),
         timeout: options.timeout,
         fallback: true,
         budgets: budgets.clone(),
@@ -438,6 +473,13 @@ fn armed_router(
     } else {
         tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
     }
+    let degradation = if options.degrade {
+        let signals = demo::degrade::Signals::new(demo.breaker.clone(), orders.as_ref().map(|o| o.store_calls.clone()));
+        Some(demo::degrade::Degradation::wire(flags, signals)?)
+    } else {
+        tracing::info!("--without-degrade: no degrade trigger");
+        None
+    };
     let mut router = demo.router;
     // The admin API, only with a token file: the rules, the flags and the provider's breaker.
     if let Some(file) = &options.admin_token_file {
@@ -458,7 +500,7 @@ fn armed_router(
         router = router.nest_service("/admin", admin);
         tracing::info!(audit = %options.admin_audit_log.display(), "admin API mounted at /admin");
     }
-    Ok((router, checkpoint))
+    Ok(Armed { router, checkpoint, orders, degradation })
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets the requests in flight finish.

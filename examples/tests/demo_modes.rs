@@ -83,21 +83,24 @@ async fn quotes_source_switches_at_run_time() {
     let (status, _, _) = get(&demo.router, "/quote/NEW").await;
     assert_eq!((status, calls(c)), (StatusCode::OK, 3));
 
-    // stale_ok: any cached quote, however old, accepted (counted, not an error), no provider call.
+    // stale_ok, provider down: an aged quote is refreshed through the provider (the call an open breaker
+    // needs to probe), whose fallback serves it, accepted (counted, not an error).
     flags.set("quotes.source", "stale_ok").unwrap();
+    provider_down(&chaos);
     tokio::time::advance(Duration::from_secs(60)).await;
     let (status, headers, _) = get(&demo.router, "/quote/ACME").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(header(&headers, "x-served-from"), Some("cache"));
     assert_eq!(header(&headers, "x-quote-age-ms"), Some("60000"));
     assert_eq!(header(&headers, "x-degraded"), Some("stale-ok"));
-    assert_eq!((count(&c.stale), count(&c.stale_accepted), calls(c)), (1, 1, 3));
+    assert_eq!((count(&c.stale), count(&c.stale_accepted), calls(c)), (1, 1, 4));
+    chaos.disarm();
 
     // live again: the provider, whatever the cache holds.
     flags.set("quotes.source", "live").unwrap();
     let (_, headers, _) = get(&demo.router, "/quote/ACME").await;
     assert_eq!(header(&headers, "x-quote-age-ms"), Some("0"));
-    assert_eq!(calls(c), 4);
+    assert_eq!(calls(c), 5);
     assert_eq!(count(&c.requests), 6);
 }
 

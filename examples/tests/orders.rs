@@ -122,7 +122,8 @@ async fn capture_only_acknowledges_into_the_journal_and_normal_drains_it_exactly
     let counted = fsyncs.clone();
     let options = OrdersOptions {
         on_fsync: Some(Arc::new(move |_| *counted.lock().unwrap() += 1)),
-        drain_batch: 7, // several batches, several compactions
+        drain_batch: 7,              // several batches, several compactions
+        probe_every: Duration::ZERO, // no store probe in capture-only: the journal alone is under test
         ..OrdersOptions::default()
     };
     let orders = Orders::open(dir.path(), &flags, &no_chaos(), options).unwrap();
@@ -229,7 +230,9 @@ fn crash_child() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         let flags = Flags::new();
-        let orders = Orders::open(Path::new(&dir), &flags, &no_chaos(), OrdersOptions::default()).unwrap();
+        // No store probe: every acknowledged order must still be in the journal when the parent looks.
+        let options = OrdersOptions { probe_every: Duration::ZERO, ..OrdersOptions::default() };
+        let orders = Orders::open(Path::new(&dir), &flags, &no_chaos(), options).unwrap();
         flags.set(INGEST_FLAG, "capture_only").unwrap();
         let mut writers = Vec::new();
         for w in 0..WRITERS {
@@ -343,6 +346,37 @@ fn acknowledged_orders_survive_a_sigkill_in_capture_only() {
         assert_eq!(std::fs::metadata(&journal_path).unwrap().len(), 0);
         orders.shutdown().await;
     });
+}
+
+/// In capture-only mode the drainer applies one entry now and then, a probe of the store whose outcome the
+/// store-call hook sees: the signal a trigger needs to end the mode once the store is healthy again.
+#[tokio::test]
+async fn capture_only_probes_the_store_one_entry_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = Flags::new();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let options = OrdersOptions {
+        on_store_call: Some(Arc::new(move |_, ok| seen.lock().unwrap().push(ok))),
+        probe_every: Duration::from_millis(20),
+        ..OrdersOptions::default()
+    };
+    let orders = Orders::open(dir.path(), &flags, &no_chaos(), options).unwrap();
+    flags.set(INGEST_FLAG, "capture_only").unwrap();
+    let router = orders.router();
+    for i in 0..5 {
+        assert_eq!(post_order(&router, &format!("p-{i}")).await.status, StatusCode::ACCEPTED);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while orders.store().count().await.unwrap() < 5 {
+        assert!(Instant::now() < deadline, "the probes did not apply the journal: {:?}", orders.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(orders.mode(), Mode::CaptureOnly, "probing does not end the mode: a trigger or a person does");
+    assert!(calls.lock().unwrap().iter().all(|ok| *ok) && calls.lock().unwrap().len() >= 5);
+    let stats = orders.stats();
+    assert_eq!((stats.accepted, stats.applied, stats.duplicates, stats.backlog), (5, 5, 0, 0), "{stats:?}");
+    orders.shutdown().await;
 }
 
 /// Without the journal fallback a failing store is the caller's `503`.

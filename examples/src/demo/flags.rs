@@ -21,7 +21,8 @@ pub enum QuoteSource {
     /// `cached`: serve the cached quote without calling the provider when it is no older than
     /// [`Options::quote_max_age`](super::Options::quote_max_age); else call the provider.
     Cached,
-    /// `stale_ok`: serve any cached quote, whatever its age; call the provider only when there is none.
+    /// `stale_ok`: as `cached`, and a quote older than the limit that the provider fails to refresh is served
+    /// and accepted (stale-if-error).
     StaleOk,
 }
 

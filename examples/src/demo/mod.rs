@@ -37,6 +37,7 @@
 //! the same quotes with none of Brownout's layers.
 
 mod cost;
+pub mod degrade;
 mod flags;
 mod provider;
 mod quotes;
@@ -139,6 +140,9 @@ pub struct Options {
     /// The CPU work of a recommendation, in hash rounds (default 32,768: about 0.5 ms in an optimised build
     /// on the project's machines, about ten times that in a debug build).
     pub recommendation_rounds: u32,
+    /// The orders route (`POST /orders`, `GET /orders/stats`), critical, when given: open it with
+    /// [`open_orders`].
+    pub orders: Option<crate::orders::Orders>,
 }
 
 impl Default for Options {
@@ -153,8 +157,52 @@ impl Default for Options {
             report_bytes: 256 * 1024,
             report_cache_entries: 4096,
             recommendation_rounds: 32_768,
+            orders: None,
         }
     }
+}
+
+/// The orders route's parts: the orders, the chaos switches of its store and of its journal (each its own, so
+/// a database fault leaves the journal alone), and the window of its store calls (for the triggers).
+#[derive(Debug, Clone)]
+pub struct OrdersParts {
+    /// The orders, for [`Options::orders`].
+    pub orders: crate::orders::Orders,
+    /// The chaos switch of the store's calls (generic flavour: a database outage, a slow disk).
+    pub store_chaos: ChaosHandle,
+    /// The chaos switch of the journal's writes (route `io/journal/write`).
+    pub journal_chaos: ChaosHandle,
+    /// Every store call's duration and outcome over the last second.
+    pub store_calls: chaos_tower::degrade::LatencyWindow,
+    /// Store calls made so far (live orders and the drainer's).
+    pub store_call_count: Arc<AtomicU64>,
+}
+
+/// Opens the orders route over `dir` (its SQLite store and journal): store calls recorded in a 1 s window and
+/// counted, a failing store falling back to the journal unless `fallback` is off; the chaos switches guard
+/// `environment`. Inside a tokio runtime.
+pub fn open_orders(
+    dir: &std::path::Path,
+    flags: &Flags,
+    fallback: bool,
+    environment: chaos_core::Environment,
+) -> Result<OrdersParts, String> {
+    let (store_chaos, journal_chaos) =
+        (ChaosHandle::for_environment(environment), ChaosHandle::for_environment(environment));
+    let store_calls = chaos_tower::degrade::LatencyWindow::new(degrade::STORE_WINDOW);
+    let store_call_count = Arc::new(AtomicU64::new(0));
+    let (window, count) = (store_calls.clone(), store_call_count.clone());
+    let options = crate::orders::OrdersOptions {
+        journal_chaos: Some(journal_chaos.clone()),
+        on_store_call: Some(Arc::new(move |latency, ok| {
+            window.record(latency, ok);
+            count.fetch_add(1, Ordering::Relaxed);
+        })),
+        fallback_to_journal: fallback,
+        ..crate::orders::OrdersOptions::default()
+    };
+    let orders = crate::orders::Orders::open(dir, flags, &store_chaos, options)?;
+    Ok(OrdersParts { orders, store_chaos, journal_chaos, store_calls, store_call_count })
 }
 
 /// The demo app and what a runner needs to watch it.
@@ -243,6 +291,9 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
         .merge(quotes::router(quotes))
         .merge(reports::router(reports))
         .merge(recommendations::router(recommendations));
+    if let Some(orders) = &options.orders {
+        router = router.merge(orders.router());
+    }
     // Shedding over every route, inside the meter (a shed request is a job too, a cheap one).
     if let Some(percent) = handles.shed_percent {
         let shed = CRITICAL_ROUTES.iter().fold(ShedLayer::percent(percent), |shed, route| shed.critical(route));

@@ -1,6 +1,10 @@
 //! `GET /quote/{symbol}`, a critical route: a quote from the provider or from the quote cache, as
 //! `quotes.source` says ([`QuoteSource`]).
 //!
+//! `live` calls the provider for every quote; `cached` serves a cached quote younger than the age limit and
+//! calls the provider for the others; `stale_ok` does the same and accepts an aged quote when the provider
+//! fails (stale-if-error), so the provider still sees the calls an open breaker needs to probe and close.
+//!
 //! Every answer carries `x-quote-age-ms` (0 for a live quote). An answer from the cache carries
 //! `x-served-from: cache`; when the cached quote is older than the route's age limit
 //! ([`Options::quote_max_age`](super::Options::quote_max_age)) it is counted in [`Counters::stale`] and marked
@@ -68,8 +72,11 @@ async fn quote(State(quotes): State<Arc<Quotes>>, Path(symbol): Path<String>, he
     if source != QuoteSource::Live
         && let Some((body, fetched)) = quotes.cache.get(&symbol)
     {
+        // A fresh entry is served from the cache; an aged one is refreshed through the provider, whose fallback
+        // serves it (accepted under `stale_ok`) when the provider fails. Even under `stale_ok` the aged entries
+        // keep calling the provider: those calls are what lets an open breaker probe and close again.
         let age = fetched.elapsed();
-        if source == QuoteSource::StaleOk || age <= quotes.max_age {
+        if age <= quotes.max_age {
             quotes.counters.quotes_from_cache.fetch_add(1, Ordering::Relaxed);
             return quotes.cached(body, age, source);
         }

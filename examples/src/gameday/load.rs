@@ -125,7 +125,8 @@ fn chaos_hash(n: u64) -> u64 {
 }
 
 /// Drives `addr` until `stop` is set, with chaos-tower's load harness in an open loop at `rps` (at most
-/// `workers` requests in flight), feeding every critical answer to the SLO `guard`; returns the recorder.
+/// `workers` requests in flight), feeding every critical answer to the SLO `guards` (one per chaos switch);
+/// returns the recorder.
 ///
 /// The harness schedules the sends; each request's own sample (its start, latency, route and how it was
 /// answered) is recorded by the client service it drives, as the GameDay charts it over time.
@@ -135,14 +136,15 @@ pub fn start(
     workers: u32,
     mix: Mix,
     epoch: Instant,
-    guard: SloGuard,
+    guards: Vec<SloGuard>,
 ) -> (Arc<Recorder>, tokio::sync::watch::Sender<bool>) {
+    let guards: Arc<[SloGuard]> = guards.into();
     let recorder = Arc::new(Recorder::default());
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let samples = recorder.clone();
     let user = tower::service_fn(move |req: Request| {
-        let (client, samples, guard) = (client.clone(), samples.clone(), guard.clone());
+        let (client, samples, guards) = (client.clone(), samples.clone(), guards.clone());
         async move {
             let start = Instant::now();
             let outcome = async {
@@ -164,7 +166,9 @@ pub fn start(
             let sample =
                 Sample { at: start - epoch, latency: start.elapsed(), route: req.route, ok, fallback, shed, stale };
             if req.route.critical() {
-                guard.record(sample.latency, ok);
+                for guard in guards.iter() {
+                    guard.record(sample.latency, ok);
+                }
             }
             samples.samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(sample);
             Ok::<bool, Infallible>(ok || shed)

@@ -46,9 +46,12 @@ pub struct Args {
     pub seed: Option<u64>,
     /// `--parallel`: each scenario against its own service instance, all at once.
     pub parallel: bool,
-    /// Off with `--without-fallback`: the demo service without its cached fallback, a demonstration that the
-    /// verdicts depend on it (the dependency scenarios then fail).
+    /// Off with `--without-fallback`: the demo service without its fallbacks (the cached quote, the orders
+    /// journal), a demonstration that the verdicts depend on them (the dependency scenarios then fail).
     pub fallback: bool,
+    /// Off with `--without-degrade`: the demo service without its triggers, so nothing degrades by itself (the
+    /// pressure scenarios then fail).
+    pub degrade: bool,
 }
 
 impl Default for Args {
@@ -62,6 +65,7 @@ impl Default for Args {
             seed: None,
             parallel: false,
             fallback: true,
+            degrade: true,
         }
     }
 }
@@ -98,6 +102,7 @@ impl Args {
                 }
                 "--parallel" => parsed.parallel = true,
                 "--without-fallback" => parsed.fallback = false,
+                "--without-degrade" => parsed.degrade = false,
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -143,12 +148,15 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
     }
 }
 
-/// One demo service under load: its chaos switch, breaker, SLO guard and load generator, checked healthy.
+/// One demo service under load: its chaos switches (the provider's, the order store's), breaker, flags,
+/// triggers, SLO guards and load generator, checked healthy.
 struct Instance {
     chaos: ChaosHandle,
-    flags: degrade_flags::Flags,
+    orders: demo::OrdersParts,
     demo: demo::Demo,
+    _degradation: Option<demo::degrade::Degradation>,
     guard: SloGuard,
+    store_guard: SloGuard,
     recorder: Arc<Recorder>,
     stop: tokio::sync::watch::Sender<bool>,
     epoch: Instant,
@@ -156,19 +164,30 @@ struct Instance {
 }
 
 impl Instance {
-    /// Starts a service on a loopback port, drives it, and runs the pre-flight: the steady state must be
-    /// healthy before any fault. `label` names the instance in its output (`None` when there is one).
-    async fn start(plan: &Plan, args: &Args, label: Option<&str>) -> Result<Instance, String> {
+    /// Starts a service on a loopback port (its orders stored under `data`), drives it, and runs the
+    /// pre-flight: the steady state must be healthy before any fault. `label` names the instance in its
+    /// output (`None` when there is one).
+    async fn start(plan: &Plan, args: &Args, label: Option<&str>, data: &std::path::Path) -> Result<Instance, String> {
         let chaos = ChaosHandle::for_environment(Environment::Test);
         let flags = degrade_flags::Flags::new();
+        std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
+        let orders = demo::open_orders(data, &flags, args.fallback, Environment::Test)
+            .map_err(|e| format!("{}: {e}", data.display()))?;
         let options = demo::Options {
             timeout: plan.load.client_timeout,
             fallback: args.fallback,
-            budgets: None,
-            thread_cpu: true,
+            flags: Some(flags.clone()),
+            orders: Some(orders.orders.clone()),
             ..demo::Options::default()
         };
         let demo = demo::app(&chaos, &options);
+        let degradation = if args.degrade {
+            let mut signals = demo::degrade::Signals::new(demo.breaker.clone(), Some(orders.store_calls.clone()));
+            signals.memory_budget = plan.service.memory_budget_mib.map(|mib| mib << 20);
+            Some(demo::degrade::Degradation::wire(&flags, signals)?)
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         tokio::spawn(axum::serve(listener, demo.router.clone()).into_future());
@@ -176,16 +195,27 @@ impl Instance {
         let a = &plan.slo.abort;
         let limits =
             SloLimits { max_error_rate: a.error_rate, max_p95: a.p95, window: a.window, min_requests: a.min_requests };
-        let guard =
-            SloGuard::new(chaos.controller().clone(), limits, SystemClock).map_err(|e| format!("slo.abort: {e}"))?;
-        let (recorder, stop) = load::start(addr, plan.load.rps, plan.load.workers, plan.load.mix, epoch, guard.clone());
+        let guard_of = |chaos: &ChaosHandle| {
+            SloGuard::new(chaos.controller().clone(), limits.clone(), SystemClock)
+                .map_err(|e| format!("slo.abort: {e}"))
+        };
+        let (guard, store_guard) = (guard_of(&chaos)?, guard_of(&orders.store_chaos)?);
+        let (recorder, stop) = load::start(
+            addr,
+            plan.load.rps,
+            plan.load.workers,
+            plan.load.mix,
+            epoch,
+            vec![guard.clone(), store_guard.clone()],
+        );
         let prefix = label.map_or(String::new(), |l| format!("[{l}] "));
         println!(
-            "{prefix}GameDay against the demo service on {addr}: {} rps from {} clients, time scale {}{}",
+            "{prefix}GameDay against the demo service on {addr}: {} rps from {} clients, time scale {}{}{}",
             plan.load.rps,
             plan.load.workers,
             args.time_scale,
-            if args.fallback { "" } else { ", WITHOUT the fallback" }
+            if args.fallback { "" } else { ", WITHOUT the fallbacks" },
+            if args.degrade { "" } else { ", WITHOUT the degrade triggers" }
         );
 
         let warm = Duration::from_millis(500);
@@ -209,7 +239,18 @@ impl Instance {
                 plan.slo.p95.as_millis()
             ));
         }
-        Ok(Instance { chaos, flags, demo, guard, recorder, stop, epoch, baseline })
+        Ok(Instance {
+            chaos,
+            orders,
+            demo,
+            _degradation: degradation,
+            guard,
+            store_guard,
+            recorder,
+            stop,
+            epoch,
+            baseline,
+        })
     }
 
     /// Runs one scenario against this instance.
@@ -220,14 +261,19 @@ impl Instance {
         s: &plan::Scenario,
         progress: Progress,
     ) -> Result<scenario::Outcome, String> {
+        let (chaos, guard, calls) = match s.on {
+            plan::Target::Provider => (&self.chaos, &self.guard, &self.demo.counters.provider_calls),
+            plan::Target::Store => (&self.orders.store_chaos, &self.store_guard, &*self.orders.store_call_count),
+        };
         let rig = scenario::Rig {
             plan,
-            chaos: &self.chaos,
+            chaos,
+            calls,
+            orders: Some(&self.orders.orders),
             breaker: &self.demo.breaker,
-            flags: &self.flags,
-            guard: &self.guard,
+            flags: &self.demo.flags,
+            guard,
             recorder: &self.recorder,
-            counters: &self.demo.counters,
             cost: &self.demo.cost,
             epoch: self.epoch,
             baseline: &self.baseline,
@@ -244,9 +290,13 @@ impl Instance {
 
 /// Runs the scenarios, one after another against one instance, or (`--parallel`) each against its own
 /// instance at once; results stay in plan order.
-async fn scenarios(plan: &Arc<Plan>, args: &Args) -> Result<Vec<(scenario::Outcome, Arc<Recorder>)>, String> {
+async fn scenarios(
+    plan: &Arc<Plan>,
+    args: &Args,
+    dir: &std::path::Path,
+) -> Result<Vec<(scenario::Outcome, Arc<Recorder>)>, String> {
     if !args.parallel {
-        let instance = Instance::start(plan, args, None).await?;
+        let instance = Instance::start(plan, args, None, &dir.join("orders")).await?;
         let mut outcomes = Vec::new();
         for s in &plan.scenarios {
             match instance.scenario(plan, args, s, Progress::bar(&s.name)).await {
@@ -262,10 +312,11 @@ async fn scenarios(plan: &Arc<Plan>, args: &Args) -> Result<Vec<(scenario::Outco
     }
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..plan.scenarios.len() {
-        let (plan, args) = (plan.clone(), args.clone());
+        let (plan, args, dir) = (plan.clone(), args.clone(), dir.to_path_buf());
         tasks.spawn(async move {
             let s = &plan.scenarios[index];
-            let instance = Instance::start(&plan, &args, Some(&s.name)).await?;
+            let data = dir.join(format!("orders-{}", s.name));
+            let instance = Instance::start(&plan, &args, Some(&s.name), &data).await?;
             let outcome = instance.scenario(&plan, &args, s, Progress::lines(&s.name)).await;
             instance.stop();
             Ok::<_, String>((index, outcome?, instance.recorder.clone()))
@@ -281,7 +332,13 @@ async fn scenarios(plan: &Arc<Plan>, args: &Args) -> Result<Vec<(scenario::Outco
 
 async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
     let started = SystemTime::now();
-    let results = scenarios(&plan, args).await?;
+    // The reports, and the orders' database and journal of each service, go to the run's directory.
+    let dir = args.out.clone().unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(started).to_string().replace(':', "-");
+        PathBuf::from("chaos_reports").join(format!("chaos_run_{stamp}"))
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let results = scenarios(&plan, args, &dir).await?;
     let (outcomes, recorders): (Vec<_>, Vec<_>) = results.into_iter().unzip();
 
     println!(
@@ -321,11 +378,6 @@ async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
         );
     }
 
-    let dir = args.out.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(started).to_string().replace(':', "-");
-        PathBuf::from("chaos_reports").join(format!("chaos_run_{stamp}"))
-    });
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let write = |name: String, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))

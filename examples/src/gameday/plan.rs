@@ -9,10 +9,23 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
+    /// The demo service's own limits.
+    #[serde(default)]
+    pub service: ServiceLimits,
     pub load: Load,
     pub slo: Slo,
     pub phases: Phases,
     pub scenarios: Vec<Scenario>,
+}
+
+/// The service's limits its triggers judge against.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLimits {
+    /// The memory budget RSS is judged against, in MiB (as a container's limit; default: the limit the
+    /// sensor reads, cgroup v2 `memory.max` or physical memory).
+    #[serde(default)]
+    pub memory_budget_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,7 +131,21 @@ pub struct Scenario {
     /// The degradation the service must show: which flags turn on during the fault and off after it.
     #[serde(default)]
     pub expect: Vec<Expectation>,
+    /// Where the rules apply: the quote provider's calls (default), or the order store's.
+    #[serde(default)]
+    pub on: Target,
     pub chaos: ChaosConfig,
+}
+
+/// The dependency a scenario's rules apply to: each has its own chaos switch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The quote provider's calls (HTTP flavour).
+    #[default]
+    Provider,
+    /// The order store's calls (the SQLite database, generic flavour).
+    Store,
 }
 
 /// A degrade flag the scenario expects to turn on within `on_within` of the fault's start and back off
@@ -181,7 +208,7 @@ mod tests {
     fn the_shipped_plan_loads_and_every_scenario_compiles() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml");
         let plan = Plan::load(&path).unwrap();
-        assert_eq!(plan.scenarios.len(), 5);
+        assert_eq!(plan.scenarios.len(), 7);
         for scenario in plan.scenarios {
             let controller = chaos_core::Controller::builder().environment(chaos_core::Environment::Test).build();
             let mut chaos = scenario.chaos;

@@ -2,7 +2,7 @@
 //! service came back to its normal path, and its verdict.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use chaos_core::SloGuard;
@@ -16,18 +16,23 @@ use super::events;
 use super::load::Recorder;
 use super::plan::{Plan, Scenario};
 use super::report::{Normal, PhaseStats, StateTick, judged_band, recovery_time};
-use crate::demo::{CostTotals, Counters, PhaseCost};
+use crate::demo::{CostTotals, PhaseCost};
+use crate::orders::Orders;
 
 /// Everything a scenario runs against.
 pub struct Rig<'a> {
     pub plan: &'a Plan,
+    /// The chaos switch the scenario's rules go to (the provider's or the order store's).
     pub chaos: &'a ChaosHandle,
+    /// The calls that reach that switch's layer so far.
+    pub calls: &'a AtomicU64,
+    /// The orders route, whose acknowledged orders must all be applied once by the end.
+    pub orders: Option<&'a Orders>,
     pub breaker: &'a CircuitBreaker,
     /// The service's degrade flags: a flag away from its default is a degradation.
     pub flags: &'a Flags,
     pub guard: &'a SloGuard,
     pub recorder: &'a Recorder,
-    pub counters: &'a Counters,
     pub cost: &'a CostTotals,
     pub epoch: Instant,
     pub baseline: &'a PhaseStats,
@@ -114,7 +119,21 @@ fn first_at(states: &[StateTick], from: Duration, holds: impl Fn(&StateTick) -> 
 
 /// Runs one scenario and judges it.
 pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Result<Outcome, String> {
-    let Rig { plan, chaos, breaker, flags, guard, recorder, counters, cost, epoch, baseline, time_scale, seed } = *rig;
+    let Rig {
+        plan,
+        chaos,
+        calls: call_count,
+        orders,
+        breaker,
+        flags,
+        guard,
+        recorder,
+        cost,
+        epoch,
+        baseline,
+        time_scale,
+        seed,
+    } = *rig;
     let window = plan.phases.window;
     // Recovery SLAs are scaled with the run, so a fast run can test them; the after phase lasts at least the
     // SLA and two windows, so a late recovery shows as late, not as missing.
@@ -129,7 +148,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let progress = progress.with_total(before + duration + after);
     let sample = |ticks: &mut Vec<Tick>, injected: u64| {
         let at = epoch.elapsed();
-        ticks.push(Tick { at, provider_calls: counters.provider_calls.load(Ordering::Relaxed), injected });
+        ticks.push(Tick { at, provider_calls: call_count.load(Ordering::Relaxed), injected });
         progress.show(at.saturating_sub(start));
     };
 
@@ -149,7 +168,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     if let Some(seed) = seed {
         config.seed = Some(seed);
     }
-    let calls_before = counters.provider_calls.load(Ordering::Relaxed);
+    let calls_before = call_count.load(Ordering::Relaxed);
     let cost_at_fault_start = cost.snapshot();
     let fault_start = epoch.elapsed();
     // The load may be held by the previous scenario's kill switch (it latches): the runner arms explicitly.
@@ -201,7 +220,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let cost_at_fault_end = cost.snapshot();
     let fault_end_wall = SystemTime::now();
     events::emit("disarm", &scenario.name, fault_end_wall, json!({ "injected": injected }));
-    let calls = counters.provider_calls.load(Ordering::Relaxed) - calls_before;
+    let calls = call_count.load(Ordering::Relaxed) - calls_before;
     let at_fault_end = state_now(fault_end, breaker, flags);
 
     // After: recovery.
@@ -319,6 +338,21 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     if let Some(breach) = breach {
         failures.push(format!("aborted by the SLO guard: {breach}"));
     }
+    // Nothing lost, nothing twice: every acknowledged order is applied once, once the journal has drained.
+    let orders_check = match orders {
+        Some(orders) => {
+            let drained = orders.drained(Duration::from_secs(5)).await;
+            let stats = orders.stats();
+            if !drained || stats.accepted != stats.applied || stats.duplicates != 0 {
+                failures.push(format!(
+                    "orders: {} acknowledged, {} applied, {} applied twice, {} still in the journal",
+                    stats.accepted, stats.applied, stats.duplicates, stats.backlog
+                ));
+            }
+            Some(stats)
+        }
+        None => None,
+    };
     let verdict = if !pressure_short.is_empty() {
         Verdict::Invalid
     } else if failures.is_empty() {
@@ -354,6 +388,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
         "scenario": {
             "name": scenario.name,
             "description": scenario.description,
+            "target": scenario.on,
             "fault": scenario.chaos.rules.iter().map(|r| &r.fault).collect::<Vec<_>>(),
             "duration_seconds": duration.as_secs_f64(),
             "planned_duration_seconds": scenario.duration.as_secs_f64(),
@@ -378,6 +413,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
             "recovery_time_seconds": secs(recovery),
             "aborted_after_seconds": secs(aborted_at),
             "pressure": pressure,
+            "orders": orders_check,
             "detection": {
                 "first_injection_seconds": secs(first_injection),
                 "first_fallback_seconds": secs(first_fallback),

@@ -173,6 +173,10 @@ pub struct OrdersOptions {
     /// How often the idle drainer looks at the mode and the backlog without being woken (a safety net: flag
     /// changes and appends wake it at once).
     pub drain_poll: Duration,
+    /// In capture-only mode, the drainer applies one journal entry this often, a probe of the store (its
+    /// outcome goes to [`on_store_call`](Self::on_store_call), so a trigger can see the store healthy again
+    /// and end the mode); zero: no probe.
+    pub probe_every: Duration,
     /// The drainer's first wait after a store failure; it doubles up to `retry_max`.
     pub retry_min: Duration,
     /// The drainer's longest wait between attempts while the store fails.
@@ -189,6 +193,7 @@ impl Default for OrdersOptions {
             fallback_to_journal: true,
             drain_batch: 256,
             drain_poll: Duration::from_secs(1),
+            probe_every: Duration::from_millis(100),
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
         }
@@ -205,6 +210,7 @@ impl fmt::Debug for OrdersOptions {
             .field("fallback_to_journal", &self.fallback_to_journal)
             .field("drain_batch", &self.drain_batch)
             .field("drain_poll", &self.drain_poll)
+            .field("probe_every", &self.probe_every)
             .field("retry_min", &self.retry_min)
             .field("retry_max", &self.retry_max)
             .finish()
@@ -671,12 +677,31 @@ fn mode_of(flag: &StrategyFlag) -> Mode {
 async fn drain_loop(shared: Arc<Shared>) {
     let opts = &shared.options;
     let mut backoff = opts.retry_min;
+    let mut last_probe: Option<tokio::time::Instant> = None;
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        if mode_of(&shared.flag) == Mode::Normal && shared.journal.backlog() > 0 {
-            match drain_batch(&shared).await {
+        let backlog = shared.journal.backlog() > 0;
+        if mode_of(&shared.flag) == Mode::CaptureOnly && backlog && !opts.probe_every.is_zero() {
+            // Capture-only: apply one entry now and then, a probe of the store. Its outcome reaches the store's
+            // latency window, so a trigger that switched to capture-only on a slow or failing store sees it
+            // healthy again; without it nothing would call the store, and the mode could never end.
+            if last_probe.is_none_or(|at| at.elapsed() >= opts.probe_every) {
+                last_probe = Some(tokio::time::Instant::now());
+                if let Err(e) = drain_batch(&shared, 1, true).await {
+                    tracing::debug!(error = %e, "orders drainer: the store probe failed");
+                }
+            }
+            let wait = opts.probe_every.saturating_sub(last_probe.map_or(Duration::ZERO, |at| at.elapsed()));
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(wait.min(opts.drain_poll)) => {}
+            }
+            continue;
+        }
+        if mode_of(&shared.flag) == Mode::Normal && backlog {
+            match drain_batch(&shared, opts.drain_batch, false).await {
                 Ok(()) => backoff = opts.retry_min,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "orders drainer: backing off");
@@ -698,12 +723,12 @@ async fn drain_loop(shared: Arc<Shared>) {
 
 /// Applies up to one batch of entries, stopping at the first failure (or a switch to capture-only), and
 /// compacts away those applied.
-async fn drain_batch(shared: &Shared) -> Result<(), String> {
-    let batch = shared.journal.peek(shared.options.drain_batch.max(1)).await;
+async fn drain_batch(shared: &Shared, limit: usize, probe: bool) -> Result<(), String> {
+    let batch = shared.journal.peek(limit.max(1)).await;
     let mut done = 0;
     let mut failure = None;
     for entry in batch {
-        if shared.stop.load(Ordering::Relaxed) || mode_of(&shared.flag) != Mode::Normal {
+        if shared.stop.load(Ordering::Relaxed) || (!probe && mode_of(&shared.flag) != Mode::Normal) {
             break;
         }
         let write = OrderWrite {
