@@ -80,6 +80,10 @@ async fn run() -> Result<(), String> {
         }
     };
     serve_with(listener, &service, &options, shutdown).await.map_err(|e| format!("serve: {e}"))?;
+    if let Some(orders) = &service.orders {
+        // The drainer stops after the entry it is applying; what is left stays in the journal for the next start.
+        orders.orders.shutdown().await;
+    }
     if let Some(checkpoint) = checkpoint {
         checkpoint.save()?;
         tracing::info!(file = %checkpoint.path().display(), "budget checkpoint saved");

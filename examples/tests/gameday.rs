@@ -63,7 +63,27 @@ fn check_reports(dir: &Path, scenarios: &[&str]) -> Vec<bool> {
     verdicts
 }
 
+/// Each scenario's verdict and failures, from its report.
+fn verdicts(dir: &Path, scenarios: &[&str]) -> Vec<(String, Vec<String>)> {
+    scenarios
+        .iter()
+        .map(|name| {
+            let report = read_json(&dir.join(format!("{name}_report.json")));
+            let verdict = report["validation"]["verdict"].as_str().expect("a verdict").to_owned();
+            let failures = report["validation"]["failures"]
+                .as_array()
+                .expect("failures")
+                .iter()
+                .map(|f| f.as_str().unwrap_or_default().to_owned())
+                .collect();
+            (verdict, failures)
+        })
+        .collect()
+}
+
 /// Also `--parallel`: each scenario against its own service, at once; the reports keep the plan's order.
+/// The degradation is observed (the flag each scenario expects turned on and off), and recovery waits for
+/// the breaker that opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_parallel_with_the_fallback_every_scenario_passes_and_writes_its_reports() {
     // In the plan's order; given in the other order, the run still reports them in the plan's.
@@ -72,24 +92,76 @@ async fn in_parallel_with_the_fallback_every_scenario_passes_and_writes_its_repo
     let _one = ONE_AT_A_TIME.lock().await;
     let result = run(&Args { parallel: true, ..args(&dir, &["database_outage", "exchange_downtime"]) }).await;
     assert!(result.is_ok(), "the run could not be made: {result:?}");
-    let verdicts = check_reports(&dir, &scenarios);
-    assert_eq!(verdicts, [true, true], "every scenario passes with the fallback: {result:?}");
+    let passed = check_reports(&dir, &scenarios);
+    assert_eq!(passed, [true, true], "every scenario passes with the fallback: {:?}", verdicts(&dir, &scenarios));
     assert_eq!(read_json(&dir.join("chaos_summary.json"))["test_run"]["parallel"], true);
     assert_eq!(exit_status(&result), 0, "{result:?}");
+    let exchange = read_json(&dir.join("exchange_downtime_report.json"));
+    let detection = &exchange["execution"]["detection"];
+    assert!(detection["flags_on_seconds"]["quotes.source"].is_f64(), "{detection}");
+    assert!(detection["after_fault_end"]["flags_off_seconds"]["quotes.source"].is_f64(), "{detection}");
+    let recovery = exchange["execution"]["recovery_time_seconds"].as_f64().expect("recovered");
+    let closed = detection["after_fault_end"]["breaker_closed_seconds"].as_f64();
+    assert!(closed.is_none_or(|c| recovery >= c - 0.25), "recovery {recovery} s before the breaker closed {closed:?}");
+    let orders = &read_json(&dir.join("database_outage_report.json"))["execution"]["orders"];
+    assert_eq!(orders["accepted"], orders["applied"], "every acknowledged order applied once: {orders}");
+    assert_eq!(orders["duplicates"], 0, "{orders}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--without-fallback`: no cached quote, no orders journal behind a failing call. Every dependency scenario
+/// fails: its users see the faults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_fallback_the_outage_fails_its_scenario_and_the_run() {
-    let scenarios = ["exchange_downtime"];
+async fn without_the_fallbacks_every_dependency_scenario_fails() {
+    let scenarios = ["network_partition", "rate_limit_flood", "exchange_downtime", "database_outage"];
     let dir = out_dir("no-fallback");
     let _one = ONE_AT_A_TIME.lock().await;
-    let result = run(&Args { fallback: false, ..args(&dir, &scenarios) }).await;
+    let result = run(&Args { fallback: false, parallel: true, ..args(&dir, &scenarios) }).await;
     assert!(result.is_ok(), "the run could not be made: {result:?}");
-    let verdicts = check_reports(&dir, &scenarios);
-    assert_eq!(verdicts, [false], "the outage reaches the users without the fallback");
-    let report = read_json(&dir.join("exchange_downtime_report.json"));
-    assert_eq!(report["validation"]["failure_rate_acceptable"], false, "{report}");
+    let passed = check_reports(&dir, &scenarios);
+    let verdicts = verdicts(&dir, &scenarios);
+    assert_eq!(passed, [false; 4], "the faults reach the users without the fallbacks: {verdicts:?}");
+    for (name, (_, failures)) in scenarios.iter().zip(&verdicts) {
+        assert!(failures.iter().any(|f| f.contains("over the SLO")), "{name}: {failures:?}");
+    }
     assert_ne!(exit_status(&result), 0, "{result:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--without-degrade`: the triggers are not wired, so nothing degrades by itself. Every pressure scenario
+/// fails its expected degradation (or, on a machine too busy to reach the pressure, is INVALID: never a pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_degrade_triggers_every_pressure_scenario_fails() {
+    let scenarios = ["cpu_saturation", "memory_pressure", "disk_slow"];
+    let dir = out_dir("no-degrade");
+    let _one = ONE_AT_A_TIME.lock().await;
+    let result = run(&Args { degrade: false, ..args(&dir, &scenarios) }).await;
+    assert!(result.is_ok(), "the run could not be made: {result:?}");
+    let verdicts = verdicts(&dir, &scenarios);
+    for (name, (verdict, failures)) in scenarios.iter().zip(&verdicts) {
+        assert_ne!(verdict, "PASS", "{name}: {failures:?}");
+        if verdict == "FAIL" {
+            assert!(failures.iter().any(|f| f.contains("never turned on")), "{name}: {failures:?}");
+        }
+    }
+    assert!(verdicts.iter().filter(|(v, _)| v == "FAIL").count() >= 2, "{verdicts:?}");
+    assert_ne!(exit_status(&result), 0, "{result:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With the triggers the same pressure scenarios pass (or, on a machine too busy to reach the pressure, are
+/// INVALID), each showing its degradation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_degrade_triggers_the_pressure_scenarios_degrade_and_pass() {
+    let scenarios = ["cpu_saturation", "memory_pressure", "disk_slow"];
+    let dir = out_dir("degrade");
+    let _one = ONE_AT_A_TIME.lock().await;
+    let result = run(&args(&dir, &scenarios)).await;
+    assert!(result.is_ok(), "the run could not be made: {result:?}");
+    let verdicts = verdicts(&dir, &scenarios);
+    for (name, (verdict, failures)) in scenarios.iter().zip(&verdicts) {
+        assert!(verdict == "PASS" || verdict == "INVALID", "{name}: {failures:?}");
+    }
+    assert!(verdicts.iter().filter(|(v, _)| v == "PASS").count() >= 2, "{verdicts:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -174,8 +174,6 @@ pub struct OrdersParts {
     pub journal_chaos: ChaosHandle,
     /// Every store call's duration and outcome over the last second.
     pub store_calls: chaos_tower::degrade::LatencyWindow,
-    /// Store calls made so far (live orders and the drainer's).
-    pub store_call_count: Arc<AtomicU64>,
 }
 
 /// Opens the orders route over `dir` (its SQLite store and journal): store calls recorded in a 1 s window and
@@ -190,19 +188,15 @@ pub fn open_orders(
     let (store_chaos, journal_chaos) =
         (ChaosHandle::for_environment(environment), ChaosHandle::for_environment(environment));
     let store_calls = chaos_tower::degrade::LatencyWindow::new(degrade::STORE_WINDOW);
-    let store_call_count = Arc::new(AtomicU64::new(0));
-    let (window, count) = (store_calls.clone(), store_call_count.clone());
+    let window = store_calls.clone();
     let options = crate::orders::OrdersOptions {
         journal_chaos: Some(journal_chaos.clone()),
-        on_store_call: Some(Arc::new(move |latency, ok| {
-            window.record(latency, ok);
-            count.fetch_add(1, Ordering::Relaxed);
-        })),
+        on_store_call: Some(Arc::new(move |latency, ok| window.record(latency, ok))),
         fallback_to_journal: fallback,
         ..crate::orders::OrdersOptions::default()
     };
     let orders = crate::orders::Orders::open(dir, flags, &store_chaos, options)?;
-    Ok(OrdersParts { orders, store_chaos, journal_chaos, store_calls, store_call_count })
+    Ok(OrdersParts { orders, store_chaos, journal_chaos, store_calls })
 }
 
 /// The demo app and what a runner needs to watch it.

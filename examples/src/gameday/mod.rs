@@ -196,8 +196,7 @@ impl Instance {
         let limits =
             SloLimits { max_error_rate: a.error_rate, max_p95: a.p95, window: a.window, min_requests: a.min_requests };
         let guard_of = |chaos: &ChaosHandle| {
-            SloGuard::new(chaos.controller().clone(), limits.clone(), SystemClock)
-                .map_err(|e| format!("slo.abort: {e}"))
+            SloGuard::new(chaos.controller().clone(), limits, SystemClock).map_err(|e| format!("slo.abort: {e}"))
         };
         let (guard, store_guard) = (guard_of(&chaos)?, guard_of(&orders.store_chaos)?);
         let (recorder, stop) = load::start(
@@ -261,9 +260,11 @@ impl Instance {
         s: &plan::Scenario,
         progress: Progress,
     ) -> Result<scenario::Outcome, String> {
-        let (chaos, guard, calls) = match s.on {
-            plan::Target::Provider => (&self.chaos, &self.guard, &self.demo.counters.provider_calls),
-            plan::Target::Store => (&self.orders.store_chaos, &self.store_guard, &*self.orders.store_call_count),
+        let provider_calls = || self.demo.counters.provider_calls.load(std::sync::atomic::Ordering::Relaxed);
+        let store_calls = || self.orders.orders.store_calls();
+        let (chaos, guard, calls): (_, _, &(dyn Fn() -> u64 + Sync)) = match s.on {
+            plan::Target::Provider => (&self.chaos, &self.guard, &provider_calls),
+            plan::Target::Store => (&self.orders.store_chaos, &self.store_guard, &store_calls),
         };
         let rig = scenario::Rig {
             plan,
@@ -365,7 +366,7 @@ async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
             s.name,
             o.row.injected_rate,
             band,
-            o.row.during.error_rate * 100.0,
+            o.row.during.worst_error_rate * 100.0,
             o.row.during.fallbacks,
             o.row.during.shed,
             o.row.during.p95_ms,
@@ -395,7 +396,7 @@ async fn execute(plan: Arc<Plan>, args: &Args) -> Result<bool, String> {
             injected_rate: o.row.injected_rate,
             band: s.injected_band,
             verdict: o.verdict.as_str(),
-            user_error_rate: o.row.during.error_rate,
+            user_error_rate: o.row.during.worst_error_rate,
             fallbacks: o.row.during.fallbacks as u64,
             p95_ms: o.row.during.p95_ms,
             breaker_open_s: o.row.breaker_opened.map(|d| d.as_secs_f64()),

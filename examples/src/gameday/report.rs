@@ -15,6 +15,10 @@ pub struct PhaseStats {
     pub user_errors: usize,
     /// Errors among critical requests (a stale quote past its limit is one).
     pub error_rate: f64,
+    /// The error rate of the worst critical route (each critical route must keep the SLO on its own: a
+    /// failing orders route is not hidden by many good quotes), and which route it is.
+    pub worst_error_rate: f64,
+    pub worst_route: Option<super::load::Route>,
     pub fallbacks: usize,
     /// Fallback answers among critical requests.
     pub fallback_rate: f64,
@@ -51,7 +55,17 @@ impl PhaseStats {
         let non_critical = samples.len() - critical.len();
         let shed = samples.iter().filter(|s| s.shed).count();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut worst: (f64, Option<super::load::Route>) = (0.0, None);
+        for route in [super::load::Route::Quote, super::load::Route::Order] {
+            let of_route: Vec<&&Sample> = critical.iter().filter(|s| s.route == route).collect();
+            let rate = share(of_route.iter().filter(|s| !s.ok).count(), of_route.len());
+            if rate > worst.0 || (worst.1.is_none() && !of_route.is_empty()) {
+                worst = (rate, Some(route));
+            }
+        }
         PhaseStats {
+            worst_error_rate: worst.0,
+            worst_route: worst.1,
             requests: samples.len(),
             critical_requests: critical.len(),
             user_errors,
@@ -102,8 +116,8 @@ impl Normal {
         if let Some(t) = states.iter().find(|t| !t.degraded.is_empty()) {
             return Some(format!("degrade flags on: {}", t.degraded.join(", ")));
         }
-        if stats.error_rate > self.max_error_rate {
-            return Some(format!("error rate {:.3}", stats.error_rate));
+        if stats.worst_error_rate > self.max_error_rate {
+            return Some(format!("error rate {:.3}", stats.worst_error_rate));
         }
         if stats.p95_ms > self.p95_limit.as_secs_f64() * 1e3 {
             return Some(format!("p95 {:.1} ms", stats.p95_ms));

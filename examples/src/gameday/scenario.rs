@@ -2,7 +2,7 @@
 //! service came back to its normal path, and its verdict.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::{Duration, SystemTime};
 
 use chaos_core::SloGuard;
@@ -24,8 +24,8 @@ pub struct Rig<'a> {
     pub plan: &'a Plan,
     /// The chaos switch the scenario's rules go to (the provider's or the order store's).
     pub chaos: &'a ChaosHandle,
-    /// The calls that reach that switch's layer so far.
-    pub calls: &'a AtomicU64,
+    /// The calls that reached that switch's layer so far, counted as they start.
+    pub calls: &'a (dyn Fn() -> u64 + Sync),
     /// The orders route, whose acknowledged orders must all be applied once by the end.
     pub orders: Option<&'a Orders>,
     pub breaker: &'a CircuitBreaker,
@@ -148,7 +148,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let progress = progress.with_total(before + duration + after);
     let sample = |ticks: &mut Vec<Tick>, injected: u64| {
         let at = epoch.elapsed();
-        ticks.push(Tick { at, provider_calls: call_count.load(Ordering::Relaxed), injected });
+        ticks.push(Tick { at, provider_calls: call_count(), injected });
         progress.show(at.saturating_sub(start));
     };
 
@@ -168,7 +168,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     if let Some(seed) = seed {
         config.seed = Some(seed);
     }
-    let calls_before = call_count.load(Ordering::Relaxed);
+    let calls_before = call_count();
     let cost_at_fault_start = cost.snapshot();
     let fault_start = epoch.elapsed();
     // The load may be held by the previous scenario's kill switch (it latches): the runner arms explicitly.
@@ -220,7 +220,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let cost_at_fault_end = cost.snapshot();
     let fault_end_wall = SystemTime::now();
     events::emit("disarm", &scenario.name, fault_end_wall, json!({ "injected": injected }));
-    let calls = call_count.load(Ordering::Relaxed) - calls_before;
+    let calls = call_count() - calls_before;
     let at_fault_end = state_now(fault_end, breaker, flags);
 
     // After: recovery.
@@ -288,16 +288,17 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let injected_rate = if calls == 0 { 0.0 } else { injected as f64 / calls as f64 };
     let band = scenario.injected_band.map(|b| judged_band(b, calls));
     let in_band = band.is_none_or(|[lo, hi]| (lo..=hi).contains(&injected_rate));
-    let acceptable = during.error_rate <= plan.slo.user_error_rate;
+    let acceptable = during.worst_error_rate <= plan.slo.user_error_rate;
     let breach = guard.breach();
     let mut failures = Vec::new();
     if let (Some([lo, hi]), false) = (band, in_band) {
         failures.push(format!("injected rate {injected_rate:.3} of {calls} calls outside [{lo:.3}, {hi:.3}]"));
     }
     if !acceptable {
+        let route = during.worst_route.map_or("critical".to_owned(), |r| format!("{r:?}").to_lowercase());
         failures.push(format!(
-            "user error rate {:.2}% over the SLO {:.2}%",
-            during.error_rate * 100.0,
+            "{route} error rate {:.2}% over the SLO {:.2}%",
+            during.worst_error_rate * 100.0,
             plan.slo.user_error_rate * 100.0
         ));
     }

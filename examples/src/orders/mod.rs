@@ -323,6 +323,7 @@ pub type StoreCallHook = Arc<dyn Fn(Duration, bool) + Send + Sync>;
 
 /// Calls the store through its chaos layer and timeout, telling `hook` how the call went.
 async fn call_store(shared: &Shared, write: OrderWrite) -> Result<Applied, tower::BoxError> {
+    shared.counters.store_calls.fetch_add(1, Ordering::Relaxed);
     let began = tokio::time::Instant::now();
     let result = shared.downstream.clone().oneshot(write).await;
     if let Some(hook) = &shared.options.on_store_call {
@@ -333,6 +334,8 @@ async fn call_store(shared: &Shared, write: OrderWrite) -> Result<Applied, tower
 
 #[derive(Debug, Default)]
 struct Counters {
+    /// Store calls started (live orders, fallback-free drains and probes).
+    store_calls: AtomicU64,
     accepted_normal: AtomicU64,
     accepted_captured: AtomicU64,
     captured_duplicates: AtomicU64,
@@ -574,6 +577,12 @@ impl Orders {
                 }
             }
         }
+    }
+
+    /// Calls made to the store so far, counted as they start (live orders, the drainer's and its probes):
+    /// what a fault on the store's chaos switch could have hit.
+    pub fn store_calls(&self) -> u64 {
+        self.shared.counters.store_calls.load(Ordering::Relaxed)
     }
 
     /// Waits until the journal is empty (the drainer applied it), for at most `within`; says whether it is.
