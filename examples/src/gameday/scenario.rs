@@ -180,10 +180,14 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let mut next_tick = fault_start + window;
     let mut pressure: Vec<Value> = Vec::new();
     let mut pressure_short: Vec<String> = Vec::new();
+    // The process's resident memory, sampled with the service's state: it must stay under the budget.
+    let mut probe = chaos_core::sense::Probe::new();
+    let mut rss_peak = 0u64;
     while epoch.elapsed() < fault_start + duration {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = epoch.elapsed();
         states.push(state_now(now, breaker, flags));
+        rss_peak = rss_peak.max(probe.sample().rss_bytes);
         let injected = injected_total(chaos);
         if first_injection.is_none() && injected > 0 {
             first_injection = Some(now - fault_start);
@@ -289,6 +293,8 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     let band = scenario.injected_band.map(|b| judged_band(b, calls));
     let in_band = band.is_none_or(|[lo, hi]| (lo..=hi).contains(&injected_rate));
     let acceptable = during.worst_error_rate <= plan.slo.user_error_rate;
+    let p95_ok = during.p95_ms <= plan.slo.p95.as_secs_f64() * 1e3;
+    let budget = plan.service.memory_budget_mib.map(|mib| mib << 20);
     let breach = guard.breach();
     let mut failures = Vec::new();
     if let (Some([lo, hi]), false) = (band, in_band) {
@@ -301,6 +307,12 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
             during.worst_error_rate * 100.0,
             plan.slo.user_error_rate * 100.0
         ));
+    }
+    if !p95_ok {
+        failures.push(format!("critical p95 {:.1} ms over the SLO {} ms", during.p95_ms, plan.slo.p95.as_millis()));
+    }
+    if let Some(budget) = budget.filter(|b| rss_peak > *b) {
+        failures.push(format!("RSS reached {} MiB, over the {} MiB budget", rss_peak >> 20, budget >> 20));
     }
     for expect in &scenario.expect {
         match flags_on.get(&expect.flag) {
@@ -414,6 +426,8 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
             "recovery_time_seconds": secs(recovery),
             "aborted_after_seconds": secs(aborted_at),
             "pressure": pressure,
+            "rss_peak_bytes": rss_peak,
+            "memory_budget_bytes": budget,
             "orders": orders_check,
             "detection": {
                 "first_injection_seconds": secs(first_injection),
@@ -436,6 +450,7 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
             "verdict": verdict.as_str(),
             "injected_rate_in_band": in_band,
             "failure_rate_acceptable": acceptable,
+            "p95_within_slo": p95_ok,
             "recovery_detected": recovery.is_some(),
             "sla_met": recovery.is_some_and(|r| r <= sla),
             "aborted": breach.is_some(),
