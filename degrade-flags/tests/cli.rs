@@ -44,7 +44,7 @@ fn list_get_and_validate() {
     assert_eq!(stdout(&get).trim(), "live");
     let valid = degrade(&file, &["validate"]);
     assert!(valid.status.success());
-    assert!(stdout(&valid).contains("5 flags, valid"));
+    assert!(stdout(&valid).contains("6 flags, valid"));
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn set_then_unset_restores_the_file_exactly() {
     assert!(set.status.success(), "{}", stderr(&set));
     assert_eq!(stdout(&degrade(&file, &["get", "quotes.source"])).trim(), "cached");
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("# Where quotes come from"), "comments are kept");
+    assert!(text.contains("# Where the demo's GET /quote/{symbol} takes quotes from"), "comments are kept");
     assert_eq!(text.lines().count(), FLAGS.lines().count() + 1, "one line added, nothing else changed");
 
     assert!(degrade(&file, &["set", "api.shed_percent", "12.5"]).status.success());

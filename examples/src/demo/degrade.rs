@@ -7,7 +7,7 @@
 //! | the same | `cpu-critical`: above 0.9 | `api.shed_percent` → 90 | under 0.75 |
 //! | RSS over the memory budget (the sensor) | `memory-high`: above 0.6 | `reports.delivery` → `streaming` | under 0.45 |
 //! | the provider's breaker not closed | `provider-isolated` | `quotes.source` → `stale_ok` | closed |
-//! | the order store's p95 over 1 s of calls | `store-slow`: above 100 ms | `orders.ingest` → `capture_only` | under 40 ms |
+//! | the order store's p95 over 1 s of calls | `store-slow`: above 150 ms | `orders.ingest` → `capture_only` | under 80 ms |
 //! | the order store's error rate over 1 s | `store-failing`: above 20% | `orders.ingest` → `capture_only` | under 5% |
 //!
 //! Each holds its state at least [`MIN_HOLD`] and is polled every [`EVERY`]. Two triggers on one flag: the
@@ -87,7 +87,7 @@ impl Degradation {
         tasks.push(memory);
         if let Some(store) = &signals.store {
             let p95 = store.p95_seconds_signal();
-            tasks.push(trigger(flags, "store-slow", "orders.ingest", "capture_only", (0.1, 0.04), p95)?);
+            tasks.push(trigger(flags, "store-slow", "orders.ingest", "capture_only", (0.15, 0.08), p95)?);
             let errors = store.error_rate_signal();
             tasks.push(trigger(flags, "store-failing", "orders.ingest", "capture_only", (0.2, 0.05), errors)?);
         }

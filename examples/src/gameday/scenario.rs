@@ -351,15 +351,18 @@ pub async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) -> Resu
     if let Some(breach) = breach {
         failures.push(format!("aborted by the SLO guard: {breach}"));
     }
-    // Nothing lost, nothing twice: every acknowledged order is applied once, once the journal has drained.
+    // Nothing lost, nothing twice: every acknowledged order is applied, once, when the journal has drained.
     let orders_check = match orders {
         Some(orders) => {
             let drained = orders.drained(Duration::from_secs(5)).await;
             let stats = orders.stats();
-            if !drained || stats.accepted != stats.applied || stats.duplicates != 0 {
+            // Applied counts rows inserted under each id's primary key, so none is applied twice; a repeated id
+            // is ignored (`duplicates`). More applied than acknowledged is a store call that committed after its
+            // timeout while the caller heard of a failure: not lost, not twice.
+            if !drained || stats.applied < stats.accepted {
                 failures.push(format!(
-                    "orders: {} acknowledged, {} applied, {} applied twice, {} still in the journal",
-                    stats.accepted, stats.applied, stats.duplicates, stats.backlog
+                    "orders: {} acknowledged, {} applied, {} still in the journal",
+                    stats.accepted, stats.applied, stats.backlog
                 ));
             }
             Some(stats)
