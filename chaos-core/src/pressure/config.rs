@@ -48,15 +48,31 @@ pub struct PressureConfig {
     pub duration: Duration,
 }
 
-/// `cpu: { threads: 2, duty: 0.8 }`: a target of 1.6 cores.
+/// `cpu: { threads: 2, duty: 0.8 }`: a target of 1.6 cores. `cpu: { per_core: true, duty: 0.8 }`: one burner
+/// per core of the machine (`std::thread::available_parallelism`), so the pressure is sized to it: 1.6 cores
+/// on 2, 12.8 on 16.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuPressureConfig {
-    /// Burner threads (default 1, at most 64).
+    /// Burner threads (default 1, at most 64); ignored with `per_core`.
     #[serde(default = "one")]
     pub threads: u32,
     /// Busy fraction of each thread, in (0, 1].
     pub duty: f64,
+    /// One burner per core the process may use, instead of `threads` (at most 64).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_core: bool,
+}
+
+impl CpuPressureConfig {
+    /// The burner threads this config asks for on this machine.
+    pub fn thread_count(&self) -> u32 {
+        if self.per_core {
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(64).min(64))
+        } else {
+            self.threads
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -107,7 +123,7 @@ impl PressureConfig {
     pub fn load(&self) -> Result<Load, super::PressureError> {
         use super::PressureError as E;
         match (&self.cpu, &self.memory, &self.io) {
-            (Some(c), None, None) => Ok(Load::Cpu { threads: c.threads, duty: c.duty }),
+            (Some(c), None, None) => Ok(Load::Cpu { threads: c.thread_count(), duty: c.duty }),
             (None, Some(m), None) => {
                 let target = match (m.bytes, m.fraction_of_limit) {
                     (Some(b), None) => MemoryTarget::Bytes(b.bytes()),
@@ -225,6 +241,15 @@ mod tests {
         // Serializing and parsing again gives the same config.
         let json = serde_json::to_string(&config).expect("serialize");
         assert_eq!(ChaosConfig::from_json_str(&json, None).expect("reparse"), config);
+    }
+
+    #[test]
+    fn per_core_sizes_the_burners_to_the_machine() {
+        let config = check("pressure: [{ name: a, cpu: { per_core: true, duty: 0.8 }, duration: 1s }]").expect("valid");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32).min(64);
+        assert_eq!(config.pressure[0].load().expect("cpu"), Load::Cpu { threads: cores, duty: 0.8 });
+        let json = serde_json::to_string(&config).expect("serialize");
+        assert!(json.contains("\"per_core\":true"), "{json}");
     }
 
     #[test]
