@@ -21,12 +21,12 @@
 //! ```
 //! use std::{convert::Infallible, sync::Arc};
 //! use chaos_tower::CircuitBreakerLayer;
-//! use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, State, SystemClock};
+//! use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, SlidingWindow, State};
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let config = BreakerConfig { minimum_calls: 5, window: SlidingWindow::Count { calls: 10, buckets: 1 }, ..Default::default() };
-//! let breaker = Arc::new(CircuitBreaker::new("quotes", config, SystemClock).unwrap());
+//! let breaker = Arc::new(CircuitBreaker::new("quotes", config, ManualClock::new()).unwrap());
 //! let layer = CircuitBreakerLayer::http(breaker.clone()).count_injected(true);
 //! let down = service_fn(|_: http::Request<()>| async {
 //!     Ok::<_, Infallible>(http::Response::builder().status(503).body(()).unwrap())
