@@ -50,6 +50,41 @@ impl ChaosHandle {
         Self { controller, wake }
     }
 
+    /// For tests, in one call: a handle for [`Environment::Test`] loaded with the rules of `yaml` (armed
+    /// unless the YAML says `armed: false`). A YAML that does not parse or validate is an error naming the
+    /// field.
+    ///
+    /// ```
+    /// use chaos_tower::ChaosHandle;
+    ///
+    /// let chaos = ChaosHandle::for_test("rules: [{ name: fail-all, sample: { mode: exact, rate: 1.0 }, fault: { error: {} } }]")?;
+    /// assert!(chaos.is_armed());
+    /// assert!(ChaosHandle::for_test("rules: [{ name: x, sample: { rate: 2.0 } }]").is_err());
+    /// # Ok::<(), chaos_core::ConfigError>(())
+    /// ```
+    pub fn for_test(yaml: &str) -> Result<Self, ConfigError> {
+        let handle = Self::for_environment(Environment::Test);
+        handle.load(ChaosConfig::from_yaml_str(yaml, None)?)?;
+        Ok(handle)
+    }
+
+    /// For tests: a handle for [`Environment::Test`] with no rules and the kill switch thrown. The kill switch
+    /// latches: a later [`load`](Self::load) stays disarmed until [`arm`](Self::arm), so a test can load its
+    /// rules and arm them when it is ready.
+    ///
+    /// ```
+    /// use chaos_tower::ChaosHandle;
+    ///
+    /// let chaos = ChaosHandle::disarmed_for_test();
+    /// assert!(!chaos.is_armed() && chaos.latched().is_some());
+    /// # Ok::<(), chaos_core::ConfigError>(())
+    /// ```
+    pub fn disarmed_for_test() -> Self {
+        let handle = Self::for_environment(Environment::Test);
+        handle.disarm();
+        handle
+    }
+
     /// A handle loaded with `config` (armed if the config says so, as it does by default).
     pub fn from_config(config: ChaosConfig) -> Result<Self, ConfigError> {
         let handle = Self::new();

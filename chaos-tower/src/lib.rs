@@ -59,11 +59,11 @@ pub mod shed;
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
 pub use cost::{Cost, CostLayer};
-pub use fallback::{Fallback, FallbackLayer};
+pub use fallback::{Fallback, FallbackLayer, FallbackReason};
 pub use handle::ChaosHandle;
-pub use http::{ChaosBody, HttpChaos, HttpChaosLayer};
+pub use http::{ChaosBody, HttpChaos, HttpChaosLayer, INJECTED_HEADER};
 pub use io::ChaosIo;
-pub use shed::{Shed, ShedLayer};
+pub use shed::{SHED_HEADER, Shed, ShedLayer};
 
 pub use chaos_core;
 pub use cost_meter;

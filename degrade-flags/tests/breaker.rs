@@ -178,7 +178,8 @@ fn time_window_forgets_old_buckets() {
 #[test]
 fn count_window_keeps_the_last_buckets() {
     let window = SlidingWindow::Count { calls: 20, buckets: 4 };
-    let (b, _) = breaker(BreakerConfig { window, minimum_calls: 1000, ..config() });
+    let (b, _) = breaker(BreakerConfig { window, minimum_calls: 20, ..config() });
+    b.force(ForcedState::ForcedClosed); // recorded in the window, never opened
     for _ in 0..5 {
         call(&b, Outcome::Failure, FAST);
     }
@@ -479,4 +480,96 @@ fn two_threads_hammering_add_up() {
         assert_eq!(b.state(), State::Closed);
         assert!((100..=100 + 2 * 10).contains(&s.calls), "window holds {} calls", s.calls);
     });
+}
+
+#[test]
+fn a_minimum_above_the_count_window_is_refused() {
+    // 5 calls in the window and the default minimum of 10: the window is never judged, so it never opens.
+    let config = BreakerConfig { window: SlidingWindow::Count { calls: 5, buckets: 5 }, ..BreakerConfig::default() };
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.field(), "minimum_calls");
+    assert!(err.reason().contains("never open"), "{err}");
+    assert!(err.reason().contains("(5)") && err.reason().contains("got 10"), "{err}");
+    assert!(CircuitBreaker::new("x", config.clone(), ManualClock::new()).is_err());
+    // At the window's size it is accepted; a time window accepts any minimum (its size follows the traffic).
+    let at_size = BreakerConfig { minimum_calls: 5, ..config };
+    at_size.validate().unwrap();
+    let time = SlidingWindow::Time { duration: Duration::from_secs(1), buckets: 1 };
+    BreakerConfig { window: time, minimum_calls: 1_000_000, ..BreakerConfig::default() }.validate().unwrap();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Every count-window config that validates can open: a run of failures as long as the window opens it.
+    /// Every config whose minimum is above the window's size is refused, naming `minimum_calls`.
+    #[test]
+    fn every_accepted_count_window_can_open(
+        bucket_calls in 1u32..8,
+        buckets in 1u32..8,
+        minimum_calls in 1u32..80,
+        threshold in 0.01f64..=1.0,
+    ) {
+        let calls = bucket_calls * buckets;
+        let config = BreakerConfig {
+            window: SlidingWindow::Count { calls, buckets },
+            minimum_calls,
+            failure_rate_threshold: threshold,
+            ..BreakerConfig::default()
+        };
+        match CircuitBreaker::new("p", config, ManualClock::new()) {
+            Err(err) => {
+                proptest::prop_assert!(minimum_calls > calls, "refused {minimum_calls} <= {calls}: {err}");
+                proptest::prop_assert_eq!(err.field(), "minimum_calls");
+            }
+            Ok(b) => {
+                proptest::prop_assert!(minimum_calls <= calls);
+                for _ in 0..calls {
+                    call(&b, Outcome::Failure, FAST);
+                }
+                proptest::prop_assert_eq!(b.state(), State::Open);
+            }
+        }
+    }
+}
+
+#[test]
+fn reset_announces_real_transitions_only() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let b = CircuitBreaker::new("r", config(), ManualClock::new())
+        .unwrap()
+        .with_listener(move |t| log.lock().unwrap().push((t.from.state, t.to.state)));
+    for _ in 0..3 {
+        call(&b, Outcome::Failure, FAST);
+    }
+    b.reset();
+    assert!(seen.lock().unwrap().is_empty(), "closed → closed is no transition: {:?}", seen.lock().unwrap());
+    assert_eq!(b.snapshot().calls, 0, "the reset still empties the window");
+    open(&b);
+    b.reset();
+    assert_eq!(*seen.lock().unwrap(), [(State::Closed, State::Open), (State::Open, State::Closed)]);
+    b.reset();
+    assert_eq!(seen.lock().unwrap().len(), 2, "a second reset of a closed breaker says nothing");
+    // A forced state is kept, and resetting under it announces nothing either.
+    b.force(ForcedState::ForcedOpen);
+    let before = seen.lock().unwrap().len();
+    b.reset();
+    assert_eq!(b.forced(), ForcedState::ForcedOpen);
+    assert_eq!(seen.lock().unwrap().len(), before);
+}
+
+#[test]
+fn a_call_of_exactly_the_slow_threshold_is_slow() {
+    let slow = SlowCalls { duration: Duration::from_secs(1), rate_threshold: 1.0 };
+    let (b, _) = breaker(BreakerConfig { slow_calls: Some(slow), minimum_calls: 1, ..config() });
+    call(&b, Outcome::Success, Duration::from_secs(1) - Duration::from_nanos(1));
+    assert_eq!(b.snapshot().slow_calls, 0);
+    let (b, _) = breaker(BreakerConfig { slow_calls: Some(slow), minimum_calls: 1, ..config() });
+    call(&b, Outcome::Success, Duration::from_secs(1));
+    assert_eq!(b.state(), State::Open, "exactly the threshold is slow, and 1 slow call of 1 opens it");
 }

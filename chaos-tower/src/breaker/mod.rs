@@ -6,10 +6,40 @@
 //! recorded with its duration, so slow calls count. Pair it with a
 //! [`FallbackLayer`](crate::FallbackLayer) to answer while the breaker is open.
 //!
-//! By default ([`IgnoreInjected`]) a fault injected by Brownout's chaos layers does not count against the
-//! dependency: a chaos experiment should not open the breaker it is meant to test around. Use
-//! [`ResultClassifier`] to count everything, [`HttpStatus`] for HTTP clients (`5xx` are failures), or any
-//! `Fn(&Result<T, BoxError>) -> Outcome`.
+//! Pick the preset for your service:
+//!
+//! | Constructor | Failures | Injected faults |
+//! |---|---|---|
+//! | [`CircuitBreakerLayer::http`] ([`HttpClassifier`]) | every error (a timeout included), `5xx`, `429`, `408` | ignored; counted with `.count_injected(true)` |
+//! | [`CircuitBreakerLayer::new`] ([`ErrorClassifier`]) | every error | ignored; counted with `.count_injected(true)` |
+//! | `.classifier(f)` | whatever `f: Fn(&Result<T, BoxError>) -> Outcome` says | your choice |
+//!
+//! An injected fault is an [`InjectedError`] or a response marked `x-chaos-injected`
+//! ([`INJECTED_HEADER`](crate::INJECTED_HEADER)). Ignored by default, so a chaos experiment does not open the
+//! breaker it is meant to test around; count them (`.count_injected(true)`) to rehearse the breaker itself:
+//!
+//! ```
+//! use std::{convert::Infallible, sync::Arc};
+//! use chaos_tower::CircuitBreakerLayer;
+//! use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, SlidingWindow, State};
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let config = BreakerConfig { minimum_calls: 5, window: SlidingWindow::Count { calls: 10, buckets: 1 }, ..Default::default() };
+//! let breaker = Arc::new(CircuitBreaker::new("quotes", config, ManualClock::new()).unwrap());
+//! let layer = CircuitBreakerLayer::http(breaker.clone()).count_injected(true);
+//! let down = service_fn(|_: http::Request<()>| async {
+//!     Ok::<_, Infallible>(http::Response::builder().status(503).body(()).unwrap())
+//! });
+//! let service = layer.layer(down);
+//! for _ in 0..5 {
+//!     let _ = service.clone().oneshot(http::Request::new(())).await;
+//! }
+//! assert_eq!(breaker.state(), State::Open); // five 503s of five calls
+//! # }
+//! ```
+//!
+//! [`IgnoreInjected`] and [`HttpStatus`] are the earlier, narrower presets (the second misses `429`).
 
 use std::fmt;
 use std::future::Future;
@@ -28,9 +58,85 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::chaos::InjectedError;
 
-/// Counts `Ok` as success and `Err` as failure, except an [`InjectedError`], which is ignored.
+/// Counts `Ok` as success and `Err` as failure, except an [`InjectedError`], which is ignored. The same as
+/// [`ErrorClassifier::new`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IgnoreInjected;
+
+fn injected_error(error: &BoxError) -> bool {
+    error.is::<InjectedError>()
+}
+
+/// The preset of [`CircuitBreakerLayer::new`]: `Ok` is a success, any `Err` a failure. An
+/// [`InjectedError`] is ignored unless [`count_injected`](Self::count_injected) is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorClassifier {
+    count_injected: bool,
+}
+
+impl ErrorClassifier {
+    /// Ignores injected errors.
+    pub const fn new() -> Self {
+        Self { count_injected: false }
+    }
+
+    /// With `true`, an [`InjectedError`] counts as a failure like any other error (for a chaos rehearsal
+    /// meant to open the breaker).
+    pub const fn count_injected(self, count: bool) -> Self {
+        Self { count_injected: count }
+    }
+}
+
+impl<T> Classifier<Result<T, BoxError>> for ErrorClassifier {
+    fn classify(&self, output: &Result<T, BoxError>) -> Outcome {
+        match output {
+            Ok(_) => Outcome::Success,
+            Err(e) if !self.count_injected && injected_error(e) => Outcome::Ignored,
+            Err(_) => Outcome::Failure,
+        }
+    }
+}
+
+/// The HTTP preset of [`CircuitBreakerLayer::http`], as seatbelt's: an error (a timeout such as tower's
+/// `Elapsed` included), a `5xx`, a `429 Too Many Requests` or a `408 Request Timeout` is a failure; any other
+/// response is a success. A fault injected by chaos (an [`InjectedError`], or a response carrying
+/// `x-chaos-injected`) is ignored unless [`count_injected`](Self::count_injected) is on; then it is judged
+/// like a real one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpClassifier {
+    count_injected: bool,
+}
+
+impl HttpClassifier {
+    /// Ignores injected faults.
+    pub const fn new() -> Self {
+        Self { count_injected: false }
+    }
+
+    /// With `true`, injected faults are judged like real ones (an injected `503` or `429` is a failure).
+    pub const fn count_injected(self, count: bool) -> Self {
+        Self { count_injected: count }
+    }
+
+    /// Is `status` a failure to this preset? `5xx`, `429` and `408`.
+    pub fn is_failure(status: http::StatusCode) -> bool {
+        status.is_server_error()
+            || status == http::StatusCode::TOO_MANY_REQUESTS
+            || status == http::StatusCode::REQUEST_TIMEOUT
+    }
+}
+
+impl<B> Classifier<Result<http::Response<B>, BoxError>> for HttpClassifier {
+    fn classify(&self, output: &Result<http::Response<B>, BoxError>) -> Outcome {
+        match output {
+            Ok(r) if !self.count_injected && r.headers().contains_key(&crate::INJECTED_HEADER) => Outcome::Ignored,
+            Ok(r) if Self::is_failure(r.status()) => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(e) if !self.count_injected && injected_error(e) => Outcome::Ignored,
+            Err(_) => Outcome::Failure,
+        }
+    }
+}
 
 impl<T> Classifier<Result<T, BoxError>> for IgnoreInjected {
     fn classify(&self, output: &Result<T, BoxError>) -> Outcome {
@@ -43,7 +149,8 @@ impl<T> Classifier<Result<T, BoxError>> for IgnoreInjected {
 }
 
 /// For HTTP clients: a `5xx` response or an error is a failure; anything injected by chaos (an
-/// [`InjectedError`], or a response marked `x-chaos-injected`) is ignored.
+/// [`InjectedError`], or a response marked `x-chaos-injected`) is ignored. [`HttpClassifier`] also counts
+/// `429` and `408`, and can count injected faults.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpStatus;
 
@@ -61,7 +168,7 @@ impl<B> Classifier<Result<http::Response<B>, BoxError>> for HttpStatus {
 
 /// Applies a circuit breaker. Holds the shared breaker; cheap to clone.
 #[derive(Clone)]
-pub struct CircuitBreakerLayer<C = IgnoreInjected> {
+pub struct CircuitBreakerLayer<C = ErrorClassifier> {
     breaker: Arc<CircuitBreaker>,
     classifier: C,
 }
@@ -73,14 +180,36 @@ impl<C> fmt::Debug for CircuitBreakerLayer<C> {
 }
 
 impl CircuitBreakerLayer {
-    /// A layer over `breaker`, which every service made from it shares.
+    /// A layer over `breaker`, which every service made from it shares: any error is a failure, an injected
+    /// one is ignored ([`ErrorClassifier`]). For HTTP services use [`http`](CircuitBreakerLayer::http).
     pub fn new(breaker: Arc<CircuitBreaker>) -> Self {
-        Self { breaker, classifier: IgnoreInjected }
+        Self { breaker, classifier: ErrorClassifier::new() }
+    }
+
+    /// Counts injected errors ([`InjectedError`]) as failures too (`true`), or ignores them (`false`, the
+    /// default).
+    pub fn count_injected(self, count: bool) -> Self {
+        Self { breaker: self.breaker, classifier: self.classifier.count_injected(count) }
+    }
+}
+
+impl CircuitBreakerLayer<HttpClassifier> {
+    /// The HTTP preset ([`HttpClassifier`]): an error (a timeout included), a `5xx`, a `429` or a `408` is a
+    /// failure; an injected fault is ignored unless [`count_injected`](Self::count_injected).
+    pub fn http(breaker: Arc<CircuitBreaker>) -> Self {
+        Self { breaker, classifier: HttpClassifier::new() }
+    }
+
+    /// Judges injected faults (a response marked `x-chaos-injected`, an [`InjectedError`]) like real ones
+    /// (`true`), or ignores them (`false`, the default).
+    pub fn count_injected(self, count: bool) -> Self {
+        Self { breaker: self.breaker, classifier: self.classifier.count_injected(count) }
     }
 }
 
 impl<C> CircuitBreakerLayer<C> {
-    /// Chooses how results count ([`ResultClassifier`] counts every error, injected or not).
+    /// Chooses how results count: any `Fn(&Result<T, BoxError>) -> Outcome`, or a preset
+    /// ([`ResultClassifier`] counts every error, injected or not).
     pub fn classifier<D>(self, classifier: D) -> CircuitBreakerLayer<D> {
         CircuitBreakerLayer { breaker: self.breaker, classifier }
     }

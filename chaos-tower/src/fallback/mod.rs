@@ -15,7 +15,59 @@
 //! assert_eq!(answer.body(), "live");
 //! # }
 //! ```
+//!
+//! # Why the fallback was called
+//!
+//! With [`FallbackLayer::http`], the request the fallback gets carries a [`FallbackReason`] extension
+//! (`req.extensions().get::<FallbackReason>()`): the breaker was open, the fault was injected, the primary
+//! timed out, was shed, failed with another error, answered a failed status, or the degrade flag is on. The
+//! fallback can say so in a header and choose what to serve:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use chaos_tower::{FallbackLayer, FallbackReason};
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let provider = service_fn(|_: http::Request<String>| async {
+//!     Ok::<_, Infallible>(http::Response::builder().status(503).body(String::new()).unwrap())
+//! });
+//! let cache = service_fn(|req: http::Request<String>| async move {
+//!     let why = match req.extensions().get::<FallbackReason>() {
+//!         Some(reason) => reason.as_str(),
+//!         None => "unknown",
+//!     };
+//!     Ok::<_, Infallible>(http::Response::builder().header("x-served-from", "cache").header("x-fallback-reason", why).body("cached".to_owned()).unwrap())
+//! });
+//! let quotes = FallbackLayer::http(cache).layer(provider);
+//! let answer = quotes.oneshot(http::Request::new(String::new())).await.unwrap();
+//! assert_eq!(answer.headers()["x-fallback-reason"], "status");
+//! # }
+//! ```
+//!
+//! # Which responses call for the fallback
+//!
+//! [`FallbackLayer::on_response`] takes a [`FailedResponse`], and any `Fn(&Response) -> bool` is one:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use chaos_tower::FallbackLayer;
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let provider = service_fn(|_: http::Request<String>| async {
+//!     Ok::<_, Infallible>(http::Response::builder().status(404).body("gone".to_owned()).unwrap())
+//! });
+//! let cache = service_fn(|_: http::Request<String>| async { Ok::<_, Infallible>(http::Response::new("cached".to_owned())) });
+//! // A 404 from the provider is served from the cache too.
+//! let layer = FallbackLayer::http(cache).on_response(|r: &http::Response<String>| r.status() == 404 || r.status().is_server_error());
+//! let answer = layer.layer(provider).oneshot(http::Request::new(String::new())).await.unwrap();
+//! assert_eq!(answer.body(), "cached");
+//! # }
+//! ```
 
+use std::any::Any;
+use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,14 +75,146 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use degrade_flags::BoolFlag;
+use degrade_flags::breaker::Rejected;
+use http::StatusCode;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// How the layer keeps a copy of a request for the fallback (the primary consumes the original).
+use crate::BoxError;
+use crate::chaos::InjectedError;
+
+/// Why the fallback was called: a request extension on the request it gets (see the [module](self) docs).
+///
+/// Derived from what the primary service returned: its error (looked through the error's `source()` chain
+/// when it is a [`BoxError`]) or the failed response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FallbackReason {
+    /// The degrade flag of [`FallbackLayer::when_flag`] is on: the primary was not called.
+    Flag,
+    /// A circuit breaker refused the call (`degrade_flags::breaker::Rejected`, e.g. from
+    /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer)).
+    BreakerOpen,
+    /// A fault injected by chaos: an [`InjectedError`], or a response marked
+    /// [`x-chaos-injected`](crate::INJECTED_HEADER).
+    Injected,
+    /// The primary timed out: tower's or tokio's `Elapsed`, or an `io::Error` of kind `TimedOut`.
+    Timeout,
+    /// The primary was shed: a response marked [`x-degrade-shed`](crate::SHED_HEADER), or tower's
+    /// `Overloaded`.
+    Shed,
+    /// Any other error.
+    Error,
+    /// An HTTP response that called for the fallback, with its status ([`HttpFailure`]: `5xx` or `429`).
+    Status(StatusCode),
+    /// A response that your [`FailedResponse`] (e.g. a closure given to
+    /// [`on_response`](FallbackLayer::on_response)) judged failed.
+    Response,
+}
+
+impl FallbackReason {
+    /// A short lowercase name for headers, logs and metrics: `flag`, `breaker_open`, `injected`, `timeout`,
+    /// `shed`, `error`, `status`, `response`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::Flag => "flag",
+            FallbackReason::BreakerOpen => "breaker_open",
+            FallbackReason::Injected => "injected",
+            FallbackReason::Timeout => "timeout",
+            FallbackReason::Shed => "shed",
+            FallbackReason::Error => "error",
+            FallbackReason::Status(_) => "status",
+            FallbackReason::Response => "response",
+        }
+    }
+
+    /// The reason for an error of the primary service: a [`BoxError`] (or a plain error type of ours) is
+    /// looked through, source by source; any other error type is [`FallbackReason::Error`].
+    pub fn of_error<E: 'static>(error: &E) -> Self {
+        let any = error as &dyn Any;
+        if let Some(boxed) = any.downcast_ref::<BoxError>() {
+            return Self::of_dyn_error(&**boxed);
+        }
+        if let Some(boxed) = any.downcast_ref::<Box<dyn StdError + Send>>() {
+            return Self::of_dyn_error(&**boxed);
+        }
+        if let Some(boxed) = any.downcast_ref::<Box<dyn StdError>>() {
+            return Self::of_dyn_error(&**boxed);
+        }
+        if let Some(e) = any.downcast_ref::<std::io::Error>() {
+            return Self::of_dyn_error(e);
+        }
+        Self::of_type(any).unwrap_or(FallbackReason::Error)
+    }
+
+    /// The reason for a `dyn Error`, looked through its `source()` chain.
+    pub fn of_dyn_error(error: &(dyn StdError + 'static)) -> Self {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(reason) = Self::of_std(e) {
+                return reason;
+            }
+            next = e.source();
+        }
+        FallbackReason::Error
+    }
+
+    fn of_std(e: &(dyn StdError + 'static)) -> Option<Self> {
+        if e.is::<Rejected>() {
+            Some(FallbackReason::BreakerOpen)
+        } else if e.is::<InjectedError>() {
+            Some(FallbackReason::Injected)
+        } else if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
+            Some(FallbackReason::Timeout)
+        } else if e.is::<tower::load_shed::error::Overloaded>() {
+            Some(FallbackReason::Shed)
+        } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return Some(FallbackReason::Timeout);
+            }
+            io.get_ref().and_then(|inner| Self::of_std(inner))
+        } else {
+            None
+        }
+    }
+
+    /// Our concrete error types, when the service's error type is one of them (not boxed).
+    fn of_type(any: &dyn Any) -> Option<Self> {
+        if any.is::<Rejected>() {
+            Some(FallbackReason::BreakerOpen)
+        } else if any.is::<InjectedError>() {
+            Some(FallbackReason::Injected)
+        } else if any.is::<tower::timeout::error::Elapsed>() || any.is::<tokio::time::error::Elapsed>() {
+            Some(FallbackReason::Timeout)
+        } else if any.is::<tower::load_shed::error::Overloaded>() {
+            Some(FallbackReason::Shed)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FallbackReason::Status(status) => write!(f, "status {}", status.as_u16()),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// How the layer keeps a copy of a request for the fallback (the primary consumes the original), and tells
+/// the fallback why it is called.
 pub trait CopyRequest<Req> {
     /// A copy of `req` for the fallback.
     fn copy(&self, req: &Req) -> Req;
+
+    /// Marks the request handed to the fallback with why it is called. Does nothing by default; [`HttpParts`]
+    /// inserts the [`FallbackReason`] as a request extension.
+    fn mark(req: &mut Req, reason: FallbackReason) {
+        let _ = (req, reason);
+    }
 }
 
 /// Copies requests with `Clone`.
@@ -57,12 +241,31 @@ impl<B: Default> CopyRequest<http::Request<B>> for HttpParts {
         *copy.headers_mut() = req.headers().clone();
         copy
     }
+
+    fn mark(req: &mut http::Request<B>, reason: FallbackReason) {
+        req.extensions_mut().insert(reason);
+    }
 }
 
 /// Which successful responses still count as failures, to be answered by the fallback.
+///
+/// Any `Fn(&Resp) -> bool` is one (see [`FallbackLayer::on_response`]); its reason is
+/// [`FallbackReason::Response`].
 pub trait FailedResponse<Resp> {
     /// Does `response` call for the fallback?
     fn failed(&self, response: &Resp) -> bool;
+
+    /// Why a failed `response` called for the fallback. [`FallbackReason::Response`] by default.
+    fn reason(&self, response: &Resp) -> FallbackReason {
+        let _ = response;
+        FallbackReason::Response
+    }
+}
+
+impl<Resp, Q: Fn(&Resp) -> bool> FailedResponse<Resp> for Q {
+    fn failed(&self, response: &Resp) -> bool {
+        self(response)
+    }
 }
 
 /// No response calls for the fallback: only errors do.
@@ -75,13 +278,25 @@ impl<Resp> FailedResponse<Resp> for OnlyErrors {
     }
 }
 
-/// HTTP `5xx` and `429` call for the fallback.
+/// HTTP `5xx` and `429` call for the fallback. The reason is [`FallbackReason::Injected`] for an answer
+/// marked `x-chaos-injected`, [`FallbackReason::Shed`] for one marked `x-degrade-shed`, else
+/// [`FallbackReason::Status`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpFailure;
 
 impl<B> FailedResponse<http::Response<B>> for HttpFailure {
     fn failed(&self, response: &http::Response<B>) -> bool {
         response.status().is_server_error() || response.status() == http::StatusCode::TOO_MANY_REQUESTS
+    }
+
+    fn reason(&self, response: &http::Response<B>) -> FallbackReason {
+        if response.headers().contains_key(&crate::INJECTED_HEADER) {
+            FallbackReason::Injected
+        } else if response.headers().contains_key(&crate::SHED_HEADER) {
+            FallbackReason::Shed
+        } else {
+            FallbackReason::Status(response.status())
+        }
     }
 }
 
@@ -138,7 +353,9 @@ impl<F, C, P> FallbackLayer<F, C, P> {
         self
     }
 
-    /// Which successful responses also call for the fallback.
+    /// Which successful responses also call for the fallback: a [`FailedResponse`], e.g. a closure
+    /// `|r: &http::Response<B>| r.status() == 404` (see the [module](self) docs). Replaces the preset's
+    /// choice ([`HttpFailure`] for [`http`](FallbackLayer::http)).
     pub fn on_response<Q>(self, failed: Q) -> FallbackLayer<F, C, Q> {
         FallbackLayer { fallback: self.fallback, copy: self.copy, failed, flag: self.flag, counters: self.counters }
     }
@@ -185,6 +402,7 @@ impl<S, F, C, P> fmt::Debug for Fallback<S, F, C, P> {
 impl<S, F, C, P, Req> Service<Req> for Fallback<S, F, C, P>
 where
     S: Service<Req>,
+    S::Error: 'static,
     F: Service<Req, Response = S::Response, Error = S::Error> + Clone,
     C: CopyRequest<Req>,
     P: FailedResponse<S::Response> + Clone,
@@ -197,16 +415,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
+    fn call(&mut self, mut req: Req) -> Self::Future {
         let counters = self.counters.clone();
+        let mark = C::mark;
         if self.flag.as_ref().is_some_and(BoolFlag::get) {
             counters.flag.increment(1);
+            mark(&mut req, FallbackReason::Flag);
             let state = State::Ready { fallback: Some((self.fallback.clone(), req)) };
-            return ResponseFuture { state, failed: self.failed.clone(), counters };
+            return ResponseFuture { state, failed: self.failed.clone(), counters, mark };
         }
         let copy = self.copy.copy(&req);
         let state = State::Primary { inner: self.inner.call(req), spare: Some((self.fallback.clone(), copy)) };
-        ResponseFuture { state, failed: self.failed.clone(), counters }
+        ResponseFuture { state, failed: self.failed.clone(), counters, mark }
     }
 }
 
@@ -217,6 +437,7 @@ pin_project! {
         state: State<SF, F, Req>,
         failed: P,
         counters: Arc<Counters>,
+        mark: fn(&mut Req, FallbackReason),
     }
 }
 
@@ -244,6 +465,7 @@ where
     SF: Future<Output = Result<T, E>>,
     F: Service<Req, Response = T, Error = E>,
     P: FailedResponse<T>,
+    E: 'static,
 {
     type Output = Result<T, E>;
 
@@ -253,13 +475,16 @@ where
             match this.state.project() {
                 StateProj::Primary { inner, spare } => {
                     let result = ready!(inner.poll(cx));
-                    let counter = match &result {
+                    let (counter, reason) = match &result {
                         Ok(response) if !this.failed.failed(response) => return Poll::Ready(result),
-                        Ok(_) => &this.counters.response,
-                        Err(_) => &this.counters.error,
+                        Ok(response) => (&this.counters.response, this.failed.reason(response)),
+                        Err(error) => (&this.counters.error, FallbackReason::of_error(error)),
                     };
                     counter.increment(1);
-                    let fallback = spare.take();
+                    let mut fallback = spare.take();
+                    if let Some((_, req)) = fallback.as_mut() {
+                        (this.mark)(req, reason);
+                    }
                     self.as_mut().project().state.set(State::Ready { fallback });
                 }
                 StateProj::Ready { fallback } => {

@@ -25,6 +25,7 @@ mod shaped;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ::http::header::HeaderName;
 use ::http::{Request, Response, StatusCode};
 use bytes::Bytes;
 use chaos_core::{Decider, Pending, RequestFacts};
@@ -34,6 +35,16 @@ use tower_service::Service;
 pub use self::body::ChaosBody;
 pub use self::future::ResponseFuture;
 pub use self::layer::HttpChaosLayer;
+
+/// `x-chaos-injected: <rule>` marks every injected answer, so retries, breakers, fallbacks and dashboards can
+/// tell it from a real one (also at the crate root, beside [`SHED_HEADER`](crate::SHED_HEADER)).
+///
+/// ```
+/// # fn check(response: &http::Response<()>) -> bool {
+/// response.headers().contains_key(&chaos_tower::INJECTED_HEADER)
+/// # }
+/// ```
+pub static INJECTED_HEADER: HeaderName = HeaderName::from_static(chaos_core::INJECTED_HEADER);
 
 use self::headers::Asked;
 use crate::faulted::Faulted;

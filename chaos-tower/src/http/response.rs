@@ -3,7 +3,7 @@
 use ::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use ::http::{Response, StatusCode};
 use bytes::Bytes;
-use chaos_core::{ActiveFault, INJECTED_HEADER, Outcome};
+use chaos_core::{ActiveFault, Outcome};
 
 use super::ChaosBody;
 
@@ -15,7 +15,7 @@ static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
 /// `x-chaos-injected`.
-pub(crate) static INJECTED: HeaderName = HeaderName::from_static(INJECTED_HEADER);
+pub(crate) use super::INJECTED_HEADER as INJECTED;
 
 fn text<B>(status: StatusCode, body: String) -> Response<ChaosBody<B>> {
     let mut response = Response::new(ChaosBody::full(Bytes::from(body)));

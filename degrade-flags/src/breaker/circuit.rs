@@ -461,10 +461,24 @@ impl CircuitBreaker {
     }
 
     /// Back to closed with an empty window and no backoff, keeping the forced state.
+    ///
+    /// Only a real transition is announced (metrics, `tracing` event, listener): resetting a breaker that is
+    /// already closed empties its window and announces nothing.
     pub fn reset(&self) {
         let mut inner = self.lock();
         inner.failed_probes = 0;
-        let pending = self.set(&mut inner, State::Closed, self.forced(), self.clock.now_nanos());
+        let pending = if self.state() == State::Closed {
+            // Same status: a new generation (permits taken before the reset go stale) and an empty window,
+            // but no transition to announce.
+            let old = self.word.0.load(Acquire);
+            inner.window.reset(&self.stripes);
+            inner.probes_admitted = 0;
+            inner.probes_succeeded = 0;
+            self.word.0.store(next_word(old, State::Closed, status_of(old).forced), Release);
+            None
+        } else {
+            self.set(&mut inner, State::Closed, self.forced(), self.clock.now_nanos())
+        };
         drop(inner);
         self.notify(pending);
     }

@@ -36,6 +36,12 @@ pub struct BreakerConfig {
     /// Judge slow calls too; off when absent (the default).
     pub slow_calls: Option<SlowCalls>,
     /// Judge the window only once it holds at least this many calls (at least 1). Default 10.
+    ///
+    /// With a count window it must not exceed the window's `calls`: a window that never holds
+    /// `minimum_calls` calls is never judged, so the breaker could never open, and
+    /// [`validate`](BreakerConfig::validate) refuses it. A time window holds whatever the traffic brings, so
+    /// any minimum is accepted there: size it to the calls a window of that duration sees at the lowest
+    /// traffic you want the breaker to act on.
     pub minimum_calls: u32,
     /// The sliding window. Default: the last 100 calls, in 10 buckets.
     pub window: SlidingWindow,
@@ -203,6 +209,16 @@ impl BreakerConfig {
                     return Err(ConfigError::new(
                         "window.count.buckets",
                         format!("must divide `calls` ({calls}), got {buckets}"),
+                    ));
+                }
+                if self.minimum_calls > calls {
+                    return Err(ConfigError::new(
+                        "minimum_calls",
+                        format!(
+                            "must be at most the count window's `calls` ({calls}), got {}: the window never holds \
+                             that many calls, so the breaker would never open",
+                            self.minimum_calls
+                        ),
                     ));
                 }
             }

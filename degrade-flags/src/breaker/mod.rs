@@ -20,6 +20,16 @@
 //! transition empties the window; a permit taken before a transition is stale and counts only in the
 //! metrics.
 //!
+//! # Where this breaker differs from Resilience4j
+//!
+//! | Behaviour | Here | Resilience4j |
+//! |---|---|---|
+//! | When the window is judged | After a failure or a slow call only: a fast success is never judged, so the failure rate can sit above the threshold (e.g. once `minimum_calls` is reached by a success) until the next failure opens it | After every recorded call |
+//! | Half-open | The first failed (or slow) probe reopens at once | Waits for all permitted probes, then compares their failure rate with the threshold |
+//! | `metrics_only` | A dry run: the state machine runs (transitions, events, metrics) but every call is admitted | Records metrics and emits events; never transitions |
+//! | [`CircuitBreaker::reset`] | Back to closed, keeping a forced state; a breaker already closed announces nothing | Back to closed, leaving any forced state |
+//! | Slow-call threshold | A call lasting exactly `slow_calls.duration` is slow (`>=`) | Slow only above the threshold |
+//!
 //! # Cost and concurrency
 //!
 //! The closed path is one atomic load to admit and, for a fast success, one relaxed `fetch_add` on a counter
