@@ -54,6 +54,8 @@ pub struct Sample {
     pub shed: bool,
     /// A quote older than the route's limit (`x-degraded: stale`).
     pub stale: bool,
+    /// The age of the quote answered (`x-quote-age-ms`), in milliseconds; 0 for a live quote or another route.
+    pub quote_age_ms: u32,
 }
 
 /// The shared record of a run.
@@ -157,14 +159,23 @@ pub fn start(
                 let fallback = headers.contains_key("x-served-from");
                 let shed = headers.contains_key(&chaos_tower::shed::SHED_HEADER);
                 let stale = headers.get("x-degraded").is_some_and(|v| v == "stale");
+                let age = headers.get("x-quote-age-ms").and_then(|v| v.to_str().ok()?.parse::<u32>().ok());
                 let success = response.status().is_success();
                 response.into_body().collect().await.ok()?;
-                Some((success && !stale, fallback, shed, stale))
+                Some((success && !stale, fallback, shed, stale, age.unwrap_or(0)))
             }
             .await;
-            let (ok, fallback, shed, stale) = outcome.unwrap_or((false, false, false, false));
-            let sample =
-                Sample { at: start - epoch, latency: start.elapsed(), route: req.route, ok, fallback, shed, stale };
+            let (ok, fallback, shed, stale, quote_age_ms) = outcome.unwrap_or((false, false, false, false, 0));
+            let sample = Sample {
+                at: start - epoch,
+                latency: start.elapsed(),
+                route: req.route,
+                ok,
+                fallback,
+                shed,
+                stale,
+                quote_age_ms,
+            };
             if req.route.critical() {
                 for guard in guards.iter() {
                     guard.record(sample.latency, ok);

@@ -23,6 +23,9 @@ pub struct PhaseStats {
     /// Fallback answers among critical requests.
     pub fallback_rate: f64,
     pub stale: usize,
+    /// The age of the quotes answered (`x-quote-age-ms`: 0 for a live one): p95 and oldest, in milliseconds.
+    pub quote_age_p95_ms: f64,
+    pub quote_age_max_ms: f64,
     pub non_critical_requests: usize,
     pub shed: usize,
     /// Shed answers among non-critical requests.
@@ -55,6 +58,12 @@ impl PhaseStats {
         let non_critical = samples.len() - critical.len();
         let shed = samples.iter().filter(|s| s.shed).count();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut ages: Vec<Duration> = samples
+            .iter()
+            .filter(|s| s.route == super::load::Route::Quote && (s.ok || s.stale))
+            .map(|s| Duration::from_millis(u64::from(s.quote_age_ms)))
+            .collect();
+        ages.sort();
         let mut worst: (f64, Option<super::load::Route>) = (0.0, None);
         for route in [super::load::Route::Quote, super::load::Route::Order] {
             let of_route: Vec<&&Sample> = critical.iter().filter(|s| s.route == route).collect();
@@ -73,6 +82,8 @@ impl PhaseStats {
             fallbacks,
             fallback_rate: share(fallbacks, critical.len()),
             stale: samples.iter().filter(|s| s.stale).count(),
+            quote_age_p95_ms: ms(percentile(&ages, 0.95)),
+            quote_age_max_ms: ms(ages.last().copied().unwrap_or_default()),
             non_critical_requests: non_critical,
             shed,
             shed_rate: share(shed, non_critical),
@@ -181,6 +192,7 @@ mod tests {
             fallback: false,
             shed: false,
             stale: false,
+            quote_age_ms: 0,
         }
     }
 
