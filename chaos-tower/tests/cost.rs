@@ -120,3 +120,53 @@ async fn a_cancelled_request_is_still_recorded() {
     assert!(timed_out.is_err());
     assert_eq!(records.records().len(), 1);
 }
+
+/// Log lines, captured from a `tracing` subscriber.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `work` logs through a subscriber at `level`.
+fn logged_at(level: tracing::Level, work: impl FnOnce()) -> String {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_ansi(false).with_max_level(level).with_writer(move || writer.clone()).finish();
+    tracing::subscriber::with_default(subscriber, work);
+    String::from_utf8(logs.0.lock().unwrap().clone()).unwrap()
+}
+
+/// A service at the default log level (INFO) writes no line per request: `CostLayer`'s jobs, thread-CPU ones
+/// included, log their `job_started` / `job_completed` at DEBUG; a long job (not per request) keeps INFO.
+#[test]
+fn per_request_jobs_log_at_debug_and_long_jobs_at_info() {
+    let serve_one = || {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let (meter, _records) = meter();
+            let layer = CostLayer::new(meter, Labels::new("trading", "quotes")).thread_cpu();
+            let svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(ok));
+            svc.oneshot(Request::new(Body::default())).await.unwrap();
+        });
+    };
+    let info = logged_at(tracing::Level::INFO, serve_one);
+    assert!(!info.contains("job started") && !info.contains("job completed"), "{info}");
+    let debug = logged_at(tracing::Level::DEBUG, serve_one);
+    assert!(debug.contains("job started") && debug.contains("job completed"), "{debug}");
+
+    let long_job = || {
+        let (meter, _records) = meter();
+        meter.start(cost_meter::JobSpec::new("backtest-1", Labels::new("research", "backtests"))).finish();
+    };
+    let info = logged_at(tracing::Level::INFO, long_job);
+    assert!(info.contains("job started") && info.contains("job completed"), "{info}");
+}

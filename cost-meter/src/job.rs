@@ -26,17 +26,27 @@ pub struct JobSpec {
     pub reserved_bytes: u64,
     /// How CPU is measured (default: the thread CPU clock around every poll).
     pub cpu_mode: CpuMode,
+    /// A job per request (`CostLayer`'s): its `job_started` and `job_completed` events are logged at DEBUG,
+    /// so a service at its default log level writes no line per request; long jobs keep INFO.
+    pub per_request: bool,
 }
 
 impl JobSpec {
     /// A job with an id and labels, no reservation, CPU from the thread CPU clock.
     pub fn new(id: impl Into<String>, labels: Labels) -> Self {
-        JobSpec { id: id.into(), labels, reserved_bytes: 0, cpu_mode: CpuMode::ThreadCpu }
+        JobSpec { id: id.into(), labels, reserved_bytes: 0, cpu_mode: CpuMode::ThreadCpu, per_request: false }
     }
 
     /// Declares the memory the job expects to hold.
     pub fn reserve(mut self, bytes: u64) -> Self {
         self.reserved_bytes = bytes;
+        self
+    }
+
+    /// Marks the job as one of many short ones, one per request: its events go to DEBUG (see
+    /// [`per_request`](Self::per_request)).
+    pub fn per_request(mut self) -> Self {
+        self.per_request = true;
         self
     }
 
@@ -217,7 +227,7 @@ impl Job {
             reserved_bytes: spec.reserved_bytes,
             memory_mode,
         };
-        self.inner.meter.job_finished(&record);
+        self.inner.meter.job_finished(&record, spec.per_request);
         record
     }
 }

@@ -23,8 +23,9 @@ pub const JOBS_TOTAL: &str = "cost_meter_jobs_total";
 /// Starts jobs and publishes their records. A cheap `Clone`: every clone shares the sinks and totals.
 ///
 /// Metrics go through the `metrics` facade at each job's end; events through `tracing` (target
-/// `cost_meter`): `job_started` and `job_completed` at INFO for thread-CPU jobs and at DEBUG for
-/// wall-estimate ones (those are per-request spans: too many for INFO).
+/// `cost_meter`): `job_started` and `job_completed` at INFO for long jobs, and at DEBUG for per-request ones
+/// ([`JobSpec::per_request`](crate::JobSpec::per_request), as `CostLayer` marks them) and wall-estimate ones:
+/// a service at its default log level writes no line per request.
 #[derive(Clone)]
 pub struct Meter {
     inner: Arc<MeterInner>,
@@ -189,10 +190,7 @@ impl Meter {
                     "job started")
             };
         }
-        match spec.cpu_mode {
-            CpuMode::ThreadCpu => started!(info),
-            CpuMode::WallEstimate => started!(debug),
-        }
+        if spec.per_request || spec.cpu_mode == CpuMode::WallEstimate { started!(debug) } else { started!(info) }
     }
 
     /// A job dropped without being finished: no longer running, not recorded.
@@ -200,7 +198,7 @@ impl Meter {
         self.inner.running_jobs.fetch_sub(1, Relaxed);
     }
 
-    pub(crate) fn job_finished(&self, record: &JobRecord) {
+    pub(crate) fn job_finished(&self, record: &JobRecord, per_request: bool) {
         self.inner.running_jobs.fetch_sub(1, Relaxed);
         self.inner.finished_jobs.fetch_add(1, Relaxed);
         with_counters(self.inner.id, &record.labels, |c| {
@@ -222,10 +220,7 @@ impl Meter {
                     memory_mode = ?record.memory_mode, "job completed")
             };
         }
-        match record.cpu_mode {
-            CpuMode::ThreadCpu => completed!(info),
-            CpuMode::WallEstimate => completed!(debug),
-        }
+        if per_request || record.cpu_mode == CpuMode::WallEstimate { completed!(debug) } else { completed!(info) }
     }
 
     /// Compares what jobs claimed with what the process used since the meter was built.

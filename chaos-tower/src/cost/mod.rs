@@ -212,7 +212,8 @@ where
             Some(id) => id.to_owned(),
             None => sequence_id(&labels.service, config.sequence.fetch_add(1, Relaxed)),
         };
-        let mut spec = JobSpec::new(id, labels);
+        // One job per request: its events at DEBUG, so the default log level writes no line per request.
+        let mut spec = JobSpec::new(id, labels).per_request();
         if !config.thread_cpu {
             spec = spec.wall_estimate();
         }
