@@ -1,11 +1,14 @@
 //! CostLayer: every request becomes a cost-meter job with the layer's labels (adjusted per request), its id
 //! from `x-request-id`, and a record even when cancelled; a budget's concurrency limit is obeyed with a 503.
 
+mod common;
+
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use chaos_tower::CostLayer;
 use chaos_tower::cost::GUARDRAIL_HEADER;
+use common::Logs;
 use cost_meter::budget::ConcurrencyLimit;
 use cost_meter::{CpuMode, Labels, MemorySink, Meter, Tier};
 use http::{Request, Response, StatusCode};
@@ -121,20 +124,6 @@ async fn a_cancelled_request_is_still_recorded() {
     assert_eq!(records.records().len(), 1);
 }
 
-/// Log lines, captured from a `tracing` subscriber.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// What `work` logs through a subscriber at `level`.
 fn logged_at(level: tracing::Level, work: impl FnOnce()) -> String {
     let logs = Logs::default();
@@ -142,7 +131,7 @@ fn logged_at(level: tracing::Level, work: impl FnOnce()) -> String {
     let subscriber =
         tracing_subscriber::fmt().with_ansi(false).with_max_level(level).with_writer(move || writer.clone()).finish();
     tracing::subscriber::with_default(subscriber, work);
-    String::from_utf8(logs.0.lock().unwrap().clone()).unwrap()
+    logs.text()
 }
 
 /// A service at the default log level (INFO) writes no line per request: `CostLayer`'s jobs, thread-CPU ones

@@ -2,14 +2,18 @@
 //! breaker, the process sensor's samples, a budget. Paused tokio time throughout: the trigger ticks every
 //! second at whole seconds, and the tests act at half seconds, so no tick and no test step share an instant.
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod common;
+
+use std::io;
+
 use chaos_core::sense::{Sample, Sensor};
 use chaos_tower::degrade::signals::{breaker_open, budget_critical, cpu_share_of, memory_share, memory_share_of};
 use chaos_tower::degrade::{LatencyWindow, ResultOk, Signal, TriggerTask};
+use common::Logs;
 use cost_meter::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet};
 use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode};
 use degrade_flags::breaker::{BreakerConfig, ForcedState, ManualClock, Outcome, SlidingWindow, State};
@@ -371,26 +375,6 @@ async fn a_builder_refuses_what_cannot_work() {
         TriggerTask::builder("t", "quotes.source").on_above(1.0).spawn(&flags, || None).is_err(),
         "true is no strategy"
     );
-}
-
-/// A writer into a shared buffer, for the log subscriber.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_owned).collect()
-    }
 }
 
 #[test]

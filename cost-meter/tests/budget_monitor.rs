@@ -171,14 +171,16 @@ fn utilisation_and_alert_state_are_gauges() {
     assert_eq!(gauge("budget_utilization_ratio", &[("budget", "everything"), ("resource", "memory")]), None);
 }
 
+/// The research budget's CPU-hours in the checkpoint at `path`, read by a fresh monitor at `now`.
+fn research_on_disk(path: &std::path::Path, now: f64) -> f64 {
+    BudgetMonitor::open(budgets(), path, at(now)).unwrap().usage("research").cpu_hours
+}
+
 #[test]
 fn save_every_bounds_the_checkpoint_writes_but_a_crossing_saves_at_once() {
     let dir = temp("save-every");
     let path = dir.join("checkpoint.json");
-    let on_disk = |now: f64| {
-        let m = BudgetMonitor::open(budgets(), &path, at(now)).unwrap();
-        m.usage("research").cpu_hours
-    };
+    let on_disk = |now: f64| research_on_disk(&path, now);
     let t = nov(0.0);
     let mut m = BudgetMonitor::open(budgets(), &path, at(t)).unwrap().save_every(Duration::from_secs(60));
     m.record(&job(research(), 10.0, 0.0, t), at(t)).unwrap();
@@ -202,10 +204,7 @@ fn save_every_bounds_the_checkpoint_writes_but_a_crossing_saves_at_once() {
 fn flush_saves_the_records_save_every_held_back_and_only_those() {
     let dir = temp("flush");
     let path = dir.join("checkpoint.json");
-    let on_disk = |now: f64| {
-        let m = BudgetMonitor::open(budgets(), &path, at(now)).unwrap();
-        m.usage("research").cpu_hours
-    };
+    let on_disk = |now: f64| research_on_disk(&path, now);
     let t = nov(0.0);
     let mut m = BudgetMonitor::open(budgets(), &path, at(t)).unwrap().save_every(Duration::from_secs(60));
     assert!(!m.flush(at(t)).unwrap(), "nothing charged: nothing to write");
