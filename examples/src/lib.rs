@@ -3,7 +3,8 @@
 //! - [`demo`]: the demo service (an axum app: quotes from a simulated provider behind Brownout's fallback,
 //!   circuit breaker, client timeout and fault layers, reports and recommendations, each route with a degrade
 //!   mode read from degrade flags), used by the `gameday` and `http_service` examples.
-//! - [`gameday`]: the GameDay runner behind the `gameday` example, callable from tests.
+//! - [`demo::gameday`]: the demo as a target of the GameDay runner (`chaos-gameday`), behind the `gameday`
+//!   example.
 //! - [`orders`]: the critical "place an order" route (`POST /orders`) over an embedded SQLite store, with a
 //!   capture-only degrade mode (`orders.ingest`) that journals orders durably and drains them exactly once.
 //! - [`http_service`]: the demo service as a real server (rules and flags reloaded from files, `/metrics`),
@@ -12,6 +13,5 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod demo;
-pub mod gameday;
 pub mod http_service;
 pub mod orders;

@@ -6,8 +6,10 @@
 //! whatever the machine's speed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use examples::gameday::{Args, exit_status, run};
+use chaos_gameday::{Options, Plan, Run, Target, exit_status, run, run_parallel};
+use examples::demo::gameday::{DemoOptions, target};
 use serde_json::Value;
 
 /// `exchange_downtime`'s 300 s fault becomes 9 s and its 60 s recovery SLA 1.8 s, `database_outage`'s 120 s
@@ -25,16 +27,69 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn args(out: &Path, scenarios: &[&str]) -> Args {
-    Args {
-        plan: Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml"),
-        out: Some(out.to_path_buf()),
+fn plan() -> Plan {
+    Plan::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml")).unwrap()
+}
+
+fn options(out: &Path, scenarios: &[&str]) -> Options {
+    Options {
+        output_dir: Some(out.to_path_buf()),
         time_scale: TIME_SCALE,
         scenarios: Some(scenarios.iter().map(|s| (*s).to_owned()).collect()),
         seed: Some(7),
-        ..Args::default()
+        junit: Some(out.join("junit.xml")),
+        ..Options::default()
     }
 }
+
+/// The demo, one scenario after another.
+async fn run_demo(out: &Path, scenarios: &[&str], demo: DemoOptions) -> Result<Run, String> {
+    let plan = plan();
+    let target = target(&plan, &out.join("orders"), &demo).await?;
+    run(&plan, Arc::new(target), &options(out, scenarios)).await
+}
+
+/// The N1V1 suite's fields of a scenario report (JSON pointers).
+const SEED_REPORT_FIELDS: &[&str] = &[
+    "/scenario/name",
+    "/scenario/description",
+    "/scenario/duration_seconds",
+    "/scenario/expected_failure_rate",
+    "/scenario/sla_recovery_time_seconds",
+    "/execution/start_time",
+    "/execution/end_time",
+    "/execution/recovery_time_seconds",
+    "/execution/failure_injected",
+    "/execution/recovery_detected",
+    "/metrics/failures_before_chaos",
+    "/metrics/failures_during_chaos",
+    "/metrics/failures_after_chaos",
+    "/metrics/chaos_failure_rate",
+    "/metrics/recovery_successful",
+    "/validation/recovery_detected",
+    "/validation/recovery_time_seconds",
+    "/validation/sla_met",
+    "/validation/failure_rate_acceptable",
+    "/validation/watchdog_alerts_fired",
+    "/validation/recovery_events_logged",
+    "/watchdog/alerts_count",
+    "/watchdog/recovery_events_count",
+    "/timestamp",
+];
+
+/// The N1V1 suite's fields of `chaos_summary.json`.
+const SEED_SUMMARY_FIELDS: &[&str] = &[
+    "/test_run/timestamp",
+    "/test_run/duration_seconds",
+    "/test_run/mode",
+    "/test_run/parallel",
+    "/test_run/total_scenarios",
+    "/test_run/scenarios_run",
+    "/results/passed_scenarios",
+    "/results/failed_scenarios",
+    "/results/pass_rate_percent",
+    "/results/average_recovery_time_seconds",
+];
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -46,6 +101,37 @@ fn check_reports(dir: &Path, scenarios: &[&str]) -> Vec<bool> {
     let summary = read_json(&dir.join("chaos_summary.json"));
     assert_eq!(summary["test_run"]["scenarios_run"], serde_json::json!(scenarios));
     assert!(summary["results"]["passed_scenarios"].is_u64(), "{summary}");
+    for field in SEED_SUMMARY_FIELDS {
+        assert!(summary.pointer(field).is_some(), "chaos_summary.json has no `{field}`");
+    }
+    assert_eq!(summary["test_run"]["total_scenarios"], scenarios.len());
+    // The JUnit file parses, and holds one test case per scenario, failures counted.
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml");
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("junit.xml does not parse: {e}\n{xml}"));
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).expect("a testsuite");
+    assert_eq!(suite.attribute("tests"), Some(scenarios.len().to_string().as_str()));
+    let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.iter().map(|c| c.attribute("name").unwrap()).collect::<Vec<_>>(), scenarios);
+    let failed =
+        cases.iter().filter(|c| c.children().any(|n| n.has_tag_name("failure") || n.has_tag_name("error"))).count();
+    assert_eq!(
+        suite.attribute("failures").unwrap().parse::<usize>().unwrap()
+            + suite.attribute("errors").unwrap().parse::<usize>().unwrap(),
+        failed
+    );
+    assert_eq!(summary["results"]["failed_scenarios"], failed, "JUnit and the summary agree");
+    let drill = std::fs::read_to_string(dir.join("drill_report.md")).expect("drill_report.md");
+    for heading in [
+        "## Summary",
+        "## Environment",
+        "### Hypothesis",
+        "### Timeline",
+        "### Degradations seen",
+        "### Recovery",
+        "## Action items",
+    ] {
+        assert!(drill.contains(heading), "drill_report.md has no `{heading}`");
+    }
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
     let mut verdicts = Vec::new();
     for name in scenarios {
@@ -55,6 +141,10 @@ fn check_reports(dir: &Path, scenarios: &[&str]) -> Vec<bool> {
         }
         assert_eq!(report["scenario"]["name"], *name);
         assert_eq!(report["seed"], 7, "the run's --seed is recorded");
+        for field in SEED_REPORT_FIELDS {
+            assert!(report.pointer(field).is_some(), "{name}_report.json has no `{field}` (the N1V1 structure)");
+        }
+        assert!(!report["hypothesis"].as_str().unwrap().contains("  "), "{}", report["hypothesis"]);
         let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).expect("one chart per scenario");
         assert!(svg.starts_with("<svg"), "{name}.svg is an SVG");
         assert!(html.contains(&format!("{name}.svg")), "report.html shows {name}'s chart");
@@ -90,7 +180,12 @@ async fn in_parallel_with_the_fallback_every_scenario_passes_and_writes_its_repo
     let scenarios = ["exchange_downtime", "database_outage"];
     let dir = out_dir("parallel");
     let _one = ONE_AT_A_TIME.lock().await;
-    let result = run(&Args { parallel: true, ..args(&dir, &["database_outage", "exchange_downtime"]) }).await;
+    let plan = plan();
+    let make = |_: usize, s: chaos_gameday::Scenario| {
+        let (plan, data) = (plan.clone(), dir.join(format!("orders-{}", s.name)));
+        async move { Ok(Arc::new(target(&plan, &data, &DemoOptions::default()).await?) as Arc<dyn Target>) }
+    };
+    let result = run_parallel(&plan, make, &options(&dir, &["database_outage", "exchange_downtime"])).await;
     assert!(result.is_ok(), "the run could not be made: {result:?}");
     let passed = check_reports(&dir, &scenarios);
     assert_eq!(passed, [true, true], "every scenario passes with the fallback: {:?}", verdicts(&dir, &scenarios));
@@ -103,7 +198,7 @@ async fn in_parallel_with_the_fallback_every_scenario_passes_and_writes_its_repo
     let recovery = exchange["execution"]["recovery_time_seconds"].as_f64().expect("recovered");
     let closed = detection["after_fault_end"]["breaker_closed_seconds"].as_f64();
     assert!(closed.is_none_or(|c| recovery >= c - 0.25), "recovery {recovery} s before the breaker closed {closed:?}");
-    let orders = &read_json(&dir.join("database_outage_report.json"))["execution"]["orders"];
+    let orders = &read_json(&dir.join("database_outage_report.json"))["execution"]["checks"]["orders"];
     let (accepted, applied) = (orders["accepted"].as_u64().unwrap(), orders["applied"].as_u64().unwrap());
     assert!(applied >= accepted, "every acknowledged order applied: {orders}");
     assert_eq!(orders["backlog"], 0, "{orders}");
@@ -118,7 +213,7 @@ async fn without_the_fallbacks_every_dependency_scenario_fails() {
     let dir = out_dir("no-fallback");
     let _one = ONE_AT_A_TIME.lock().await;
     // One after another: four services at once on a busy two-core machine could fail their pre-flight.
-    let result = run(&Args { fallback: false, ..args(&dir, &scenarios) }).await;
+    let result = run_demo(&dir, &scenarios, DemoOptions { fallback: false, ..DemoOptions::default() }).await;
     assert!(result.is_ok(), "the run could not be made: {result:?}");
     let passed = check_reports(&dir, &scenarios);
     let verdicts = verdicts(&dir, &scenarios);
@@ -137,7 +232,7 @@ async fn without_the_degrade_triggers_every_pressure_scenario_fails() {
     let scenarios = ["cpu_saturation", "memory_pressure", "disk_slow"];
     let dir = out_dir("no-degrade");
     let _one = ONE_AT_A_TIME.lock().await;
-    let result = run(&Args { degrade: false, ..args(&dir, &scenarios) }).await;
+    let result = run_demo(&dir, &scenarios, DemoOptions { degrade: false, ..DemoOptions::default() }).await;
     assert!(result.is_ok(), "the run could not be made: {result:?}");
     let verdicts = verdicts(&dir, &scenarios);
     for (name, (verdict, failures)) in scenarios.iter().zip(&verdicts) {
@@ -158,7 +253,7 @@ async fn with_the_degrade_triggers_the_pressure_scenarios_degrade_and_pass() {
     let scenarios = ["cpu_saturation", "memory_pressure", "disk_slow"];
     let dir = out_dir("degrade");
     let _one = ONE_AT_A_TIME.lock().await;
-    let result = run(&args(&dir, &scenarios)).await;
+    let result = run_demo(&dir, &scenarios, DemoOptions::default()).await;
     assert!(result.is_ok(), "the run could not be made: {result:?}");
     let verdicts = verdicts(&dir, &scenarios);
     for (name, (verdict, failures)) in scenarios.iter().zip(&verdicts) {

@@ -138,6 +138,16 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
+    /// The summary of these latencies, measured as a run's are (nanoseconds, from 1 ns to an hour, 3
+    /// significant digits): the one percentile method of the harness and the GameDay.
+    pub fn of_latencies(latencies: impl IntoIterator<Item = Duration>) -> Self {
+        let mut h = Histogram::new_with_bounds(1, HIGHEST_NANOS, 3).expect("valid histogram bounds");
+        for latency in latencies {
+            h.saturating_record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
+        }
+        Self::of(&h)
+    }
+
     fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();

@@ -23,6 +23,17 @@ impl CostTotals {
         }
     }
 
+    /// The totals so far, as the GameDay runner reads them.
+    pub fn sample(&self) -> chaos_gameday::CostSample {
+        let s = self.snapshot();
+        chaos_gameday::CostSample {
+            requests: s.jobs,
+            cpu_seconds: s.cpu_ns as f64 / 1e9,
+            memory_byte_seconds: s.memory_byte_ms as f64 / 1e3,
+            allocator_requests: s.allocator_jobs,
+        }
+    }
+
     /// The totals so far.
     pub fn snapshot(&self) -> CostSnapshot {
         CostSnapshot {

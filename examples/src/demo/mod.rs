@@ -39,6 +39,7 @@
 mod cost;
 pub mod degrade;
 mod flags;
+pub mod gameday;
 mod provider;
 mod quotes;
 mod recommendations;

@@ -83,10 +83,15 @@ pub(crate) fn client(
         _ => Outcome::Failure,
     };
     let calls = counters.clone();
+    // The calls that reach the fault layer, also as a Prometheus counter: what a GameDay run against this
+    // service from outside (`--target`, `--calls-metric demo_provider_calls_total`) divides by. Registered
+    // once: each call is one atomic add.
+    let calls_metric = metrics::counter!("demo_provider_calls_total");
     let guarded = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new(breaker).classifier(classify))
         .map_request(move |req: http::Request<Body>| {
             calls.provider_calls.fetch_add(1, Ordering::Relaxed);
+            calls_metric.increment(1);
             req
         })
         .timeout(options.timeout)

@@ -3,11 +3,9 @@
 //! The page is self-contained (inline CSS, no scripts); the charts are SVG files beside it, referenced by
 //! relative `<img src>`. Rates are fractions (0.25 = 25%); a non-finite number shows as "—".
 
-// Until main.rs writes the report, nothing outside the tests calls this module.
-
 use std::fmt::Write as _;
 
-use super::charts::escape;
+use crate::charts::escape;
 
 /// One row of the summary table.
 #[derive(Debug, Clone)]
@@ -82,7 +80,33 @@ fn verdict(verdict: &str) -> String {
 /// A self-contained report.html: a title with the run's timestamp, the summary table (PASS/FAIL colored,
 /// failures listed), and each scenario's chart embedded with `<img src="{chart_file}">` (the SVGs sit
 /// beside report.html).
-pub fn report(title: &str, timestamp: &str, rows: &[Row]) -> String {
+pub fn report(title: &str, run: &crate::runner::Run) -> String {
+    let rows: Vec<Row> = run
+        .outcomes
+        .iter()
+        .map(|o| {
+            let r = &o.report;
+            Row {
+                scenario: r.scenario.name.clone(),
+                passed: o.passed(),
+                injected_rate: r.execution.injected_rate.unwrap_or(f64::NAN),
+                band: r.scenario.injected_band,
+                verdict: r.validation.verdict.as_str(),
+                user_error_rate: r.metrics.during.stats.worst_error_rate,
+                fallbacks: r.metrics.during.stats.fallbacks as u64,
+                p95_ms: r.metrics.during.stats.p95_ms,
+                breaker_open_s: r.execution.detection.breaker_open_seconds,
+                recovery_s: r.validation.recovery_time_seconds,
+                recovery_sla_s: r.scenario.sla_recovery_time_seconds,
+                failures: r.validation.failures.clone(),
+                chart_file: format!("{}.svg", r.scenario.name),
+            }
+        })
+        .collect();
+    page(title, &humantime::format_rfc3339_seconds(run.started).to_string(), &rows)
+}
+
+fn page(title: &str, timestamp: &str, rows: &[Row]) -> String {
     let (title, timestamp) = (escape(title), escape(timestamp));
     let passed = rows.iter().filter(|r| r.passed).count();
     let mut out = String::with_capacity(4096 + rows.len() * 1024);
@@ -150,7 +174,7 @@ pub fn report(title: &str, timestamp: &str, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gameday::charts::tests::check_markup;
+    use crate::charts::tests::check_markup;
 
     const VOID: &[&str] = &["meta", "img", "br"];
 
@@ -179,7 +203,7 @@ mod tests {
             row(r#"a<b&"c""#, false, "a_b_c.svg"),
             row("slow db", true, "slow db.svg"),
         ];
-        let html = report("GameDay <prod>", "2024-05-01T10:00:00Z", &rows);
+        let html = page("GameDay <prod>", "2024-05-01T10:00:00Z", &rows);
         check_markup(&html, VOID).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("<h1>GameDay &lt;prod&gt;</h1>") && html.contains("2024-05-01T10:00:00Z"));
@@ -203,16 +227,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let rows = [row("quote-429", true, "quote-429.svg"), row("slow <db> & co", false, "slow-db.svg")];
         for row in &rows {
-            let chart = crate::gameday::charts::svg(&crate::gameday::charts::tests::sample(&row.scenario));
+            let chart = crate::charts::svg(&crate::charts::tests::sample(&row.scenario));
             std::fs::write(dir.join(&row.chart_file), chart).unwrap();
         }
-        std::fs::write(dir.join("report.html"), report("GameDay", "2024-05-01T10:00:00Z", &rows)).unwrap();
+        std::fs::write(dir.join("report.html"), page("GameDay", "2024-05-01T10:00:00Z", &rows)).unwrap();
         println!("wrote {}", dir.join("report.html").display());
     }
 
     #[test]
     fn odd_input_still_renders() {
-        let html = report("", "", &[]);
+        let html = page("", "", &[]);
         check_markup(&html, VOID).unwrap();
         assert!(html.contains("No scenarios were run."));
 
@@ -220,7 +244,7 @@ mod tests {
         odd.injected_rate = f64::NAN;
         odd.p95_ms = f64::INFINITY;
         odd.breaker_open_s = None;
-        let html = report("t", "now", &[odd]);
+        let html = page("t", "now", &[odd]);
         check_markup(&html, VOID).unwrap();
         assert!(html.contains(r#"src="100%25%23%3F.svg""#));
         assert!(!html.contains("NaN") && !html.contains("inf"));

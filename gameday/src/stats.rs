@@ -4,44 +4,51 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::load::Sample;
+use chaos_tower::load::LatencySummary;
 
-/// What one phase measured. Errors and latency are the critical routes' (quotes, orders), where the SLO
-/// applies; shedding is the non-critical routes' (reports, recommendations).
-#[derive(Debug, Clone, Serialize)]
+use crate::load::Sample;
+
+/// What one phase measured. Errors and latency are the critical routes', where the SLO applies; shedding is
+/// the non-critical routes'.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PhaseStats {
+    /// Requests started in the phase.
     pub requests: usize,
+    /// Of which on critical routes.
     pub critical_requests: usize,
+    /// Critical requests not answered as the user needed.
     pub user_errors: usize,
-    /// Errors among critical requests (a stale quote past its limit is one).
+    /// Errors among critical requests.
     pub error_rate: f64,
     /// The error rate of the worst critical route (each critical route must keep the SLO on its own: a
     /// failing orders route is not hidden by many good quotes), and which route it is.
     pub worst_error_rate: f64,
-    pub worst_route: Option<super::load::Route>,
-    pub fallbacks: usize,
+    /// The worst critical route's name.
+    pub worst_route: Option<String>,
     /// Fallback answers among critical requests.
+    pub fallbacks: usize,
+    /// Their share of critical requests.
     pub fallback_rate: f64,
+    /// Degraded answers the user could not use (the plan's `stale_header`).
     pub stale: usize,
-    /// The age of the quotes answered (`x-quote-age-ms`: 0 for a live one): p95 and oldest, in milliseconds.
-    pub quote_age_p95_ms: f64,
-    pub quote_age_max_ms: f64,
+    /// The age of the data answered (the plan's `age_header`): p95 and oldest, in milliseconds.
+    pub age_p95_ms: f64,
+    /// The oldest.
+    pub age_max_ms: f64,
+    /// Requests on non-critical routes.
     pub non_critical_requests: usize,
+    /// Of which shed.
     pub shed: usize,
     /// Shed answers among non-critical requests.
     pub shed_rate: f64,
+    /// Requests per second started in the phase.
     pub throughput_rps: f64,
+    /// Critical requests' latency percentiles (HdrHistogram, as the load harness's), in milliseconds.
     pub p50_ms: f64,
+    /// The 95th percentile.
     pub p95_ms: f64,
+    /// The 99th percentile.
     pub p99_ms: f64,
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 fn share(part: usize, whole: usize) -> f64 {
@@ -49,32 +56,34 @@ fn share(part: usize, whole: usize) -> f64 {
 }
 
 impl PhaseStats {
-    pub fn of(samples: &[Sample], span: Duration) -> Self {
-        let critical: Vec<&Sample> = samples.iter().filter(|s| s.route.critical()).collect();
-        let mut latencies: Vec<Duration> = critical.iter().map(|s| s.latency).collect();
-        latencies.sort();
+    /// The statistics of `samples` over `span`; `routes` names the plan's routes (by index).
+    pub fn of(samples: &[Sample], span: Duration, routes: &[String]) -> Self {
+        let critical: Vec<&Sample> = samples.iter().filter(|s| s.critical).collect();
+        let latency = LatencySummary::of_latencies(critical.iter().map(|s| s.latency));
         let user_errors = critical.iter().filter(|s| !s.ok).count();
         let fallbacks = critical.iter().filter(|s| s.fallback).count();
         let non_critical = samples.len() - critical.len();
         let shed = samples.iter().filter(|s| s.shed).count();
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let mut ages: Vec<Duration> = samples
+        let ages: Vec<Duration> = samples
             .iter()
-            .filter(|s| s.route == super::load::Route::Quote && (s.ok || s.stale))
-            .map(|s| Duration::from_millis(u64::from(s.quote_age_ms)))
+            .filter(|s| s.ok || s.stale)
+            .filter_map(|s| Some(Duration::from_millis(u64::from(s.age_ms?))))
             .collect();
-        ages.sort();
-        let mut worst: (f64, Option<super::load::Route>) = (0.0, None);
-        for route in [super::load::Route::Quote, super::load::Route::Order] {
+        let age = LatencySummary::of_latencies(ages);
+        let mut worst: (f64, Option<u16>) = (0.0, None);
+        let mut indices: Vec<u16> = critical.iter().map(|s| s.route).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        for route in indices {
             let of_route: Vec<&&Sample> = critical.iter().filter(|s| s.route == route).collect();
             let rate = share(of_route.iter().filter(|s| !s.ok).count(), of_route.len());
-            if rate > worst.0 || (worst.1.is_none() && !of_route.is_empty()) {
+            if rate > worst.0 || worst.1.is_none() {
                 worst = (rate, Some(route));
             }
         }
         PhaseStats {
             worst_error_rate: worst.0,
-            worst_route: worst.1,
+            worst_route: worst.1.map(|i| routes.get(usize::from(i)).cloned().unwrap_or_else(|| format!("route {i}"))),
             requests: samples.len(),
             critical_requests: critical.len(),
             user_errors,
@@ -82,15 +91,15 @@ impl PhaseStats {
             fallbacks,
             fallback_rate: share(fallbacks, critical.len()),
             stale: samples.iter().filter(|s| s.stale).count(),
-            quote_age_p95_ms: ms(percentile(&ages, 0.95)),
-            quote_age_max_ms: ms(ages.last().copied().unwrap_or_default()),
+            age_p95_ms: age.p95,
+            age_max_ms: age.max,
             non_critical_requests: non_critical,
             shed,
             shed_rate: share(shed, non_critical),
             throughput_rps: samples.len() as f64 / span.as_secs_f64().max(1e-9),
-            p50_ms: ms(percentile(&latencies, 0.50)),
-            p95_ms: ms(percentile(&latencies, 0.95)),
-            p99_ms: ms(percentile(&latencies, 0.99)),
+            p50_ms: latency.p50,
+            p95_ms: latency.p95,
+            p99_ms: latency.p99,
         }
     }
 }
@@ -158,7 +167,7 @@ pub fn recovery_time(
         let end = start + window;
         let in_window: Vec<Sample> = after.iter().filter(|s| s.at >= start && s.at < end).copied().collect();
         let in_states: Vec<&StateTick> = states.iter().filter(|t| t.at >= start && t.at < end).collect();
-        if normal.judge(&PhaseStats::of(&in_window, window), &in_states).is_none() {
+        if normal.judge(&PhaseStats::of(&in_window, window, &[]), &in_states).is_none() {
             return Some(start - fault_end);
         }
         start = end;
@@ -180,19 +189,19 @@ pub fn judged_band(band: [f64; 2], calls: u64) -> [f64; 2] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::load::Route;
     use super::*;
 
     fn s(at_ms: u64, latency_ms: u64, ok: bool) -> Sample {
         Sample {
             at: Duration::from_millis(at_ms),
             latency: Duration::from_millis(latency_ms),
-            route: Route::Quote,
+            route: 0,
+            critical: true,
             ok,
             fallback: false,
             shed: false,
             stale: false,
-            quote_age_ms: 0,
+            age_ms: None,
         }
     }
 
@@ -213,10 +222,14 @@ mod tests {
     };
 
     #[test]
-    fn percentiles_use_nearest_rank() {
+    fn percentiles_are_the_load_harness_histograms() {
         let samples: Vec<Sample> = (1..=100).map(|i| s(i, i, true)).collect();
-        let stats = PhaseStats::of(&samples, Duration::from_secs(1));
-        assert_eq!((stats.p50_ms, stats.p95_ms, stats.p99_ms), (50.0, 95.0, 99.0));
+        let stats = PhaseStats::of(&samples, Duration::from_secs(1), &["quote".into()]);
+        // HdrHistogram at 3 significant digits: within 0.1% of the nearest rank.
+        for (got, want) in [(stats.p50_ms, 50.0), (stats.p95_ms, 95.0), (stats.p99_ms, 99.0)] {
+            assert!((got - want).abs() <= want * 1e-3, "{got} vs {want}");
+        }
+        assert_eq!(stats.worst_route.as_deref(), Some("quote"));
     }
 
     #[test]
