@@ -55,6 +55,7 @@ pub use events::{ChaosEvent, EventLog, EventType};
 pub use load::{Answer, BoxFuture, Client};
 pub use plan::{Abort, Expectation, Load, Phases, Plan, RouteSpec, Scenario, ServiceLimits, Slo};
 pub use remote::Remote;
+pub use report::Verdict;
 pub use runner::{
     DEFAULT_TIME_SCALE, Mode, Options, Run, default_output_dir, exit_status, print_table, run, run_parallel,
 };

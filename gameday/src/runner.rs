@@ -215,7 +215,12 @@ impl Session {
         let all: Vec<SloGuard> = guards.iter().map(|(_, g)| g.clone()).collect();
         let (recorder, stop) = load::start(target.client(), &plan.load, epoch, all);
         let prefix = label.map_or(String::new(), |l| format!("[{l}] "));
-        crate::progress::line(&format!(
+        let say = |text: String| {
+            if options.style != Style::Off {
+                crate::progress::line(&text);
+            }
+        };
+        say(format!(
             "{prefix}GameDay against {}: {} rps from {} clients, time scale {}",
             target.describe(),
             plan.load.rps,
@@ -227,7 +232,7 @@ impl Session {
         tokio::time::sleep(warm + steady).await;
         let routes: Vec<String> = plan.load.routes.iter().map(|r| r.name.clone()).collect();
         let baseline = PhaseStats::of(&recorder.between(warm, epoch.elapsed()), steady, &routes);
-        crate::progress::line(&format!(
+        say(format!(
             "{prefix}pre-flight: {} requests, error rate {:.2}%, p95 {:.1} ms",
             baseline.requests,
             baseline.error_rate * 100.0,

@@ -151,9 +151,10 @@ impl Watch<'_, '_> {
     /// Sleeps `d`, or less if the run is interrupted.
     async fn sleep(&self, d: Duration) {
         let mut interrupt = self.rig.interrupt.clone();
+        // A closed channel (nobody can interrupt) disables the second branch: the sleep runs its course.
         tokio::select! {
             () = tokio::time::sleep(d) => {}
-            _ = interrupt.wait_for(|i| *i) => {}
+            Ok(_) = interrupt.wait_for(|i| *i) => {}
         }
     }
 }

@@ -1,0 +1,143 @@
+//! The in-process target, as a user runs it in their own `cargo test`: a service defined here (an axum
+//! route whose dependency sits behind chaos-tower's fault layer and a cached fallback), a plan written here,
+//! the runner on paused time (no real waiting: the whole plan runs in well under a second of wall time).
+//!
+//! The contract: with the fallback the dependency's outage never reaches the users and the run passes; the
+//! same service without its fallback fails on the users' error rate. The verdict depends on the fallback.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use chaos_core::Environment;
+use chaos_gameday::{Client, InProcess, Options, Plan, Verdict, run};
+use chaos_tower::{ChaosHandle, FallbackLayer, HttpChaosLayer};
+use http_body_util::Full;
+use tower::{Layer, ServiceBuilder, ServiceExt};
+
+const PLAN: &str = r#"
+load:
+  rps: 100
+  workers: 16
+  routes:
+    - { name: price, path: "/price/{key}", critical: true }
+slo:
+  user_error_rate: 0.01
+  p95: 200ms
+  recovery_p95_factor: 2.0
+  abort: { error_rate: 0.9, p95: 5s, window: 1s, min_requests: 1000000 }
+phases: { before: 2s, after: 3s, window: 250ms }
+scenarios:
+  - name: dependency_down
+    description: the price dependency answers 503 on every call
+    duration: 5s
+    injected_band: [0.95, 1.0]
+    recovery_sla: 1s
+    chaos:
+      rules:
+        - name: down
+          sample: { mode: random, rate: 1.0 }
+          fault: { error: { status: 503 } }
+"#;
+
+/// The user's service: `GET /price/{key}` calls the price dependency through the fault layer; with
+/// `fallback`, a failed call is answered from the cache (`x-served-from: cache`).
+fn service(chaos: &ChaosHandle, calls: Arc<AtomicU64>, fallback: bool) -> axum::Router {
+    let dependency = ServiceBuilder::new()
+        .map_request(move |req: http::Request<Body>| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            req
+        })
+        .map_response(|r: http::Response<chaos_tower::ChaosBody<Full<Bytes>>>| r.map(Body::new))
+        .layer(HttpChaosLayer::new(chaos.clone()))
+        .service_fn(|_: http::Request<Body>| async {
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"42.00"))))
+        });
+    let cache = tower::service_fn(|_: http::Request<Body>| async {
+        Ok::<_, Infallible>(
+            http::Response::builder().header("x-served-from", "cache").body(Body::from("41.95")).unwrap(),
+        )
+    });
+    let stack = if fallback {
+        tower::util::BoxCloneSyncService::new(FallbackLayer::http(cache).layer(dependency))
+    } else {
+        tower::util::BoxCloneSyncService::new(dependency)
+    };
+    axum::Router::new().route(
+        "/price/{key}",
+        axum::routing::get(move |req: http::Request<Body>| {
+            let stack = stack.clone();
+            async move { stack.oneshot(req).await.into_response() }
+        }),
+    )
+}
+
+async fn gameday(fallback: bool) -> chaos_gameday::Run {
+    gameday_with(fallback, None).await
+}
+
+async fn gameday_with(fallback: bool, interrupt: Option<tokio::sync::watch::Receiver<bool>>) -> chaos_gameday::Run {
+    let plan = Plan::from_yaml(PLAN).unwrap();
+    let chaos = ChaosHandle::for_environment(Environment::Test);
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = service(&chaos, calls.clone(), fallback);
+    let target = InProcess::new(Client::service(app))
+        .switch("price", chaos.clone())
+        .calls("price", move || calls.load(Ordering::Relaxed));
+    let options = Options { time_scale: 1.0, seed: Some(3), interrupt, ..Options::default() };
+    let run = run(&plan, Arc::new(target), &options).await.expect("the run is made");
+    assert!(!chaos.is_armed(), "the run leaves the switch disarmed");
+    run
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_fallback_the_outage_never_reaches_the_users() {
+    let run = gameday(true).await;
+    let outcome = run.outcome("dependency_down").expect("the scenario ran");
+    let r = &outcome.report;
+    assert_eq!(r.validation.verdict, Verdict::Pass, "{:#?}", r.validation.failures);
+    // The fault was real: every dependency call during it failed, and the users got the cache.
+    assert!(r.execution.injected_faults > 100, "{:?}", r.execution);
+    assert!(r.execution.injected_rate.unwrap() > 0.95);
+    assert!(r.metrics.during.stats.fallbacks > 100);
+    assert_eq!(r.metrics.during.stats.user_errors, 0);
+    // And it ended: back to live answers right after the fault.
+    assert!(r.validation.recovery_time_seconds.unwrap() <= 1.0);
+    assert_eq!(r.metrics.after.stats.fallbacks, 0, "no cached answer once the dependency is back");
+    assert!(run.passed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_fallback_the_users_see_the_outage_and_the_run_fails() {
+    let run = gameday(false).await;
+    let r = &run.outcome("dependency_down").expect("the scenario ran").report;
+    assert_eq!(r.validation.verdict, Verdict::Fail);
+    assert!(r.validation.failures.iter().any(|f| f.contains("over the SLO")), "{:?}", r.validation.failures);
+    assert!(!r.validation.failure_rate_acceptable);
+    assert!(!run.passed());
+}
+
+/// Ctrl-C in the middle of the fault: the fault ends at once, the scenario is reported as interrupted, and the
+/// run says so.
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_run_disarms_and_reports_the_scenario_as_interrupted() {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        // The pre-flight takes 2.5 s and the before phase 2 s: 6 s is one and a half seconds into the fault.
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        let _ = tx.send(true);
+        std::future::pending::<()>().await;
+    });
+    let run = gameday_with(true, Some(rx)).await;
+    assert!(run.interrupted() && !run.passed());
+    assert_eq!(chaos_gameday::exit_status(&Ok(run.clone())), 130);
+    let r = &run.outcome("dependency_down").expect("the scenario in progress is reported").report;
+    assert_eq!(r.validation.verdict, Verdict::Interrupted);
+    assert_eq!(r.execution.fault_end, chaos_gameday::report::FaultEnd::Interrupted);
+    assert!(r.scenario.duration_seconds > 4.9, "planned 5 s");
+    let ran = r.metrics.during.stats.requests as f64 / 100.0;
+    assert!(ran < 2.5, "the fault ended at the interruption, after {ran:.1} s of its 5 s");
+}
