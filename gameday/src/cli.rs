@@ -150,6 +150,7 @@ pub fn interrupt_on_signals() -> watch::Receiver<bool> {
                 let _ = tx.send(true);
             }
         }
+        crate::progress::clear_status();
         std::process::exit(130);
     });
     rx

@@ -79,6 +79,33 @@ impl Write for LogWriter {
     }
 }
 
+/// Removes the status line, if one is shown (before the process exits, or prints on its own).
+pub fn clear_status() {
+    let mut status = status();
+    if !status.shown.is_empty() {
+        let mut err = std::io::stderr().lock();
+        clear(&mut err, &status.shown);
+        let _ = err.flush();
+        status.shown.clear();
+    }
+}
+
+/// The status line's width at most: one column short of the terminal's (`COLUMNS`, else 80), so it never
+/// wraps (a `\r` returns to the start of the last row only, and a wrapped line would never be cleared).
+fn width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c > 10).unwrap_or(80) - 1
+}
+
+/// `text` cut to `width` characters (the cut marked with `…`).
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 impl Drop for LogWriter {
     fn drop(&mut self) {
         let _ = self.flush();
@@ -154,7 +181,7 @@ impl Progress {
             return;
         }
         let left = self.total.saturating_sub(elapsed).as_secs_f64();
-        let text = format!("{} · {} · {left:.1} s left", self.label(), self.phase);
+        let text = fit(&format!("{} · {} · {left:.1} s left", self.label(), self.phase), width());
         let mut status = status();
         let mut err = std::io::stderr().lock();
         clear(&mut err, &status.shown);
@@ -166,11 +193,28 @@ impl Progress {
     /// Removes the status line.
     pub fn clear(&self) {
         if self.style == Style::Bar {
-            let mut status = status();
-            let mut err = std::io::stderr().lock();
-            clear(&mut err, &status.shown);
-            let _ = err.flush();
-            status.shown.clear();
+            clear_status();
         }
+    }
+}
+
+impl Drop for Progress {
+    /// A scenario that ends early (an error: a replica refused to arm) leaves no status line behind for the
+    /// next line to be glued to.
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_status_is_cut_to_the_width() {
+        assert_eq!(fit("[1/2] short · before · 1.0 s left", 79), "[1/2] short · before · 1.0 s left");
+        let cut = fit(&format!("[1/2] {} · before", "x".repeat(100)), 40);
+        assert_eq!(cut.chars().count(), 40);
+        assert!(cut.ends_with('…'), "{cut}");
     }
 }

@@ -2,10 +2,11 @@
 //! one replica), faults are armed through the admin API of every replica, and the breakers, flags and
 //! counters are read from them.
 //!
-//! - Arm: `PUT {admin}/chaos` with the scenario's rules, then `POST {admin}/chaos/arm`, on every replica; if
-//!   one refuses, the ones already armed are disarmed and the scenario fails to start.
-//! - Disarm (the planned end, the SLO guard's abort, Ctrl-C): `POST {admin}/chaos/disarm` on every replica,
-//!   each tried even if another fails.
+//! - Arm: `PUT {admin}/chaos` with the scenario's rules held disarmed (`armed: false`, and one seed for all)
+//!   on every replica, then `POST {admin}/chaos/arm` on each. A replica that refuses (a wrong token, rules it
+//!   cannot take) fails the scenario: every replica is disarmed, so none is left injecting.
+//! - Disarm (the planned end, the SLO guard's abort, Ctrl-C): `POST {admin}/chaos/disarm` on every replica at
+//!   once, each tried even if another fails or hangs.
 //! - Injected faults: the sum of `GET {admin}/chaos`'s rule counters over the replicas. Breakers: `GET
 //!   {admin}/breakers`; degrade flags: `GET {admin}/flags` (a flag away from its default is a degradation).
 //! - Calls that reached the fault layer (the injected rate's denominator): the sum over the replicas of a
@@ -29,6 +30,9 @@ use crate::target::{Counters, State, Target};
 
 /// The fault switch of a remote target: the chaos rules its admin API serves.
 pub const REMOTE_SWITCH: &str = "default";
+
+/// How long a replica may take to answer one request of the runner.
+const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Running replicas of a service, under test through their admin API.
 #[derive(Clone)]
@@ -90,6 +94,23 @@ impl Remote {
 
     /// One admin request; the error names the replica, the request and the answer.
     async fn admin(&self, admin: &str, method: Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        self.admin_answer(admin, method, path, body, false).await.map(Option::unwrap_or_default)
+    }
+
+    /// [`admin`](Self::admin) of a part the replica may not serve: its `404` is `None` (a service whose admin
+    /// API has no breakers or no flags has none to watch).
+    async fn admin_optional(&self, admin: &str, path: &str) -> Result<Option<Value>, String> {
+        self.admin_answer(admin, Method::GET, path, None, true).await
+    }
+
+    async fn admin_answer(
+        &self,
+        admin: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        optional: bool,
+    ) -> Result<Option<Value>, String> {
         let uri = format!("{admin}{path}");
         let mut request = http::Request::builder()
             .method(method.clone())
@@ -100,16 +121,24 @@ impl Remote {
         }
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let request = request.body(Full::new(bytes)).map_err(|e| e.to_string())?;
-        let response = tokio::time::timeout(std::time::Duration::from_secs(5), self.http.request(request))
+        let response = tokio::time::timeout(ADMIN_TIMEOUT, self.http.request(request))
             .await
-            .map_err(|_| format!("{method} {uri}: no answer within 5 s"))?
+            .map_err(|_| format!("{method} {uri}: no answer within {ADMIN_TIMEOUT:?}"))?
             .map_err(|e| format!("{method} {uri}: {e}"))?;
         let status = response.status();
         let body = response.into_body().collect().await.map_err(|e| format!("{method} {uri}: {e}"))?.to_bytes();
-        if status != StatusCode::OK {
-            return Err(format!("{method} {uri}: {status} {}", String::from_utf8_lossy(&body)));
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(format!(
+                "{method} {uri}: 401 Unauthorized: the replica refused the token of --admin-token-file"
+            ));
         }
-        serde_json::from_slice(&body).map_err(|e| format!("{method} {uri}: not JSON: {e}"))
+        if optional && status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status != StatusCode::OK {
+            return Err(format!("{method} {uri}: {status} {}", String::from_utf8_lossy(&body).trim()));
+        }
+        serde_json::from_slice(&body).map(Some).map_err(|e| format!("{method} {uri}: not JSON: {e}"))
     }
 
     /// The replica's Prometheus endpoint: `/metrics` at its admin URL's host.
@@ -118,17 +147,58 @@ impl Remote {
         format!("http://{}/metrics", uri.authority().map_or("", |a| a.as_str()))
     }
 
+    /// The kill switch on every replica at once (one that does not answer delays none of the others); every
+    /// replica is tried, and the error names each that failed.
+    async fn disarm_all(&self) -> Result<(), String> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for admin in self.admins.clone() {
+            let remote = self.clone();
+            tasks.spawn(async move { remote.admin(&admin, Method::POST, "/chaos/disarm", None).await });
+        }
+        let mut errors = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(view)) if view["armed"] == false => {}
+                Ok(Ok(view)) => errors.push(format!("a replica answered the kill switch with {view}")),
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(format!("disarming: {e}")),
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+
     async fn calls(&self, metric: &str) -> Result<u64, String> {
-        let mut total = 0.0;
+        let (mut total, mut found) = (0.0, false);
         for admin in &self.admins {
             let url = Remote::metrics_url(admin);
             let request = http::Request::get(&url).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-            let response = self.http.request(request).await.map_err(|e| format!("GET {url}: {e}"))?;
+            let response = tokio::time::timeout(ADMIN_TIMEOUT, self.http.request(request))
+                .await
+                .map_err(|_| format!("GET {url}: no answer within {ADMIN_TIMEOUT:?}"))?
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            let status = response.status();
             let body = response.into_body().collect().await.map_err(|e| format!("GET {url}: {e}"))?.to_bytes();
-            total += sum_counter(&String::from_utf8_lossy(&body), metric);
+            if status != StatusCode::OK {
+                return Err(format!("GET {url}: {status}"));
+            }
+            let text = String::from_utf8_lossy(&body);
+            found |= has_metric(&text, metric);
+            total += sum_counter(&text, metric);
+        }
+        // A replica that has not registered the counter yet counts 0; none having it is a misspelt name.
+        if !found {
+            return Err(format!("--calls-metric: no replica's /metrics has a counter named `{metric}`"));
         }
         Ok(total as u64)
     }
+}
+
+/// The exposition has a series (or a `# TYPE` line) of `name`.
+fn has_metric(text: &str, name: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.strip_prefix("# TYPE ").unwrap_or(l);
+        l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{']))
+    })
 }
 
 /// The sum of every series of counter `name` in a Prometheus text exposition.
@@ -166,42 +236,45 @@ impl Target for Remote {
         vec![REMOTE_SWITCH.to_owned()]
     }
 
-    fn arm<'a>(&'a self, _switch: &'a str, config: ChaosConfig) -> BoxFuture<'a, Result<u64, String>> {
+    fn arm<'a>(&'a self, _switch: &'a str, mut config: ChaosConfig) -> BoxFuture<'a, Result<u64, String>> {
         Box::pin(async move {
+            // One seed for every replica (a config without one would draw its own on each), so the run can be
+            // replayed from the seed the report records.
+            let seed = *config.seed.get_or_insert_with(|| {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                now.as_nanos() as u64
+            });
+            // First the rules, held disarmed, on every replica: one that refuses them (a wrong token, rules it
+            // cannot take) fails the scenario before any replica injects a fault.
+            config.armed = false;
             let body = serde_json::to_value(&config).map_err(|e| e.to_string())?;
-            let mut seed = 0;
-            for (i, admin) in self.admins.iter().enumerate() {
-                let armed = async {
+            let loaded = async {
+                for admin in &self.admins {
                     self.admin(admin, Method::PUT, "/chaos", Some(&body)).await?;
-                    self.admin(admin, Method::POST, "/chaos/arm", None).await?;
-                    self.admin(admin, Method::GET, "/chaos", None).await
                 }
-                .await;
-                match armed {
-                    Ok(view) => seed = view["counters"]["seed"].as_u64().unwrap_or(seed),
-                    Err(e) => {
-                        // Never leave some replicas armed: disarm the ones done so far.
-                        for done in &self.admins[..=i] {
-                            let _ = self.admin(done, Method::POST, "/chaos/disarm", None).await;
-                        }
-                        return Err(e);
+                // Then arm each; one that refuses now leaves the others to be disarmed.
+                for admin in &self.admins {
+                    let armed = self.admin(admin, Method::POST, "/chaos/arm", None).await?;
+                    if armed["armed"] != true {
+                        return Err(format!("POST {admin}/chaos/arm: answered {armed}, not armed"));
                     }
                 }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = loaded {
+                // Never leave some replicas armed: the kill switch on every one.
+                if let Err(more) = self.disarm_all().await {
+                    return Err(format!("{e}; disarming after it: {more}"));
+                }
+                return Err(e);
             }
             Ok(seed)
         })
     }
 
     fn disarm<'a>(&'a self, _switch: &'a str) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let mut errors = Vec::new();
-            for admin in &self.admins {
-                if let Err(e) = self.admin(admin, Method::POST, "/chaos/disarm", None).await {
-                    errors.push(e);
-                }
-            }
-            if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
-        })
+        Box::pin(self.disarm_all())
     }
 
     fn counters<'a>(&'a self, _switch: &'a str) -> BoxFuture<'a, Result<Counters, String>> {
@@ -224,7 +297,7 @@ impl Target for Remote {
         Box::pin(async move {
             let mut state = State::default();
             for admin in &self.admins {
-                let breakers = self.admin(admin, Method::GET, "/breakers", None).await?;
+                let breakers = self.admin_optional(admin, "/breakers").await?.unwrap_or_default();
                 for b in breakers["breakers"].as_array().into_iter().flatten() {
                     if b["state"] != "closed" || b["forced"].as_str().is_some_and(|f| f != "none") {
                         let name = b["name"].as_str().unwrap_or("breaker").to_owned();
@@ -233,7 +306,7 @@ impl Target for Remote {
                         }
                     }
                 }
-                let flags = self.admin(admin, Method::GET, "/flags", None).await?;
+                let flags = self.admin_optional(admin, "/flags").await?.unwrap_or_default();
                 for f in flags["flags"].as_array().into_iter().flatten() {
                     if f["value"] != f["default"] {
                         let name = f["name"].as_str().unwrap_or("flag").to_owned();
@@ -244,6 +317,27 @@ impl Target for Remote {
                 }
             }
             Ok(state)
+        })
+    }
+
+    /// Every replica answers `GET {admin}/chaos` with the token (and serves the calls counter, when one is
+    /// named), before any load: a wrong token or URL fails the run at once, not at the first arming, after
+    /// the replica's admin API has started to slow down the failed reads of the steady state.
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let mut errors = Vec::new();
+            for admin in &self.admins {
+                if let Err(e) = self.admin(admin, Method::GET, "/chaos", None).await {
+                    errors.push(e);
+                }
+            }
+            if !errors.is_empty() {
+                return Err(format!("--admin-url: {}", errors.join("; ")));
+            }
+            if let Some(metric) = &self.calls_metric {
+                self.calls(metric).await?;
+            }
+            Ok(())
         })
     }
 }
@@ -261,6 +355,29 @@ mod tests {
                     other 7\n";
         assert_eq!(sum_counter(text, "demo_provider_calls_total"), 15.0);
         assert_eq!(sum_counter(text, "missing"), 0.0);
+    }
+
+    #[test]
+    fn a_counter_is_known_by_its_type_line_or_a_series() {
+        assert!(has_metric("# TYPE demo_calls_total counter\n", "demo_calls_total"));
+        assert!(has_metric("demo_calls_total{a=\"b\"} 0\n", "demo_calls_total"));
+        assert!(!has_metric("# TYPE demo_calls_total_other counter\ndemo_calls 1\n", "demo_calls_total"));
+    }
+
+    /// What the admin API's `PUT /chaos` reads back (strictly, unknown fields refused) is what the runner
+    /// sends: every scenario of the shipped plan, held disarmed.
+    #[test]
+    fn the_rules_sent_to_a_replica_parse_as_they_were() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml");
+        let plan = crate::plan::Plan::load(&path).unwrap();
+        for s in &plan.scenarios {
+            let mut config = s.chaos.clone();
+            config.armed = false;
+            config.seed = Some(7);
+            let text = serde_json::to_value(&config).unwrap().to_string();
+            let back = ChaosConfig::from_json_str(&text, None).unwrap_or_else(|e| panic!("{}: {e}: {text}", s.name));
+            assert_eq!(back, config, "{}", s.name);
+        }
     }
 
     #[test]

@@ -199,6 +199,7 @@ impl Session {
         target: Arc<dyn Target>,
         label: Option<&str>,
     ) -> Result<Session, String> {
+        target.check().await?;
         let epoch = Instant::now();
         let a = &plan.slo.abort;
         let limits =

@@ -141,6 +141,12 @@ pub trait Target: Send + Sync {
     fn settle(&self) -> BoxFuture<'_, Settled> {
         Box::pin(async { Settled::default() })
     }
+
+    /// Checks, before any load, that the target can be driven (a remote replica answers its admin API with
+    /// the token given); `Err` says why not, and the run is not made.
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 type CallsFn = dyn Fn() -> u64 + Send + Sync;
