@@ -63,7 +63,7 @@ use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, Syste
 use tower::ServiceExt;
 use tower::util::MapResponseLayer;
 
-pub use cost::{CostSnapshot, CostTotals, PhaseCost};
+pub use cost::CostTotals;
 pub use flags::{QUOTES_SOURCE, QuoteSource, REPORTS_DELIVERY, ReportDelivery, SHED_PERCENT};
 pub use reports::REPORT_DELIVERY_HEADER;
 
