@@ -26,30 +26,11 @@ impl CostTotals {
 
     /// The totals so far, as the GameDay runner reads them.
     pub fn sample(&self) -> chaos_gameday::CostSample {
-        let s = self.snapshot();
         chaos_gameday::CostSample {
-            requests: s.jobs,
-            cpu_seconds: s.cpu_ns as f64 / 1e9,
-            memory_byte_seconds: s.memory_byte_ms as f64 / 1e3,
-            allocator_requests: s.allocator_jobs,
+            requests: self.jobs.load(Ordering::Relaxed),
+            cpu_seconds: self.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            memory_byte_seconds: self.memory_byte_ms.load(Ordering::Relaxed) as f64 / 1e3,
+            allocator_requests: self.allocator_jobs.load(Ordering::Relaxed),
         }
     }
-
-    fn snapshot(&self) -> CostSnapshot {
-        CostSnapshot {
-            cpu_ns: self.cpu_ns.load(Ordering::Relaxed),
-            memory_byte_ms: self.memory_byte_ms.load(Ordering::Relaxed),
-            jobs: self.jobs.load(Ordering::Relaxed),
-            allocator_jobs: self.allocator_jobs.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// [`CostTotals`] at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct CostSnapshot {
-    cpu_ns: u64,
-    memory_byte_ms: u64,
-    jobs: u64,
-    allocator_jobs: u64,
 }
