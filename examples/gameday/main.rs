@@ -50,6 +50,8 @@ async fn main_run(command: &Command) -> Result<Run, String> {
     let plan = Plan::load(&args.plan)?;
     let options = args.options(Some(cli::interrupt_on_signals()));
     let dir = options.output_dir.clone().expect("the command line always has an output directory");
+    // Before the demo starts (and writes its orders into the output directory).
+    chaos_gameday::check(&plan, &options)?;
     let result = if let Some(remote) = args.remote()? {
         if args.parallel {
             return Err("--parallel runs one demo instance per scenario; it cannot be used with --target".into());

@@ -57,7 +57,7 @@ pub use plan::{Abort, Expectation, Load, Phases, Plan, RouteSpec, Scenario, Serv
 pub use remote::Remote;
 pub use report::Verdict;
 pub use runner::{
-    DEFAULT_TIME_SCALE, Mode, Options, Run, default_output_dir, exit_status, print_table, run, run_parallel,
+    DEFAULT_TIME_SCALE, Mode, Options, Run, check, default_output_dir, exit_status, print_table, run, run_parallel,
 };
 pub use scenario::Outcome;
 pub use stats::PhaseStats;

@@ -128,6 +128,11 @@ impl Run {
     }
 }
 
+/// Checks the options against the plan before anything starts (an unknown `--scenarios` name).
+pub fn check(plan: &Plan, options: &Options) -> Result<(), String> {
+    select(plan, options).map(drop)
+}
+
 /// Picks and orders the plan's scenarios by the options; errors name an unknown scenario.
 fn select(plan: &Plan, options: &Options) -> Result<Plan, String> {
     let mut plan = plan.clone();
