@@ -788,7 +788,11 @@ pub fn svg(series: &Series) -> String {
             top: panel_top(3),
             max: pct_max(points.iter().map(|p| p.injected_rate).chain(band.map(|[lo, hi]| lo.max(hi))).collect()),
             percent: true,
-            lines: vec![Line { label: "injected faults", color: INJECTED, value: |p| p.injected_rate }],
+            lines: vec![Line {
+                label: "injected faults (a gap: no call reached the dependency)",
+                color: INJECTED,
+                value: |p| p.injected_rate,
+            }],
             rules: vec![],
             band: band.map(|b| (b, "planned band")),
         },
