@@ -31,6 +31,21 @@ pub enum EventType {
     ChaosRecoveryDetected,
 }
 
+impl EventType {
+    /// A few words for a chart's key (`armed`, `first fault`, `back to normal`).
+    pub fn label(self) -> &'static str {
+        match self {
+            EventType::ChaosArmed => "armed",
+            EventType::ChaosFailureInjected => "first fault",
+            EventType::ChaosFailureDetected => "detected",
+            EventType::ChaosAborted => "aborted by the SLO guard",
+            EventType::ChaosDisarmed => "disarmed",
+            EventType::ChaosRecoveryEvent => "recovered",
+            EventType::ChaosRecoveryDetected => "back to normal",
+        }
+    }
+}
+
 /// One event.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChaosEvent {

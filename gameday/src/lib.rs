@@ -28,9 +28,9 @@
 //! ```
 //!
 //! Reports (with [`Options::output_dir`]): `<scenario>_report.json` and `chaos_summary.json` in the N1V1
-//! suite's structure ([`report`]), one SVG chart per scenario, `report.html`, the post-drill report
-//! `drill_report.md`, the run's `CHAOS_EVENT`s in `chaos_events.jsonl`, and JUnit XML with
-//! [`Options::junit`].
+//! suite's structure ([`report`]), one SVG chart per scenario, `report.html` (self-contained: the charts
+//! inline), the post-drill report `drill_report.md`, the run's `CHAOS_EVENT`s in `chaos_events.jsonl`, and
+//! JUnit XML with [`Options::junit`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 

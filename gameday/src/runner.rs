@@ -289,7 +289,7 @@ impl Session {
             let _ = self.target.disarm(&switch).await;
         }
         let outcome = outcome?;
-        let series = series(plan, &outcome, &self.recorder);
+        let series = series(plan, &outcome, &self.recorder, &options.events);
         Ok((outcome, series))
     }
 }
@@ -418,10 +418,13 @@ fn finish(
     Ok(run)
 }
 
-/// The chart data of one scenario: per window, throughput and user error rate from the load's samples, the
-/// injected share of dependency calls from the sampled counters; times from the scenario's start.
-fn series(plan: &Plan, o: &Outcome, recorder: &Recorder) -> charts::Series {
+/// The chart data of one scenario: per window, throughput, the user error rate and the fallback and shed
+/// shares from the load's samples, the injected share of dependency calls from the sampled counters; the
+/// breaker and flag lanes from the sampled states; the scenario's chaos events from `events`; the plan's SLO
+/// and abort limits. Times are from the scenario's start.
+fn series(plan: &Plan, o: &Outcome, recorder: &Recorder, events: &EventLog) -> charts::Series {
     let routes: Vec<String> = plan.load.routes.iter().map(|r| r.name.clone()).collect();
+    let since_start = |at: Duration| at.saturating_sub(o.start).as_secs_f64();
     let mut points = Vec::new();
     for pair in o.ticks.windows(2) {
         let (a, b) = (pair[0], pair[1]);
@@ -433,10 +436,14 @@ fn series(plan: &Plan, o: &Outcome, recorder: &Recorder) -> charts::Series {
         let stats = PhaseStats::of(&recorder.between(a.at, b.at), span, &routes);
         let calls = b.calls.zip(a.calls).map(|(b, a)| b.saturating_sub(a));
         let injected = b.injected.saturating_sub(a.injected);
+        // A window without critical (or non-critical) requests has no share to show: a gap.
+        let share = |rate: f64, whole: usize| if whole > 0 { rate } else { f64::NAN };
         points.push(charts::Point {
-            t_s: b.at.saturating_sub(o.start).as_secs_f64(),
+            t_s: since_start(b.at),
             throughput_rps: stats.throughput_rps,
             user_error_rate: stats.error_rate,
+            fallback_rate: share(stats.fallback_rate, stats.critical_requests),
+            shed_rate: share(stats.shed_rate, stats.non_critical_requests),
             // No call reached the fault layer (the breaker was open), or none counted: a gap.
             injected_rate: match calls {
                 Some(c) if c > 0 => (injected as f64 / c as f64).min(1.0),
@@ -445,11 +452,54 @@ fn series(plan: &Plan, o: &Outcome, recorder: &Recorder) -> charts::Series {
             p95_ms: stats.p95_ms,
         });
     }
+    // The lanes: when a breaker was not closed, and when each flag was on (in the order they first turned on).
+    let breaker_open =
+        (!o.states.is_empty()).then(|| charts::spans(o.states.iter().map(|t| (since_start(t.at), !t.breaker_closed))));
+    let mut names: Vec<&String> = Vec::new();
+    for name in o.states.iter().flat_map(|t| &t.degraded) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let flags = names
+        .into_iter()
+        .map(|flag| charts::FlagLane {
+            flag: flag.clone(),
+            on: charts::spans(o.states.iter().map(|t| (since_start(t.at), t.degraded.contains(flag)))),
+        })
+        .collect();
+    // The events, placed by their timestamps against the scenario's wall-clock start.
+    let started = humantime::parse_rfc3339(&o.report.execution.start_time).ok();
+    let events = events
+        .of(&o.report.scenario.name)
+        .into_iter()
+        .map(|e| {
+            let at = humantime::parse_rfc3339(&e.timestamp).ok();
+            let t_s = match (started, at) {
+                (Some(s), Some(at)) => match at.duration_since(s) {
+                    Ok(d) => d.as_secs_f64(),
+                    Err(early) => -early.duration().as_secs_f64(),
+                },
+                _ => f64::NAN,
+            };
+            charts::Marker { t_s, label: format!("{} · {}", e.event_type.label(), e.component_id) }
+        })
+        .collect();
+    let slo = &plan.slo;
     charts::Series {
         scenario: o.report.scenario.name.clone(),
         points,
-        fault_start_s: o.fault.0.saturating_sub(o.start).as_secs_f64(),
-        fault_end_s: o.fault.1.saturating_sub(o.start).as_secs_f64(),
+        fault_start_s: since_start(o.fault.0),
+        fault_end_s: since_start(o.fault.1),
+        breaker_open,
+        flags,
+        events,
+        thresholds: charts::Thresholds {
+            user_error_rate: slo.user_error_rate,
+            abort_error_rate: slo.abort.error_rate,
+            p95_ms: slo.p95.as_secs_f64() * 1e3,
+        },
+        injected_band: o.report.scenario.injected_band,
     }
 }
 

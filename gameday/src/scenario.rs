@@ -52,8 +52,7 @@ pub struct Outcome {
     pub report: ScenarioReport,
     /// Its time series, for the charts.
     pub(crate) ticks: Vec<Tick>,
-    /// The breaker and flag states sampled while it ran (the HTML report's lanes).
-    #[allow(dead_code)]
+    /// The breaker and flag states sampled while it ran (the charts' lanes).
     pub(crate) states: Vec<StateTick>,
     /// Its start and the fault's start and end, from the run's epoch.
     pub(crate) start: Duration,
