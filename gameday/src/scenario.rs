@@ -626,27 +626,27 @@ fn fault_start_wall(started_wall: SystemTime, start: Duration, fault_start: Dura
     started_wall + fault_start.saturating_sub(start)
 }
 
-/// What the scenario sets out to show, in one sentence.
+/// What the scenario sets out to show, in a sentence or two.
 fn hypothesis(plan: &Plan, scenario: &Scenario, switch: &str, sla: Duration) -> String {
-    match scenario.injected_band {
-        Some([lo, hi]) => format!(
-            "While `{switch}` suffers {} ({:.0}-{:.0}% of calls), users of the critical routes see at most {:.1}% \
-             errors thanks to the fallback, and the service is back on its normal path within {:.1} s of the \
-             fault's end.",
-            scenario.description,
-            lo * 100.0,
-            hi * 100.0,
-            plan.slo.user_error_rate * 100.0,
-            sla.as_secs_f64()
-        ),
-        None => format!(
-            "Under {}, the service degrades by itself ({}), its critical routes keep their SLO, and it is back on \
-             its normal path within {:.1} s of the pressure's end.",
-            scenario.description,
-            scenario.expect.iter().map(|e| e.flag.as_str()).collect::<Vec<_>>().join(", "),
-            sla.as_secs_f64()
-        ),
-    }
+    let what = if scenario.description.is_empty() { "a fault".to_owned() } else { scenario.description.clone() };
+    let degrades = if scenario.expect.is_empty() {
+        String::new()
+    } else {
+        let flags: Vec<&str> = scenario.expect.iter().map(|e| e.flag.as_str()).collect();
+        format!(" It degrades by itself ({}).", flags.join(", "))
+    };
+    let fault = match scenario.injected_band {
+        Some([lo, hi]) => {
+            format!("With `{switch}` failing ({what}; {:.0}-{:.0}% of its calls)", lo * 100.0, hi * 100.0)
+        }
+        None => format!("Under pressure ({what})"),
+    };
+    format!(
+        "{fault}, the critical routes keep their error rate under {:.1}% and the service is back on its normal \
+         path within {:.1} s of the fault's end.{degrades}",
+        plan.slo.user_error_rate * 100.0,
+        sla.as_secs_f64()
+    )
 }
 
 #[cfg(test)]
