@@ -23,14 +23,19 @@ fn main() {
         println!("instructions: {} cases run; use `cargo bench --bench instructions` to count", benches::CASES.len());
         return;
     }
-    println!("{:<42} {:>14} {:>10}", "case", "instr/call", "vs bare");
+    // `cargo bench --bench instructions -- WORD...`: only the cases naming one of the words (and the bares).
+    let filters: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
+    println!("{:<52} {:>14} {:>10}", "case", "instr/call", "vs bare");
     let mut bare = [0.0f64; 2];
     for case in benches::CASES {
+        if !filters.is_empty() && !case.ends_with("/bare") && !filters.iter().any(|f| case.contains(f.as_str())) {
+            continue;
+        }
         let per_call = benches::callgrind_per_call(case, SHORT, LONG);
         let group = usize::from(case.starts_with("http/"));
         if case.ends_with("/bare") {
             bare[group] = per_call;
         }
-        println!("{case:<42} {per_call:>14.1} {:>+10.1}", per_call - bare[group]);
+        println!("{case:<52} {per_call:>14.1} {:>+10.1}", per_call - bare[group]);
     }
 }

@@ -127,6 +127,38 @@ pub const TARGETED: &str = "seed: 1\nrules: [{ name: r, match: { route: '/api/**
 /// One rule firing on every request.
 pub const FIRING: &str = "rules: [{ name: r, sample: { mode: exact, rate: 1.0 }, fault: { error: { status: 503 } } }]";
 
+/// `n` rules on route and method that cannot match `GET /api/quotes`, in turn: another first segment
+/// (`/r{i}/**`, GET), the right route and another method (`/api/**`, POST), and a sibling route under the same
+/// first segment (`/api/q{i}/**`, GET). Each at random 0.001.
+pub fn route_method_rules(n: usize) -> String {
+    let mut yaml = String::from("seed: 1\nrules:\n");
+    for i in 0..n {
+        let (route, method) = match i % 3 {
+            0 => (format!("/r{i}/**"), "GET"),
+            1 => ("/api/**".to_owned(), "POST"),
+            _ => (format!("/api/q{i}/**"), "GET"),
+        };
+        yaml.push_str(&format!(
+            "  - {{ name: r{i}, match: {{ route: '{route}', method: {method} }}, \
+             sample: {{ mode: random, rate: 0.001 }}, fault: {{ error: {{ status: 503 }} }} }}\n"
+        ));
+    }
+    yaml
+}
+
+/// `n` untargeted random rules, each at 0.001 / `n` (together about one request in a thousand, as
+/// [`NOT_FIRING`]).
+pub fn random_rules(n: usize) -> String {
+    let rate = RATE / n as f64;
+    let mut yaml = String::from("seed: 1\nrules:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - {{ name: r{i}, sample: {{ mode: random, rate: {rate} }}, fault: {{ error: {{ status: 503 }} }} }}\n"
+        ));
+    }
+    yaml
+}
+
 /// seatbelt 0.11's chaos injection at [`RATE`]. Its context needs a clock, which injection never reads; the
 /// returned guard keeps the clock's driver alive.
 pub fn seatbelt<S>(inner: S) -> (impl Service<Request<()>, Response = Response<()>, Error = Injected>, impl Sized)
@@ -173,6 +205,11 @@ pub const CASES: &[&str] = &[
     "http/brownout_nothing_armed",
     "http/brownout_armed_not_firing",
     "http/brownout_route_method_not_firing",
+    "http/brownout_1_route_method_rules_cannot_match",
+    "http/brownout_10_route_method_rules_cannot_match",
+    "http/brownout_100_route_method_rules_cannot_match",
+    "http/brownout_1000_route_method_rules_cannot_match",
+    "http/brownout_100_random_rules_not_firing",
     "http/seatbelt_injection",
     "http/tower_fault_error",
     "http/tower_resilience_chaos",
@@ -188,6 +225,10 @@ fn repeat<S: Service<R>, R>(mut svc: S, make: impl Fn() -> R, n: u64) -> u64 {
     ok
 }
 
+fn many(yaml: &str, n: u64) -> u64 {
+    repeat(handle(yaml).http_layer().layer(ok200()), get_quotes, n)
+}
+
 /// Runs case `name` `n` times and returns how many calls succeeded; `None` for an unknown name.
 pub fn run_case(name: &str, n: u64) -> Option<u64> {
     let u = || 7u64;
@@ -199,6 +240,11 @@ pub fn run_case(name: &str, n: u64) -> Option<u64> {
         "http/brownout_nothing_armed" => repeat(nothing_armed().http_layer().layer(ok200()), get_quotes, n),
         "http/brownout_armed_not_firing" => repeat(handle(NOT_FIRING).http_layer().layer(ok200()), get_quotes, n),
         "http/brownout_route_method_not_firing" => repeat(handle(TARGETED).http_layer().layer(ok200()), get_quotes, n),
+        "http/brownout_1_route_method_rules_cannot_match" => many(&route_method_rules(1), n),
+        "http/brownout_10_route_method_rules_cannot_match" => many(&route_method_rules(10), n),
+        "http/brownout_100_route_method_rules_cannot_match" => many(&route_method_rules(100), n),
+        "http/brownout_1000_route_method_rules_cannot_match" => many(&route_method_rules(1_000), n),
+        "http/brownout_100_random_rules_not_firing" => many(&random_rules(100), n),
         "http/seatbelt_injection" => {
             let (svc, _guard) = seatbelt(ok200());
             repeat(svc, get_quotes, n)

@@ -14,8 +14,9 @@ use crate::environment::{Environment, PROD_MAX_BLAST_RADIUS};
 use crate::error::ConfigError;
 use crate::fault::{BodyFault, ErrorFault, Fault, Latency, MAX_CPU_BURN, Outcome, RateLimit};
 use crate::glob::RouteGlob;
+use crate::index::{Entry, RuleIndex, literal_prefix};
 use crate::metrics::RuleMetrics;
-use crate::rule::{HeaderFaults, Hot, Rule, RuleSet};
+use crate::rule::{Cumulative, HeaderFaults, Rule, RuleSet};
 use crate::sampler::Sampler;
 use crate::target::Target;
 
@@ -83,13 +84,28 @@ pub(crate) fn compile(
         rules.push(compile_rule(&field, rule, seed, blast_radius, env)?);
     }
     let user_rules = rules.len();
-    let mut hot: Vec<Hot> = rules.iter().map(Hot::of).collect();
+    let random = Cumulative::of(&rules);
+    let entries: Vec<Entry<'_>> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| rule.random_untargeted().is_none())
+        .map(|(i, rule)| Entry {
+            rule: u32::try_from(i).expect("fewer than 2^32 rules"),
+            methods: &rule.target.methods,
+            prefix: rule.target.route.as_ref().map_or(&[][..], |r| literal_prefix(r.as_str())),
+        })
+        .collect();
+    let index = RuleIndex::build(&entries);
+    let reads_request = !entries.is_empty();
+    let reads_headers = rules
+        .iter()
+        .any(|r| !r.target.headers_eq.is_empty() || !r.target.headers_present.is_empty() || r.target.key.is_some());
+    drop(entries);
 
     let header = match &config.header_faults {
         Some(h) if h.enabled => {
             let token = read_token(h.token_env.as_deref(), h.token_file.as_deref())?;
             rules.push(pseudo_rule(HEADER_RULE, Fault::Header));
-            hot.push(Hot::Header);
             Some(HeaderFaults { token, max_delay: h.max_delay, rule: user_rules })
         }
         _ => None,
@@ -102,7 +118,11 @@ pub(crate) fn compile(
         ttl: config.ttl,
         rules: rules.into_boxed_slice(),
         user_rules,
-        hot: hot.into_boxed_slice(),
+        any_random: random.last().map_or(0, |c| c.threshold),
+        random: random.into_boxed_slice(),
+        index,
+        reads_request: reads_request || header.is_some(),
+        reads_headers,
         header,
         max_active_total: config.max_active_faults.unwrap_or(u32::MAX),
         active_total: AtomicU32::new(0),

@@ -20,7 +20,7 @@ use crate::injection::{ActiveFault, Injection};
 use crate::metrics;
 use crate::pressure::{PressureRunner, PressureStatus};
 use crate::rng::Stream;
-use crate::rule::{RuleSet, Scanned, Verdict};
+use crate::rule::{NONE, RuleSet, Verdict};
 use crate::target::RequestFacts;
 
 /// Bit 0 of the state word: armed. The rest: a generation bumped by every change.
@@ -460,12 +460,13 @@ pub struct RuleStats {
 }
 
 /// Where [`Decider::scan`] stopped: the rest of the decision reads the request. Pass it to
-/// [`Decider::decide_pending`] of the same decider, for the same request.
+/// [`Decider::choose`] or [`Decider::decide_pending`] of the same decider, for the same request.
 #[derive(Debug)]
 #[must_use = "finish the decision with `Decider::decide_pending`"]
 pub struct Pending {
-    index: usize,
-    /// The rule at `index` chose the request (otherwise the scan goes on from `index`).
+    /// The first rule that chose the request so far ([`NONE`]: none).
+    first: usize,
+    /// The rules that read the request have had their decision ([`Decider::choose`]).
     chosen: bool,
 }
 
@@ -516,10 +517,10 @@ impl Decider {
     }
 
     /// The first half of [`decide`](Self::decide), for callers whose request is costly to look at or to
-    /// keep in place (the HTTP layer): decides every untargeted random rule without reading the request.
-    /// `None` means "pass it through untouched", as from `decide`; otherwise finish with
-    /// [`decide_pending`](Self::decide_pending) on this decider, with the request's facts. With nothing
-    /// armed it is one atomic load and a branch.
+    /// keep in place (the HTTP layer): decides every untargeted random rule without reading the request, with
+    /// one random draw however many there are. `None` means "pass it through untouched", as from `decide`;
+    /// otherwise finish with [`decide_pending`](Self::decide_pending) on this decider, with the request's
+    /// facts (or first [`choose`](Self::choose)). With nothing armed it is one atomic load and a branch.
     #[inline]
     pub fn scan(&mut self) -> Option<Pending> {
         let state = self.shared.state.load(Ordering::Acquire);
@@ -529,24 +530,49 @@ impl Decider {
         if state != self.state {
             self.refresh(state);
         }
-        match self.set.scan_hot(&mut self.stream) {
-            Scanned::Chosen(index) => Some(Pending { index, chosen: true }),
-            // Also the header-faults entry, last: the caller reads the headers even when no rule chose it.
-            Scanned::General(index) => Some(Pending { index, chosen: false }),
-            Scanned::Pass => None,
+        let set = &*self.set;
+        let mut first = NONE;
+        if set.any_random != 0 {
+            // The decider adopted the stream for this set when it picked the set up (`refresh`).
+            let u = self.stream.next_adopted();
+            if u < set.any_random {
+                first = set.first_random(u);
+            }
+        }
+        // The rules that read the request (and the headers, with header faults on) come next.
+        (first != NONE || set.reads_request).then_some(Pending { first, chosen: false })
+    }
+
+    /// Does a rule of the rule set [`scan`](Self::scan) picked up read the request's headers (a header
+    /// condition or a key)? When not, [`choose`](Self::choose) may be given facts without them
+    /// ([`RequestFacts::http_path_method`]).
+    #[inline]
+    pub fn reads_headers(&self) -> bool {
+        self.set.reads_headers
+    }
+
+    /// The rules that read the request decide on its facts, in place (only those whose method and route
+    /// prefix could match are looked at). `None` when no rule chose the request and header faults are off:
+    /// pass it through untouched. Otherwise finish with [`decide_pending`](Self::decide_pending).
+    #[inline]
+    pub fn choose(&mut self, pending: Pending, facts: &RequestFacts<'_>) -> Option<Pending> {
+        let first = self.first(pending, facts);
+        (first != NONE || self.set.header.is_some()).then_some(Pending { first, chosen: true })
+    }
+
+    /// The second half of [`decide`](Self::decide), after [`scan`](Self::scan) (or [`choose`](Self::choose))
+    /// returned `pending`: the rules that read the request, and the faults of the rule that chose it.
+    #[inline]
+    pub fn decide_pending(&mut self, pending: Pending, facts: &RequestFacts<'_>) -> Option<Injection> {
+        match self.first(pending, facts) {
+            NONE => None,
+            first => self.decide_from(first, facts),
         }
     }
 
-    /// The second half of [`decide`](Self::decide), after [`scan`](Self::scan) returned `pending`: the
-    /// rules that read the request, and the faults of the rule that chose it.
     #[inline]
-    pub fn decide_pending(&mut self, pending: Pending, facts: &RequestFacts<'_>) -> Option<Injection> {
-        let first = if pending.chosen {
-            pending.index
-        } else {
-            self.set.scan_general(pending.index, facts, &mut self.stream)?
-        };
-        self.decide_from(first, facts)
+    fn first(&mut self, pending: Pending, facts: &RequestFacts<'_>) -> usize {
+        if pending.chosen { pending.first } else { self.set.scan_general(pending.first, facts, &mut self.stream) }
     }
 
     /// Picks up a changed rule set, and derives this decider's random stream for it here rather than on the

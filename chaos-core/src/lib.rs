@@ -44,6 +44,7 @@ mod error;
 mod fault;
 mod glob;
 mod guard;
+mod index;
 mod injection;
 mod metrics;
 pub mod pressure;

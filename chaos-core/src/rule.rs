@@ -9,6 +9,7 @@ use http::HeaderValue;
 use crate::clock::Clock;
 use crate::config::ChaosConfig;
 use crate::fault::{Delay, Fault, FaultKind};
+use crate::index::RuleIndex;
 use crate::injection::{ActiveFault, Injection};
 use crate::metrics::RuleMetrics;
 use crate::rng::{self, Stream};
@@ -59,38 +60,50 @@ pub(crate) struct HeaderFaults {
     pub(crate) rule: usize,
 }
 
-/// Where [`RuleSet::scan_hot`] stopped.
+/// One untargeted random rule in the single-draw scan: it is the first such rule to choose the request when
+/// the request's draw is below its `threshold` and not below the one before.
+///
+/// `threshold` is cumulative: 2^64 · (1 − Π (1 − rate) over this rule and the untargeted random rules before
+/// it), the chance that at least one of them fires. So one uniform draw decides the first of them to fire with
+/// exactly the chance that the rules, drawn one by one and independently, give it: rate · Π (1 − earlier rates).
+/// The rules after the first one to choose get fresh, independent draws (`decide_from`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Scanned {
-    /// No rule chose the request, and none needs its facts.
-    Pass,
-    /// This untargeted random rule chose the request.
-    Chosen(usize),
-    /// This rule, and the ones after it, need the request's facts.
-    General(usize),
+pub(crate) struct Cumulative {
+    pub(crate) threshold: u64,
+    pub(crate) rule: usize,
 }
 
-/// The hot loop's view of a rule: a 16-byte entry, so deciding "no" for an untargeted random rule reads one
-/// cache line per four rules and nothing else.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Hot {
-    /// No targeting, random sampling, any flavour: chosen when a draw is below the threshold.
-    Random(u64),
-    /// Anything else: the rule's own targeting and sampler decide.
-    General,
-    /// Last, when header faults are on: no rule chose the request, but its headers may ask for faults, so the
-    /// scan hands the request to the caller as [`General`](Self::General) does, and chooses nothing.
-    Header,
+impl Cumulative {
+    /// The cumulative thresholds of the untargeted random rules of `rules`, in order: `(rule, threshold)`.
+    pub(crate) fn of(rules: &[Rule]) -> Vec<Cumulative> {
+        // q: the chance (in 2^64ths) that none of the rules so far fires, exact to a 2^64th per rule.
+        let one = 1u128 << 64;
+        let mut q = one;
+        rules
+            .iter()
+            .enumerate()
+            .filter_map(|(rule, r)| Some((rule, r.random_untargeted()?)))
+            .map(|(rule, t)| {
+                q -= (q * u128::from(t)) >> 64;
+                Cumulative { threshold: u64::try_from(one - q).unwrap_or(u64::MAX), rule }
+            })
+            .collect()
+    }
 }
 
-impl Hot {
-    pub(crate) fn of(rule: &Rule) -> Self {
-        match rule.sampler {
-            Sampler::Random { threshold } if rule.target.any && !rule.http_only => Hot::Random(threshold),
-            _ => Hot::General,
+impl Rule {
+    /// The threshold of an untargeted random rule, which the single-draw scan decides without reading the
+    /// request; `None` for every other rule (they read the request, a counter or a key).
+    pub(crate) fn random_untargeted(&self) -> Option<u64> {
+        match self.sampler {
+            Sampler::Random { threshold } if self.target.any && !self.http_only => Some(threshold),
+            _ => None,
         }
     }
 }
+
+/// No rule (in [`Pending`](crate::Pending) and the scans).
+pub(crate) const NONE: usize = usize::MAX;
 
 /// Why a chosen fault was not injected.
 enum Refusal {
@@ -113,9 +126,17 @@ pub(crate) struct RuleSet {
     /// User rules first, then the header pseudo-rule if any.
     pub(crate) rules: Box<[Rule]>,
     pub(crate) user_rules: usize,
-    /// One compact entry per user rule, then [`Hot::Header`] when header faults are on; read by the hot
-    /// loop (see [`Hot`]).
-    pub(crate) hot: Box<[Hot]>,
+    /// The untargeted random rules, with their cumulative thresholds (see [`Cumulative`]).
+    pub(crate) random: Box<[Cumulative]>,
+    /// The last cumulative threshold: a request whose draw is not below it is chosen by no untargeted random
+    /// rule (0 without such rules: no draw).
+    pub(crate) any_random: u64,
+    /// Every other user rule, indexed by what the request decides (method, route prefix).
+    pub(crate) index: RuleIndex,
+    /// Some rule reads the request, or header faults are on: the scan hands the request to the caller.
+    pub(crate) reads_request: bool,
+    /// Some user rule reads the request's headers (a header condition or a key).
+    pub(crate) reads_headers: bool,
     pub(crate) header: Option<HeaderFaults>,
     pub(crate) max_active_total: u32,
     pub(crate) active_total: AtomicU32,
@@ -198,45 +219,49 @@ impl RuleSet {
         stream.next(self.id, self.seed, &self.next_stream)
     }
 
-    /// Evaluates every user rule once for this request, first the part that reads no request: untargeted
-    /// random rules, up to the first rule that needs the request's facts or a counter (then
-    /// [`scan_general`](Self::scan_general) goes on from there).
-    #[inline]
-    pub(crate) fn scan_hot(&self, stream: &mut Stream) -> Scanned {
-        // The common case, no rule fires, touches nothing but the compact entries: untargeted random rules
-        // are decided inline, without a call; the first other rule hands the rest of the scan to
-        // `scan_general`. The first rule that chooses the request goes to `decide_from`. The stream was
-        // adopted for this set when the decider picked the set up (`Decider::refresh`).
-        for (index, hot) in self.hot.iter().enumerate() {
-            match *hot {
-                Hot::Random(threshold) => {
-                    if stream.next_adopted() < threshold {
-                        return Scanned::Chosen(index);
-                    }
-                }
-                Hot::General | Hot::Header => return Scanned::General(index),
-            }
-        }
-        Scanned::Pass
+    /// The first untargeted random rule to choose a request whose draw is `u` (below [`any_random`]).
+    ///
+    /// [`any_random`]: Self::any_random
+    #[cold]
+    pub(crate) fn first_random(&self, u: u64) -> usize {
+        let i = self.random.partition_point(|c| c.threshold <= u);
+        self.random.get(i).map_or(NONE, |c| c.rule)
     }
 
-    /// The rest of [`scan_hot`](Self::scan_hot) from the first rule that needs its targeting or a counter.
-    #[inline(never)]
-    pub(crate) fn scan_general(&self, from: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> Option<usize> {
-        // `hot` and `rules` have one entry per rule, the header pseudo-rule included: walk them side by side.
-        let hot = self.hot.get(from..).unwrap_or_default();
-        let rules = self.rules.get(from..).unwrap_or_default();
-        for (offset, (hot, rule)) in hot.iter().zip(rules).enumerate() {
-            let chosen = match *hot {
-                Hot::Random(threshold) => stream.next_adopted() < threshold,
-                Hot::General => self.sample(rule, facts, stream),
-                Hot::Header => false,
-            };
-            if chosen {
-                return Some(from + offset);
+    /// The rules that read the request, before rule `limit` (the untargeted random rule that chose it, or
+    /// [`NONE`]), in order until one chooses it: only those the index says could match are looked at. Each
+    /// looked at counts as its one decision.
+    #[inline]
+    pub(crate) fn scan_general(&self, limit: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> usize {
+        for index in self.index.candidates(facts) {
+            if index >= limit {
+                break;
+            }
+            if self.sample(&self.rules[index], facts, stream) {
+                return index;
             }
         }
-        None
+        limit
+    }
+
+    /// The decision [`scan_general`](Self::scan_general) and the single draw make together, taken by walking
+    /// every user rule in order: the reference the index is tested against. `u` is the request's draw, when
+    /// the set has untargeted random rules.
+    #[cfg(test)]
+    pub(crate) fn scan_linear(&self, u: Option<u64>, facts: &RequestFacts<'_>, stream: &mut Stream) -> usize {
+        let mut random = self.random.iter();
+        for (index, rule) in self.rules[..self.user_rules].iter().enumerate() {
+            let chosen = if rule.random_untargeted().is_some() {
+                let c = random.next().expect("one cumulative entry per untargeted random rule");
+                u.expect("a draw when there are untargeted random rules") < c.threshold
+            } else {
+                self.sample(rule, facts, stream)
+            };
+            if chosen {
+                return index;
+            }
+        }
+        NONE
     }
 
     /// Does `rule` apply to this request, and does its sampler choose it? Counts as the rule's one decision.
@@ -384,4 +409,183 @@ fn try_take(slot: &AtomicU32, max: u32) -> bool {
 #[inline]
 fn try_take64(slot: &AtomicU64, max: u64) -> bool {
     slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http::{HeaderMap, HeaderValue, Method};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::compile::compile;
+    use crate::environment::Environment;
+
+    fn set(yaml: &str) -> RuleSet {
+        let config = ChaosConfig::from_yaml_str(yaml, None).expect("generated config parses");
+        compile(config, Environment::Test, Arc::new(SystemClock), None).expect("generated config compiles")
+    }
+
+    fn route() -> impl Strategy<Value = Option<String>> {
+        let seg = prop::sample::select(vec!["api", "a", "ab", "quotes", "", "*", "a*", "?b", "**", "{id}"]);
+        let tail = prop::sample::select(vec![None, Some("{*rest}"), Some("**")]);
+        let pattern = (prop::collection::vec(seg, 0..4), tail, any::<bool>()).prop_map(|(segs, tail, rooted)| {
+            let mut p = if rooted { String::from("/") } else { String::new() };
+            p.push_str(&segs.join("/"));
+            if let Some(t) = tail {
+                p.push_str(if p.is_empty() || p.ends_with('/') { "" } else { "/" });
+                p.push_str(t);
+            }
+            p
+        });
+        prop::option::weighted(0.7, pattern.prop_filter("a route is not empty", |p| !p.is_empty()))
+    }
+
+    fn rule() -> impl Strategy<Value = String> {
+        let methods = prop::sample::subsequence(vec!["GET", "POST", "PUT", "PURGE"], 0..=2);
+        let sample = prop::sample::select(vec![
+            "{ mode: random, rate: 0.3 }",
+            "{ mode: random, rate: 0.05 }",
+            "{ mode: random, rate: 0.9 }",
+            "{ mode: random, rate: 1.0 }",
+            "{ mode: random, rate: 0.0 }",
+            "{ mode: exact, rate: 0.5 }",
+            "{ mode: every_nth, nth: 3 }",
+            "{ mode: first_n, count: 2 }",
+            "{ mode: hash, rate: 0.5 }",
+        ]);
+        let fault = prop::sample::select(vec![
+            "{ error: { status: 503 } }",
+            "{ latency: { fixed: 1ms } }",
+            "{ truncate: { after_bytes: 1 } }",
+        ]);
+        (route(), methods, any::<bool>(), sample, fault).prop_map(|(route, methods, header, sample, fault)| {
+            let mut target = Vec::new();
+            if let Some(r) = route {
+                target.push(format!("route: '{r}'"));
+            }
+            if !methods.is_empty() {
+                target.push(format!("method: [{}]", methods.join(", ")));
+            }
+            if header {
+                target.push("headers: { x-a: '1' }".to_owned());
+            }
+            if sample.contains("hash") {
+                target.push("key: { header: x-k }".to_owned());
+            }
+            format!("match: {{ {} }}, sample: {sample}, fault: {fault}", target.join(", "))
+        })
+    }
+
+    /// (method, path, x-a, x-k); `None` for the method: a request without HTTP facts.
+    fn request() -> impl Strategy<Value = (Option<&'static str>, String, bool, bool)> {
+        let method =
+            prop::sample::select(vec![Some("GET"), Some("POST"), Some("PUT"), Some("PURGE"), Some("DELETE"), None]);
+        let seg = prop::sample::select(vec!["api", "a", "ab", "quotes", "", "b", "x"]);
+        let path = (prop::collection::vec(seg, 0..5), any::<bool>())
+            .prop_map(|(segs, rooted)| format!("{}{}", if rooted { "/" } else { "" }, segs.join("/")));
+        (method, path, any::<bool>(), any::<bool>())
+    }
+
+    proptest! {
+        // No failure files: tests never write into the source tree.
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The indexed scan (one draw for the untargeted random rules, then only the rules the index says could
+        /// match) makes the decision a walk over every rule makes, request after request: the same first rule,
+        /// the same counters, the same random stream.
+        #[test]
+        fn the_index_decides_as_the_linear_scan(
+            rules in prop::collection::vec(rule(), 0..12),
+            requests in prop::collection::vec(request(), 1..40),
+            seed in any::<u64>(),
+        ) {
+            let mut yaml = format!("seed: {seed}\nrules:\n");
+            for (i, r) in rules.iter().enumerate() {
+                yaml.push_str(&format!("  - {{ name: r{i}, {r} }}\n"));
+            }
+            if rules.is_empty() {
+                yaml.push_str("  []\n");
+            }
+            let (indexed, linear) = (set(&yaml), set(&yaml));
+            let (mut s1, mut s2) = (Stream::default(), Stream::default());
+            s1.adopt(indexed.id, indexed.seed, &indexed.next_stream);
+            s2.adopt(linear.id, linear.seed, &linear.next_stream);
+            for (method, path, a, k) in &requests {
+                let method = method.map(|m| Method::from_bytes(m.as_bytes()).unwrap());
+                let mut headers = HeaderMap::new();
+                if *a {
+                    headers.insert("x-a", HeaderValue::from_static("1"));
+                }
+                if *k {
+                    headers.insert("x-k", HeaderValue::from_str(path).unwrap_or(HeaderValue::from_static("k")));
+                }
+                let facts = match &method {
+                    Some(m) => RequestFacts {
+                        path: Some(path),
+                        method: Some(m),
+                        headers: Some(&headers),
+                        flavour: Flavour::Http,
+                    },
+                    None => RequestFacts::NONE,
+                };
+                let got = {
+                    let u = (indexed.any_random != 0).then(|| s1.next_adopted());
+                    let limit = u.filter(|&u| u < indexed.any_random).map_or(NONE, |u| indexed.first_random(u));
+                    indexed.scan_general(limit, &facts, &mut s1)
+                };
+                let want = {
+                    let u = (linear.any_random != 0).then(|| s2.next_adopted());
+                    linear.scan_linear(u, &facts, &mut s2)
+                };
+                prop_assert_eq!(got, want, "{:?} {} for\n{}", method, path, yaml);
+                // The same draws taken: the streams stay in step (their owners differ: two sets).
+                prop_assert_eq!({ s1 }.next_adopted(), { s2 }.next_adopted());
+                for (x, y) in indexed.rules.iter().zip(&*linear.rules) {
+                    prop_assert_eq!(x.counter.load(Ordering::Relaxed), y.counter.load(Ordering::Relaxed));
+                }
+            }
+        }
+    }
+
+    /// One draw against cumulative thresholds picks the first untargeted random rule to fire with the chance
+    /// independent draws give it, rate · Π (1 − earlier rates), and none with Π (1 − rates).
+    #[test]
+    fn the_single_draw_gives_each_rule_its_own_rate() {
+        let rates = [0.3, 0.05, 0.5, 0.2];
+        let mut yaml = String::from("seed: 7\nrules:\n");
+        for (i, r) in rates.iter().enumerate() {
+            yaml.push_str(&format!(
+                "  - {{ name: r{i}, sample: {{ mode: random, rate: {r} }}, fault: {{ error: {{ status: 503 }} }} }}\n"
+            ));
+        }
+        let set = set(&yaml);
+        let mut stream = Stream::default();
+        stream.adopt(set.id, set.seed, &set.next_stream);
+        let n = 200_000;
+        let mut counts = [0usize; 5];
+        for _ in 0..n {
+            let u = stream.next_adopted();
+            let first = if u < set.any_random { set.first_random(u) } else { NONE };
+            counts[if first == NONE { rates.len() } else { first }] += 1;
+        }
+        let mut none = 1.0;
+        let mut expected = Vec::new();
+        for r in rates {
+            expected.push(none * r);
+            none *= 1.0 - r;
+        }
+        expected.push(none);
+        // Each cell within 5 standard deviations of its binomial mean (a fixed seed: the same draws every run).
+        for (got, p) in counts.iter().zip(&expected) {
+            let (mean, sd) = (n as f64 * p, (n as f64 * p * (1.0 - p)).sqrt());
+            assert!((*got as f64 - mean).abs() <= 5.0 * sd, "{counts:?} against {expected:?}");
+        }
+        // And the thresholds themselves are exact: the first is the rule's own threshold, the last 1 − Π (1 − r).
+        assert_eq!(set.random[0].threshold, crate::rng::threshold(rates[0]));
+        let last = set.any_random as f64 / 18_446_744_073_709_551_616.0;
+        assert!((last - (1.0 - none)).abs() < 1e-12, "{last} vs {}", 1.0 - none);
+    }
 }

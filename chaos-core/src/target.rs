@@ -44,6 +44,16 @@ impl<'a> RequestFacts<'a> {
             flavour: Flavour::Http,
         }
     }
+
+    /// The facts of an HTTP request without its headers, for when no rule reads them
+    /// ([`Decider::reads_headers`](crate::Decider::reads_headers)), with a standard method taken as its
+    /// constant: nothing in them points into the request (its path lives in the URI's buffer), so a caller that
+    /// then moves the request need not copy it first. `None` for an extension method.
+    #[inline]
+    pub fn http_path_method(path: &'a str, method: &http::Method) -> Option<Self> {
+        let method = crate::index::standard(method)?;
+        Some(RequestFacts { path: Some(path), method: Some(method), headers: None, flavour: Flavour::Http })
+    }
 }
 
 /// Compiled targeting: every present condition must hold.

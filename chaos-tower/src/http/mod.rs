@@ -99,18 +99,50 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        // Nothing armed: one atomic load and a branch. Armed: the untargeted random rules are decided
-        // without reading the request; only a rule that chose it, a rule that reads it (targeting, a key)
-        // or header faults take the request out of line. On the common path the request moves once, into
-        // the inner service, as without the layer.
+        // Nothing armed: one atomic load and a branch. Armed: the untargeted random rules are decided with
+        // one draw, without reading the request; the rules that read it (targeting, a key) decide on its
+        // facts in place, out of line, looking only at the rules its method and path could match. Only a rule
+        // that chose it, or header faults, take the request itself out of line. On the common path the request
+        // moves once, into the inner service, as without the layer.
         if let Some(pending) = self.decider.scan() {
-            return self.call_pending(req, pending);
+            return self.call_armed(req, pending);
         }
         ResponseFuture::passthrough(self.inner.call(req))
     }
 }
 
 impl<S> HttpChaos<S> {
+    /// The rules that read the request decide on its facts, in place.
+    #[inline]
+    fn call_armed<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>>,
+    {
+        // Usually no rule reads the headers and the method is a standard one: then the facts hold nothing that
+        // points into the request, and the request moves on without being copied first.
+        if !self.decider.reads_headers()
+            && let Some(facts) = RequestFacts::http_path_method(req.uri().path(), req.method())
+        {
+            return match self.decider.choose(pending, &facts) {
+                Some(chosen) => self.call_pending(req, chosen),
+                None => ResponseFuture::passthrough(self.inner.call(req)),
+            };
+        }
+        self.call_general(req, pending)
+    }
+
+    /// [`call_armed`](Self::call_armed) with every fact of the request.
+    #[inline(never)]
+    fn call_general<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>>,
+    {
+        match self.decider.choose(pending, &RequestFacts::http(&req)) {
+            Some(chosen) => self.call_pending(req, chosen),
+            None => ResponseFuture::passthrough(self.inner.call(req)),
+        }
+    }
+
     /// The rest of the decision, which reads the request, and the faults it chose.
     #[inline(never)]
     fn call_pending<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB>
