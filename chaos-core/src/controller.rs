@@ -262,6 +262,23 @@ impl Controller {
                 restarted = ?restarted, "chaos rules loaded"
             ),
         }
+        if arm && !was_armed {
+            crate::event::emit(
+                "chaos_armed",
+                "chaos",
+                &experiment,
+                &format!("chaos armed by a load: {rules} rules"),
+                serde_json::json!({ "rules": rules, "env": shared.env.as_str(), "seed": seed }),
+            );
+        } else if !arm && was_armed {
+            crate::event::emit(
+                "chaos_disarmed",
+                "chaos",
+                &experiment,
+                "chaos disarmed by a load (`armed: false`)",
+                serde_json::json!({ "reason": "config" }),
+            );
+        }
         if !arm {
             self.run_disarm_hooks();
         }
@@ -284,7 +301,15 @@ impl Controller {
         set.mark_armed();
         self.bump(true);
         self.sync_pressure(true);
-        tracing::info!(experiment = set.config.experiment.as_deref().unwrap_or_default(), "chaos armed");
+        let experiment = set.config.experiment.as_deref().unwrap_or_default();
+        tracing::info!(experiment, "chaos armed");
+        crate::event::emit(
+            "chaos_armed",
+            "chaos",
+            experiment,
+            &format!("chaos armed: {} rules", set.config.rules.len()),
+            serde_json::json!({ "rules": set.config.rules.len(), "env": self.shared.env.as_str() }),
+        );
         Ok(())
     }
 
@@ -318,6 +343,24 @@ impl Controller {
             self.sync_pressure(false);
         }
         tracing::info!(reason, "chaos disarmed");
+        let config = self.shared.current.load();
+        let experiment = config.config.experiment.as_deref().unwrap_or_default();
+        if reason == "slo guard" {
+            crate::event::emit(
+                "chaos_aborted",
+                "slo_guard",
+                experiment,
+                "the SLO guard aborted the chaos",
+                serde_json::json!({ "reason": reason }),
+            );
+        }
+        crate::event::emit(
+            "chaos_disarmed",
+            "chaos",
+            experiment,
+            &format!("chaos disarmed: {reason}"),
+            serde_json::json!({ "reason": reason }),
+        );
         self.run_disarm_hooks();
     }
 

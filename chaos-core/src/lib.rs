@@ -41,6 +41,7 @@ mod controller;
 mod duration;
 mod environment;
 mod error;
+pub mod event;
 mod fault;
 mod glob;
 mod guard;

@@ -40,6 +40,8 @@ pub(crate) struct Rule {
     /// Sampled requests seen by the counting samplers.
     pub(crate) counter: AtomicU64,
     pub(crate) injected: AtomicU64,
+    /// Its first fault since arming was announced (a `CHAOS_EVENT` line).
+    pub(crate) announced: std::sync::atomic::AtomicBool,
     pub(crate) overflow: AtomicU64,
     pub(crate) active: AtomicU32,
     pub(crate) metrics: RuleMetrics,
@@ -163,6 +165,7 @@ impl RuleSet {
         self.armed_at.store(now, Ordering::Release);
         for rule in &*self.rules {
             rule.since.store(now, Ordering::Release);
+            rule.announced.store(false, Ordering::Relaxed);
         }
         self.expired.store(false, Ordering::Release);
     }
@@ -190,6 +193,7 @@ impl RuleSet {
             match kept {
                 Some(before) => {
                     rule.since.store(before.since.load(Ordering::Acquire), Ordering::Release);
+                    rule.announced.store(before.announced.load(Ordering::Relaxed), Ordering::Relaxed);
                     for (to, from) in [
                         (&rule.counter, &before.counter),
                         (&rule.injected, &before.injected),
@@ -373,6 +377,18 @@ impl RuleSet {
         }
         rule.metrics.injected.increment(1);
         rule.metrics.active.increment(1.0);
+        // The rule's first fault since arming: one CHAOS_EVENT line (a load and a branch after that).
+        if !rule.announced.load(Ordering::Relaxed) && !rule.announced.swap(true, Ordering::Relaxed) {
+            let experiment = self.config.experiment.as_deref().unwrap_or_default();
+            let kind = rule.kind().as_str();
+            crate::event::emit(
+                "chaos_failure_injected",
+                &rule.name,
+                experiment,
+                &format!("first {kind} fault injected by rule {}", rule.name),
+                serde_json::json!({ "kind": kind, "rule": &*rule.name }),
+            );
+        }
         Ok(())
     }
 
