@@ -454,8 +454,9 @@ mod tests {
     }
 
     /// The browser to render with: `BROWNOUT_CHROMIUM`, or `chromium` (Debian's package), `chromium-browser`
-    /// or `google-chrome` on the `PATH`. `None` when `BROWNOUT_SKIP_BROWSER=1`; a panic that says how to
-    /// install one otherwise.
+    /// or `google-chrome` on the `PATH`. `None` when `BROWNOUT_SKIP_BROWSER=1`. Without one: a panic that says
+    /// how to install one when `BROWNOUT_REQUIRE_BROWSER=1` (`.ci/run` sets it, after installing Chromium),
+    /// else `None` with a notice, so `cargo test --workspace` on a machine without a browser still passes.
     fn browser() -> Option<std::path::PathBuf> {
         if std::env::var("BROWNOUT_SKIP_BROWSER").is_ok_and(|v| v == "1") {
             eprintln!("BROWNOUT_SKIP_BROWSER=1: report.html is not rendered in a browser");
@@ -470,10 +471,12 @@ mod tests {
                 return Some(found);
             }
         }
-        panic!(
-            "no Chromium to render report.html with: install it (`apt-get install -y chromium` on Debian), point \
-             BROWNOUT_CHROMIUM at one, or set BROWNOUT_SKIP_BROWSER=1 to skip this test"
-        );
+        let advice = "install it (`apt-get install -y chromium` on Debian) or point BROWNOUT_CHROMIUM at one";
+        if std::env::var("BROWNOUT_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!("no Chromium to render report.html with: {advice}");
+        }
+        eprintln!("no Chromium found: report.html is not rendered in a browser ({advice}; .ci/run does)");
+        None
     }
 
     /// The width and height in a PNG's header, if `bytes` is a PNG.

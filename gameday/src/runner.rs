@@ -552,3 +552,49 @@ pub fn default_output_dir(now: SystemTime) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(now).to_string().replace(':', "-");
     Path::new("chaos_reports").join(format!("chaos_run_{stamp}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml");
+        Plan::load(&path).unwrap()
+    }
+
+    fn names(plan: &Plan) -> Vec<String> {
+        plan.scenarios.iter().map(|s| s.name.clone()).collect()
+    }
+
+    #[test]
+    fn duration_sets_each_faults_real_length_whatever_the_time_scale() {
+        let options = Options { duration: Some(Duration::from_secs(3600)), time_scale: 0.05, ..Options::default() };
+        let selected = select(&plan(), &options).unwrap();
+        for s in &selected.scenarios {
+            // The scenario multiplies by the time scale: an hour, as `--duration 1h` says.
+            let scaled = s.duration.mul_f64(options.time_scale);
+            assert!((scaled.as_secs_f64() - 3600.0).abs() < 1e-6, "{}: {scaled:?}", s.name);
+        }
+    }
+
+    #[test]
+    fn scenarios_are_picked_by_name_and_shuffled_by_the_seed() {
+        let plan = plan();
+        let pick =
+            Options { scenarios: Some(vec!["disk_slow".into(), "network_partition".into()]), ..Options::default() };
+        // Picked, in the plan's order.
+        assert_eq!(names(&select(&plan, &pick).unwrap()), ["network_partition", "disk_slow"]);
+        let unknown = Options { scenarios: Some(vec!["nope".into()]), ..Options::default() };
+        let err = check(&plan, &unknown).unwrap_err();
+        assert!(err.contains("`nope`") && err.contains("network_partition"), "{err}");
+        let random = |seed| Options { mode: Mode::Random, seed: Some(seed), ..Options::default() };
+        let a = names(&select(&plan, &random(1)).unwrap());
+        assert_eq!(a, names(&select(&plan, &random(1)).unwrap()), "the same seed, the same order");
+        let mut sorted = a.clone();
+        sorted.sort();
+        let mut all = names(&plan);
+        all.sort();
+        assert_eq!(sorted, all, "a shuffle keeps every scenario once");
+        assert!((2..20).any(|seed| names(&select(&plan, &random(seed)).unwrap()) != a), "seeds change the order");
+    }
+}
