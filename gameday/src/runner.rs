@@ -537,10 +537,11 @@ pub fn print_table(run: &Run) {
             v.recovery_time_seconds.map_or("never".to_owned(), |r| format!("{r:.2}s")),
             format!("{:.1}s", r.scenario.sla_recovery_time_seconds),
             if degraded.is_empty() { "-".to_owned() } else { degraded.join(" ") },
-            if v.verdict == Verdict::Pass {
-                "PASS".to_owned()
-            } else {
-                format!("{}: {}", v.verdict.as_str(), v.failures.join("; "))
+            match v.verdict {
+                Verdict::Pass => "PASS".to_owned(),
+                // INVALID and INTERRUPTED lead their failures with their own name.
+                Verdict::Fail => format!("FAIL: {}", v.failures.join("; ")),
+                _ => v.failures.join("; "),
             }
         ));
     }

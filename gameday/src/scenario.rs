@@ -295,10 +295,11 @@ pub(crate) async fn run(rig: &Rig<'_>, scenario: &Scenario, progress: Progress) 
         }
         armed
     };
-    // The fault ends now: at the planned end, at the abort, or at the interruption.
-    let disarmed = target.disarm(switch).await;
+    // The fault ends now: at the planned end, at the abort, or at the interruption. Its end is the instant the
+    // disarm is asked for: stopping a pressure (its threads, its ballast) takes time that recovery must count.
     let fault_end = epoch.elapsed();
     let fault_end_wall = SystemTime::now();
+    let disarmed = target.disarm(switch).await;
     if let Some(b) = &breach {
         emit(
             EventType::ChaosAborted,

@@ -141,3 +141,62 @@ async fn an_interrupted_run_disarms_and_reports_the_scenario_as_interrupted() {
     let ran = r.metrics.during.stats.requests as f64 / 100.0;
     assert!(ran < 2.5, "the fault ended at the interruption, after {ran:.1} s of its 5 s");
 }
+
+/// A target whose kill switch takes 400 ms to act (a pressure's threads stopping, a replica slow to answer):
+/// the fault goes on meanwhile.
+struct SlowDisarm(InProcess);
+
+impl chaos_gameday::Target for SlowDisarm {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn client(&self) -> Client {
+        self.0.client()
+    }
+    fn switches(&self) -> Vec<String> {
+        self.0.switches()
+    }
+    fn arm<'a>(
+        &'a self,
+        switch: &'a str,
+        config: chaos_core::ChaosConfig,
+    ) -> chaos_gameday::BoxFuture<'a, Result<u64, String>> {
+        self.0.arm(switch, config)
+    }
+    fn disarm<'a>(&'a self, switch: &'a str) -> chaos_gameday::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            self.0.disarm(switch).await
+        })
+    }
+    fn counters<'a>(
+        &'a self,
+        switch: &'a str,
+    ) -> chaos_gameday::BoxFuture<'a, Result<chaos_gameday::Counters, String>> {
+        self.0.counters(switch)
+    }
+    fn state(&self) -> chaos_gameday::BoxFuture<'_, Result<chaos_gameday::State, String>> {
+        self.0.state()
+    }
+}
+
+/// Recovery counts from the instant the fault is told to end, not from when the kill switch has acted: the
+/// 400 ms the fault goes on are part of the time to recover (the first 250 ms windows still see fallbacks).
+#[tokio::test(start_paused = true)]
+async fn recovery_counts_from_the_order_to_disarm() {
+    let plan = Plan::from_yaml(PLAN).unwrap();
+    let chaos = ChaosHandle::for_environment(Environment::Test);
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = service(&chaos, calls.clone(), true);
+    let target = SlowDisarm(
+        InProcess::new(Client::service(app))
+            .switch("price", chaos.clone())
+            .calls("price", move || calls.load(Ordering::Relaxed)),
+    );
+    let options = Options { time_scale: 1.0, seed: Some(3), ..Options::default() };
+    let run = run(&plan, Arc::new(target), &options).await.unwrap();
+    let r = &run.outcome("dependency_down").unwrap().report;
+    let recovery = r.validation.recovery_time_seconds.expect("it recovers");
+    assert!(recovery >= 0.4, "the fault lasted 400 ms past its end: recovery {recovery} s");
+    assert!(r.metrics.after.stats.fallbacks > 0, "the fallbacks of those 400 ms count in the after phase");
+}
