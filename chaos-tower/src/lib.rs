@@ -10,7 +10,8 @@
 //! - [`ChaosIo`] for any `AsyncRead` / `AsyncWrite`: each read and write is decided like a request (the slow
 //!   disk).
 //!
-//! Beside them: [`CircuitBreakerLayer`], [`FallbackLayer`] and [`ShedLayer`] (degrade-flags), and
+//! Beside them: [`CircuitBreakerLayer`], [`FallbackLayer`] and [`ShedLayer`] (degrade-flags),
+//! [`BufferBodyLayer`] (a body that fails or is cut becomes an error the breaker and the fallback see), and
 //! [`CostLayer`], which meters every request as a cost-meter job and obeys a budget's concurrency guardrail.
 //!
 //! The [`degrade`] module makes degradation happen by itself: [`degrade::TriggerTask`] flips a degrade flag
@@ -42,6 +43,7 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+pub mod body;
 pub mod breaker;
 pub mod chaos;
 pub mod cost;
@@ -56,6 +58,7 @@ pub mod load;
 mod refusal;
 pub mod shed;
 
+pub use body::{BodyError, BufferBodyLayer};
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
 pub use cost::{Cost, CostLayer};

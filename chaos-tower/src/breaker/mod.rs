@@ -63,8 +63,17 @@ use crate::chaos::InjectedError;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IgnoreInjected;
 
+/// Is `error`, or an error in its `source()` chain, an [`InjectedError`]? (A
+/// [`BodyError`](crate::body::BodyError) wraps the reset that failed a body.)
 fn injected_error(error: &BoxError) -> bool {
-    error.is::<InjectedError>()
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**error);
+    while let Some(e) = next {
+        if e.is::<InjectedError>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// The preset of [`CircuitBreakerLayer::new`]: `Ok` is a success, any `Err` a failure. An
@@ -142,7 +151,7 @@ impl<T> Classifier<Result<T, BoxError>> for IgnoreInjected {
     fn classify(&self, output: &Result<T, BoxError>) -> Outcome {
         match output {
             Ok(_) => Outcome::Success,
-            Err(e) if e.is::<InjectedError>() => Outcome::Ignored,
+            Err(e) if injected_error(e) => Outcome::Ignored,
             Err(_) => Outcome::Failure,
         }
     }
@@ -160,7 +169,7 @@ impl<B> Classifier<Result<http::Response<B>, BoxError>> for HttpStatus {
             Ok(r) if r.headers().contains_key(chaos_core::INJECTED_HEADER) => Outcome::Ignored,
             Ok(r) if r.status().is_server_error() => Outcome::Failure,
             Ok(_) => Outcome::Success,
-            Err(e) if e.is::<InjectedError>() => Outcome::Ignored,
+            Err(e) if injected_error(e) => Outcome::Ignored,
             Err(_) => Outcome::Failure,
         }
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos_core::{FaultKind, GrpcCode, Outcome};
+use chaos_core::{BodyFault, FaultKind, GrpcCode, Outcome};
 
 /// A fault injected by a chaos rule, as an error: retries, breakers and dashboards can tell it from a real
 /// one with `err.is::<InjectedError>()`.
@@ -36,6 +36,15 @@ impl InjectedError {
             Outcome::Reset => Detail::None,
         };
         Self { rule, kind: outcome.kind(), detail }
+    }
+
+    /// A body fault (throttle, truncate) of `rule`.
+    pub(crate) fn from_body_fault(rule: Arc<str>, fault: &BodyFault) -> Self {
+        let kind = match fault {
+            BodyFault::Throttle { .. } => FaultKind::Throttle,
+            BodyFault::Truncate { .. } => FaultKind::Truncate,
+        };
+        Self { rule, kind, detail: Detail::None }
     }
 
     /// The name of the rule that injected the fault.

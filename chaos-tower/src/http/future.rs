@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::ChaosBody;
 use super::response::outcome_response;
+use crate::chaos::InjectedError;
 use crate::faulted::{ColdBox, Faulted};
 
 pin_project! {
@@ -97,7 +98,15 @@ where
             Some(inner) => {
                 let response = ready!(inner.poll(cx))?;
                 Poll::Ready(Ok(match this.body.take() {
-                    Some(slot) => response.map(|b| ChaosBody::faulted(b, slot)),
+                    Some(slot) => {
+                        let mut response = response;
+                        if let BodyFault::Truncate { .. } = slot.fault() {
+                            // So a body buffer can tell a cut it sees from a real one (`crate::body`).
+                            let marker = InjectedError::from_body_fault(slot.rule_shared(), slot.fault());
+                            response.extensions_mut().insert(marker);
+                        }
+                        response.map(|b| ChaosBody::faulted(b, slot))
+                    }
                     None => response.map(ChaosBody::inner),
                 }))
             }

@@ -12,6 +12,11 @@
 //! | throttle | the service's answer, its body at N KiB/s |
 //! | truncate | the service's answer cut after N bytes; a declared `Content-Length` stays, so the cut shows |
 //!
+//! A reset or a cut body fails only once the body is read: under a breaker or a fallback, read it with
+//! [`BufferBodyLayer`](crate::BufferBodyLayer), which makes either an error of the call (a response under a
+//! `truncate` rule carries the rule's [`InjectedError`](crate::InjectedError) as an extension, so the buffer
+//! can tell the cut was injected).
+//!
 //! Every injected answer carries `x-chaos-injected: <rule>`. The service's error type is unchanged, so the
 //! layer fits axum's `Router::layer`.
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
-use chaos_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, HttpChaosLayer};
+use chaos_tower::{BufferBodyLayer, ChaosHandle, CircuitBreakerLayer, FallbackLayer, HttpChaosLayer};
 use degrade_flags::breaker::{CircuitBreaker, Outcome};
 use http_body_util::{BodyExt, Full};
 use tower::util::{BoxCloneSyncService, Either};
@@ -30,6 +30,10 @@ async fn provider(latency: Duration, req: http::Request<Body>) -> Result<http::R
     Ok(http::Response::new(Full::new(Bytes::from(body))))
 }
 
+/// The largest provider answer the client reads (a quote is a few dozen bytes): a longer body is an error of
+/// the call, a failure to the breaker.
+const BODY_LIMIT: usize = 64 * 1024;
+
 /// The route of the provider's quote API: what chaos rules match (`/api/quotes/**`).
 const PROVIDER_ROUTE: &str = "/api/quotes/";
 
@@ -45,9 +49,10 @@ fn symbol_of(req: &http::Request<Body>) -> String {
 
 /// The provider as the service sees it, outermost first: the fallback (the cache, unless
 /// [`Options::fallback`] is off), the circuit breaker, a counter of calls that reach the provider, the client
-/// timeout, chaos, then the whole body read (a reset or a cut body is an error here, as over a real
-/// connection). The quote route fills the cache with good answers; the fallback's answers carry
-/// `x-served-from: cache` and the cached quote's fetch time ([`FetchedAt`]).
+/// timeout, the whole body read ([`BufferBodyLayer`]: a reset, a cut or an oversized body is an error here, as
+/// over a real connection, so the breaker counts it and the fallback answers), then chaos. The quote route
+/// fills the cache with good answers; the fallback's answers carry `x-served-from: cache` and the cached
+/// quote's fetch time ([`FetchedAt`]).
 pub(crate) fn client(
     chaos: &ChaosHandle,
     breaker: Arc<CircuitBreaker>,
@@ -95,11 +100,7 @@ pub(crate) fn client(
             req
         })
         .timeout(options.timeout)
-        .and_then(|response: http::Response<chaos_tower::ChaosBody<Full<Bytes>>>| async move {
-            let (parts, body) = response.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            Ok::<_, BoxError>(http::Response::from_parts(parts, bytes))
-        })
+        .layer(BufferBodyLayer::new(BODY_LIMIT).name("provider"))
         .layer(HttpChaosLayer::new(chaos.clone()))
         .service_fn(move |req| provider(latency, req));
     // One box for either shape: boxing the guarded stack inside the fallback too would cost a second boxed
