@@ -91,6 +91,10 @@ pub(crate) fn client(
     // The calls that reach the fault layer, also as a Prometheus counter: what a GameDay run against this
     // service from outside (`--target`, `--calls-metric demo_provider_calls_total`) divides by. Registered
     // once: each call is one atomic add.
+    metrics::describe_counter!(
+        "demo_provider_calls_total",
+        "Calls to the quote provider that reached its fault layer (past the breaker)."
+    );
     let calls_metric = metrics::counter!("demo_provider_calls_total");
     let guarded = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new(breaker).classifier(classify))
