@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod alloc;
+mod apportion;
 mod clock;
 mod counters;
 mod future;
@@ -46,6 +47,7 @@ pub use meter::{
     CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, Launch, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation, Refused,
 };
 pub use record::{BYTES_PER_GB, BadRecord, CpuMode, JobRecord, MemoryMode, gb_hours, read_records};
+pub use section::settle_thread;
 pub use sink::{JsonLinesFile, MemorySink, RecordSink};
 
 // budgets

@@ -121,9 +121,9 @@ pub struct Options {
     pub fallback: bool,
     /// Budgets the requests are charged to (their month-to-date usage, alert levels and guardrails), if any.
     pub budgets: Option<Arc<Mutex<BudgetMonitor>>>,
-    /// Meter each request's CPU with the thread CPU clock around every poll (exact; on by default, the
-    /// GameDay reports CPU per request). Off, a request's CPU is its wall time, recorded as an estimate:
-    /// `CostLayer`'s own default, for high request rates (the clock is a system call, two per poll).
+    /// Meter each request's CPU with the thread CPU clock, apportioned over its polls (`CostLayer`'s default;
+    /// on by default, the GameDay reports CPU per request). Off, a request's CPU is its wall time, recorded as
+    /// an estimate (`CostLayer::wall_estimate`).
     pub thread_cpu: bool,
     /// The degrade flags the demo reads (`quotes.source`, `reports.delivery`, `api.shed_percent`); those
     /// missing are defined at their defaults. `None` (the default): the demo makes its own registry, at the
@@ -277,9 +277,9 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
         .build();
     let labels = Labels::new("trading", "quote-api").env("demo").strategy("quote");
     let metering = if options.thread_cpu {
-        CostLayer::new(meter.clone(), labels).thread_cpu()
-    } else {
         CostLayer::new(meter.clone(), labels)
+    } else {
+        CostLayer::new(meter.clone(), labels).wall_estimate()
     };
     let mut router = Router::new()
         .merge(quotes::router(quotes))
