@@ -1,12 +1,22 @@
 //! The arithmetic of apportioned CPU: one interval of a thread's CPU time split over the polls that ran in it,
 //! in proportion to each poll's time as the TSC measured it.
 
-/// What an interval's polls are charged in all: the thread's CPU time over the interval, but no more than the
-/// polls' own TSC time. The thread's CPU beyond its polls' time ran outside metered polls (the runtime, other
-/// tasks) and is nobody's; a thread CPU time below the polls' time means the thread lost the CPU during them
-/// (preempted, or blocked in a system call), which the polls are not charged.
-pub(crate) fn interval_total(cpu_ns: u64, polled_ns: u64) -> u64 {
-    cpu_ns.min(polled_ns)
+/// What an interval's polls are charged in all, from the thread's CPU time over the interval (`cpu_ns`), the
+/// polls' TSC time (`polled_ns`, and in ticks `polled_ticks`) and the TSC time of the short gaps between them
+/// (`short_gap_ticks`: the runtime's own work between polls).
+///
+/// The polls and the short gaps are taken to have lost the CPU (preempted, blocked in a system call) at the
+/// same rate, so the polls' CPU is the thread's CPU times their part of that runnable time; the long gaps are
+/// taken as parked, off the CPU (their TSC time counts for nothing). The total is never more than the polls'
+/// own TSC time, nor than the thread's CPU: a thread CPU time above it ran outside metered polls and is
+/// nobody's.
+pub(crate) fn interval_total(cpu_ns: u64, polled_ns: u64, polled_ticks: u64, short_gap_ticks: u64) -> u64 {
+    let runnable = u128::from(polled_ticks) + u128::from(short_gap_ticks);
+    if runnable == 0 {
+        return 0;
+    }
+    let polls_cpu = (u128::from(cpu_ns) * u128::from(polled_ticks) / runnable) as u64;
+    polls_cpu.min(polled_ns)
 }
 
 /// Splits a total over parts in proportion to their weights, exactly: the parts sum to the total (when the
@@ -55,8 +65,10 @@ mod tests {
         assert_eq!([s.part(0), s.part(0)], [0, 0]);
         let mut s = Split::new(u64::MAX, u64::MAX);
         assert_eq!([s.part(u64::MAX - 1), s.part(1)], [u64::MAX - 1, 1]);
-        assert_eq!(interval_total(5, 7), 5);
-        assert_eq!(interval_total(9, 7), 7);
+        assert_eq!(interval_total(5, 7, 7, 0), 5, "preempted: the thread's CPU");
+        assert_eq!(interval_total(9, 7, 7, 0), 7, "more CPU than polls: the polls' time");
+        assert_eq!(interval_total(8, 9, 6, 2), 6, "short gaps take their part of the CPU");
+        assert_eq!(interval_total(8, 0, 0, 5), 0);
     }
 
     proptest! {
@@ -65,9 +77,12 @@ mod tests {
             cpu_ns in 0u64..10_000_000_000,
             weights in proptest::collection::vec(0u64..5_000_000_000, 1..64),
             ns_per_tick in 0.25f64..4.0,
+            short_gap_ticks in 0u64..1_000_000_000,
         ) {
             let weight: u64 = weights.iter().sum();
-            let total = interval_total(cpu_ns, (weight as f64 / ns_per_tick) as u64);
+            let polled_ns = (weight as f64 * ns_per_tick) as u64;
+            let total = interval_total(cpu_ns, polled_ns, weight, short_gap_ticks);
+            prop_assert!(total <= polled_ns);
             let mut split = Split::new(total, weight);
             let parts: Vec<u64> = weights.iter().map(|w| split.part(*w)).collect();
             if weight > 0 {

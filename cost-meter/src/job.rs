@@ -177,7 +177,7 @@ impl Job {
 
     /// Runs `f` on this thread, charged to this job.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _section = Section::enter(&self.inner);
+        let _section = Section::enter_closure(&self.inner);
         f()
     }
 
@@ -193,7 +193,7 @@ impl Job {
     ) -> std::thread::JoinHandle<R> {
         let inner = Arc::clone(&self.inner);
         std::thread::spawn(move || {
-            let _section = Section::enter(&inner);
+            let _section = Section::enter_closure(&inner);
             f()
         })
     }
@@ -216,7 +216,7 @@ impl Job {
     ) -> tokio::task::JoinHandle<R> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let _section = Section::enter(&inner);
+            let _section = Section::enter_closure(&inner);
             f()
         })
     }
@@ -297,7 +297,7 @@ impl<'scope, 'env> JobScope<'scope, 'env> {
     ) -> std::thread::ScopedJoinHandle<'scope, R> {
         let job = Arc::clone(&self.job);
         self.scope.spawn(move || {
-            let _section = Section::enter(&job);
+            let _section = Section::enter_closure(&job);
             f()
         })
     }

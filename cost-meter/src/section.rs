@@ -11,6 +11,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use crate::CpuMode;
 use crate::alloc::ledger::{self, Tag};
@@ -22,6 +23,9 @@ use crate::job::JobInner;
 pub(crate) const INTERVAL_NS: u64 = 1_000_000;
 /// The most sections an interval holds before it is settled (one clock read per this many polls at least).
 pub(crate) const MAX_ENTRIES: usize = 256;
+/// A gap between two polls on a thread shorter than this is the runtime's own work, on the CPU when the
+/// thread is; a longer one is taken as parked (see [`interval_total`]).
+pub(crate) const SHORT_GAP_NS: u64 = 50_000;
 
 /// The TSC, calibrated against the monotonic clock once per process (quanta falls back to the monotonic
 /// clock where the TSC is not invariant).
@@ -43,47 +47,84 @@ struct Entry {
 struct Interval {
     /// Whether an interval is open (its start read).
     open: bool,
-    /// The thread CPU clock and the TSC at the interval's start.
+    /// The thread CPU clock, the TSC and the monotonic clock at the interval's start.
     cpu0: u64,
     tsc0: u64,
-    /// TSC ticks of an interval's length ([`INTERVAL_NS`]), once known.
+    wall0: Option<Instant>,
+    /// TSC ticks of an interval's length ([`INTERVAL_NS`]) and of a short gap ([`SHORT_GAP_NS`]), once known.
     length: u64,
+    short_gap: u64,
+    /// The TSC when the last top-level apportioned section ended (or the interval started).
+    last_end: u64,
+    /// The TSC time of the short gaps between the interval's sections.
+    short_gaps: u64,
+    /// How deep the apportioned sections running now nest (gaps are counted between top-level ones).
+    depth: u32,
+    /// Whether the runtime tells this thread when it parks ([`on_thread_park`], [`on_thread_unpark`]): then
+    /// every gap between polls is the runtime's work, whatever its length.
+    hooked: bool,
     /// CPU charged by exactly measured sections during the interval: not the apportioned sections'.
     exact_ns: u64,
-    /// The thread's last measured on-CPU ratio of its apportioned sections (charged / TSC time), ×2³².
-    ratio: u64,
+    /// What the last interval charged per TSC tick of its sections, in nanoseconds ×2³² (its sections'
+    /// on-CPU ratio times the TSC's nanoseconds per tick): the provisional rate of the next one.
+    rate: u64,
     entries: Vec<Entry>,
 }
 
 impl Interval {
     const fn new() -> Self {
-        Interval { open: false, cpu0: 0, tsc0: 0, length: 0, exact_ns: 0, ratio: 1 << 32, entries: Vec::new() }
+        Interval {
+            open: false,
+            cpu0: 0,
+            tsc0: 0,
+            wall0: None,
+            length: 0,
+            short_gap: 0,
+            last_end: 0,
+            short_gaps: 0,
+            depth: 0,
+            hooked: false,
+            exact_ns: 0,
+            rate: 0,
+            entries: Vec::new(),
+        }
     }
 
     /// Reads the thread CPU clock, splits the interval's CPU over its entries and starts the next interval.
-    fn settle(&mut self, now_tsc: u64) {
+    ///
+    /// The TSC's ticks are converted to nanoseconds by the interval's own monotonic-clock time (one vDSO read
+    /// per interval), not by a calibration made once: a TSC frequency estimated 1% off would charge 1% off.
+    fn settle(&mut self) {
         let cpu = thread_cpu_ns();
-        if self.open && !self.entries.is_empty() {
-            let clock = tsc();
+        let (now_tsc, wall) = (tsc().raw(), Instant::now());
+        if let (true, Some(wall0)) = (self.open && !self.entries.is_empty(), self.wall0) {
             let ticks: u64 = self.entries.iter().map(|e| e.ticks).sum();
-            let polled_ns = clock.delta_as_nanos(0, ticks);
+            let wall_ns = wall.duration_since(wall0).as_nanos();
+            let interval_ticks = u128::from(now_tsc.saturating_sub(self.tsc0)).max(1);
+            let polled_ns = (u128::from(ticks) * wall_ns / interval_ticks) as u64;
             let cpu_ns = cpu.saturating_sub(self.cpu0).saturating_sub(self.exact_ns);
-            let total = interval_total(cpu_ns, polled_ns);
+            let total = interval_total(cpu_ns, polled_ns, ticks, self.short_gaps);
             let mut split = Split::new(total, ticks);
             for e in self.entries.drain(..) {
                 e.job.settle(split.part(e.ticks), e.provisional_ns);
             }
-            if polled_ns > 0 {
-                self.ratio = ((u128::from(total) << 32) / u128::from(polled_ns)) as u64;
+            if ticks > 0 {
+                self.rate = ((u128::from(total) << 32) / u128::from(ticks)) as u64;
             }
         }
         self.entries.clear();
         if self.length == 0 {
-            self.length = clock_ticks_per_interval(tsc());
+            let clock = tsc();
+            self.length = ticks_in(clock, INTERVAL_NS);
+            self.short_gap = ticks_in(clock, SHORT_GAP_NS);
+            self.rate = ticks_in_rate(clock);
         }
         self.open = true;
+        self.last_end = now_tsc;
+        self.short_gaps = 0;
         self.cpu0 = cpu;
         self.tsc0 = now_tsc;
+        self.wall0 = Some(wall);
         self.exact_ns = 0;
     }
 }
@@ -92,7 +133,7 @@ impl Drop for Interval {
     /// A thread that ends settles what it ran.
     fn drop(&mut self) {
         if !self.entries.is_empty() {
-            self.settle(tsc().raw());
+            self.settle();
         }
     }
 }
@@ -109,6 +150,7 @@ thread_local! {
 /// also when the work panics).
 pub(crate) struct Section<'a> {
     job: &'a Arc<JobInner>,
+    mode: CpuMode,
     previous_tag: Tag,
     outer_nested_ticks: u64,
     outer_nested_ns: u64,
@@ -117,32 +159,53 @@ pub(crate) struct Section<'a> {
 }
 
 impl<'a> Section<'a> {
+    /// A poll of one of the job's futures: measured as the job's [`CpuMode`] says.
     #[inline]
     pub(crate) fn enter(job: &'a Arc<JobInner>) -> Self {
-        let (outer_nested_ticks, outer_nested_ns, start_tsc, start_ns) = match job.cpu_mode() {
+        Self::enter_as(job, job.cpu_mode())
+    }
+
+    /// A closure or a thread of the job's, long by nature: an apportioned job's measured exactly.
+    pub(crate) fn enter_closure(job: &'a Arc<JobInner>) -> Self {
+        let mode = match job.cpu_mode() {
+            CpuMode::Apportioned => CpuMode::ThreadCpu,
+            mode => mode,
+        };
+        Self::enter_as(job, mode)
+    }
+
+    #[inline]
+    fn enter_as(job: &'a Arc<JobInner>, mode: CpuMode) -> Self {
+        let (outer_nested_ticks, outer_nested_ns, start_tsc, start_ns) = match mode {
             CpuMode::WallEstimate => (0, 0, 0, 0),
             CpuMode::ThreadCpu => (NESTED_TICKS.replace(0), NESTED_NS.replace(0), tsc().raw(), thread_cpu_ns()),
             CpuMode::Apportioned => {
                 let start_tsc = tsc().raw();
                 let _ = INTERVAL.try_with(|i| {
-                    if let Ok(mut i) = i.try_borrow_mut()
-                        && !i.open
-                    {
-                        i.settle(start_tsc);
+                    if let Ok(mut i) = i.try_borrow_mut() {
+                        if !i.open {
+                            i.settle();
+                        } else if i.depth == 0 {
+                            let gap = start_tsc.saturating_sub(i.last_end);
+                            if i.hooked || gap < i.short_gap {
+                                i.short_gaps += gap;
+                            }
+                        }
+                        i.depth += 1;
                     }
                 });
                 (NESTED_TICKS.replace(0), NESTED_NS.replace(0), start_tsc, 0)
             }
         };
         let previous_tag = ledger::enter(job.tag());
-        Section { job, previous_tag, outer_nested_ticks, outer_nested_ns, start_tsc, start_ns }
+        Section { job, mode, previous_tag, outer_nested_ticks, outer_nested_ns, start_tsc, start_ns }
     }
 }
 
 impl Drop for Section<'_> {
     #[inline]
     fn drop(&mut self) {
-        match self.job.cpu_mode() {
+        match self.mode {
             CpuMode::WallEstimate => ledger::leave(self.previous_tag),
             CpuMode::ThreadCpu => {
                 let spent_ns = thread_cpu_ns().saturating_sub(self.start_ns);
@@ -171,8 +234,11 @@ impl Drop for Section<'_> {
                 let charged = INTERVAL
                     .try_with(|i| {
                         let mut i = i.try_borrow_mut().ok()?;
-                        let own_ns = clock.delta_as_nanos(0, own);
-                        let provisional = ((u128::from(own_ns) * u128::from(i.ratio)) >> 32) as u64;
+                        i.depth = i.depth.saturating_sub(1);
+                        if i.depth == 0 {
+                            i.last_end = now;
+                        }
+                        let provisional = ((u128::from(own) * u128::from(i.rate)) >> 32) as u64;
                         self.job.add_job_cpu(provisional);
                         match i.entries.last_mut() {
                             Some(last) if Arc::ptr_eq(&last.job, self.job) => {
@@ -185,8 +251,9 @@ impl Drop for Section<'_> {
                                 provisional_ns: provisional,
                             }),
                         }
-                        if now.saturating_sub(i.tsc0) >= i.length || i.entries.len() >= MAX_ENTRIES {
-                            i.settle(now);
+                        let due = now.saturating_sub(i.tsc0) >= i.length || i.entries.len() >= MAX_ENTRIES;
+                        if due && i.depth == 0 {
+                            i.settle();
                         }
                         Some(provisional)
                     })
@@ -206,33 +273,66 @@ impl Drop for Section<'_> {
     }
 }
 
-/// The raw TSC ticks in [`INTERVAL_NS`].
-fn clock_ticks_per_interval(clock: &quanta::Clock) -> u64 {
-    // delta_as_nanos is linear in the ticks: find the ticks of 1 ms from the ns of 2⁴⁰ ticks.
+/// Tells cost-meter that the calling thread is about to park (sleep until woken): its apportioning interval
+/// settles now, so the park's time is in no interval. Give it to the runtime with [`on_thread_unpark`], and the
+/// gaps between polls are told apart from parks exactly (without them, a gap longer than 50 µs is taken as a
+/// park); each park then costs one read of the thread CPU clock.
+///
+/// ```
+/// let runtime = tokio::runtime::Builder::new_multi_thread()
+///     .on_thread_park(cost_meter::on_thread_park)
+///     .on_thread_unpark(cost_meter::on_thread_unpark)
+///     .build()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn on_thread_park() {
+    let _ = INTERVAL.try_with(|i| {
+        if let Ok(mut i) = i.try_borrow_mut() {
+            i.hooked = true;
+            if !i.entries.is_empty() && i.depth == 0 {
+                i.settle();
+            }
+        }
+    });
+}
+
+/// Tells cost-meter that the calling thread woke from a park: the time since [`on_thread_park`] is no gap
+/// between polls.
+pub fn on_thread_unpark() {
+    let _ = INTERVAL.try_with(|i| {
+        if let Ok(mut i) = i.try_borrow_mut() {
+            i.hooked = true;
+            i.last_end = tsc().raw();
+        }
+    });
+}
+
+/// The TSC's nanoseconds per tick ×2³², as calibrated: the provisional rate before a first interval settles.
+fn ticks_in_rate(clock: &quanta::Clock) -> u64 {
+    let probe = 1u64 << 32;
+    clock.delta_as_nanos(0, probe).max(1)
+}
+
+/// The raw TSC ticks in `ns` nanoseconds.
+fn ticks_in(clock: &quanta::Clock, ns: u64) -> u64 {
+    // delta_as_nanos is linear in the ticks: scale by the nanoseconds of 2⁴⁰ ticks.
     let probe = 1u64 << 40;
-    let ns = clock.delta_as_nanos(0, probe).max(1);
-    ((u128::from(INTERVAL_NS) * u128::from(probe)) / u128::from(ns)).max(1) as u64
+    let probe_ns = clock.delta_as_nanos(0, probe).max(1);
+    ((u128::from(ns) * u128::from(probe)) / u128::from(probe_ns)).max(1) as u64
 }
 
 /// Settles the calling thread's apportioning interval now: one read of the thread CPU clock, and the
 /// [`Apportioned`](crate::CpuMode::Apportioned) polls it ran since the last one are charged their exact
 /// shares instead of their provisional charge. A thread settles by itself about every millisecond while it
 /// polls, and when it exits; [`Job::finish`](crate::Job::finish) settles its own thread for jobs that are not
-/// per request. Give it to a runtime's `on_thread_park` hook and a worker settles before it sleeps, so
-/// per-request records are exact too (one clock read per park):
-///
-/// ```
-/// let runtime = tokio::runtime::Builder::new_multi_thread()
-///     .on_thread_park(cost_meter::settle_thread)
-///     .build()?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
+/// per request. Give it to a runtime's `on_thread_stop` hook and a worker's last polls are settled before the
+/// runtime's shutdown returns; [`on_thread_park`] settles at each park.
 pub fn settle_thread() {
     let _ = INTERVAL.try_with(|i| {
         if let Ok(mut i) = i.try_borrow_mut()
             && !i.entries.is_empty()
         {
-            i.settle(tsc().raw());
+            i.settle();
         }
     });
 }
@@ -244,7 +344,7 @@ mod tests {
     #[test]
     fn an_interval_is_about_a_millisecond_of_ticks() {
         let clock = tsc();
-        let ticks = clock_ticks_per_interval(clock);
+        let ticks = ticks_in(clock, INTERVAL_NS);
         let ns = clock.delta_as_nanos(0, ticks);
         assert!((ns as i64 - INTERVAL_NS as i64).abs() <= 1_000, "{ticks} ticks are {ns} ns");
     }
