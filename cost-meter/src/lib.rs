@@ -45,7 +45,7 @@ pub use alloc::CostAllocator;
 pub use clock::{process_cpu_ns, rss_bytes, thread_cpu, thread_cpu_ns};
 pub use future::Metered;
 pub use job::{Job, JobScope, JobSpec};
-pub use labels::{Labels, Tier, UnknownTier};
+pub use labels::{Label, Labels, Tier, UnknownTier};
 pub use meter::{
     CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, Launch, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation, Refused,
 };
