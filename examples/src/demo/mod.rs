@@ -55,7 +55,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chaos_tower::shed::SHED_HEADER;
 use chaos_tower::{ChaosHandle, CostLayer, ShedLayer};
-use cost_meter::budget::BudgetMonitor;
+use cost_meter::budget::{BudgetFeed, BudgetMonitor};
 use cost_meter::{JobRecord, Labels, Meter};
 use degrade_flags::Flags;
 use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, SystemClock};
@@ -263,15 +263,14 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
 
     let cost = Arc::new(CostTotals::default());
     let totals = cost.clone();
-    let budgets = options.budgets.clone();
+    // Requests are charged to the budgets in per-thread batches, judged once a second (or at the monitor's
+    // next flush): an alert fires at most a second late.
+    let budgets = options.budgets.as_ref().map(|m| BudgetFeed::new(m, Duration::from_secs(1)));
     let meter = Meter::builder()
         .sink(move |record: &JobRecord| {
             totals.add(record);
             if let Some(budgets) = &budgets {
-                let mut monitor = budgets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let Err(e) = monitor.record(record, std::time::SystemTime::now()) {
-                    tracing::warn!("budget checkpoint not saved: {e}");
-                }
+                budgets.record(record);
             }
         })
         .build();
