@@ -106,11 +106,24 @@ impl JobInner {
     }
 
     /// Settles an apportioned interval's sections: the job's figure moves from what they were charged
-    /// (`provisional`) to their share, the meter's total gains the share.
+    /// (`provisional`) to their share (the meter's total is charged the share by [`charge_meter`]).
+    ///
+    /// [`charge_meter`]: Self::charge_meter
     pub(crate) fn settle(&self, share: u64, provisional: u64) {
-        // Wrapping: `provisional` was added to `cpu_ns` before, so the result is never below zero.
-        self.cpu_ns.fetch_add(share.wrapping_sub(provisional), Relaxed);
-        self.meter.charge_cpu(share);
+        if share != provisional {
+            // Wrapping: `provisional` was added to `cpu_ns` before, so the result is never below zero.
+            self.cpu_ns.fetch_add(share.wrapping_sub(provisional), Relaxed);
+        }
+    }
+
+    /// Charges the job's meter's total (for apportioned shares, once per run of the same meter's jobs).
+    pub(crate) fn charge_meter(&self, ns: u64) {
+        self.meter.charge_cpu(ns);
+    }
+
+    /// Whether the two jobs belong to the same meter.
+    pub(crate) fn same_meter(&self, other: &JobInner) -> bool {
+        self.meter.same(&other.meter)
     }
 }
 

@@ -174,6 +174,10 @@ impl Meter {
         self.inner.id
     }
 
+    pub(crate) fn same(&self, other: &Meter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     #[inline]
     pub(crate) fn charge_cpu(&self, ns: u64) {
         self.inner.charged_cpu_ns.fetch_add(ns, Relaxed);

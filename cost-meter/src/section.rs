@@ -9,7 +9,7 @@
 //!   ([`apportion`](crate::apportion));
 //! - [`CpuMode::WallEstimate`]: no clock (the job's wall time is its figure).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -65,6 +65,10 @@ struct Interval {
     hooked: bool,
     /// CPU charged by exactly measured sections during the interval: not the apportioned sections'.
     exact_ns: u64,
+    /// TSC ticks spent, and CPU charged, by the sections nested inside the running one, so it can leave
+    /// them out.
+    nested_ticks: u64,
+    nested_ns: u64,
     /// What the last interval charged per TSC tick of its sections, in nanoseconds ×2³² (its sections'
     /// on-CPU ratio times the TSC's nanoseconds per tick): the provisional rate of the next one.
     rate: u64,
@@ -85,9 +89,16 @@ impl Interval {
             depth: 0,
             hooked: false,
             exact_ns: 0,
+            nested_ticks: 0,
+            nested_ns: 0,
             rate: 0,
             entries: Vec::new(),
         }
+    }
+
+    /// Takes the nested sections' ticks and CPU, for a section that starts (it gives them back at its end).
+    fn take_nested(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.nested_ticks), std::mem::take(&mut self.nested_ns))
     }
 
     /// Reads the thread CPU clock, splits the interval's CPU over its entries and starts the next interval.
@@ -105,8 +116,22 @@ impl Interval {
             let cpu_ns = cpu.saturating_sub(self.cpu0).saturating_sub(self.exact_ns);
             let total = interval_total(cpu_ns, polled_ns, ticks, self.short_gaps);
             let mut split = Split::new(total, ticks);
+            // The meter's total is one shared counter: charged once per run of entries of the same meter.
+            let mut run: Option<(Arc<JobInner>, u64)> = None;
             for e in self.entries.drain(..) {
-                e.job.settle(split.part(e.ticks), e.provisional_ns);
+                let share = split.part(e.ticks);
+                e.job.settle(share, e.provisional_ns);
+                match &mut run {
+                    Some((first, sum)) if first.same_meter(&e.job) => *sum += share,
+                    _ => {
+                        if let Some((first, sum)) = run.replace((e.job, share)) {
+                            first.charge_meter(sum);
+                        }
+                    }
+                }
+            }
+            if let Some((first, sum)) = run {
+                first.charge_meter(sum);
             }
             if ticks > 0 {
                 self.rate = ((u128::from(total) << 32) / u128::from(ticks)) as u64;
@@ -139,11 +164,14 @@ impl Drop for Interval {
 }
 
 thread_local! {
-    /// TSC ticks spent in the sections nested inside the current one, so it can leave them out.
-    static NESTED_TICKS: Cell<u64> = const { Cell::new(0) };
-    /// CPU charged by the sections nested inside the current one, so an exact section can leave it out.
-    static NESTED_NS: Cell<u64> = const { Cell::new(0) };
     static INTERVAL: RefCell<Interval> = const { RefCell::new(Interval::new()) };
+}
+
+/// Runs `f` on this thread's apportioning state: `None` while the thread is torn down or re-entered (from a
+/// settle that drops a job's last handle).
+#[inline]
+fn with_interval<R>(f: impl FnOnce(&mut Interval) -> R) -> Option<R> {
+    INTERVAL.try_with(|i| i.try_borrow_mut().ok().map(|mut i| f(&mut i))).ok().flatten()
 }
 
 /// Charges the thread's CPU time and allocations to `job` until dropped (drop order restores the outer job,
@@ -178,23 +206,26 @@ impl<'a> Section<'a> {
     fn enter_as(job: &'a Arc<JobInner>, mode: CpuMode) -> Self {
         let (outer_nested_ticks, outer_nested_ns, start_tsc, start_ns) = match mode {
             CpuMode::WallEstimate => (0, 0, 0, 0),
-            CpuMode::ThreadCpu => (NESTED_TICKS.replace(0), NESTED_NS.replace(0), tsc().raw(), thread_cpu_ns()),
+            CpuMode::ThreadCpu => {
+                let (ticks, ns) = with_interval(Interval::take_nested).unwrap_or_default();
+                (ticks, ns, tsc().raw(), thread_cpu_ns())
+            }
             CpuMode::Apportioned => {
                 let start_tsc = tsc().raw();
-                let _ = INTERVAL.try_with(|i| {
-                    if let Ok(mut i) = i.try_borrow_mut() {
-                        if !i.open {
-                            i.settle();
-                        } else if i.depth == 0 {
-                            let gap = start_tsc.saturating_sub(i.last_end);
-                            if i.hooked || gap < i.short_gap {
-                                i.short_gaps += gap;
-                            }
+                let (ticks, ns) = with_interval(|i| {
+                    if !i.open {
+                        i.settle();
+                    } else if i.depth == 0 {
+                        let gap = start_tsc.saturating_sub(i.last_end);
+                        if i.hooked || gap < i.short_gap {
+                            i.short_gaps += gap;
                         }
-                        i.depth += 1;
                     }
-                });
-                (NESTED_TICKS.replace(0), NESTED_NS.replace(0), start_tsc, 0)
+                    i.depth += 1;
+                    i.take_nested()
+                })
+                .unwrap_or_default();
+                (ticks, ns, start_tsc, 0)
             }
         };
         let previous_tag = ledger::enter(job.tag());
@@ -212,62 +243,52 @@ impl Drop for Section<'_> {
                 let spent_ticks = tsc().raw().saturating_sub(self.start_tsc);
                 // The bookkeeping below is the thread's, not the job's (its allocations included).
                 ledger::leave(self.previous_tag);
-                let charged = spent_ns.saturating_sub(NESTED_NS.get());
-                self.job.charge_cpu(charged);
-                NESTED_TICKS.set(self.outer_nested_ticks + spent_ticks);
-                NESTED_NS.set(self.outer_nested_ns + charged);
-                // The apportioned sections of this thread's interval are not charged this CPU.
-                let _ = INTERVAL.try_with(|i| {
-                    if let Ok(mut i) = i.try_borrow_mut()
-                        && i.open
-                    {
+                let charged = with_interval(|i| {
+                    let charged = spent_ns.saturating_sub(i.nested_ns);
+                    i.nested_ticks = self.outer_nested_ticks + spent_ticks;
+                    i.nested_ns = self.outer_nested_ns + charged;
+                    // The apportioned sections of this thread's interval are not charged this CPU.
+                    if i.open {
                         i.exact_ns += charged;
                     }
-                });
+                    charged
+                })
+                .unwrap_or(spent_ns);
+                self.job.charge_cpu(charged);
             }
             CpuMode::Apportioned => {
-                let clock = tsc();
-                let now = clock.raw();
+                let now = tsc().raw();
                 ledger::leave(self.previous_tag);
                 let spent_ticks = now.saturating_sub(self.start_tsc);
-                let own = spent_ticks.saturating_sub(NESTED_TICKS.get());
-                let charged = INTERVAL
-                    .try_with(|i| {
-                        let mut i = i.try_borrow_mut().ok()?;
-                        i.depth = i.depth.saturating_sub(1);
-                        if i.depth == 0 {
-                            i.last_end = now;
+                let job = self.job;
+                let (outer_ticks, outer_ns) = (self.outer_nested_ticks, self.outer_nested_ns);
+                let settled = with_interval(|i| {
+                    let own = spent_ticks.saturating_sub(i.nested_ticks);
+                    let provisional = ((u128::from(own) * u128::from(i.rate)) >> 32) as u64;
+                    i.nested_ticks = outer_ticks + spent_ticks;
+                    i.nested_ns = outer_ns + provisional;
+                    i.depth = i.depth.saturating_sub(1);
+                    job.add_job_cpu(provisional);
+                    // A job polled again soon after (a request's polls, a task that yields) shares its entry.
+                    let recent = i.entries.len().saturating_sub(4);
+                    match i.entries[recent..].iter_mut().rev().find(|e| Arc::ptr_eq(&e.job, job)) {
+                        Some(e) => {
+                            e.ticks += own;
+                            e.provisional_ns += provisional;
                         }
-                        let provisional = ((u128::from(own) * u128::from(i.rate)) >> 32) as u64;
-                        self.job.add_job_cpu(provisional);
-                        match i.entries.last_mut() {
-                            Some(last) if Arc::ptr_eq(&last.job, self.job) => {
-                                last.ticks += own;
-                                last.provisional_ns += provisional;
-                            }
-                            _ => i.entries.push(Entry {
-                                job: Arc::clone(self.job),
-                                ticks: own,
-                                provisional_ns: provisional,
-                            }),
-                        }
-                        let due = now.saturating_sub(i.tsc0) >= i.length || i.entries.len() >= MAX_ENTRIES;
-                        if due && i.depth == 0 {
+                        None => i.entries.push(Entry { job: Arc::clone(job), ticks: own, provisional_ns: provisional }),
+                    }
+                    if i.depth == 0 {
+                        i.last_end = now;
+                        if now.saturating_sub(i.tsc0) >= i.length || i.entries.len() >= MAX_ENTRIES {
                             i.settle();
                         }
-                        Some(provisional)
-                    })
-                    .ok()
-                    .flatten()
-                    // A thread being torn down (or re-entered from a settle): the section is charged its
-                    // TSC time.
-                    .unwrap_or_else(|| {
-                        let ns = clock.delta_as_nanos(0, own);
-                        self.job.charge_cpu(ns);
-                        ns
-                    });
-                NESTED_TICKS.set(self.outer_nested_ticks + spent_ticks);
-                NESTED_NS.set(self.outer_nested_ns + charged);
+                    }
+                });
+                if settled.is_none() {
+                    // A thread being torn down (or re-entered from a settle): charged its TSC time.
+                    job.charge_cpu(tsc().delta_as_nanos(self.start_tsc, now));
+                }
             }
         }
     }
