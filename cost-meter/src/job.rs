@@ -52,7 +52,7 @@ impl JobSpec {
 
     /// Measures its futures' CPU with the TSC around each poll and the thread CPU clock once per interval of
     /// about a millisecond per thread, each interval's CPU split over the polls that ran in it by their TSC
-    /// time ([`CpuMode::Apportioned`]): about 30 ns a poll instead of two system calls, and within 2% of the
+    /// time ([`CpuMode::Apportioned`]): under 50 ns a poll instead of two system calls, and within 2% of the
     /// kernel's figure. Closures, scoped threads and blocking tasks ([`Job::run`], [`Job::scope`], …) are still
     /// measured exactly. The share of a poll is known when its thread's interval ends: a per-request job
     /// finishes with its last polls charged at the thread's last measured on-CPU ratio (their TSC time when

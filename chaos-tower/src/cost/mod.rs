@@ -23,7 +23,7 @@
 //! still recorded); streaming a body afterwards is not charged. By default a request's CPU is the thread CPU
 //! it used, apportioned ([`CpuMode::Apportioned`](cost_meter::CpuMode): each poll timed with the TSC, each
 //! worker's thread CPU clock read about once a millisecond and split over the polls it ran; within 2% of the
-//! kernel's figure, about 30 ns a poll), so a request that waits (on a dependency, on an injected delay) is
+//! kernel's figure, under 50 ns a poll), so a request that waits (on a dependency, on an injected delay) is
 //! not charged its wait. [`thread_cpu`](CostLayer::thread_cpu) reads the thread CPU clock around every poll
 //! (exact, two system calls per poll); [`wall_estimate`](CostLayer::wall_estimate) charges the request's
 //! wall time (an estimate: a wait is charged as CPU). When the concurrency limit has no room, the request is
