@@ -31,9 +31,18 @@ struct Shard {
 }
 
 /// The batches of every thread feeding one monitor: the monitor drains them when it flushes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Batches {
+    /// Unique in the process (threads find their shard by it; an address could be reused).
+    id: u64,
     shards: Mutex<Vec<Arc<Shard>>>,
+}
+
+impl Default for Batches {
+    fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Batches { id: NEXT_ID.fetch_add(1, Relaxed), shards: Mutex::default() }
+    }
 }
 
 impl Batches {
@@ -52,8 +61,8 @@ impl Batches {
 }
 
 thread_local! {
-    /// This thread's shard of each feed it charged: (the batches' address, the shard).
-    static SHARDS: RefCell<Vec<(usize, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's shard of each monitor it charged through a feed: (the batches' id, the shard).
+    static SHARDS: RefCell<Vec<(u64, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Charges finished jobs to a shared [`BudgetMonitor`] in per-thread batches: what a service charged per
@@ -117,7 +126,7 @@ impl BudgetFeed {
         let usage = Usage::of(record);
         let end = record.started_at_unix + record.wall_seconds.max(0.0);
         let month = Month::of_unix(end);
-        let key = Arc::as_ptr(&self.batches) as usize;
+        let key = self.batches.id;
         let add = |shard: &Shard| {
             let mut pending = lock(&shard.pending);
             match pending.iter_mut().find(|p| p.month == month && p.labels == record.labels) {
