@@ -1,7 +1,9 @@
 //! cost-meter's costs beside the floor and the peers, in the same run:
-//! - `cost_poll`: one poll of a pending future, bare and through `Job::meter` (thread-CPU and wall-estimate
-//!   modes), next to one and two reads of the thread CPU clock (two reads per poll are the floor of exact
-//!   per-poll metering);
+//! - `cost_poll`: one poll of a pending future, bare and through `Job::meter` in each CPU mode (apportioned,
+//!   the default of `CostLayer`; the thread CPU clock around every poll; wall estimate), next to one and two
+//!   reads of the thread CPU clock (two reads per poll are the floor of exact per-poll metering).
+//!   `metered/apportioned_2_jobs` polls two jobs' futures in turn, two polls per iteration (each poll then
+//!   opens its own entry in the thread's interval, as requests on a worker do);
 //! - `cost_alloc/{1_thread,2_threads}`: a 64-byte alloc + free through the system allocator, cost-meter's
 //!   allocator outside and inside a job, tracking-allocator (tracking on, a no-op tracker, inside a group), and
 //!   a wrapper that keeps one global atomic counter (what a naive attributing allocator does); the cases live
@@ -59,6 +61,17 @@ fn poll(c: &mut Criterion) {
     g.bench_function("metered/thread_cpu", |b| {
         let mut fut = std::pin::pin!(job.meter(Pending));
         b.iter(|| black_box(fut.as_mut().poll(&mut cx)))
+    });
+    let spec = || JobSpec::new("bench", Labels::new("bench", "poll")).apportioned();
+    let (apportioned, other) = (meter.start(spec()), meter.start(spec()));
+    g.bench_function("metered/apportioned", |b| {
+        let mut fut = std::pin::pin!(apportioned.meter(Pending));
+        b.iter(|| black_box(fut.as_mut().poll(&mut cx)))
+    });
+    g.bench_function("metered/apportioned_2_jobs", |b| {
+        let mut first = std::pin::pin!(apportioned.meter(Pending));
+        let mut second = std::pin::pin!(other.meter(Pending));
+        b.iter(|| (black_box(first.as_mut().poll(&mut cx)), black_box(second.as_mut().poll(&mut cx))))
     });
     let wall = meter.start(JobSpec::new("bench", Labels::new("bench", "poll")).wall_estimate());
     g.bench_function("metered/wall_estimate", |b| {

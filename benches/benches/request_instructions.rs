@@ -5,8 +5,14 @@
 //!
 //! Run: `cargo bench -p benches --bench request_instructions` (needs `valgrind`). Each case runs under
 //! `valgrind --tool=callgrind` with 20 000 and 120 000 requests; the difference over 100 000 is one request's
-//! cost. Callgrind counts user-space instructions: the thread-CPU case's two system calls per poll (about
-//! 0.7 µs each on the VM we measure on) are not in its figure. Under `cargo test` every case runs once.
+//! cost. Cases: `CostLayer`'s default (apportioned CPU: the TSC around each poll, the thread CPU clock once
+//! per interval), the wall estimate, and the thread CPU clock around every poll. Callgrind counts user-space
+//! instructions: the thread-CPU case's two system calls per poll (about 0.7 µs each on the VM we measure on)
+//! are not in its figure, nor the apportioned case's one per interval (at most 256 polls). The two budget
+//! cases charge each job to the repository's budgets (`configs/budgets`, with the `budget_*` metrics sink, as
+//! `http_service` does): `budget_monitor` locks the monitor and judges the budgets at every job's end,
+//! `budget_feed` adds the job to its thread's batch (`BudgetFeed`, flushed once a second). Under `cargo test`
+//! every case runs once.
 
 use std::future::{Ready, ready};
 use std::task::{Context, Poll};
@@ -14,7 +20,11 @@ use std::task::{Context, Poll};
 use benches::drive;
 use bytes::Bytes;
 use chaos_tower::CostLayer;
-use cost_meter::{Labels, Meter};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use cost_meter::budget::{BudgetFeed, BudgetMonitor, BudgetSet, LogSink, MetricsSink};
+use cost_meter::{JobRecord, Labels, Meter};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -25,7 +35,14 @@ static GLOBAL: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
 const SHORT: u64 = 20_000;
 const LONG: u64 = 120_000;
 
-const CASES: &[&str] = &["request/bare", "request/cost_layer_wall_estimate", "request/cost_layer_thread_cpu"];
+const CASES: &[&str] = &[
+    "request/bare",
+    "request/cost_layer_apportioned",
+    "request/cost_layer_wall_estimate",
+    "request/cost_layer_thread_cpu",
+    "request/cost_layer_budget_monitor",
+    "request/cost_layer_budget_feed",
+];
 
 /// `200 OK` with an empty `Bytes` body (CostLayer's refusal needs a body it can build from bytes).
 #[derive(Clone, Copy)]
@@ -62,10 +79,35 @@ fn run_case(case: &str, n: u64) -> Option<u64> {
     let labels = || Labels::new("trading", "quote-api").env("prod").strategy("quote");
     Some(match case {
         "request/bare" => repeat(Ok200, n),
-        "request/cost_layer_wall_estimate" => repeat(CostLayer::new(Meter::new(), labels()).layer(Ok200), n),
+        "request/cost_layer_apportioned" => repeat(CostLayer::new(Meter::new(), labels()).layer(Ok200), n),
+        "request/cost_layer_wall_estimate" => {
+            repeat(CostLayer::new(Meter::new(), labels()).wall_estimate().layer(Ok200), n)
+        }
         "request/cost_layer_thread_cpu" => repeat(CostLayer::new(Meter::new(), labels()).thread_cpu().layer(Ok200), n),
+        "request/cost_layer_budget_monitor" => {
+            let monitor = monitor();
+            let meter = Meter::builder()
+                .sink(move |r: &JobRecord| {
+                    let mut monitor = monitor.lock().unwrap_or_else(|p| p.into_inner());
+                    monitor.record(r, SystemTime::now()).expect("no checkpoint to fail");
+                })
+                .build();
+            repeat(CostLayer::new(meter, labels()).layer(Ok200), n)
+        }
+        "request/cost_layer_budget_feed" => {
+            let feed = BudgetFeed::new(&monitor(), Duration::from_secs(1));
+            repeat(CostLayer::new(Meter::builder().sink(feed).build(), labels()).layer(Ok200), n)
+        }
         _ => return None,
     })
+}
+
+/// The repository's budgets, with the sinks `http_service` gives them.
+fn monitor() -> Arc<Mutex<BudgetMonitor>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/budgets");
+    let set = BudgetSet::load_dir(&dir).expect("configs/budgets loads");
+    let monitor = BudgetMonitor::new(Arc::new(set), SystemTime::now()).with_sink(LogSink).with_sink(MetricsSink::new());
+    Arc::new(Mutex::new(monitor))
 }
 
 fn main() {

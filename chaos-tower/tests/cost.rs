@@ -50,7 +50,43 @@ async fn each_request_is_a_job_with_labels_from_the_request() {
     assert_eq!((records[0].labels.tier, records[0].labels.strategy.as_str()), (Tier::Interactive, ""));
     assert_eq!(records[1].job_id, "quotes-0", "no request id: the service name and a sequence number");
     assert_eq!((records[1].labels.tier, records[1].labels.strategy.as_str()), (Tier::Batch, "replay"));
-    assert!(records.iter().all(|r| r.cpu_mode == CpuMode::WallEstimate && r.labels.team == "trading"));
+    assert!(records.iter().all(|r| r.cpu_mode == CpuMode::Apportioned && r.labels.team == "trading"));
+}
+
+/// A request that waits (on a slow dependency, an injected delay) uses little CPU meanwhile: the default
+/// apportioned CPU charges it that, where the wall estimate charges it the wait. The wait here is 20 ms of CPU
+/// burned by other, unmetered work on the same thread, so the comparison is CPU to CPU, without a timer.
+#[tokio::test]
+async fn a_waiting_request_is_not_charged_its_wait() {
+    async fn waited(layer: CostLayer, records: MemorySink) -> cost_meter::JobRecord {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let released = std::sync::Mutex::new(Some(released));
+        let svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(move |req: Request<Body>| {
+            let released = released.lock().unwrap().take().expect("one request");
+            async move {
+                released.await.expect("released");
+                ok(req).await
+            }
+        }));
+        let request = tokio::spawn(svc.oneshot(Request::new(Body::default())));
+        tokio::task::yield_now().await; // the request starts and waits
+        let start = cost_meter::thread_cpu_ns();
+        while cost_meter::thread_cpu_ns() - start < 20_000_000 {
+            std::hint::black_box(start.wrapping_mul(31));
+        }
+        release.send(()).unwrap();
+        request.await.unwrap().unwrap();
+        records.records().remove(0)
+    }
+    let (m, records) = meter();
+    let record = waited(CostLayer::new(m, Labels::new("trading", "quotes")), records).await;
+    let (m, records) = meter();
+    let wall = waited(CostLayer::new(m, Labels::new("trading", "quotes")).wall_estimate(), records).await;
+
+    assert_eq!(record.cpu_mode, CpuMode::Apportioned);
+    assert!(record.cpu_seconds < 0.002, "charged {} s of CPU for a 20 ms wait", record.cpu_seconds);
+    assert_eq!(wall.cpu_mode, CpuMode::WallEstimate);
+    assert!(wall.cpu_seconds >= 0.02, "the wall estimate charges the wait: {wall:?}");
 }
 
 #[tokio::test]

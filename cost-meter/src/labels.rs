@@ -1,9 +1,13 @@
 //! The labels a job carries, and its workload tier.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The workload tier of a job: what it may cost and when it may run.
 ///
@@ -63,37 +67,171 @@ impl FromStr for Tier {
     }
 }
 
+/// One label's value: a shared, immutable string, so copying a job's labels (once per request under
+/// `CostLayer`) allocates nothing. Reads as a `&str` (`Deref`), compares with strings, and is made from
+/// `&str` or `String` (`"replay".into()`).
+#[derive(Clone)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Label {
+    /// The empty value (one shared allocation for the process).
+    fn default() -> Self {
+        static EMPTY: OnceLock<Arc<str>> = OnceLock::new();
+        Label(EMPTY.get_or_init(|| Arc::from("")).clone())
+    }
+}
+
+impl Deref for Label {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Label {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Label) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl Eq for Label {}
+
+impl PartialEq<str> for Label {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Label {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Label {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl Hash for Label {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Label) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Label {
+    fn cmp(&self, other: &Label) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        if s.is_empty() { Label::default() } else { Label(Arc::from(s)) }
+    }
+}
+
+impl From<&String> for Label {
+    fn from(s: &String) -> Self {
+        Label::from(s.as_str())
+    }
+}
+
+impl From<String> for Label {
+    fn from(s: String) -> Self {
+        if s.is_empty() { Label::default() } else { Label(Arc::from(s)) }
+    }
+}
+
+impl From<Label> for String {
+    fn from(l: Label) -> String {
+        l.0.to_string()
+    }
+}
+
+impl Serialize for Label {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Label::from)
+    }
+}
+
 /// The labels of a job. They go to metrics (low cardinality by design) and to records; the job id is not a
 /// label (it goes to the record).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Labels {
     /// Deployment environment (`dev`, `staging`, `prod`).
-    pub env: String,
+    pub env: Label,
     /// Owning team.
-    pub team: String,
+    pub team: Label,
     /// Service or tool that runs the job.
-    pub service: String,
+    pub service: Label,
     /// Strategy, model or workload name (for a backtest: the strategy under test).
-    pub strategy: String,
+    pub strategy: Label,
     /// Workload tier.
     pub tier: Tier,
 }
 
 impl Labels {
-    /// Labels with the given team and service; the other fields empty and the tier interactive.
-    pub fn new(team: impl Into<String>, service: impl Into<String>) -> Self {
+    /// Labels with the given team and service; the other fields empty and the tier interactive. Cloning
+    /// labels shares their values: nothing is allocated.
+    pub fn new(team: impl Into<Label>, service: impl Into<Label>) -> Self {
         Labels { team: team.into(), service: service.into(), ..Labels::default() }
     }
 
     /// Sets the environment.
-    pub fn env(mut self, env: impl Into<String>) -> Self {
+    pub fn env(mut self, env: impl Into<Label>) -> Self {
         self.env = env.into();
         self
     }
 
     /// Sets the strategy.
-    pub fn strategy(mut self, strategy: impl Into<String>) -> Self {
+    pub fn strategy(mut self, strategy: impl Into<Label>) -> Self {
         self.strategy = strategy.into();
         self
     }
@@ -139,5 +277,20 @@ mod tests {
         let values: Vec<_> = Labels::NAMES.iter().map(|n| labels.get(n).unwrap()).collect();
         assert_eq!(values, ["prod", "research", "backtester", "momo", "heavy"]);
         assert_eq!(labels.get("job_id"), None);
+    }
+
+    #[test]
+    fn cloned_labels_share_their_values_and_compare_as_strings() {
+        let labels = Labels::new("research", "backtester").env("prod");
+        let copy = labels.clone();
+        assert!(Arc::ptr_eq(&labels.team.0, &copy.team.0));
+        assert_eq!(copy, Labels::new(String::from("research"), "backtester").env("prod"));
+        assert!(labels.team == "research" && labels.strategy == String::new() && labels.strategy.is_empty());
+        let json = serde_json::to_string(&labels).unwrap();
+        assert_eq!(
+            json,
+            r#"{"env":"prod","team":"research","service":"backtester","strategy":"","tier":"interactive"}"#
+        );
+        assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), labels);
     }
 }

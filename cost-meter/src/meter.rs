@@ -174,6 +174,10 @@ impl Meter {
         self.inner.id
     }
 
+    pub(crate) fn same(&self, other: &Meter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     #[inline]
     pub(crate) fn charge_cpu(&self, ns: u64) {
         self.inner.charged_cpu_ns.fetch_add(ns, Relaxed);
@@ -223,8 +227,11 @@ impl Meter {
         if per_request || record.cpu_mode == CpuMode::WallEstimate { completed!(debug) } else { completed!(info) }
     }
 
-    /// Compares what jobs claimed with what the process used since the meter was built.
+    /// Compares what jobs claimed with what the process used since the meter was built. The calling thread's
+    /// apportioned polls are settled first; other threads' last millisecond or so of apportioned polls is
+    /// counted when they settle (see [`settle_thread`](crate::settle_thread)).
     pub fn reconcile(&self) -> Reconciliation {
+        crate::section::settle_thread();
         let process_ns = process_cpu_ns().saturating_sub(self.inner.process_cpu_at_start);
         let jobs_ns = self.inner.charged_cpu_ns.load(Relaxed);
         let jobs_live_bytes = alloc::ledger::live_bytes_of(self.inner.id);

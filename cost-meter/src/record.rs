@@ -10,8 +10,13 @@ use crate::Labels;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CpuMode {
-    /// The kernel's per-thread CPU clock, read around every poll: exact.
+    /// The kernel's per-thread CPU clock, read around every poll: exact, at two system calls per poll.
     ThreadCpu,
+    /// The kernel's per-thread CPU clock read once per interval of about a millisecond per thread, the
+    /// interval's CPU split over the polls that ran in it by their TSC time: within 2% of
+    /// [`ThreadCpu`](Self::ThreadCpu), without a system call per poll. A job's last polls before it finishes
+    /// are charged at their thread's last measured rate (see [`JobSpec::apportioned`](crate::JobSpec::apportioned)).
+    Apportioned,
     /// Wall time of the span: an estimate (an upper bound when the job waits, a lower bound when it runs on
     /// several threads at once). Used for high-rate request spans where two clock reads per poll cost too much.
     WallEstimate,

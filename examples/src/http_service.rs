@@ -89,7 +89,8 @@ pub struct Options {
     /// so an overhead measurement sees the service's own cost).
     pub provider_latency: Duration,
     /// `--cpu-clock thread|wall`: how the cost meter measures a request's CPU (default `thread`: the thread CPU
-    /// clock around every poll, exact; `wall`: the request's wall time, an estimate that reads no CPU clock).
+    /// clock, apportioned over the polls by their TSC time, `CostLayer`'s default; `wall`: the request's wall
+    /// time, an estimate that reads no CPU clock and charges a request its waits).
     pub thread_cpu: bool,
     /// `--header-read-timeout DURATION`: how long a connection may take to send a whole request head, from
     /// when the server starts waiting for it (default [`DEFAULT_HEADER_READ_TIMEOUT`], 10 s); then it is

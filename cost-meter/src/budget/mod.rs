@@ -4,7 +4,7 @@
 //! - [`BudgetSet::load_dir`] reads `configs/budgets/*.yaml` (schema in [`spec`](self::Budget)), reporting
 //!   every error with its file, field and reason.
 //! - [`BudgetMonitor`] charges [`JobRecord`](crate::JobRecord)s to the budgets whose `match` selects their
-//!   labels, keeps month-to-date usage in an atomic checkpoint, fires [`AlertEvent`]s with hysteresis to
+//!   labels (one by one, or in per-thread batches through a [`BudgetFeed`] for jobs per request), keeps month-to-date usage in an atomic checkpoint, fires [`AlertEvent`]s with hysteresis to
 //!   [`AlertSink`]s ([`LogSink`], [`MetricsSink`], a closure), and applies guardrails at critical
 //!   ([`ConcurrencyLimit`], [`AdhocFreeze`]).
 //! - [`TierGate`] admits heavy jobs only inside their windows, or by an authorised [`Override`]; every denial
@@ -53,6 +53,7 @@ pub mod checkpoint;
 mod civil;
 mod error;
 mod estimate;
+mod feed;
 mod forecast;
 mod guardrail;
 mod monitor;
@@ -68,6 +69,7 @@ pub use checkpoint::{Checkpoint, CheckpointError};
 pub use civil::{Month, rfc3339, unix_seconds};
 pub use error::{BudgetError, BudgetErrors};
 pub use estimate::{Estimate, EstimateShare, MIN_SIMILAR, estimate};
+pub use feed::BudgetFeed;
 pub use forecast::Forecast;
 pub use guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen, Permit};
 pub use monitor::BudgetMonitor;

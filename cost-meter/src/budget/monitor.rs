@@ -10,11 +10,12 @@ use std::time::{Duration, SystemTime};
 use super::alert::{AlertEvent, AlertLevel, AlertSink};
 use super::checkpoint::{self, BudgetState, Checkpoint, CheckpointError};
 use super::civil::Month;
+use super::feed::Batches;
 use super::forecast::Forecast;
 use super::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use super::spec::{Budget, BudgetSet};
 use super::usage::{Ledger, Usage, Utilization};
-use crate::JobRecord;
+use crate::{JobRecord, Labels};
 
 /// Charges jobs to budgets and acts on their levels.
 ///
@@ -38,6 +39,8 @@ pub struct BudgetMonitor {
     last_save: Option<SystemTime>,
     /// A record charged since the last save from `record` or `flush` was not saved (`save_every` held it back).
     unsaved: bool,
+    /// The per-thread batches of its [`BudgetFeed`](super::BudgetFeed)s, charged at `flush` and `tick`.
+    batches: Arc<Batches>,
 }
 
 impl fmt::Debug for BudgetMonitor {
@@ -66,7 +69,13 @@ impl BudgetMonitor {
             save_every: Duration::ZERO,
             last_save: None,
             unsaved: false,
+            batches: Arc::default(),
         }
+    }
+
+    /// The batches its feeds add to.
+    pub(crate) fn batches(&self) -> Arc<Batches> {
+        Arc::clone(&self.batches)
     }
 
     /// A monitor that keeps its state in `checkpoint`, restoring it if it exists. A corrupt checkpoint is moved
@@ -167,33 +176,66 @@ impl BudgetMonitor {
     /// fired. A record from a month already closed is ignored. An error means the checkpoint could not be
     /// written: the charge is kept in memory and the next successful save persists it.
     pub fn record(&mut self, record: &JobRecord, now: SystemTime) -> Result<Vec<AlertEvent>, CheckpointError> {
-        let budgets = Arc::clone(&self.budgets);
-        let (events, new_month) = match self.ledger.charge_covering(&budgets, record) {
-            None => return Ok(Vec::new()),
-            Some(false) => (self.judge(budgets.covering(&record.labels)), false),
-            Some(true) => (self.judge(budgets.iter()), true),
+        let month = Month::of_unix(record.started_at_unix + record.wall_seconds.max(0.0));
+        let Some((events, new_month)) = self.charge(&record.labels, Usage::of(record), month) else {
+            return Ok(Vec::new());
         };
+        self.save_after_charge(now, new_month, !events.is_empty())?;
+        Ok(events)
+    }
+
+    /// Charges `usage` of jobs with `labels` finished in `month` and judges the budgets it touched: the
+    /// crossings and whether the ledger moved to a new month (`None`: a closed month, nothing charged).
+    fn charge(&mut self, labels: &Labels, usage: Usage, month: Month) -> Option<(Vec<AlertEvent>, bool)> {
+        let budgets = Arc::clone(&self.budgets);
+        match self.ledger.charge_usage(&budgets, labels, usage, month)? {
+            false => Some((self.judge(budgets.covering(labels)), false)),
+            true => Some((self.judge(budgets.iter()), true)),
+        }
+    }
+
+    /// Saves after a charge when due, at a new month or a crossing; otherwise leaves it pending. Whether it
+    /// wrote.
+    fn save_after_charge(&mut self, now: SystemTime, new_month: bool, crossed: bool) -> Result<bool, CheckpointError> {
         let due = match self.last_save {
             Some(last) => now.duration_since(last).map_or(true, |since| since >= self.save_every),
             None => true,
         };
         // Pending until a save succeeds (here, or from `flush`).
         self.unsaved = true;
-        if due || new_month || !events.is_empty() {
+        if due || new_month || crossed {
             self.save(now)?;
             self.last_save = Some(now);
             self.unsaved = false;
+            return Ok(true);
         }
-        Ok(events)
+        Ok(false)
     }
 
-    /// Saves the checkpoint if a record charged since the last save was held back by
-    /// [`save_every`](Self::save_every); returns whether it wrote. Call it from a timer of that interval, so
-    /// that the last charges before a quiet spell are not left unsaved until the next record. A failed save
-    /// stays pending: the next `flush` tries again.
+    /// Charges what its [`BudgetFeed`](super::BudgetFeed)s batched, judges the budgets it touched and saves
+    /// as a record would: the crossings, and whether it wrote the checkpoint.
+    fn drain_feeds(&mut self, now: SystemTime) -> Result<(Vec<AlertEvent>, bool), CheckpointError> {
+        let (mut events, mut new_month, mut charged) = (Vec::new(), false, false);
+        for p in self.batches.drain() {
+            if let Some((crossed, rolled)) = self.charge(&p.labels, p.usage, p.month) {
+                events.extend(crossed);
+                new_month |= rolled;
+                charged = true;
+            }
+        }
+        let wrote = charged && self.save_after_charge(now, new_month, !events.is_empty())?;
+        Ok((events, wrote))
+    }
+
+    /// Charges what its [`BudgetFeed`](super::BudgetFeed)s batched (judging the budgets, firing alerts), then
+    /// saves the checkpoint if a charge since the last save was held back by [`save_every`](Self::save_every);
+    /// returns whether it wrote. Call it from a timer of the feeds' tick (and of that interval), so that the
+    /// last charges before a quiet spell are neither left unjudged nor unsaved. A failed save stays pending:
+    /// the next `flush` tries again.
     pub fn flush(&mut self, now: SystemTime) -> Result<bool, CheckpointError> {
+        let (_, wrote) = self.drain_feeds(now)?;
         if !self.unsaved {
-            return Ok(false);
+            return Ok(wrote);
         }
         self.save(now)?;
         self.last_save = Some(now);
@@ -203,12 +245,15 @@ impl BudgetMonitor {
 
     /// Moves to the month of `now` if it is a new one (usage back at zero, alerts cleared, guardrails lifted).
     /// Call it from a timer so that a quiet budget clears at the month's end.
+    ///
+    /// What its [`BudgetFeed`](super::BudgetFeed)s batched is charged first, to the month it finished in.
     pub fn tick(&mut self, now: SystemTime) -> Result<Vec<AlertEvent>, CheckpointError> {
+        let (mut events, _) = self.drain_feeds(now)?;
         if !self.ledger.roll_to(Month::of(now)) {
-            return Ok(Vec::new());
+            return Ok(events);
         }
         let budgets = Arc::clone(&self.budgets);
-        let events = self.judge(budgets.iter());
+        events.extend(self.judge(budgets.iter()));
         self.save(now)?;
         Ok(events)
     }

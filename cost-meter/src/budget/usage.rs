@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::civil::Month;
 use super::spec::{Budget, BudgetSet};
-use crate::JobRecord;
+use crate::{JobRecord, Labels};
 
 /// An amount of metered resources.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -146,12 +146,23 @@ impl Ledger {
     /// ledger moved to a new month. Allocates nothing once each budget has been charged once.
     pub(crate) fn charge_covering(&mut self, budgets: &BudgetSet, record: &JobRecord) -> Option<bool> {
         let month = Month::of_unix(record.started_at_unix + record.wall_seconds.max(0.0));
+        self.charge_usage(budgets, &record.labels, Usage::of(record), month)
+    }
+
+    /// Charges `usage` of jobs with `labels` that finished in `month` (a batch of them, or one) to every
+    /// budget that covers them: `None` when the month is closed, else whether the ledger moved to a new month.
+    pub(crate) fn charge_usage(
+        &mut self,
+        budgets: &BudgetSet,
+        labels: &Labels,
+        usage: Usage,
+        month: Month,
+    ) -> Option<bool> {
         if month < self.month {
             return None;
         }
         let rolled = self.roll_to(month);
-        let usage = Usage::of(record);
-        for budget in budgets.covering(&record.labels) {
+        for budget in budgets.covering(labels) {
             match self.usage.get_mut(&budget.name) {
                 Some(total) => *total += usage,
                 None => {

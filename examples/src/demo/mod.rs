@@ -56,7 +56,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chaos_tower::shed::SHED_HEADER;
 use chaos_tower::{ChaosHandle, CostLayer, ShedLayer};
-use cost_meter::budget::BudgetMonitor;
+use cost_meter::budget::{BudgetFeed, BudgetMonitor};
 use cost_meter::{JobRecord, Labels, Meter};
 use degrade_flags::Flags;
 use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, SystemClock};
@@ -122,9 +122,9 @@ pub struct Options {
     pub fallback: bool,
     /// Budgets the requests are charged to (their month-to-date usage, alert levels and guardrails), if any.
     pub budgets: Option<Arc<Mutex<BudgetMonitor>>>,
-    /// Meter each request's CPU with the thread CPU clock around every poll (exact; on by default, the
-    /// GameDay reports CPU per request). Off, a request's CPU is its wall time, recorded as an estimate:
-    /// `CostLayer`'s own default, for high request rates (the clock is a system call, two per poll).
+    /// Meter each request's CPU with the thread CPU clock, apportioned over its polls (`CostLayer`'s default;
+    /// on by default, the GameDay reports CPU per request). Off, a request's CPU is its wall time, recorded as
+    /// an estimate (`CostLayer::wall_estimate`).
     pub thread_cpu: bool,
     /// The degrade flags the demo reads (`quotes.source`, `reports.delivery`, `api.shed_percent`); those
     /// missing are defined at their defaults. `None` (the default): the demo makes its own registry, at the
@@ -264,23 +264,22 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
 
     let cost = Arc::new(CostTotals::default());
     let totals = cost.clone();
-    let budgets = options.budgets.clone();
+    // Requests are charged to the budgets in per-thread batches, judged once a second (or at the monitor's
+    // next flush): an alert fires at most a second late.
+    let budgets = options.budgets.as_ref().map(|m| BudgetFeed::new(m, Duration::from_secs(1)));
     let meter = Meter::builder()
         .sink(move |record: &JobRecord| {
             totals.add(record);
             if let Some(budgets) = &budgets {
-                let mut monitor = budgets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let Err(e) = monitor.record(record, std::time::SystemTime::now()) {
-                    tracing::warn!("budget checkpoint not saved: {e}");
-                }
+                budgets.record(record);
             }
         })
         .build();
     let labels = Labels::new("trading", "quote-api").env("demo").strategy("quote");
     let metering = if options.thread_cpu {
-        CostLayer::new(meter.clone(), labels).thread_cpu()
-    } else {
         CostLayer::new(meter.clone(), labels)
+    } else {
+        CostLayer::new(meter.clone(), labels).wall_estimate()
     };
     let mut router = Router::new()
         .merge(quotes::router(quotes))
