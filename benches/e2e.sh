@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # End to end over loopback: the `http_service` example bare (no Brownout layer) beside the same service with every
 # Brownout layer (cost meter, fallback, circuit breaker, HTTP fault layer) armed but not firing, driven by wrk.
-# Two armed sides: `armed` meters each request's CPU with the thread CPU clock around every poll (the example's
-# default: exact, two system calls a poll), `armed-wall` with the request's wall time (`--cpu-clock wall`,
-# CostLayer's own default for high request rates: an estimate that reads no CPU clock).
+# Two armed sides: `armed` meters each request's CPU as CostLayer does by default (the thread CPU clock, read
+# about once a millisecond per worker and apportioned over the polls by their TSC time), `armed-wall` with the
+# request's wall time (`--cpu-clock wall`: an estimate that reads no CPU clock).
 #
 #   bash benches/e2e.sh                 # 3 rounds of 10 s per side, wrk -t2 -c32
 #   ROUNDS=5 DURATION=20s bash benches/e2e.sh

@@ -85,9 +85,25 @@ async fn main_run(command: &Command) -> Result<Run, String> {
     Ok(result)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let command = Command::parse();
+    // The workers' parks, for cost-meter's apportioned CPU per request (the reports' cost per phase).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(cost_meter::on_thread_park)
+        .on_thread_unpark(cost_meter::on_thread_unpark)
+        .on_thread_stop(cost_meter::settle_thread)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(gameday(command)),
+        Err(e) => {
+            eprintln!("gameday: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn gameday(command: Command) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(command.gameday.log_filter()))
         .with_writer(chaos_gameday::progress::LogWriter::default)

@@ -45,8 +45,25 @@ use examples::http_service::{Options, Service, serve_with, shutdown_signal};
 #[global_allocator]
 static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The runtime tells cost-meter when its workers park, so the CPU it apportions to each request's polls
+    // counts a parked thread's sleep as sleep, not as a gap between polls (and settles each worker at its park).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(cost_meter::on_thread_park)
+        .on_thread_unpark(cost_meter::on_thread_unpark)
+        .on_thread_stop(cost_meter::settle_thread)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(serve()),
+        Err(e) => {
+            eprintln!("http_service: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
