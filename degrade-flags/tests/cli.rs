@@ -199,3 +199,135 @@ fn set_in_a_configmap_layout_keeps_its_links() {
     assert_eq!(top, ["..2026_12_04_x", "..data", "feature_flags.yaml"], "nothing written beside the links");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `degrade` with these arguments only (no `--file` put first), from a scratch working directory.
+fn degrade_args(args: &[&str]) -> Output {
+    let dir = std::env::temp_dir();
+    Command::new(env!("CARGO_BIN_EXE_degrade"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DEGRADE_QUOTES_SOURCE")
+        .env_remove("DEGRADE_TOKEN")
+        .output()
+        .expect("the degrade binary runs")
+}
+
+#[test]
+fn help_lists_every_command_and_option_and_version_prints_the_version() {
+    let help = degrade_args(&["--help"]);
+    assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
+    let text = stdout(&help);
+    for word in
+        ["list", "get", "set", "unset", "validate", "completions", "--file", "--url", "--token-file", "--version"]
+    {
+        assert!(text.contains(word), "--help does not mention {word}:\n{text}");
+    }
+    assert!(!text.contains("--token "), "the refused --token is not advertised:\n{text}");
+    let list = stdout(&degrade_args(&["list", "--help"]));
+    assert!(list.contains("--json"), "{list}");
+    let set = stdout(&degrade_args(&["help", "set"]));
+    assert!(set.contains("<NAME>") && set.contains("<VALUE>"), "{set}");
+
+    let version = degrade_args(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(stdout(&version).trim(), format!("degrade {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2_on_stderr_with_a_suggestion() {
+    let file = scratch("usage");
+    let before = std::fs::read(&file).unwrap();
+    for (args, says) in [
+        (&["lsit"][..], "tip: some similar subcommands exist: 'validate', 'set', 'list'"),
+        (&["--fiel", "x", "list"][..], "tip: a similar argument exists: '--file'"),
+        (&["list", "--jsno"][..], "tip: a similar argument exists: '--json'"),
+        (&["get"][..], "<NAME>"),
+        (&["set", "quotes.source"][..], "<VALUE>"),
+        (&["get", "quotes.source", "extra"][..], "unexpected argument 'extra'"),
+        (&[][..], "Usage: degrade"),
+    ] {
+        let out = degrade(&file, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?}: errors go to stderr: {}", stdout(&out));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
+/// An option the command does not take is refused (exit 2), never ignored.
+#[test]
+fn an_option_the_command_does_not_take_is_refused() {
+    let file = scratch("refused");
+    let flags = file.display().to_string();
+    for (args, says) in [
+        (&["validate", "--json"][..], "unexpected argument '--json'"),
+        (&["get", "quotes.source", "--json"][..], "unexpected argument '--json'"),
+        (&["--url", "http://127.0.0.1:9/admin", "validate"][..], "`validate` checks a file; it does not go with --url"),
+        (&["--url", "http://127.0.0.1:9/admin", "--file", &flags, "list"][..], "--file and --url exclude each other"),
+        (&["--token-file", "tokens", "--file", &flags, "list"][..], "--token-file goes with --url"),
+        (&["--token", "secret-0123456789", "--url", "http://127.0.0.1:9/admin", "list"][..], "--token is refused"),
+        (&["completions", "bash", "--file", &flags][..], "`completions` takes no --file"),
+        (&["completions", "tcsh"][..], "invalid value 'tcsh'"),
+    ] {
+        let out = degrade_args(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("secret-0123456789"), "the token is never echoed");
+    }
+}
+
+#[test]
+fn options_take_equals_and_go_before_or_after_the_command() {
+    let file = scratch("equals");
+    let flags = format!("--file={}", file.display());
+    for args in [&[flags.as_str(), "get", "quotes.source"][..], &["get", "quotes.source", flags.as_str()][..]] {
+        let out = degrade_args(args);
+        assert_eq!(stdout(&out).trim(), "live", "{args:?}: {}", stderr(&out));
+    }
+    // A negative value is a value, not an option: refused by the flag's type (exit 1), not by the parser.
+    let out = degrade(&file, &["set", "api.shed_percent", "-1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("flags.api.shed_percent.value"), "{}", stderr(&out));
+}
+
+#[test]
+fn list_json_has_every_flag_with_its_value_default_and_source() {
+    let file = scratch("json");
+    assert!(degrade(&file, &["set", "quotes.source", "cached"]).status.success());
+    let out = degrade(&file, &["list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let flags = doc["flags"].as_array().unwrap();
+    assert_eq!(flags.len(), 6, "{doc}");
+    let quotes = flags.iter().find(|f| f["name"] == "quotes.source").unwrap();
+    assert_eq!(
+        (&quotes["kind"], &quotes["value"], &quotes["default"], &quotes["source"]),
+        (&"strategy".into(), &"cached".into(), &"live".into(), &"file".into()),
+        "{quotes}"
+    );
+    let shed = flags.iter().find(|f| f["name"] == "api.shed_percent").unwrap();
+    assert_eq!((&shed["value"], &shed["source"]), (&"0".into(), &"default".into()), "{shed}");
+}
+
+/// clap is built without its `color` feature: no escape sequence ever, even when colour is forced
+/// (`CLICOLOR_FORCE`), so `NO_COLOR` is honoured whatever the terminal.
+#[test]
+fn no_colour_is_ever_printed() {
+    for args in [&["--help"][..], &["lsit"][..], &["list", "--jsno"][..]] {
+        for (var, value) in [("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")] {
+            let out = Command::new(env!("CARGO_BIN_EXE_degrade")).args(args).env(var, value).output().unwrap();
+            let all = [out.stdout, out.stderr].concat();
+            assert!(!all.is_empty() && !all.contains(&0x1b), "{args:?} with {var}: {}", String::from_utf8_lossy(&all));
+        }
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, says) in [("bash", "_degrade()"), ("zsh", "#compdef degrade"), ("fish", "complete -c degrade")] {
+        let out = degrade_args(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(says) && script.contains("validate") && script.contains("token-file"), "{shell}");
+    }
+}

@@ -16,10 +16,22 @@
 //! demo service: the SLO must then hold while faults are injected.
 //!
 //! Exit status: 0 when every SLO clause holds and nothing regressed against the baseline, 1 on a breach or a
-//! regression (each printed on its own line), 2 on a usage error (a bad flag, SLO, URL or baseline file).
+//! regression (each printed on its own line), 2 on a usage error (a bad flag, SLO, URL or baseline file), 130
+//! when interrupted (Ctrl-C, SIGINT: 128 + the signal's number, the shell's convention, as the GameDay's).
+//!
+//! The command line is clap's: `--help` lists every option, `--version`, `--opt=value`, typo suggestions;
+//! usage errors go to standard error. No colour is ever printed (clap is built without its `color` feature).
+//!
+//! On Ctrl-C the run stops and prints the summary of what was measured so far (the same table, or JSON with
+//! `--json`), after `load: interrupted`; no verdict is given and `--out` is not written (a partial run is no
+//! baseline). That summary is kept beside the harness, which returns its own only at the end: each request's
+//! latency runs from its creation (the closed loop's send; the open loop's slot, unless sends lag) to its
+//! answer.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,14 +39,15 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use bytes::Bytes;
 use chaos_tower::ChaosHandle;
-use chaos_tower::load::{self, LoadPlan, LoadResult, Slo, Tolerance};
+use chaos_tower::load::{self, LatencySummary, LoadMode, LoadPlan, LoadResult, PlanSummary, Slo, Tolerance};
+use hdrhistogram::Histogram;
 use http::Request;
 use http_body_util::Full;
+use tokio::time::Instant;
 
 /// The order burst: 10,000 orders from 50 clients.
 const DEFAULT_CLIENTS: u32 = 50;
 const DEFAULT_REQUESTS: u64 = 10_000;
-const DEFAULT_WORK: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Target {
@@ -56,94 +69,263 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: load [--url URL | --loopback] [--clients N | --rate R] [--requests N] [--duration 10s] \
-[--warmup 1s] [--work 2ms] [--chaos FILE] [--slo EXPR] [--baseline FILE] [--tolerance 10%] [--error-tolerance 0.1%] [--json] [--out FILE]";
+/// Drive an order burst (POST /orders) against the demo order service, in-process (default) or over loopback
+/// HTTP, or against any URL; check SLOs and compare with a baseline.
+///
+/// Exit status: 0 every SLO clause holds and nothing regressed, 1 a breach or a regression, 2 usage error, 130
+/// interrupted (Ctrl-C: the summary of what was measured so far is printed).
+#[derive(Debug, clap::Parser)]
+#[command(name = "load", version)]
+struct Cli {
+    /// Drive this URL (any server, `http://host:port/path`) instead of the in-process demo.
+    #[arg(long, value_name = "URL", conflicts_with = "loopback")]
+    url: Option<String>,
+    /// Serve the demo service on 127.0.0.1 and drive it over real HTTP.
+    #[arg(long)]
+    loopback: bool,
+    /// Closed loop: this many concurrent clients [default: 50].
+    #[arg(long, value_name = "N", value_parser = count, conflicts_with = "rate")]
+    clients: Option<u32>,
+    /// Open loop: this many requests per second (latency from the intended send time).
+    #[arg(long, value_name = "R", value_parser = rate)]
+    rate: Option<f64>,
+    /// Measured requests to send [default: 10000 unless --duration].
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
+    /// Run this long after the warm-up (`10s`, `1m`).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    duration: Option<Duration>,
+    /// Send unmeasured requests this long first.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
+    warmup: Duration,
+    /// The demo service's simulated matching time per order.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "2ms")]
+    work: Duration,
+    /// Put chaos-tower's HttpChaosLayer, armed from this chaos config, in front of the demo service (not with
+    /// --url).
+    #[arg(long, value_name = "FILE")]
+    chaos: Option<PathBuf>,
+    /// The SLO to check, clauses separated by commas: `p95<150ms,errors<0.5%,rps>=100`.
+    #[arg(long, value_name = "EXPR", value_parser = slo)]
+    slo: Option<Slo>,
+    /// Compare with this earlier result (a `--out` or `--json` file).
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// How much worse than the baseline p95 and throughput may be (`10%` or `0.1`).
+    #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value = "10%")]
+    tolerance: f64,
+    /// How much higher than the baseline's the error rate may be, absolute (`0.1%` or `0.001`).
+    #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value = "0.1%")]
+    error_tolerance: f64,
+    /// Print the result as JSON on standard output (the table goes to standard error).
+    #[arg(long)]
+    json: bool,
+    /// Also write the result as JSON to this file (a baseline for later runs).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
 
 /// `10%` or `0.1`, as a fraction in `[0, 1]`.
-fn fraction(flag: &str, text: &str) -> Result<f64, String> {
+fn fraction(text: &str) -> Result<f64, String> {
     let value = match text.strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
         None => text.parse::<f64>(),
     };
-    value
-        .ok()
-        .filter(|v| (0.0..=1.0).contains(v))
-        .ok_or(format!("{flag} takes a percentage or a fraction, not `{text}`"))
+    value.ok().filter(|v| (0.0..=1.0).contains(v)).ok_or_else(|| "takes a percentage or a fraction in [0, 1]".into())
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let (mut clients, mut rate, mut requests, mut duration, mut warmup) = (None, None, None, None, Duration::ZERO);
-    let mut parsed = Args {
-        target: Target::InProcess,
-        plan: LoadPlan::closed(DEFAULT_CLIENTS),
-        work: DEFAULT_WORK,
-        chaos: None,
-        slo: None,
-        baseline: None,
-        tolerance: Tolerance::default(),
-        json: false,
-        out: None,
+fn count(text: &str) -> Result<u32, String> {
+    text.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| "takes a count of at least 1".into())
+}
+
+fn rate(text: &str) -> Result<f64, String> {
+    let r = text.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0);
+    r.ok_or_else(|| "takes requests per second (a positive number)".into())
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("takes a duration such as 10s: {e}"))
+}
+
+fn slo(text: &str) -> Result<Slo, String> {
+    text.parse::<Slo>().map_err(|e| e.to_string())
+}
+
+/// The command line, checked: clap's errors (and `--help`, `--version`) as they are, and what clap cannot say
+/// by itself as clap errors too (exit status 2).
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, clap::Error> {
+    use clap::{CommandFactory, Parser};
+    let cli = Cli::try_parse_from(std::iter::once("load".to_owned()).chain(args))?;
+    let usage = |kind, msg: String| Cli::command().error(kind, msg);
+    let target = match (cli.url, cli.loopback) {
+        (Some(url), _) => Target::Url(url),
+        (None, true) => Target::Loopback,
+        (None, false) => Target::InProcess,
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        let time = |flag: &str, text: String| {
-            humantime::parse_duration(&text).map_err(|e| format!("{flag} takes a duration such as 10s: `{text}`: {e}"))
-        };
-        match arg.as_str() {
-            "--url" => parsed.target = Target::Url(value("--url")?),
-            "--loopback" => parsed.target = Target::Loopback,
-            "--clients" => {
-                let text = value("--clients")?;
-                clients = Some(
-                    text.parse::<u32>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or(format!("--clients takes a count, not `{text}`"))?,
-                );
-            }
-            "--rate" => {
-                let text = value("--rate")?;
-                let r = text.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0);
-                rate = Some(r.ok_or(format!("--rate takes requests per second, not `{text}`"))?);
-            }
-            "--requests" => {
-                let text = value("--requests")?;
-                requests = Some(text.parse::<u64>().map_err(|_| format!("--requests takes a count, not `{text}`"))?);
-            }
-            "--duration" => duration = Some(time("--duration", value("--duration")?)?),
-            "--warmup" => warmup = time("--warmup", value("--warmup")?)?,
-            "--work" => parsed.work = time("--work", value("--work")?)?,
-            "--chaos" => parsed.chaos = Some(value("--chaos")?.into()),
-            "--slo" => parsed.slo = Some(value("--slo")?.parse().map_err(|e| format!("--slo: {e}"))?),
-            "--baseline" => parsed.baseline = Some(value("--baseline")?.into()),
-            "--tolerance" => parsed.tolerance.relative = fraction("--tolerance", &value("--tolerance")?)?,
-            "--error-tolerance" => {
-                parsed.tolerance.error_rate_abs = fraction("--error-tolerance", &value("--error-tolerance")?)?
-            }
-            "--json" => parsed.json = true,
-            "--out" => parsed.out = Some(value("--out")?.into()),
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
-        }
+    if cli.chaos.is_some() && matches!(target, Target::Url(_)) {
+        return Err(usage(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--chaos injects into the demo service; it cannot reach a server behind --url".into(),
+        ));
     }
-    let mut plan = match (clients, rate) {
-        (Some(_), Some(_)) => return Err("--clients (closed loop) and --rate (open loop) exclude each other".into()),
-        (_, Some(rate)) => LoadPlan::open(rate),
-        (clients, None) => LoadPlan::closed(clients.unwrap_or(DEFAULT_CLIENTS)),
+    let mut plan = match cli.rate {
+        Some(rate) => LoadPlan::open(rate),
+        None => LoadPlan::closed(cli.clients.unwrap_or(DEFAULT_CLIENTS)),
     };
-    plan.requests = requests;
-    plan.duration = duration;
-    if requests.is_none() && duration.is_none() {
+    plan.requests = cli.requests;
+    plan.duration = cli.duration;
+    if cli.requests.is_none() && cli.duration.is_none() {
         plan.requests = Some(DEFAULT_REQUESTS);
     }
-    plan.warmup = warmup;
-    plan.validate().map_err(|e| e.to_string())?;
-    if parsed.chaos.is_some() && matches!(parsed.target, Target::Url(_)) {
-        return Err("--chaos injects into the demo service; it cannot reach a server behind --url".into());
+    plan.warmup = cli.warmup;
+    plan.validate().map_err(|e| usage(clap::error::ErrorKind::ValueValidation, e.to_string()))?;
+    Ok(Args {
+        target,
+        plan,
+        work: cli.work,
+        chaos: cli.chaos,
+        slo: cli.slo,
+        baseline: cli.baseline,
+        tolerance: Tolerance { relative: cli.tolerance, error_rate_abs: cli.error_tolerance },
+        json: cli.json,
+        out: cli.out,
+    })
+}
+
+/// When a request was created (stamped by [`order_request`]): where [`Tally`] measures its latency from.
+#[derive(Debug, Clone, Copy)]
+struct Sent(Instant);
+
+/// What was measured so far, kept beside the harness (whose own recorder is returned only at the end of the
+/// run), for the summary on Ctrl-C.
+#[derive(Clone)]
+struct Tally(Arc<Mutex<SoFar>>);
+
+struct SoFar {
+    measure_start: Instant,
+    target: Option<String>,
+    histogram: Histogram<u64>,
+    statuses: BTreeMap<String, u64>,
+    errors: u64,
+    last: Option<Instant>,
+}
+
+impl Tally {
+    /// Measures the answers to requests created from `warmup` on.
+    fn new(warmup: Duration) -> Self {
+        Tally(Arc::new(Mutex::new(SoFar {
+            measure_start: Instant::now() + warmup,
+            target: None,
+            histogram: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds"),
+            statuses: BTreeMap::new(),
+            errors: 0,
+            last: None,
+        })))
     }
-    parsed.plan = plan;
-    Ok(parsed)
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SoFar> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An answer (`None`: no answer, a transport error) to a request created at `sent`.
+    fn record(&self, sent: Instant, status: Option<StatusCode>) {
+        let now = Instant::now();
+        let mut so_far = self.lock();
+        if sent < so_far.measure_start {
+            return;
+        }
+        let nanos = u64::try_from(now.saturating_duration_since(sent).as_nanos()).unwrap_or(u64::MAX);
+        so_far.histogram.saturating_record(nanos);
+        let label = status.map_or_else(|| "transport".to_owned(), |s| s.as_u16().to_string());
+        *so_far.statuses.entry(label).or_default() += 1;
+        so_far.errors += u64::from(status.is_none_or(|s| s.as_u16() >= 400));
+        so_far.last = Some(now);
+    }
+
+    /// The result of the run so far, as the harness would report it.
+    fn result(&self, plan: &LoadPlan) -> LoadResult {
+        let so_far = self.lock();
+        let h = &so_far.histogram;
+        let requests = h.len();
+        let duration = so_far.last.map_or(Duration::ZERO, |last| last.saturating_duration_since(so_far.measure_start));
+        let ms = |nanos: f64| nanos / 1e6;
+        let q = |p: f64| ms(h.value_at_quantile(p) as f64);
+        let latency_ms = if h.is_empty() {
+            LatencySummary::default()
+        } else {
+            LatencySummary {
+                min: ms(h.min() as f64),
+                mean: ms(h.mean()),
+                p50: q(0.50),
+                p90: q(0.90),
+                p95: q(0.95),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: ms(h.max() as f64),
+            }
+        };
+        let (clients, rate_per_sec) = match plan.mode {
+            LoadMode::Closed { clients } => (Some(clients), None),
+            LoadMode::Open { rate_per_sec, .. } => (None, Some(rate_per_sec)),
+        };
+        LoadResult {
+            plan: PlanSummary {
+                mode: plan.mode.name().to_owned(),
+                clients,
+                rate_per_sec,
+                requests: plan.requests,
+                duration_seconds: plan.duration.map(|d| d.as_secs_f64()),
+                warmup_seconds: plan.warmup.as_secs_f64(),
+                target: so_far.target.clone(),
+            },
+            requests,
+            errors: so_far.errors,
+            error_rate: if requests == 0 { 0.0 } else { so_far.errors as f64 / requests as f64 },
+            throughput_rps: if duration.is_zero() { 0.0 } else { requests as f64 / duration.as_secs_f64() },
+            duration_seconds: duration.as_secs_f64(),
+            latency_ms,
+            status_counts: so_far.statuses.clone(),
+            missed_sends: 0,
+            max_send_lag_ms: 0.0,
+            histogram: Some(h.clone()),
+        }
+    }
+
+    /// `svc`, its answers counted here.
+    fn wrap<S>(&self, svc: S) -> Tallied<S> {
+        Tallied { inner: svc, tally: self.clone() }
+    }
+}
+
+/// A service whose answers a [`Tally`] counts.
+#[derive(Clone)]
+struct Tallied<S> {
+    inner: S,
+    tally: Tally,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for Tallied<S>
+where
+    S: tower::Service<Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let sent = request.extensions().get::<Sent>().map_or_else(Instant::now, |s| s.0);
+        let (answer, tally) = (self.inner.call(request), self.tally.clone());
+        Box::pin(async move {
+            let result = answer.await;
+            tally.record(sent, result.as_ref().ok().map(|r| r.status()));
+            result
+        })
+    }
 }
 
 /// An order as the demo service takes it.
@@ -196,21 +378,26 @@ fn order_body(i: u64) -> Bytes {
 }
 
 fn order_request(i: u64, uri: &http::Uri) -> Request<Full<Bytes>> {
-    Request::post(uri.clone())
+    let mut request = Request::post(uri.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(order_body(i)))
-        .expect("a valid request")
+        .expect("a valid request");
+    request.extensions_mut().insert(Sent(Instant::now()));
+    request
 }
 
-async fn run(args: &Args) -> Result<LoadResult, String> {
+/// Runs the load; `tally` counts the answers as they come (for the summary on Ctrl-C).
+async fn run(args: &Args, tally: &Tally) -> Result<LoadResult, String> {
     match &args.target {
         Target::InProcess => {
             let uri = http::Uri::from_static("/orders");
-            let svc = demo_service(args.work, args.chaos.as_ref())?;
+            let svc = tally.wrap(demo_service(args.work, args.chaos.as_ref())?);
+            let target = "in-process demo order service (POST /orders)";
+            tally.lock().target = Some(target.into());
             let mut result = load::run(&args.plan, svc, move |i| order_request(i, &uri), load::classify_http)
                 .await
                 .map_err(|e| e.to_string())?;
-            result.plan.target = Some("in-process demo order service (POST /orders)".into());
+            result.plan.target = Some(target.into());
             Ok(result)
         }
         Target::Loopback => {
@@ -218,10 +405,25 @@ async fn run(args: &Args) -> Result<LoadResult, String> {
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             let app = demo_service(args.work, args.chaos.as_ref())?;
             tokio::spawn(async move { axum::serve(listener, app).await });
-            load::run_url(&args.plan, &format!("http://{addr}/orders"), order_request).await.map_err(|e| e.to_string())
+            run_url(args, &format!("http://{addr}/orders"), tally).await
         }
-        Target::Url(url) => load::run_url(&args.plan, url, order_request).await.map_err(|e| e.to_string()),
+        Target::Url(url) => run_url(args, url, tally).await,
     }
+}
+
+/// `load::run_url`, its answers counted by `tally` too.
+async fn run_url(args: &Args, url: &str, tally: &Tally) -> Result<LoadResult, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL `{url}`: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(format!("bad URL `{url}`: expected http://HOST[:PORT]/PATH (plain HTTP only)"));
+    }
+    tally.lock().target = Some(url.to_owned());
+    let svc = tally.wrap(load::HttpTarget::new());
+    let mut result = load::run(&args.plan, svc, move |i| order_request(i, &uri), load::classify_http)
+        .await
+        .map_err(|e| e.to_string())?;
+    result.plan.target = Some(url.to_owned());
+    Ok(result)
 }
 
 /// The verdict lines and whether the run passed.
@@ -253,13 +455,8 @@ fn judge(args: &Args, result: &LoadResult, baseline: Option<&LoadResult>) -> (Ve
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("load: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    // clap's errors exit 2 on standard error; `--help` and `--version` exit 0 on standard output.
+    let args = parse_args(std::env::args().skip(1)).unwrap_or_else(|e| e.exit());
     // Read the baseline before the run, so a bad file fails fast.
     let baseline = match &args.baseline {
         None => None,
@@ -274,11 +471,25 @@ async fn main() -> ExitCode {
             }
         },
     };
-    let result = match run(&args).await {
-        Ok(result) => result,
-        Err(e) => {
-            eprintln!("load: {e}");
-            return ExitCode::from(2);
+    let tally = Tally::new(args.plan.warmup);
+    let result = tokio::select! {
+        result = run(&args, &tally) => match result {
+            Ok(result) => result,
+            Err(e) => {
+                eprintln!("load: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            let so_far = tally.result(&args.plan);
+            eprintln!("load: interrupted: the summary of what was measured so far (no verdict, no --out)");
+            if args.json {
+                println!("{}", so_far.to_json());
+                eprint!("{so_far}");
+            } else {
+                print!("{so_far}");
+            }
+            return ExitCode::from(130);
         }
     };
     if result.requests > 0 && result.status_counts.get("transport") == Some(&result.requests) {
@@ -308,7 +519,11 @@ mod tests {
     use chaos_tower::load::LoadMode;
 
     fn parse(line: &str) -> Result<Args, String> {
-        parse_args(line.split_whitespace().map(str::to_owned))
+        parse_args(line.split_whitespace().map(str::to_owned)).map_err(|e| e.to_string())
+    }
+
+    async fn run(args: &Args) -> Result<LoadResult, String> {
+        super::run(args, &Tally::new(args.plan.warmup)).await
     }
 
     #[test]
@@ -337,19 +552,73 @@ mod tests {
     #[test]
     fn usage_errors_say_what_is_wrong() {
         for (line, says) in [
-            ("--clients 0", "--clients takes a count"),
-            ("--clients 4 --rate 10", "exclude each other"),
-            ("--rate fast", "--rate takes"),
-            ("--duration soon", "--duration takes a duration"),
-            ("--slo p95<150", "--slo: SLO clause `p95<150`: latency `150` needs a unit"),
-            ("--tolerance 150%", "--tolerance takes"),
-            ("--requests", "--requests needs a value"),
-            ("--frobnicate", "unknown argument `--frobnicate`"),
+            ("--clients 0", "invalid value '0' for '--clients <N>': takes a count"),
+            ("--clients 4 --rate 10", "'--clients <N>' cannot be used with '--rate <R>'"),
+            ("--url http://x/ --loopback", "'--url <URL>' cannot be used with '--loopback'"),
+            ("--rate fast", "invalid value 'fast' for '--rate <R>': takes requests per second"),
+            ("--duration soon", "invalid value 'soon' for '--duration <DURATION>': takes a duration such as 10s"),
+            ("--slo p95<150", "for '--slo <EXPR>': SLO clause `p95<150`: latency `150` needs a unit"),
+            ("--tolerance 150%", "invalid value '150%' for '--tolerance <FRACTION>': takes a percentage"),
+            ("--requests", "a value is required for '--requests <N>'"),
+            ("--frobnicate", "unexpected argument '--frobnicate'"),
+            ("--slp p95<1ms", "tip: a similar argument exists: '--slo'"),
+            ("--json=yes", "unexpected value 'yes' for '--json'"),
             ("--url http://x/ --chaos c.yaml", "cannot reach a server behind --url"),
         ] {
             let e = parse(line).unwrap_err();
             assert!(e.contains(says), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn options_take_equals_and_help_and_version_are_not_errors() {
+        let args = parse("--clients=8 --requests=100 --work=0s --tolerance=5%").unwrap();
+        assert_eq!((args.plan, args.work), (LoadPlan::closed(8).requests(100), Duration::ZERO));
+        assert_eq!(args.tolerance.relative, 0.05);
+        let help = parse_args(["--help".to_owned()]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert_eq!(help.exit_code(), 0);
+        let text = help.to_string();
+        for option in [
+            "--url",
+            "--loopback",
+            "--clients",
+            "--rate",
+            "--requests",
+            "--duration",
+            "--warmup",
+            "--work",
+            "--chaos",
+            "--slo",
+            "--baseline",
+            "--tolerance",
+            "--error-tolerance",
+            "--json",
+            "--out",
+            "--version",
+            "130",
+        ] {
+            assert!(text.contains(option), "--help does not mention {option}:\n{text}");
+        }
+        let version = parse_args(["--version".to_owned()]).unwrap_err();
+        assert_eq!((version.kind(), version.exit_code()), (clap::error::ErrorKind::DisplayVersion, 0));
+        let usage = parse_args(["--frobnicate".to_owned()]).unwrap_err();
+        assert_eq!(usage.exit_code(), 2, "usage errors exit 2");
+    }
+
+    /// The tally behind the summary on Ctrl-C counts what the harness counts.
+    #[tokio::test(start_paused = true)]
+    async fn the_tally_counts_what_the_harness_counts() {
+        let args = parse("--clients 10 --requests 500 --warmup 100ms --chaos ../configs/chaos/order-burst.yaml");
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/chaos/order-burst.yaml");
+        let args = args.map(|a| Args { chaos: Some(config.into()), ..a }).unwrap();
+        let tally = Tally::new(args.plan.warmup);
+        let result = super::run(&args, &tally).await.unwrap();
+        let so_far = tally.result(&args.plan);
+        assert_eq!((so_far.requests, so_far.errors), (result.requests, result.errors), "{so_far}\n{result}");
+        assert_eq!(so_far.status_counts, result.status_counts);
+        assert_eq!(so_far.plan, result.plan);
+        assert!((so_far.latency_ms.p50 - result.latency_ms.p50).abs() < 0.1, "{so_far}\n{result}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,20 +11,24 @@ use examples::http_service::{Options, Service, serve};
 const TOKEN: &str = "ops-token-0123456789abcdef-xyz";
 
 /// The `degrade` binary of this build (degrade-flags is another package, so Cargo does not hand us its path):
-/// next to this test's `deps` directory, built first when missing.
+/// next to this test's `deps` directory, built (or brought up to date) first: an older binary would test older
+/// code.
 fn degrade() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let bin = dir.join(format!("degrade{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-j", "1", "-p", "degrade-flags", "--bin", "degrade"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build the degrade binary");
-    }
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "-q", "-p", "degrade-flags", "--bin", "degrade"]);
+            if dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            assert!(build.status().unwrap().success(), "cannot build the degrade binary");
+            dir.join(format!("degrade{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
 }
 
 struct Server {
@@ -100,6 +104,12 @@ async fn the_cli_sets_lists_and_unsets_flags_of_a_running_service() {
     assert!(row.contains("cached") && row.ends_with("override"), "{row}");
     assert!(list.contains("api.shed_percent"));
 
+    let out = run(args(&["--url", &s.url, "list", "--json"]), Some(TOKEN)).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let doc: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    let quotes = doc["flags"].as_array().unwrap().iter().find(|f| f["name"] == "quotes.source").unwrap().clone();
+    assert_eq!((&quotes["value"], &quotes["source"]), (&"cached".into(), &"override".into()), "{quotes}");
+
     let out = run(args(&["--url", &s.url, "get", "quotes.source"]), Some(TOKEN)).await;
     assert_eq!(text(&out).0.trim(), "cached");
 
@@ -135,6 +145,11 @@ async fn the_cli_says_clearly_what_went_wrong_and_changes_nothing() {
     let out = run(args(&["--url", &s.url, "--token", TOKEN, "list"]), None).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("--token is refused"), "{:?}", text(&out));
+
+    // `validate` checks a file: refused with --url, as a usage error, before anything is sent.
+    let out = run(args(&["--url", &s.url, "validate"]), Some(TOKEN)).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("does not go with --url"), "{:?}", text(&out));
 
     let out = run(args(&["--url", &s.url, "list"]), None).await;
     assert_eq!(out.status.code(), Some(1));

@@ -2,17 +2,24 @@
 //! service through its admin API (`--url`), for operators.
 //!
 //! ```text
-//! degrade [--file F] list              every flag: value, default, type, where the value comes from
+//! degrade [--file F] list [--json]     every flag: value, default, type, where the value comes from
 //! degrade [--file F] get NAME          one flag's value
 //! degrade [--file F] set NAME VALUE    set the file's value (checked against the flag's type)
 //! degrade [--file F] unset NAME        remove the file's value (back to the default)
 //! degrade [--file F] validate          check the file
 //! ```
 //!
-//! `--file` defaults to `configs/feature_flags.yaml`. `set` and `unset` edit the file in place, keeping its
+//! `--file` defaults to `configs/feature_flags.yaml`. `list --json` prints the flags as JSON
+//! (`{"flags": [{"name", "kind", "value", "default", "source", "description"}]}`, the admin API's shape). `set` and `unset` edit the file in place, keeping its
 //! comments and order, and replace it atomically (a unique temporary file, fsync, rename:
 //! `brownout_foundation::fs::write_atomically`). A wrong name or value exits with status 1 and a message, and
-//! leaves the file untouched; a usage error exits with status 2.
+//! leaves the file untouched; a usage error (an unknown command or option, a missing or extra argument, an
+//! option the command does not take) exits with status 2 and says so on standard error.
+//!
+//! The command line is clap's: `--help` (also per command: `degrade set --help`), `--version`, `--opt=value`,
+//! options before or after the command, typo suggestions. Built without clap's `color` feature, it never
+//! prints colour (so `NO_COLOR` holds trivially). `degrade completions SHELL` prints a completion script
+//! (bash, elvish, fish, powershell, zsh).
 //!
 //! Concurrent `set`s and `unset`s of one file all land: each holds an exclusive advisory lock (`flock`) on a
 //! lock file beside the flag file, `.NAME.lock`, from before it reads the file until after the rename. The lock
@@ -24,7 +31,7 @@
 //! use `--url` on the running service).
 //!
 //! ```text
-//! degrade --url http://127.0.0.1:8080/admin [--token-file F] (list | get NAME | set NAME VALUE | unset NAME)
+//! degrade --url http://127.0.0.1:8080/admin [--token-file F] (list [--json] | get NAME | set NAME VALUE | unset NAME)
 //! ```
 //!
 //! With `--url` the commands go to chaos-tower's admin API of a running service instead of a file: `set`
@@ -38,13 +45,73 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use degrade_flags::flags::{FlagFile, edit, env_var};
 
-const USAGE: &str = "usage: degrade [--file FILE] (list | get NAME | set NAME VALUE | unset NAME | validate)\n       \
-                     degrade --url URL [--token-file FILE] (list | get NAME | set NAME VALUE | unset NAME)\n       \
-                     (the token comes from --token-file or DEGRADE_TOKEN, never from the command line)";
-
 mod remote;
+
+/// Read and change degrade flags: in a flag file, or in a running service through its admin API (--url).
+///
+/// Exit status: 0 done, 1 refused (a wrong name or value, an invalid file, the admin API said no; the file is
+/// left untouched), 2 usage error.
+#[derive(Debug, Parser)]
+#[command(name = "degrade", version)]
+struct Cli {
+    /// The flag file (not with --url).
+    #[arg(long, short, global = true, value_name = "FILE", default_value = "configs/feature_flags.yaml")]
+    file: PathBuf,
+    /// A running service's admin API (`http://host:port/admin`) instead of the file: list, get, set, unset.
+    #[arg(long, global = true, value_name = "URL")]
+    url: Option<String>,
+    /// With --url: the admin API's bearer token, read from this file (a bare token, or the first `id:token`
+    /// line). Without it the token comes from the DEGRADE_TOKEN environment variable, never from the command
+    /// line.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Refused: a token on the command line lands in the shell history and `ps`.
+    #[arg(long, global = true, hide = true, num_args = 0..=1, value_name = "TOKEN")]
+    token: Option<Option<String>>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// Every flag: type, value, default, and where the value comes from.
+    List {
+        /// Print JSON (`{"flags": [...]}`, the admin API's shape) instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One flag's value.
+    Get {
+        /// The flag (`service.setting`).
+        name: String,
+    },
+    /// Set a flag (checked against its type): the file's value, or with --url an override in the service's
+    /// memory (the highest precedence).
+    Set {
+        /// The flag (`service.setting`).
+        name: String,
+        /// Its new value (`true`, `cached`, `12.5`, `-1`: checked against the flag's type).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Remove the file's value (back to the default), or with --url the service's override.
+    Unset {
+        /// The flag (`service.setting`).
+        name: String,
+    },
+    /// Check the file (not with --url).
+    Validate,
+    /// Print the completion script of a shell to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
 
 enum Failure {
     Usage(String),
@@ -52,12 +119,20 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
-    match run(std::env::args().skip(1).collect()) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = |id: &str| {
+        let explicit = |m: &clap::ArgMatches| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        explicit(&matches) || matches.subcommand().is_some_and(|(_, m)| explicit(m))
+    };
+    let outcome = match check(&cli, given) {
+        Ok(()) => run(cli),
+        Err(msg) => Err(Failure::Usage(msg)),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(msg)) => {
-            eprintln!("degrade: {msg}\n{USAGE}");
-            ExitCode::from(2)
-        }
+        // A usage error as clap prints its own: `error: ...`, the usage line, a pointer to --help; status 2.
+        Err(Failure::Usage(msg)) => Cli::command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit(),
         Err(Failure::Refused(msg)) => {
             eprintln!("degrade: {msg}");
             ExitCode::from(1)
@@ -65,84 +140,91 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Vec<String>) -> Result<(), Failure> {
-    let mut file = PathBuf::from("configs/feature_flags.yaml");
-    let mut url: Option<String> = None;
-    let mut token_file: Option<PathBuf> = None;
-    let mut words = Vec::new();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--file" | "-f" => file = it.next().ok_or_else(|| Failure::Usage("--file needs a path".into()))?.into(),
-            "--url" => url = Some(it.next().ok_or_else(|| Failure::Usage("--url needs a URL".into()))?),
-            "--token-file" => {
-                token_file = Some(it.next().ok_or_else(|| Failure::Usage("--token-file needs a path".into()))?.into())
-            }
-            a if a == "--token" || a.starts_with("--token=") => {
-                return Err(Failure::Usage(
-                    "--token is refused: a token on the command line lands in the shell history and `ps`; \
-                     use --token-file FILE or DEGRADE_TOKEN"
-                        .into(),
-                ));
-            }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            _ => words.push(arg),
+/// What clap cannot say by itself: `--token` is refused, and which options go with which commands.
+fn check(cli: &Cli, given: impl Fn(&str) -> bool) -> Result<(), String> {
+    if cli.token.is_some() {
+        return Err("--token is refused: a token on the command line lands in the shell history and `ps`; \
+                    use --token-file FILE or DEGRADE_TOKEN"
+            .into());
+    }
+    match (&cli.url, &cli.command) {
+        (_, Cmd::Completions { .. }) if given("file") || cli.url.is_some() || cli.token_file.is_some() => {
+            return Err("`completions` takes no --file, --url or --token-file".into());
         }
+        (Some(_), Cmd::Validate) => {
+            return Err("`validate` checks a file; it does not go with --url".into());
+        }
+        (Some(_), _) if given("file") => return Err("--file and --url exclude each other".into()),
+        (None, _) if cli.token_file.is_some() => return Err("--token-file goes with --url".into()),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let file = cli.file;
+    if let Some(url) = cli.url {
+        let token = remote::token(cli.token_file.as_deref()).map_err(Failure::Refused)?;
+        let remote = remote::Remote::new(&url, token).map_err(Failure::Usage)?;
+        return remote::run(&remote, &cli.command).map_err(Failure::Refused);
     }
     let refused = |e: degrade_flags::FlagError| Failure::Refused(e.to_string());
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    if let Some(url) = url {
-        if !matches!(words.as_slice(), ["list"] | ["get", _] | ["set", _, _] | ["unset", _]) {
-            return Err(Failure::Usage("with --url: list, get NAME, set NAME VALUE or unset NAME".into()));
-        }
-        let token = remote::token(token_file.as_deref()).map_err(Failure::Refused)?;
-        let remote = remote::Remote::new(&url, token).map_err(Failure::Usage)?;
-        return remote::run(&remote, &words).map_err(Failure::Refused);
-    }
-    if token_file.is_some() {
-        return Err(Failure::Usage("--token-file goes with --url".into()));
-    }
-    match words.as_slice() {
-        ["list"] => {
+    match &cli.command {
+        Cmd::List { json } => {
             let flags = FlagFile::read(&file).map_err(refused)?;
+            let source = |name: &str, set: bool| match (std::env::var_os(env_var(name)).is_some(), set) {
+                (true, _) => format!("file (overridden here by {})", env_var(name)),
+                (false, true) => "file".to_owned(),
+                (false, false) => "default".to_owned(),
+            };
+            if *json {
+                let rows: Vec<_> = flags
+                    .flags
+                    .values()
+                    .map(|spec| {
+                        serde_json::json!({
+                            "name": spec.name,
+                            "kind": spec.kind.name(),
+                            "value": spec.kind.format(spec.value.unwrap_or(spec.default)),
+                            "default": spec.kind.format(spec.default),
+                            "source": source(&spec.name, spec.value.is_some()),
+                            "description": spec.description,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({ "flags": rows }));
+                return Ok(());
+            }
             println!("{:<36} {:<10} {:<12} {:<12} source", "flag", "type", "value", "default");
             for spec in flags.flags.values() {
-                let value = spec.value.unwrap_or(spec.default);
-                let source = if std::env::var_os(env_var(&spec.name)).is_some() {
-                    format!("file (overridden here by {})", env_var(&spec.name))
-                } else if spec.value.is_some() {
-                    "file".to_owned()
-                } else {
-                    "default".to_owned()
-                };
                 println!(
-                    "{:<36} {:<10} {:<12} {:<12} {source}",
+                    "{:<36} {:<10} {:<12} {:<12} {}",
                     spec.name,
                     spec.kind.name(),
-                    spec.kind.format(value),
-                    spec.kind.format(spec.default)
+                    spec.kind.format(spec.value.unwrap_or(spec.default)),
+                    spec.kind.format(spec.default),
+                    source(&spec.name, spec.value.is_some())
                 );
             }
             Ok(())
         }
-        ["get", name] => {
+        Cmd::Get { name } => {
             let flags = FlagFile::read(&file).map_err(refused)?;
-            let spec = flags.flags.get(*name).ok_or_else(|| unknown(&file, name))?;
+            let spec = flags.flags.get(name).ok_or_else(|| unknown(&file, name))?;
             println!("{}", spec.kind.format(spec.value.unwrap_or(spec.default)));
             Ok(())
         }
-        ["set", name, value] => rewrite(&file, name, Some(value)),
-        ["unset", name] => rewrite(&file, name, None),
-        ["validate"] => {
+        Cmd::Set { name, value } => rewrite(&file, name, Some(value)),
+        Cmd::Unset { name } => rewrite(&file, name, None),
+        Cmd::Validate => {
             let flags = FlagFile::read(&file).map_err(refused)?;
             println!("{}: {} flags, valid", file.display(), flags.flags.len());
             Ok(())
         }
-        [] => Err(Failure::Usage("no command".into())),
-        other => Err(Failure::Usage(format!("cannot understand `{}`", other.join(" ")))),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "degrade", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::Cmd;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer read (the admin API's answers are small).
@@ -198,14 +200,20 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("`{}` is not a flag name", name.escape_debug())) }
 }
 
-/// `list`, `get`, `set`, `unset` over the API; prints what the file commands print.
-pub(crate) fn run(remote: &Remote, words: &[&str]) -> Result<(), String> {
+/// `list`, `get`, `set`, `unset` over the API; prints what the file commands print. (`validate` and
+/// `completions` never get here: `main` refuses them with `--url`.)
+pub(crate) fn run(remote: &Remote, command: &Cmd) -> Result<(), String> {
     let row = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
-    match words {
-        ["list"] => {
+    match command {
+        Cmd::List { json } => {
             let answer = remote.call("GET", "/flags", None)?;
+            let flags = answer.get("flags").and_then(Value::as_array).cloned().unwrap_or_default();
+            if *json {
+                println!("{}", serde_json::json!({ "flags": flags }));
+                return Ok(());
+            }
             println!("{:<36} {:<10} {:<12} {:<12} source", "flag", "type", "value", "default");
-            for f in answer.get("flags").and_then(Value::as_array).into_iter().flatten() {
+            for f in &flags {
                 println!(
                     "{:<36} {:<10} {:<12} {:<12} {}",
                     row(f, "name"),
@@ -217,25 +225,27 @@ pub(crate) fn run(remote: &Remote, words: &[&str]) -> Result<(), String> {
             }
             Ok(())
         }
-        ["get", name] => {
+        Cmd::Get { name } => {
             check_name(name)?;
             let f = remote.call("GET", &format!("/flags/{name}"), None)?;
             println!("{}", row(&f, "value"));
             Ok(())
         }
-        ["set", name, value] => {
+        Cmd::Set { name, value } => {
             check_name(name)?;
             let f = remote.call("PUT", &format!("/flags/{name}"), Some(&serde_json::json!({ "value": value })))?;
             println!("{name} = {} ({})", row(&f, "value"), row(&f, "source"));
             Ok(())
         }
-        ["unset", name] => {
+        Cmd::Unset { name } => {
             check_name(name)?;
             let f = remote.call("DELETE", &format!("/flags/{name}"), None)?;
             println!("{name} = {} ({})", row(&f, "value"), row(&f, "source"));
             Ok(())
         }
-        _ => Err("with --url: list, get NAME, set NAME VALUE or unset NAME".into()),
+        Cmd::Validate | Cmd::Completions { .. } => {
+            Err("with --url: list, get NAME, set NAME VALUE or unset NAME".into())
+        }
     }
 }
 
