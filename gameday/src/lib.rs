@@ -38,6 +38,7 @@ mod charts;
 pub mod cli;
 pub mod events;
 mod html;
+mod judge;
 mod junit;
 mod load;
 mod markdown;
