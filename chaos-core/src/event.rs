@@ -16,6 +16,18 @@ use serde_json::{Value, json};
 /// The tracing target of the events.
 pub const TARGET: &str = "chaos_event";
 
+/// The fields every `CHAOS_EVENT` line carries, with the N1V1 suite's names (the GameDay runner's lines too).
+pub const FIELDS: [&str; 8] = [
+    "timestamp",
+    "event_type",
+    "chaos_engineering",
+    "component_id",
+    "failure_type",
+    "error_message",
+    "confidence",
+    "metadata",
+];
+
 /// `CHAOS_` and `name` in capitals, non-alphanumerics as `_` (`CHAOS_QUOTE_PROVIDER`).
 pub fn failure_type(name: &str) -> String {
     let name: String =
@@ -57,16 +69,7 @@ mod tests {
         let v: Value =
             serde_json::from_str(&line("chaos_armed", "chaos", "quote provider", "armed", json!({ "rules": 2 })))
                 .unwrap();
-        for field in [
-            "timestamp",
-            "event_type",
-            "chaos_engineering",
-            "component_id",
-            "failure_type",
-            "error_message",
-            "confidence",
-            "metadata",
-        ] {
+        for field in FIELDS {
             assert!(v.get(field).is_some(), "{field}");
         }
         assert_eq!(v["failure_type"], "CHAOS_QUOTE_PROVIDER");

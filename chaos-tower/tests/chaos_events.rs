@@ -74,16 +74,7 @@ fn arm_first_fault_and_disarm_are_one_line_each() {
         "{events:#?}"
     );
     for e in &events {
-        for field in [
-            "timestamp",
-            "event_type",
-            "chaos_engineering",
-            "component_id",
-            "failure_type",
-            "error_message",
-            "confidence",
-            "metadata",
-        ] {
+        for field in chaos_core::event::FIELDS {
             assert!(e.get(field).is_some(), "no `{field}` in {e}");
         }
         assert_eq!(e["failure_type"], "CHAOS_QUOTE_PROVIDER");

@@ -87,13 +87,8 @@ async fn main_run(command: &Command) -> Result<Run, String> {
 
 fn main() -> ExitCode {
     let command = Command::parse();
-    // The workers' parks, for cost-meter's apportioned CPU per request (the reports' cost per phase).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(cost_meter::on_thread_park)
-        .on_thread_unpark(cost_meter::on_thread_unpark)
-        .on_thread_stop(cost_meter::settle_thread)
-        .build();
+    // cost-meter apportions each request's CPU: the runtime tells it when its workers park.
+    let runtime = examples::runtime::with_cost_hooks();
     match runtime {
         Ok(runtime) => runtime.block_on(gameday(command)),
         Err(e) => {

@@ -46,14 +46,8 @@ use examples::http_service::{Options, Service, serve_with, shutdown_signal};
 static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
 
 fn main() -> ExitCode {
-    // The runtime tells cost-meter when its workers park, so the CPU it apportions to each request's polls
-    // counts a parked thread's sleep as sleep, not as a gap between polls (and settles each worker at its park).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(cost_meter::on_thread_park)
-        .on_thread_unpark(cost_meter::on_thread_unpark)
-        .on_thread_stop(cost_meter::settle_thread)
-        .build();
+    // cost-meter apportions each request's CPU: the runtime tells it when its workers park.
+    let runtime = examples::runtime::with_cost_hooks();
     match runtime {
         Ok(runtime) => runtime.block_on(serve()),
         Err(e) => {

@@ -7,6 +7,7 @@
 //!   example.
 //! - [`orders`]: the critical "place an order" route (`POST /orders`) over an embedded SQLite store, with a
 //!   capture-only degrade mode (`orders.ingest`) that journals orders durably and drains them exactly once.
+//! - [`runtime`]: the binaries' tokio runtime, with cost-meter's park hooks.
 //! - [`http_service`]: the demo service as a real server (rules and flags reloaded from files, `/metrics`),
 //!   behind the `http_service` example.
 #![forbid(unsafe_code)]
@@ -15,3 +16,4 @@
 pub mod demo;
 pub mod http_service;
 pub mod orders;
+pub mod runtime;

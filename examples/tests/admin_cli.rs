@@ -3,33 +3,14 @@
 //! for a wrong token, a bad value, `--token` on the command line and a service that is not there. Also: the
 //! server without `--admin-token-file` answers 404 at `/admin`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use examples::http_service::{Options, Service, serve};
 
 const TOKEN: &str = "ops-token-0123456789abcdef-xyz";
-
-/// The `degrade` binary of this build (degrade-flags is another package, so Cargo does not hand us its path):
-/// next to this test's `deps` directory, built (or brought up to date) first: an older binary would test older
-/// code.
-fn degrade() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["build", "-q", "-p", "degrade-flags", "--bin", "degrade"]);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            assert!(build.status().unwrap().success(), "cannot build the degrade binary");
-            dir.join(format!("degrade{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
-}
 
 struct Server {
     service: Service,
@@ -68,7 +49,7 @@ async fn start(name: &str, admin: bool) -> Server {
 async fn run(args: Vec<String>, env_token: Option<&str>) -> Output {
     let env_token = env_token.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(degrade());
+        let mut cmd = Command::new(common::degrade());
         cmd.args(&args).env_remove("DEGRADE_TOKEN");
         if let Some(t) = env_token {
             cmd.env("DEGRADE_TOKEN", t);

@@ -6,6 +6,8 @@
 //! tree), over its own copies of the flag and rules files and the shipped budgets. Usage is read from
 //! `GET /admin/budgets` (the `quote-api` budget's CPU and memory utilisation, month to date).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,22 +19,6 @@ use std::time::{Duration, Instant};
 use examples::http_service::BUDGET_CHECKPOINT_INTERVAL;
 
 const TOKEN: &str = "checkpoint-test-token-0123456789";
-
-/// The `http_service` example of this build, built (or brought up to date) first: the examples are not built
-/// for `cargo test --test budget_checkpoint`, and an older binary would test older code.
-fn http_service() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-q", "-p", "examples", "--example", "http_service"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().unwrap();
-    assert!(status.success(), "cannot build the http_service example");
-    profile_dir.join("examples").join(format!("http_service{}", std::env::consts::EXE_SUFFIX))
-}
 
 /// A scratch directory with the flag, rules and token files; the checkpoint goes in it too.
 fn scratch() -> tempfile::TempDir {
@@ -188,7 +174,7 @@ fn at_least(now: (f64, f64), floor: (f64, f64)) -> bool {
 /// round to round.
 #[test]
 fn month_to_date_usage_survives_repeated_sigkills_under_load() {
-    let bin = http_service();
+    let bin = common::example("http_service");
     let dir = scratch();
     let mut floor = (0.0, 0.0);
     for round in 0..5 {
@@ -220,7 +206,7 @@ fn month_to_date_usage_survives_repeated_sigkills_under_load() {
 /// just before the signal, and the process exits with status 0.
 #[test]
 fn sigterm_saves_the_checkpoint_and_exits_cleanly() {
-    let bin = http_service();
+    let bin = common::example("http_service");
     let dir = scratch();
     let server = Server::start(&bin, dir.path());
     let load = server.load();

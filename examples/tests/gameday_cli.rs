@@ -7,8 +7,10 @@
 //! the source tree. The runs that start the built-in demo use a small plan written by the test (one scenario,
 //! a 1 s steady state) at time scale 1.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -52,27 +54,6 @@ scenarios:
           fault: { error: { status: 503, body: "exchange down" } }
 "#;
 
-/// The `gameday` example of this build, built (or brought up to date) first: the examples are not built for
-/// `cargo test --test gameday_cli`, and an older binary would test older code.
-fn gameday() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["build", "-q", "-p", "examples", "--example", "gameday"]);
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().unwrap();
-            assert!(status.success(), "cannot build the gameday example");
-            profile_dir.join("examples").join(format!("gameday{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
-}
-
 /// A scratch directory holding the test's plan (`plan.yaml`).
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("gameday-cli-").tempdir().unwrap();
@@ -82,7 +63,7 @@ fn scratch() -> tempfile::TempDir {
 
 /// `gameday ARGS` in `dir`, to its end.
 fn gameday_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(gameday()).args(args).current_dir(dir).env_remove("RUST_LOG").output().unwrap()
+    Command::new(common::example("gameday")).args(args).current_dir(dir).env_remove("RUST_LOG").output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -195,7 +176,7 @@ struct Running {
 
 impl Running {
     fn start(dir: &Path, extra: &[&str]) -> Running {
-        let mut child = Command::new(gameday())
+        let mut child = Command::new(common::example("gameday"))
             .args(["--plan", "plan.yaml", "--output-dir", "out", "--time-scale", "1", "--seed", "7"])
             .args(extra)
             .current_dir(dir)
@@ -386,7 +367,7 @@ fn on_a_terminal_the_status_line_is_redrawn_in_place_and_never_broken() {
     let dir = scratch();
     let command = format!(
         "{} --plan plan.yaml --output-dir out --time-scale 1 --duration 2s --seed 7",
-        gameday().to_str().unwrap()
+        common::example("gameday").to_str().unwrap()
     );
     // `script` runs the command on a new pseudo-terminal (standard output and error both), and copies what
     // it writes there to its own standard output.

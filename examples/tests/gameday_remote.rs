@@ -7,9 +7,11 @@
 //! source tree) over its own copies of the flag file, an empty rule set and a token file. What the replicas
 //! did is read from them: `GET /admin/chaos` while the run goes on, and each one's admin audit log.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,22 +82,6 @@ scenarios:
           sample: { mode: exact, rate: 1.0 }
           fault: { error: { status: 503, body: "exchange down" } }
 "#;
-
-/// An example of this build, built (or brought up to date) first: the examples are not built for
-/// `cargo test --test gameday_remote`, and an older binary would test older code.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-q", "-p", "examples", "--example", name]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().unwrap();
-    assert!(status.success(), "cannot build the {name} example");
-    profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
 
 /// A replica: the real `http_service` binary in its own scratch directory, with the admin API.
 struct Replica {
@@ -265,7 +251,7 @@ fn report(run: &Run, scenario: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_are_armed_on_every_replica_and_an_abort_disarms_every_replica() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let bin = tokio::task::spawn_blocking(|| example("http_service")).await.unwrap();
+    let bin = tokio::task::spawn_blocking(|| common::example("http_service")).await.unwrap();
     let replicas = [Replica::start(&bin, TOKEN), Replica::start(&bin, TOKEN)];
     let scratch = tempfile::Builder::new().prefix("gameday-remote-run-").tempdir().unwrap();
     let token = scratch.path().join("token");
@@ -326,7 +312,7 @@ async fn faults_are_armed_on_every_replica_and_an_abort_disarms_every_replica() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_refuses_the_token_fails_the_run_before_any_change() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let bin = tokio::task::spawn_blocking(|| example("http_service")).await.unwrap();
+    let bin = tokio::task::spawn_blocking(|| common::example("http_service")).await.unwrap();
     let replicas = [Replica::start(&bin, TOKEN), Replica::start(&bin, OTHER_TOKEN)];
     let scratch = tempfile::Builder::new().prefix("gameday-remote-run-").tempdir().unwrap();
     let token = scratch.path().join("token");
@@ -355,7 +341,7 @@ async fn a_replica_that_refuses_the_token_fails_the_run_before_any_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_refuses_to_arm_leaves_no_replica_armed() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let bin = tokio::task::spawn_blocking(|| example("http_service")).await.unwrap();
+    let bin = tokio::task::spawn_blocking(|| common::example("http_service")).await.unwrap();
     let replicas = [Replica::start(&bin, TOKEN), Replica::start_in(&bin, TOKEN, Some("prod"))];
     let scratch = tempfile::Builder::new().prefix("gameday-remote-run-").tempdir().unwrap();
     let token = scratch.path().join("token");

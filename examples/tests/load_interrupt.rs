@@ -1,28 +1,14 @@
 //! The `load` example on Ctrl-C: run against a tiny HTTP server started here, interrupted with SIGINT while it
 //! runs, it prints the summary of what was measured so far and exits with status 130 (128 + SIGINT).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// The `load` example of this build, built (or brought up to date) first: the examples are not built for
-/// `cargo test --test load_interrupt`, and an older binary would test older code.
-fn load_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-q", "-p", "examples", "--example", "load"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "cannot build the load example");
-    profile_dir.join("examples").join(format!("load{}", std::env::consts::EXE_SUFFIX))
-}
 
 /// Answers every HTTP/1.1 request on a keep-alive connection with `201`, counting them.
 fn serve(stream: TcpStream, served: &AtomicU64) -> std::io::Result<()> {
@@ -56,7 +42,7 @@ fn serve(stream: TcpStream, served: &AtomicU64) -> std::io::Result<()> {
 
 #[test]
 fn ctrl_c_prints_the_summary_so_far_and_exits_130() {
-    let bin = load_binary();
+    let bin = common::example("load");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let served = Arc::new(AtomicU64::new(0));

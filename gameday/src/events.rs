@@ -127,12 +127,8 @@ impl EventLog {
     }
 }
 
-/// `CHAOS_` and the scenario's name in capitals, non-alphanumerics as `_`.
-pub fn failure_type(scenario: &str) -> String {
-    let name: String =
-        scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-    format!("CHAOS_{name}")
-}
+/// `CHAOS_` and the scenario's name in capitals, non-alphanumerics as `_` (the same as a service's events).
+pub use chaos_core::event::failure_type;
 
 #[cfg(test)]
 mod tests {
@@ -150,16 +146,7 @@ mod tests {
             serde_json::json!({ "seed": 7 }),
         );
         let line = serde_json::to_value(&log.events()[0]).unwrap();
-        for field in [
-            "timestamp",
-            "event_type",
-            "chaos_engineering",
-            "component_id",
-            "failure_type",
-            "error_message",
-            "confidence",
-            "metadata",
-        ] {
+        for field in chaos_core::event::FIELDS {
             assert!(line.get(field).is_some(), "no `{field}` in {line}");
         }
         assert_eq!(line["failure_type"], "CHAOS_NETWORK_PARTITION");
