@@ -47,7 +47,7 @@ fn time_window() -> CircuitBreaker {
 
 fn time_window_coarse() -> CircuitBreaker {
     let window = SlidingWindow::Time { duration: Duration::from_secs(60), buckets: 60 };
-    CircuitBreaker::new("bench", BreakerConfig { window, ..BreakerConfig::default() }, CoarseClock)
+    CircuitBreaker::new("bench", BreakerConfig { window, ..BreakerConfig::default() }, CoarseClock::new())
         .expect("bench config is valid")
 }
 

@@ -104,7 +104,8 @@ impl ControllerBuilder {
         self
     }
 
-    /// The clock for rule windows and the TTL (default: [`SystemClock`]).
+    /// The clock for rule windows and the TTL (default: [`SystemClock`], as chaos-core assumes no runtime;
+    /// chaos-tower's `ChaosHandle` passes `TokioClock`, so its rules follow paused time).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self

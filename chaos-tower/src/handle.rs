@@ -3,21 +3,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use chaos_core::{ChaosConfig, Clock, ConfigError, Controller, Decider, Environment, LoadReport, Snapshot};
+use brownout_foundation::clock::TokioClock;
+use chaos_core::{ChaosConfig, ConfigError, Controller, Decider, Environment, LoadReport, Snapshot};
 use tokio::sync::Notify;
 
 use crate::chaos::ChaosLayer;
 use crate::http::HttpChaosLayer;
-
-/// tokio's clock, so rule windows and TTLs follow `tokio::time::pause` in tests.
-#[derive(Debug, Clone, Copy)]
-struct TokioClock;
-
-impl Clock for TokioClock {
-    fn now(&self) -> std::time::Instant {
-        tokio::time::Instant::now().into_std()
-    }
-}
 
 /// The switch behind every chaos layer: the active rules, armed or not, and the kill switch.
 ///
@@ -41,7 +32,8 @@ impl ChaosHandle {
         Self::for_environment(Environment::from_env())
     }
 
-    /// A handle with no rules, for an explicit environment.
+    /// A handle with no rules, for an explicit environment. Its rule windows and TTL read [`TokioClock`], so
+    /// they follow `tokio::time::pause` in tests.
     pub fn for_environment(env: Environment) -> Self {
         let wake = Arc::new(Notify::new());
         let hook = wake.clone();

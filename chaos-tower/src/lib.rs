@@ -60,6 +60,9 @@ pub mod shed;
 
 pub use body::{BodyError, BufferBodyLayer};
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
+/// Brownout's one clock, shared by rules, the SLO guard, breakers, triggers and latency windows. Inside tokio
+/// pass [`TokioClock`] (it follows `tokio::time::pause` and `advance`); see [`brownout_foundation::clock`].
+pub use brownout_foundation::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
 pub use cost::{Cost, CostLayer};
 pub use fallback::{Fallback, FallbackLayer, FallbackReason};

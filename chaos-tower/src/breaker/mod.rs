@@ -6,6 +6,11 @@
 //! recorded with its duration, so slow calls count. Pair it with a
 //! [`FallbackLayer`](crate::FallbackLayer) to answer while the breaker is open.
 //!
+//! **Which clock.** A breaker behind this layer runs inside tokio: build it on
+//! [`TokioClock`](crate::TokioClock) (`CircuitBreaker::new(name, config, TokioClock)`), the clock of the rules,
+//! triggers and latency windows, so a paused-time test's `tokio::time::advance` ends its open duration too. On
+//! `SystemClock` it would stay open however far paused time moves. `ManualClock` moves it by hand.
+//!
 //! Pick the preset for your service:
 //!
 //! | Constructor | Failures | Injected faults |

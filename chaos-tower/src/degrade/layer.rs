@@ -150,7 +150,7 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let started = Instant::now();
+        let started = self.window.now();
         ResponseFuture {
             inner: self.inner.call(req),
             window: self.window.clone(),
@@ -187,7 +187,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
-        this.window.record(this.started.elapsed(), this.classifier.is_ok(&output));
+        let now = this.window.now();
+        this.window.record_at(now, now.saturating_duration_since(*this.started), this.classifier.is_ok(&output));
         Poll::Ready(output)
     }
 }

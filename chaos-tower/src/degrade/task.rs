@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use brownout_foundation::clock::{Clock, TokioClock};
 use degrade_flags::Flags;
 use degrade_flags::flags::{Hysteresis, Trigger};
 use metrics::{Counter, Gauge};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 
 use super::{Signal, TriggerError};
 
@@ -39,6 +40,7 @@ struct Shared {
     flips_on: Counter,
     flips_off: Counter,
     signal: Gauge,
+    clock: Arc<dyn Clock>,
 }
 
 impl Shared {
@@ -48,7 +50,7 @@ impl Shared {
         self.signal.set(value);
         let mut guard = lock(&self.trigger);
         let Some(trigger) = guard.as_mut() else { return };
-        let result = trigger.observe(&self.flags, value, Instant::now().into_std());
+        let result = trigger.observe(&self.flags, value, self.clock.now());
         self.on.store(trigger.is_on(), Ordering::Relaxed);
         match result {
             Ok(Some(on)) => self.flipped(on, Some(value)),
@@ -76,7 +78,9 @@ impl Shared {
 /// trigger layer while the signal is high and clears it when the signal is low again (with hysteresis and a
 /// minimum hold). A manual setting of the flag still wins over it.
 ///
-/// Polls on tokio's clock ([`tokio::time::interval`], missed ticks delayed), so paused-time tests run at once.
+/// Polls on tokio's clock ([`tokio::time::interval`], missed ticks delayed), so paused-time tests run at once;
+/// the minimum hold is timed on [`TokioClock`] too unless [`TriggerBuilder::clock`] or
+/// [`spawn_with_clock`](Self::spawn_with_clock) gives another clock.
 /// A `None` (or NaN) reading changes nothing.
 ///
 /// Every flip of the flag logs `degrade_mode=ON|OFF flag=<name> … by=trigger` (degrade-flags), and the task
@@ -126,6 +130,22 @@ impl TriggerTask {
     ///
     /// Outside a tokio runtime, as [`tokio::spawn`].
     pub fn spawn(flags: &Flags, trigger: Trigger, signal: impl Signal, every: Duration) -> TriggerTask {
+        Self::spawn_with_clock(flags, trigger, signal, every, Arc::new(TokioClock))
+    }
+
+    /// As [`spawn`](Self::spawn), timing the trigger's minimum hold on `clock` instead of [`TokioClock`] (the
+    /// polling interval stays on tokio's clock).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`tokio::spawn`].
+    pub fn spawn_with_clock(
+        flags: &Flags,
+        trigger: Trigger,
+        signal: impl Signal,
+        every: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> TriggerTask {
         let name: Arc<str> = trigger.name().into();
         let flag: Arc<str> = trigger.flag().into();
         describe();
@@ -138,6 +158,7 @@ impl TriggerTask {
             flips: AtomicU64::new(0),
             trigger: Mutex::new(Some(trigger)),
             flags: flags.clone(),
+            clock,
             name,
             flag,
         });
@@ -166,6 +187,7 @@ impl TriggerTask {
             min_hold: DEFAULT_MIN_HOLD,
             value: None,
             every: DEFAULT_EVERY,
+            clock: None,
         }
     }
 
@@ -258,9 +280,16 @@ pub struct TriggerBuilder {
     min_hold: Duration,
     value: Option<String>,
     every: Duration,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl TriggerBuilder {
+    /// The clock the minimum hold is timed on (default: [`TokioClock`], which follows paused time).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// Turns on when the signal is above this.
     pub fn on_above(mut self, threshold: f64) -> Self {
         self.on_above = Some(threshold);
@@ -313,6 +342,7 @@ impl TriggerBuilder {
     /// Outside a tokio runtime, as [`tokio::spawn`].
     pub fn spawn(self, flags: &Flags, signal: impl Signal) -> Result<TriggerTask, TriggerError> {
         let trigger = self.trigger(flags)?;
-        Ok(TriggerTask::spawn(flags, trigger, signal, self.every))
+        let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock));
+        Ok(TriggerTask::spawn_with_clock(flags, trigger, signal, self.every, clock))
     }
 }

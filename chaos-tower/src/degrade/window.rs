@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use brownout_foundation::clock::{Clock, TokioClock};
 use tokio::time::Instant;
 
 use super::{LatencyWindowLayer, Signal};
@@ -105,7 +106,8 @@ impl WindowStats {
 /// and reads the same window.
 ///
 /// - **Window.** Time is cut into `slots` slots of `window / slots` each (10 by default), counted from the
-///   window's creation on [`tokio::time::Instant`] (so paused-time tests move it). The window is the slot now
+///   window's creation on its clock ([`TokioClock`] unless [`clock`](Self::clock) says otherwise, so
+///   paused-time tests move it). The window is the slot now
 ///   plus the `slots - 1` before it: between `window - window / slots` and `window` of the most recent time.
 ///   A call is counted in the slot of the moment it is recorded.
 /// - **Error rate.** Exact over the window: errors / calls.
@@ -134,6 +136,7 @@ pub struct LatencyWindow {
     ring: Arc<Mutex<Ring>>,
     window: Duration,
     min_calls: u64,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for LatencyWindow {
@@ -166,7 +169,12 @@ impl LatencyWindow {
                 .map(|_| Slot { epoch: u64::MAX, calls: 0, errors: 0, latencies: vec![0; BUCKETS].into() })
                 .collect(),
         };
-        Self { ring: Arc::new(Mutex::new(ring)), window: slot * slots as u32, min_calls: 1 }
+        Self {
+            ring: Arc::new(Mutex::new(ring)),
+            window: slot * slots as u32,
+            min_calls: 1,
+            clock: Arc::new(TokioClock),
+        }
     }
 
     /// This handle's readings ([`error_rate`](Self::error_rate), [`p95`](Self::p95) and their signals) say
@@ -175,6 +183,24 @@ impl LatencyWindow {
     pub fn min_calls(mut self, calls: u64) -> Self {
         self.min_calls = calls.max(1);
         self
+    }
+
+    /// Reads `clock` instead of [`TokioClock`] (the default, which follows paused time): for the window's slots
+    /// and, in a [`LatencyWindowLayer`](super::LatencyWindowLayer), for the calls' latencies. Set it before
+    /// recording: it restarts the window's slots from the clock's now, for every clone.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        let now = self.now();
+        let mut ring = self.lock();
+        ring.origin = now;
+        ring.slots.iter_mut().for_each(|s| s.clear(u64::MAX));
+        drop(ring);
+        self
+    }
+
+    /// The window's clock now (as a tokio [`Instant`], the type of [`record_at`](Self::record_at)).
+    pub fn now(&self) -> Instant {
+        Instant::from_std(self.clock.now())
     }
 
     /// The window's length (`slots` × the slot's length).
@@ -193,7 +219,7 @@ impl LatencyWindow {
 
     /// Records one call that took `latency` and succeeded (`ok`) or not, now.
     pub fn record(&self, latency: Duration, ok: bool) {
-        self.record_at(Instant::now(), latency, ok);
+        self.record_at(self.now(), latency, ok);
     }
 
     /// Records one call at `at`: for callers that keep their own timestamps. A call older than the window
@@ -218,7 +244,7 @@ impl LatencyWindow {
 
     /// What the window holds now.
     pub fn stats(&self) -> WindowStats {
-        self.stats_at(Instant::now())
+        self.stats_at(self.now())
     }
 
     /// What the window that ends at `now` holds.
@@ -255,7 +281,7 @@ impl LatencyWindow {
     /// The error rate over the window now (errors / calls); `None` with fewer than
     /// [`min_calls`](Self::min_calls) calls.
     pub fn error_rate(&self) -> Option<f64> {
-        let (calls, errors) = self.counts_at(Instant::now());
+        let (calls, errors) = self.counts_at(self.now());
         (calls >= self.min_calls).then(|| errors as f64 / calls as f64)
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::clock::{Clock, nanos};
+use super::clock::{Clock, Ticks, nanos};
 use super::config::{BreakerConfig, ConfigError};
 use super::metrics::Metrics;
 use super::outcome::Outcome;
@@ -51,7 +51,7 @@ pub struct CircuitBreaker {
     slow_after: Duration,
     stripes: Box<[Stripe]>,
     stripe_mask: usize,
-    clock: Arc<dyn Clock>,
+    clock: Ticks,
     inner: Mutex<Inner>,
     metrics: Metrics,
     name: Arc<str>,
@@ -110,7 +110,7 @@ impl CircuitBreaker {
             slow_after: config.slow_calls.map_or(Duration::MAX, |s| s.duration),
             stripes: (0..stripes).map(|_| Stripe::default()).collect(),
             stripe_mask: stripes - 1,
-            clock,
+            clock: Ticks::new(clock),
             inner: Mutex::new(Inner {
                 window: Window::new(&config.window, stripes),
                 probes_admitted: 0,

@@ -1,6 +1,11 @@
 //! Circuit breakers: pure state machines over an injected [`Clock`], no Tower (the layer lives in
 //! `chaos-tower`).
 //!
+//! The [`Clock`] is Brownout's one clock (`brownout_foundation::clock`), shared with the chaos rules, the SLO
+//! guard and the degrade triggers: [`SystemClock`] where no async runtime may exist, `chaos_tower::TokioClock`
+//! inside tokio (it follows paused time in tests), [`ManualClock`] to move time by hand, `CoarseClock` (Linux)
+//! on hot paths.
+//!
 //! # The state machine
 //!
 //! - **Closed**: every call is admitted. Outcomes go into a sliding window ([`SlidingWindow`]: the last N

@@ -186,7 +186,7 @@ pub struct Transition {
     pub from: Status,
     /// After the change.
     pub to: Status,
-    /// When it happened, by the breaker's clock (nanoseconds).
+    /// When it happened: nanoseconds on the breaker's clock since the breaker was built.
     pub at_nanos: u64,
 }
 

@@ -55,11 +55,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chaos_tower::shed::SHED_HEADER;
-use chaos_tower::{ChaosHandle, CostLayer, ShedLayer};
+use chaos_tower::{ChaosHandle, CostLayer, ShedLayer, TokioClock};
 use cost_meter::budget::{BudgetFeed, BudgetMonitor};
 use cost_meter::{JobRecord, Labels, Meter};
 use degrade_flags::Flags;
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, SystemClock};
+use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow};
 use tower::ServiceExt;
 use tower::util::MapResponseLayer;
 
@@ -239,10 +239,10 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
         half_open_probes: 3,
         ..BreakerConfig::default()
     };
-    // A constant configuration, not input: it is valid (the GameDay's tests build it).
-    let breaker = Arc::new(
-        CircuitBreaker::new("quote-provider", config, SystemClock::new()).expect("a constant, valid breaker config"),
-    );
+    // A constant configuration, not input: it is valid (the GameDay's tests build it). On tokio's clock, as the
+    // rules and triggers: paused-time tests move its open duration too.
+    let breaker =
+        Arc::new(CircuitBreaker::new("quote-provider", config, TokioClock).expect("a constant, valid breaker config"));
     let cache = quotes::QuoteCache::default();
     let provider = provider::client(chaos, breaker.clone(), options, &counters, cache.clone(), provider_latency);
     let quotes = quotes::Quotes {
