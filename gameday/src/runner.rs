@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chaos_core::{Controller, Environment, SloGuard, SloLimits, SystemClock};
+use chaos_core::{Controller, Environment, SloGuard, SloLimits};
+use chaos_tower::TokioClock;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -215,7 +216,8 @@ impl Session {
             let controller = target
                 .controller(&switch)
                 .unwrap_or_else(|| Controller::builder().environment(Environment::Test).build());
-            let guard = SloGuard::new(controller, limits, SystemClock).map_err(|e| format!("slo.abort: {e}"))?;
+            // On tokio's clock, as the runner: its windows follow paused time in a user's test.
+            let guard = SloGuard::new(controller, limits, TokioClock).map_err(|e| format!("slo.abort: {e}"))?;
             guards.push((switch, guard));
         }
         let all: Vec<SloGuard> = guards.iter().map(|(_, g)| g.clone()).collect();

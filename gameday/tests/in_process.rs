@@ -200,3 +200,25 @@ async fn recovery_counts_from_the_order_to_disarm() {
     assert!(recovery >= 0.4, "the fault lasted 400 ms past its end: recovery {recovery} s");
     assert!(r.metrics.after.stats.fallbacks > 0, "the fallbacks of those 400 ms count in the after phase");
 }
+
+/// The SLO guard runs on tokio's clock too: on paused time its window closes, it judges the users' errors
+/// (every request failing, without the fallback) and aborts the fault long before its planned end.
+#[tokio::test(start_paused = true)]
+async fn on_paused_time_the_slo_guard_aborts_a_fault_users_see() {
+    let plan = PLAN.replace("min_requests: 1000000", "min_requests: 20").replace("error_rate: 0.9", "error_rate: 0.5");
+    let plan = Plan::from_yaml(&plan).unwrap();
+    let chaos = ChaosHandle::for_environment(Environment::Test);
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = service(&chaos, calls.clone(), false);
+    let target = InProcess::new(Client::service(app))
+        .switch("price", chaos.clone())
+        .calls("price", move || calls.load(Ordering::Relaxed));
+    let options = Options { time_scale: 1.0, seed: Some(3), ..Options::default() };
+    let run = run(&plan, Arc::new(target), &options).await.unwrap();
+    let r = &run.outcome("dependency_down").unwrap().report;
+    assert_eq!(r.execution.fault_end, chaos_gameday::report::FaultEnd::Abort, "{:?}", r.validation.failures);
+    assert!(r.validation.aborted);
+    let after = r.execution.aborted_after_seconds.unwrap();
+    assert!(after < 2.5, "aborted {after} s into a 5 s fault (the guard's window is 1 s)");
+    assert!(!chaos.is_armed());
+}
