@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use brownout_foundation::duration;
+use brownout_foundation::text::is_blank_document;
 use serde::{Deserialize, Serialize};
 
-use crate::duration;
 use crate::error::ConfigError;
 use crate::pressure::PressureConfig;
 
@@ -469,9 +470,4 @@ impl ChaosConfig {
             Self::from_yaml_str(text, Some(path))
         }
     }
-}
-
-/// Nothing but whitespace, YAML comments and document markers.
-pub(crate) fn is_blank_document(text: &str) -> bool {
-    text.lines().map(str::trim).all(|line| line.is_empty() || line.starts_with('#') || line == "---" || line == "...")
 }

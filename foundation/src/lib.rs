@@ -2,12 +2,23 @@
 //!
 //! - [`fs::write_atomically`]: replace a file so that a crash leaves the old or the new content, whole; through
 //!   a symlink it writes the link's final target and keeps the link ([`fs::resolve_symlinks`]).
-//! - [`sync::lock`]: lock a `Mutex`, going on with its data when another thread panicked while holding it.
+//! - [`sync::lock`], [`sync::read`], [`sync::write`]: lock a `Mutex` or `RwLock`, going on with its data when
+//!   another thread panicked while holding it.
+//! - [`duration`]: durations as human strings (`250ms`, `1m 30s`) in config files, for serde's `with`.
+//! - [`text::is_blank_document`]: is a config file only blanks, comments and document markers?
+//! - [`process`]: the thread and process CPU clocks, the page size and the resident set size.
+//! - [`time`]: civil dates in UTC and an RFC 3339 stamp for any Unix time.
+//! - [`token_file`]: the lines of a token file (`id:token` or a bare token, `#` comments).
 //!
 //! In the style of `tower-layer` or `metrics-util`: small, documented, no Tower and no configuration.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+pub mod duration;
 pub mod fs;
+pub mod process;
 pub mod sync;
+pub mod text;
+pub mod time;
+pub mod token_file;

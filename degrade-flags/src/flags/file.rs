@@ -117,8 +117,7 @@ impl FlagFile {
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, FlagError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| FlagError::new("", format!("the file is not UTF-8: {e}")).in_file(Some(path)))?;
-        let blank = text.lines().map(str::trim).all(|l| l.is_empty() || l.starts_with('#') || l == "---" || l == "...");
-        if blank {
+        if brownout_foundation::text::is_blank_document(text) {
             return Err(FlagError::new(
                 "",
                 "the file is empty (or only comments), as in a write caught half-way; write `flags: {}` for no flags",
