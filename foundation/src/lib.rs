@@ -4,6 +4,7 @@
 //!   a symlink it writes the link's final target and keeps the link ([`fs::resolve_symlinks`]).
 //! - [`sync::lock`], [`sync::read`], [`sync::write`]: lock a `Mutex` or `RwLock`, going on with its data when
 //!   another thread panicked while holding it.
+//! - [`field_error!`]: a crate's error type that names the file, the field and the reason.
 //! - [`duration`]: durations as human strings (`250ms`, `1m 30s`) in config files, for serde's `with`.
 //! - [`text::is_blank_document`]: is a config file only blanks, comments and document markers?
 //! - [`process`]: the thread and process CPU clocks, the page size and the resident set size.
@@ -16,6 +17,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod duration;
+pub mod error;
 pub mod fs;
 pub mod process;
 pub mod sync;
