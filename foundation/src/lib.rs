@@ -6,6 +6,7 @@
 //!   another thread panicked while holding it.
 //! - [`field_error!`]: a crate's error type that names the file, the field and the reason.
 //! - [`duration`]: durations as human strings (`250ms`, `1m 30s`) in config files, for serde's `with`.
+//! - [`parse::yaml`], [`parse::json`]: a document into a serde type, errors with the field's path.
 //! - [`text::is_blank_document`]: is a config file only blanks, comments and document markers?
 //! - [`process`]: the thread and process CPU clocks, the page size and the resident set size.
 //! - [`time`]: civil dates in UTC and an RFC 3339 stamp for any Unix time.
@@ -19,6 +20,7 @@
 pub mod duration;
 pub mod error;
 pub mod fs;
+pub mod parse;
 pub mod process;
 pub mod sync;
 pub mod text;
