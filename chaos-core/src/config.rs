@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use brownout_foundation::duration;
+use brownout_foundation::text::is_blank_document;
 use serde::{Deserialize, Serialize};
 
-use crate::duration;
 use crate::error::ConfigError;
 use crate::pressure::PressureConfig;
 
@@ -416,30 +417,12 @@ fn default_max_delay() -> Duration {
 impl ChaosConfig {
     /// Parses YAML. `origin` names the file in errors.
     pub fn from_yaml_str(text: &str, origin: Option<&Path>) -> Result<Self, ConfigError> {
-        let options = serde_saphyr::options! { with_snippet: false };
-        let mut field = String::new();
-        serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                field = e.path().to_string();
-                e.into_inner()
-            })
-        })
-        .map_err(|e| {
-            let field = if field == "." { String::new() } else { field };
-            ConfigError::new(field, e.to_string().trim_start_matches("error: ")).in_file(origin)
-        })
+        brownout_foundation::parse::yaml(text).map_err(|e| ConfigError::new(e.field, e.reason).in_file(origin))
     }
 
     /// Parses JSON. `origin` names the file in errors.
     pub fn from_json_str(text: &str, origin: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let field = e.path().to_string();
-            ConfigError::new(if field == "." { String::new() } else { field }, e.into_inner().to_string())
-                .in_file(origin)
-        })?;
-        de.end().map_err(|e| ConfigError::new("", e.to_string()).in_file(origin))?;
-        Ok(config)
+        brownout_foundation::parse::json(text).map_err(|e| ConfigError::new(e.field, e.reason).in_file(origin))
     }
 
     /// Reads a file: JSON when it ends in `.json`, YAML otherwise. See [`from_bytes`](Self::from_bytes).
@@ -469,9 +452,4 @@ impl ChaosConfig {
             Self::from_yaml_str(text, Some(path))
         }
     }
-}
-
-/// Nothing but whitespace, YAML comments and document markers.
-pub(crate) fn is_blank_document(text: &str) -> bool {
-    text.lines().map(str::trim).all(|line| line.is_empty() || line.starts_with('#') || line == "---" || line == "...")
 }

@@ -3,10 +3,11 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use brownout_foundation::sync::lock;
 use http::StatusCode;
 use serde::Serialize;
 
@@ -31,10 +32,6 @@ static NEXT_CONTROLLER: AtomicU64 = AtomicU64::new(1);
 
 /// The production guard's one slot: which controller has an experiment armed in prod.
 static PROD_SLOT: Mutex<Option<(u64, String)>> = Mutex::new(None);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 type Hook = Box<dyn Fn() + Send + Sync>;
 

@@ -38,7 +38,6 @@ mod clock;
 mod compile;
 mod config;
 mod controller;
-mod duration;
 mod environment;
 mod error;
 pub mod event;

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::pressure::cputime::{page_size, process_cpu};
+use brownout_foundation::process::{process_cpu, rss_bytes};
+
 use crate::pressure::memory_limit;
 
 /// The shortest interval a [`Sensor`] samples at.
@@ -77,10 +78,7 @@ impl Probe {
         let taken = Instant::now();
         let cpu_time = process_cpu();
         let io = std::fs::read_to_string("/proc/self/io").ok().and_then(|t| parse_io(&t));
-        let rss_bytes = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|t| parse_statm_rss(&t, page_size() as u64))
-            .unwrap_or(0);
+        let rss_bytes = rss_bytes().unwrap_or(0);
         let memory_limit_bytes = memory_limit().map(|l| l.bytes).unwrap_or(0);
         let (interval, cpu_cores, rates) = match self.last {
             Some((at, cpu, last_io)) => {
@@ -113,11 +111,6 @@ impl Probe {
             write_bytes_per_sec: rates.map(|(_, w)| w),
         }
     }
-}
-
-/// RSS in bytes from `/proc/self/statm` (`size resident shared …`, in pages).
-pub(crate) fn parse_statm_rss(statm: &str, page: u64) -> Option<u64> {
-    statm.split_whitespace().nth(1)?.parse::<u64>().ok()?.checked_mul(page)
 }
 
 /// `(read_bytes, write_bytes)` from `/proc/self/io`.
@@ -160,7 +153,7 @@ impl Sensor {
         let (publish, signal) = (handle.clone(), stop.clone());
         let thread = std::thread::Builder::new().name("brownout-sense".into()).spawn(move || {
             let (lock, wake) = &*signal;
-            let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut stopped = brownout_foundation::sync::lock(lock);
             let later = |from: Instant| crate::pressure::deadline(from, interval);
             let mut next = later(Instant::now());
             loop {
@@ -202,7 +195,7 @@ impl Sensor {
 impl Drop for Sensor {
     fn drop(&mut self) {
         let (lock, wake) = &*self.stop;
-        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        *brownout_foundation::sync::lock(lock) = true;
         wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -216,8 +209,6 @@ mod tests {
 
     #[test]
     fn parses_proc_files() {
-        assert_eq!(parse_statm_rss("1000 250 100 1 0 300 0\n", 4096), Some(250 * 4096));
-        assert_eq!(parse_statm_rss("1000\n", 4096), None);
         let io =
             "rchar: 1\nwchar: 2\nsyscr: 3\nsyscw: 4\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
         assert_eq!(parse_io(io), Some((4096, 8192)));

@@ -31,7 +31,6 @@
 
 pub mod alloc;
 mod apportion;
-mod clock;
 mod counters;
 mod future;
 mod job;
@@ -42,7 +41,8 @@ mod section;
 mod sink;
 
 pub use alloc::CostAllocator;
-pub use clock::{process_cpu_ns, rss_bytes, thread_cpu, thread_cpu_ns};
+// The kernel's clocks that cost figures come from (in `brownout_foundation::process`, re-exported here).
+pub use brownout_foundation::process::{process_cpu_ns, rss_bytes, thread_cpu, thread_cpu_ns};
 pub use future::Metered;
 pub use job::{Job, JobScope, JobSpec};
 pub use labels::{Label, Labels, Tier, UnknownTier};

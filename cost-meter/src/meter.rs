@@ -5,9 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use brownout_foundation::process::{process_cpu_ns, rss_bytes};
+
 use crate::alloc;
 use crate::budget::{AdhocFreeze, ConcurrencyLimit, Frozen};
-use crate::clock::{process_cpu_ns, rss_bytes};
 use crate::counters::with_counters;
 use crate::job::{Job, JobSpec};
 use crate::record::{CpuMode, JobRecord};

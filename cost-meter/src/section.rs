@@ -13,10 +13,11 @@ use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use brownout_foundation::process::thread_cpu_ns;
+
 use crate::CpuMode;
 use crate::alloc::ledger::{self, Tag};
 use crate::apportion::{Split, interval_total};
-use crate::clock::thread_cpu_ns;
 use crate::job::JobInner;
 
 /// The longest an apportioning interval runs, in nanoseconds of TSC time, before its sections are settled.

@@ -4,7 +4,15 @@
 //!   a symlink it writes the link's final target and keeps the link ([`fs::resolve_symlinks`]).
 //! - [`clock`]: one [`Clock`](clock::Clock) for every component that reads time ([`SystemClock`](clock::SystemClock),
 //!   [`ManualClock`](clock::ManualClock), and with the `tokio` feature `TokioClock`, which follows paused time).
-//! - [`sync::lock`]: lock a `Mutex`, going on with its data when another thread panicked while holding it.
+//! - [`sync::lock`], [`sync::read`], [`sync::write`]: lock a `Mutex` or `RwLock`, going on with its data when
+//!   another thread panicked while holding it.
+//! - [`field_error!`]: a crate's error type that names the file, the field and the reason.
+//! - [`duration`]: durations as human strings (`250ms`, `1m 30s`) in config files, for serde's `with`.
+//! - [`parse::yaml`], [`parse::json`]: a document into a serde type, errors with the field's path.
+//! - [`text::is_blank_document`]: is a config file only blanks, comments and document markers?
+//! - [`process`]: the thread and process CPU clocks, the page size and the resident set size.
+//! - [`time`]: civil dates in UTC and an RFC 3339 stamp for any Unix time.
+//! - [`token_file`]: the lines of a token file (`id:token` or a bare token, `#` comments).
 //!
 //! In the style of `tower-layer` or `metrics-util`: small, documented, no Tower and no configuration.
 
@@ -12,6 +20,13 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod clock;
+pub mod duration;
+pub mod error;
 #[cfg(feature = "fs")]
 pub mod fs;
+pub mod parse;
+pub mod process;
 pub mod sync;
+pub mod text;
+pub mod time;
+pub mod token_file;

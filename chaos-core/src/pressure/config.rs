@@ -17,12 +17,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use brownout_foundation::duration;
 use serde::{Deserialize, Serialize};
 
 use super::bytes::{ByteSize, human};
 use super::limits::{MemoryLimit, memory_limit};
 use super::{DEFAULT_CEILING, Load, MAX_IO_BYTES_PER_SEC, MemoryTarget, Pressure, Ramp};
-use crate::duration;
 use crate::error::ConfigError;
 
 /// One pressure rule: exactly one of `cpu`, `memory` or `io`, for `duration`, after `start_after`.

@@ -9,8 +9,9 @@ use std::hint::black_box;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use brownout_foundation::process::thread_cpu;
+
 use super::SLICE;
-use super::cputime::thread_cpu;
 use super::state::Shared;
 
 /// Longest a burner spins before it looks at its clock and stop signal again.

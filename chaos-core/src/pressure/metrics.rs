@@ -3,7 +3,7 @@
 //! The gauges sum over the pressures of a kind that run at once: `active` counts them (1 while one runs),
 //! `target` adds their targets in base units (cores, bytes, bytes per second) and is exactly 0 when none runs.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use super::PressureKind;
 
@@ -35,7 +35,7 @@ fn publish(kind: PressureKind, (count, target): (u32, f64)) {
 
 pub(crate) fn started(kind: PressureKind, target: f64) {
     metrics::counter!(STARTED, "kind" => kind.as_str()).increment(1);
-    let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut running = brownout_foundation::sync::lock(&RUNNING);
     let slot = &mut running[index(kind)];
     slot.0 = slot.0.saturating_add(1);
     slot.1 += target;
@@ -43,7 +43,7 @@ pub(crate) fn started(kind: PressureKind, target: f64) {
 }
 
 pub(crate) fn stopped(kind: PressureKind, target: f64) {
-    let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut running = brownout_foundation::sync::lock(&RUNNING);
     let slot = &mut running[index(kind)];
     slot.0 = slot.0.saturating_sub(1);
     slot.1 = if slot.0 == 0 { 0.0 } else { (slot.1 - target).max(0.0) };

@@ -35,7 +35,6 @@
 mod bytes;
 mod config;
 mod cpu;
-pub(crate) mod cputime;
 mod io;
 mod limits;
 mod memory;

@@ -1,6 +1,6 @@
 //! The controller's pressures: started when a rule set is armed, stopped when it is disarmed.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::config::{PressureConfig, plan};
@@ -16,7 +16,7 @@ pub(crate) struct PressureRunner {
 
 impl PressureRunner {
     fn guards(&self) -> MutexGuard<'_, Vec<PressureGuard>> {
-        self.guards.lock().unwrap_or_else(PoisonError::into_inner)
+        brownout_foundation::sync::lock(&self.guards)
     }
 
     /// Stops what runs, then starts `rules`, each cut short by the rule set's `ttl` (counted from now).

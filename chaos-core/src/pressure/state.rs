@@ -1,14 +1,12 @@
 //! The state one pressure shares between its guard, its worker threads and the kill switch.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{PressureKind, PressureStatus, StopReason};
+use brownout_foundation::sync::lock;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use super::{PressureKind, PressureStatus, StopReason};
 
 #[derive(Debug, Default)]
 struct Phase {

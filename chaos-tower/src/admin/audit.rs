@@ -4,7 +4,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -35,7 +35,7 @@ impl AuditEntry {
     pub(crate) fn new(token_id: &str, action: &'static str, target: &str, before: Value, after: Value) -> Self {
         let unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Self {
-            time: cost_meter::budget::rfc3339(i64::try_from(unix).unwrap_or(i64::MAX)),
+            time: brownout_foundation::time::rfc3339(i64::try_from(unix).unwrap_or(i64::MAX)),
             token_id: token_id.to_owned(),
             action,
             target: target.to_owned(),
@@ -83,7 +83,7 @@ impl AuditLog {
     pub fn append(&self, entry: &AuditEntry) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut file = brownout_foundation::sync::lock(&self.file);
         file.write_all(&line)?;
         file.sync_data()
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -147,16 +147,11 @@ impl TokenSet {
     /// Parses the token file format (see the type's documentation). At least one token is required.
     pub fn parse(text: &str) -> Result<Self, TokenError> {
         let mut set = Self::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (id, token) = match line.split_once(':') {
-                Some((id, token)) => (id.trim().to_owned(), token.trim()),
-                None => (format!("line-{}", n + 1), line),
-            };
-            set = set.with(&id, token).map_err(|e| TokenError::new(format!("line {}: {}", n + 1, e.reason)))?;
+        for entry in brownout_foundation::token_file::entries(text) {
+            let id = entry.id.map_or_else(|| format!("line-{}", entry.line), str::to_owned);
+            set = set
+                .with(&id, entry.token)
+                .map_err(|e| TokenError::new(format!("line {}: {}", entry.line, e.reason)))?;
         }
         if set.tokens.is_empty() {
             return Err(TokenError::new("no token given"));
@@ -272,7 +267,7 @@ impl Failures {
     /// Counts one failure and says when to answer it (now, for a free one).
     pub(crate) fn fail(&self) -> Instant {
         let now = Instant::now();
-        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = brownout_foundation::sync::lock(&self.state);
         let state = match &mut *guard {
             Some(s) if now < s.busy_until || now.saturating_duration_since(s.start) < self.config.window => s,
             slot => slot.insert(State { start: now, count: 0, busy_until: now }),

@@ -375,7 +375,7 @@ impl Ctx<'_> {
 
     fn budgets(&self) -> Answer {
         let monitor = self.inner.budgets.as_ref().ok_or_else(|| Problem::not_found("budgets are not served"))?;
-        let monitor = monitor.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let monitor = brownout_foundation::sync::lock(monitor);
         let now = SystemTime::now();
         let budgets: Vec<Value> = monitor
             .budgets()
@@ -393,7 +393,7 @@ impl Ctx<'_> {
                             "cpu": f.projected_utilization.cpu,
                             "memory": f.projected_utilization.memory,
                         },
-                        "exhausted_at": f.exhausted_at_unix.map(cost_meter::budget::rfc3339),
+                        "exhausted_at": f.exhausted_at_unix.map(brownout_foundation::time::rfc3339),
                     })),
                 })
             })

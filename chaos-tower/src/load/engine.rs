@@ -2,7 +2,7 @@
 //! request), over one shared recorder.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -30,7 +30,7 @@ struct Shared<F, C> {
 impl<F, C> Shared<F, C> {
     fn record(&self, latency: Duration, outcome: Outcome) {
         let now = Instant::now();
-        self.recorder.lock().unwrap_or_else(PoisonError::into_inner).record(latency, outcome, now);
+        brownout_foundation::sync::lock(&self.recorder).record(latency, outcome, now);
     }
 
     /// Whether a request sent at `now` may go (and takes its ticket), and whether it is measured.
@@ -94,8 +94,7 @@ where
             open(&shared, svc, start, rate_per_sec, max_in_flight as usize).await
         }
     };
-    let recorder =
-        std::mem::replace(&mut *shared.recorder.lock().unwrap_or_else(PoisonError::into_inner), Recorder::new());
+    let recorder = std::mem::replace(&mut *brownout_foundation::sync::lock(&shared.recorder), Recorder::new());
     Ok(recorder.finish(plan, measure_start, missed, max_lag))
 }
 

@@ -179,18 +179,8 @@ impl Budget {
     /// Parses and validates one budget file's YAML; `origin` names the file in errors. Every validation error
     /// is returned (a YAML or schema error stops at the first).
     pub fn parse(text: &str, origin: Option<&Path>) -> Result<Budget, BudgetErrors> {
-        let options = serde_saphyr::options! { with_snippet: false };
-        let mut field = String::new();
-        let raw: RawBudget = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                field = e.path().to_string();
-                e.into_inner()
-            })
-        })
-        .map_err(|e| {
-            let field = if field == "." { String::new() } else { field };
-            BudgetError::new(field, e.to_string().trim_start_matches("error: ")).in_file(origin)
-        })?;
+        let raw: RawBudget =
+            brownout_foundation::parse::yaml(text).map_err(|e| BudgetError::new(e.field, e.reason).in_file(origin))?;
         Self::check(raw, origin).map_err(|errs| BudgetErrors(errs.into_iter().map(|e| e.in_file(origin)).collect()))
     }
 

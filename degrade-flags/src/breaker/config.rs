@@ -3,9 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use brownout_foundation::duration;
 use serde::{Deserialize, Serialize};
-
-use super::duration;
 
 /// The configuration of a [`CircuitBreaker`](super::CircuitBreaker).
 ///

@@ -64,7 +64,6 @@
 mod circuit;
 mod clock;
 mod config;
-mod duration;
 mod map;
 mod metrics;
 mod outcome;

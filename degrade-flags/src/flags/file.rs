@@ -84,18 +84,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 impl FlagFile {
     /// Parses YAML; `origin` names the file in errors.
     pub fn parse(text: &str, origin: Option<&Path>) -> Result<Self, FlagError> {
-        let options = serde_saphyr::options! { with_snippet: false };
-        let mut field = String::new();
-        let raw: RawFile = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                field = e.path().to_string();
-                e.into_inner()
-            })
-        })
-        .map_err(|e| {
-            let field = if field == "." { String::new() } else { field };
-            FlagError::new(field, e.to_string().trim_start_matches("error: ")).in_file(origin)
-        })?;
+        let raw: RawFile =
+            brownout_foundation::parse::yaml(text).map_err(|e| FlagError::new(e.field, e.reason).in_file(origin))?;
         let mut flags = BTreeMap::new();
         for (name, raw) in raw.flags {
             let spec = Self::check(&name, raw).map_err(|e| e.in_file(origin))?;
@@ -117,8 +107,7 @@ impl FlagFile {
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, FlagError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| FlagError::new("", format!("the file is not UTF-8: {e}")).in_file(Some(path)))?;
-        let blank = text.lines().map(str::trim).all(|l| l.is_empty() || l.starts_with('#') || l == "---" || l == "...");
-        if blank {
+        if brownout_foundation::text::is_blank_document(text) {
             return Err(FlagError::new(
                 "",
                 "the file is empty (or only comments), as in a write caught half-way; write `flags: {}` for no flags",

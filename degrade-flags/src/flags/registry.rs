@@ -5,15 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use brownout_foundation::sync::{lock, read, write};
 
 use super::error::FlagError;
 use super::file::{FlagFile, FlagSpec, check_name};
 use super::value::{FlagKind, FlagValue};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Which source decided a flag's value, highest precedence first.
 ///
@@ -214,7 +212,7 @@ pub struct Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+        let flags = read(&self.inner.flags);
         f.debug_map().entries(flags.iter()).finish()
     }
 }
@@ -282,7 +280,7 @@ impl Flags {
 
     /// The state for `spec`, created if new; an existing flag must keep its type.
     fn entry(&self, spec: &FlagSpec) -> Result<Arc<FlagState>, FlagError> {
-        let mut flags = self.inner.flags.write().unwrap_or_else(PoisonError::into_inner);
+        let mut flags = write(&self.inner.flags);
         if let Some(existing) = flags.get(&spec.name) {
             if existing.kind != spec.kind {
                 return Err(FlagError::new(
@@ -326,7 +324,7 @@ impl Flags {
         // Check everything before changing anything.
         let mut envs = Vec::with_capacity(file.flags.len());
         {
-            let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+            let flags = read(&self.inner.flags);
             for spec in file.flags.values() {
                 if let Some(existing) = flags.get(&spec.name).filter(|e| e.kind != spec.kind) {
                     let e = FlagError::new(
@@ -352,7 +350,7 @@ impl Flags {
             }));
         }
         let others: Vec<Arc<FlagState>> = {
-            let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+            let flags = read(&self.inner.flags);
             flags.iter().filter(|(name, _)| !file.flags.contains_key(*name)).map(|(_, s)| s.clone()).collect()
         };
         for state in others {
@@ -371,7 +369,7 @@ impl Flags {
     }
 
     fn state(&self, name: &str) -> Result<Arc<FlagState>, FlagError> {
-        let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+        let flags = read(&self.inner.flags);
         flags.get(name).cloned().ok_or_else(|| FlagError::new(name, "no such flag"))
     }
 
@@ -455,7 +453,7 @@ impl Flags {
 
     /// Every flag, by name.
     pub fn list(&self) -> Vec<FlagInfo> {
-        let flags = self.inner.flags.read().unwrap_or_else(PoisonError::into_inner);
+        let flags = read(&self.inner.flags);
         flags
             .values()
             .map(|s| FlagInfo {
@@ -471,14 +469,14 @@ impl Flags {
 
     /// Calls `f` after every change of any flag's value (never under a lock of the registry).
     pub fn subscribe(&self, f: impl Fn(&FlagChange) + Send + Sync + 'static) {
-        self.inner.subscribers.write().unwrap_or_else(PoisonError::into_inner).push(Arc::new(f));
+        write(&self.inner.subscribers).push(Arc::new(f));
     }
 
     fn publish(&self, changes: Vec<FlagChange>) {
         if changes.is_empty() {
             return;
         }
-        let subscribers = self.inner.subscribers.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let subscribers = read(&self.inner.subscribers).clone();
         for change in &changes {
             for subscriber in &subscribers {
                 subscriber(change);

@@ -32,18 +32,15 @@ pub(crate) fn token(file: Option<&std::path::Path>) -> Result<String, String> {
     if let Some(file) = file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("{}: cannot read the token file: {e}", file.display()))?;
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
+        let entry = brownout_foundation::token_file::entries(&text)
+            .next()
             .ok_or_else(|| format!("{}: no token in the file", file.display()))?;
-        let token = match line.split_once(':') {
-            Some((id, token))
-                if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) =>
-            {
-                token.trim()
+        // `id:token` as the admin API reads it; a line whose part before `:` is no id is a bare token.
+        let token = match entry.id {
+            Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) => {
+                entry.token
             }
-            _ => line,
+            _ => entry.text,
         };
         return Ok(token.to_owned());
     }
@@ -287,6 +284,11 @@ mod tests {
         assert_eq!(token(Some(&file)).unwrap(), "0123456789abcdef");
         std::fs::write(&file, "  0123456789abcdef  \n").unwrap();
         assert_eq!(token(Some(&file)).unwrap(), "0123456789abcdef");
+        // as the admin API reads it: the id and the token trimmed; a part before `:` that is no id is not split
+        std::fs::write(&file, "ops : 0123456789abcdef\n").unwrap();
+        assert_eq!(token(Some(&file)).unwrap(), "0123456789abcdef");
+        std::fs::write(&file, "a+b/c:0123456789abcdef\n").unwrap();
+        assert_eq!(token(Some(&file)).unwrap(), "a+b/c:0123456789abcdef");
         std::fs::write(&file, "# nothing\n").unwrap();
         assert!(token(Some(&file)).unwrap_err().contains("no token"));
         std::fs::remove_file(&file).unwrap();
