@@ -13,7 +13,6 @@ use std::io;
 use chaos_core::sense::{Sample, Sensor};
 use chaos_tower::degrade::signals::{breaker_open, budget_critical, cpu_share_of, memory_share, memory_share_of};
 use chaos_tower::degrade::{LatencyWindow, ResultOk, Signal, TriggerTask};
-use common::Logs;
 use cost_meter::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet};
 use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode};
 use degrade_flags::breaker::{BreakerConfig, ForcedState, ManualClock, Outcome, SlidingWindow, State};
@@ -375,37 +374,6 @@ async fn a_builder_refuses_what_cannot_work() {
         TriggerTask::builder("t", "quotes.source").on_above(1.0).spawn(&flags, || None).is_err(),
         "true is no strategy"
     );
-}
-
-#[test]
-fn every_flip_logs_degrade_mode_with_by_trigger_or_by_manual() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-    tracing::subscriber::with_default(subscriber, || {
-        paused().block_on(async {
-            let flags = flags();
-            let (value, signal) = dial();
-            let _trigger = TriggerTask::builder("dial", FLAG)
-                .on_above(0.5)
-                .min_hold(Duration::ZERO)
-                .spawn(&flags, signal)
-                .unwrap();
-            set(&value, 1.0);
-            sleep(Duration::from_millis(500)).await;
-            set(&value, 0.0);
-            sleep(Duration::from_secs(1)).await;
-            flags.set(FLAG, "true").unwrap();
-        })
-    });
-    let changes: Vec<String> = logs.lines().into_iter().filter(|l| l.contains("degrade_mode")).collect();
-    assert_eq!(changes.len(), 3, "{changes:#?}");
-    let has = |line: &str, parts: &[&str]| parts.iter().all(|p| line.contains(p));
-    assert!(has(&changes[0], &["degrade_mode=ON", "flag=quotes.cached", "by=trigger"]), "{}", changes[0]);
-    assert!(has(&changes[1], &["degrade_mode=OFF", "flag=quotes.cached", "by=trigger"]), "{}", changes[1]);
-    assert!(has(&changes[2], &["degrade_mode=ON", "flag=quotes.cached", "by=manual"]), "{}", changes[2]);
-    let flips: Vec<String> = logs.lines().into_iter().filter(|l| l.contains("degrade trigger flipped")).collect();
-    assert!(has(&flips[0], &["trigger=dial", "state=\"on\"", "signal=1.0"]), "{flips:#?}");
 }
 
 #[test]
