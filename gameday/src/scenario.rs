@@ -217,7 +217,7 @@ impl Injected {
         if count < self.base {
             self.base = 0;
         }
-        self.last = self.last.max(count);
+        self.last = count;
     }
 
     fn since_arming(&self) -> u64 {

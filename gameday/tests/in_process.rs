@@ -222,3 +222,47 @@ async fn on_paused_time_the_slo_guard_aborts_a_fault_users_see() {
     assert!(after < 2.5, "aborted {after} s into a 5 s fault (the guard's window is 1 s)");
     assert!(!chaos.is_armed());
 }
+
+/// Two scenarios one after the other: the second's injected faults are its own, not the first's too (a new
+/// rule set restarts its counters; the runner re-bases on them).
+#[tokio::test(start_paused = true)]
+async fn a_second_scenario_counts_only_its_own_faults() {
+    let half = PLAN.to_owned()
+        + r#"
+  - name: dependency_flaky
+    description: the price dependency answers 503 on half of its calls
+    duration: 5s
+    injected_band: [0.4, 0.6]
+    recovery_sla: 1s
+    chaos:
+      rules:
+        - name: flaky
+          sample: { mode: random, rate: 0.5 }
+          fault: { error: { status: 503 } }
+"#;
+    let plan = Plan::from_yaml(&half).unwrap();
+    let chaos = ChaosHandle::for_environment(Environment::Test);
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = service(&chaos, calls.clone(), true);
+    let target = InProcess::new(Client::service(app))
+        .switch("price", chaos.clone())
+        .calls("price", move || calls.load(Ordering::Relaxed));
+    let options = Options { time_scale: 1.0, seed: Some(3), ..Options::default() };
+    let run = run(&plan, Arc::new(target), &options).await.unwrap();
+    let first = &run.outcome("dependency_down").unwrap().report.execution;
+    let second = &run.outcome("dependency_flaky").unwrap().report;
+    let e = &second.execution;
+    assert!(
+        e.injected_faults <= e.dependency_calls.unwrap(),
+        "{} faults in {:?} calls",
+        e.injected_faults,
+        e.dependency_calls
+    );
+    let rate = e.injected_rate.unwrap();
+    assert!(
+        (0.35..0.65).contains(&rate),
+        "the second scenario's own rate: {rate} (the first injected {})",
+        first.injected_faults
+    );
+    assert_eq!(second.validation.verdict, Verdict::Pass, "{:?}", second.validation.failures);
+}
