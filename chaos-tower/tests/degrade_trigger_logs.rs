@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chaos_tower::degrade::{Signal, TriggerTask};
-use common::Logs;
+use chaos_tower::degrade::TriggerTask;
+use common::{Logs, dial, paused, set};
 use degrade_flags::Flags;
 use degrade_flags::flags::FlagKind;
 use tokio::time::sleep;
@@ -21,20 +19,6 @@ fn flags() -> Flags {
     let flags = Flags::new();
     flags.define(FLAG, FlagKind::Bool, "false").unwrap();
     flags
-}
-
-fn paused() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
-}
-
-fn dial() -> (Arc<AtomicU64>, impl Signal) {
-    let value = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
-    let read = value.clone();
-    (value, move || Some(f64::from_bits(read.load(Ordering::Relaxed))))
-}
-
-fn set(dial: &AtomicU64, v: f64) {
-    dial.store(v.to_bits(), Ordering::Relaxed);
 }
 
 #[test]

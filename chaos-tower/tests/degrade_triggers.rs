@@ -13,6 +13,7 @@ use std::io;
 use chaos_core::sense::{Sample, Sensor};
 use chaos_tower::degrade::signals::{breaker_open, budget_critical, cpu_share_of, memory_share, memory_share_of};
 use chaos_tower::degrade::{LatencyWindow, ResultOk, Signal, TriggerTask};
+use common::{dial, paused, set};
 use cost_meter::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet};
 use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode};
 use degrade_flags::breaker::{BreakerConfig, ForcedState, ManualClock, Outcome, SlidingWindow, State};
@@ -33,11 +34,6 @@ fn flags() -> Flags {
 
 fn cached(flags: &Flags) -> bool {
     flags.bool(FLAG).unwrap().get()
-}
-
-/// A paused current-thread runtime, for tests that wrap it in a local recorder or a log subscriber.
-fn paused() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
 }
 
 /// A quote provider that answers `status` after `latency` (paused time).
@@ -310,15 +306,6 @@ async fn a_budget_at_critical_flips_the_flag() {
 }
 
 /// A signal the test sets by hand: `NaN` for no reading.
-fn dial() -> (Arc<AtomicU64>, impl Signal) {
-    let value = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
-    let read = value.clone();
-    (value, move || Some(f64::from_bits(read.load(Ordering::Relaxed))))
-}
-
-fn set(dial: &AtomicU64, v: f64) {
-    dial.store(v.to_bits(), Ordering::Relaxed);
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_trigger_flips_nothing_and_lets_go_of_its_flag() {

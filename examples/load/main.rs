@@ -248,22 +248,7 @@ impl Tally {
         let h = &so_far.histogram;
         let requests = h.len();
         let duration = so_far.last.map_or(Duration::ZERO, |last| last.saturating_duration_since(so_far.measure_start));
-        let ms = |nanos: f64| nanos / 1e6;
-        let q = |p: f64| ms(h.value_at_quantile(p) as f64);
-        let latency_ms = if h.is_empty() {
-            LatencySummary::default()
-        } else {
-            LatencySummary {
-                min: ms(h.min() as f64),
-                mean: ms(h.mean()),
-                p50: q(0.50),
-                p90: q(0.90),
-                p95: q(0.95),
-                p99: q(0.99),
-                p999: q(0.999),
-                max: ms(h.max() as f64),
-            }
-        };
+        let latency_ms = LatencySummary::of_histogram(h);
         let (clients, rate_per_sec) = match plan.mode {
             LoadMode::Closed { clients } => (Some(clients), None),
             LoadMode::Open { rate_per_sec, .. } => (None, Some(rate_per_sec)),

@@ -50,7 +50,7 @@ impl Recorder {
             error_rate: error_rate(self.errors, requests),
             throughput_rps: throughput(requests, duration),
             duration_seconds: duration.as_secs_f64(),
-            latency_ms: LatencySummary::of(&self.histogram),
+            latency_ms: LatencySummary::of_histogram(&self.histogram),
             status_counts,
             missed_sends: missed,
             max_send_lag_ms: ms(max_lag.as_nanos() as f64),
@@ -145,10 +145,11 @@ impl LatencySummary {
         for latency in latencies {
             h.saturating_record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
         }
-        Self::of(&h)
+        Self::of_histogram(&h)
     }
 
-    fn of(h: &Histogram<u64>) -> Self {
+    /// The summary of a histogram of latencies in nanoseconds (as [`LoadResult::histogram`] holds).
+    pub fn of_histogram(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }

@@ -29,3 +29,23 @@ impl Logs {
         self.text().lines().map(str::to_owned).collect()
     }
 }
+
+/// A current-thread runtime on paused time.
+#[allow(dead_code)]
+pub fn paused() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
+}
+
+/// A signal a test turns by hand ([`set`]); NaN (no reading) until then.
+#[allow(dead_code)]
+pub fn dial() -> (std::sync::Arc<std::sync::atomic::AtomicU64>, impl chaos_tower::degrade::Signal) {
+    let value = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()));
+    let read = value.clone();
+    (value, move || Some(f64::from_bits(read.load(std::sync::atomic::Ordering::Relaxed))))
+}
+
+/// Sets a [`dial`].
+#[allow(dead_code)]
+pub fn set(dial: &std::sync::atomic::AtomicU64, v: f64) {
+    dial.store(v.to_bits(), std::sync::atomic::Ordering::Relaxed);
+}
