@@ -26,16 +26,16 @@ fn main() {
     // `cargo bench --bench instructions -- WORD...`: only the cases naming one of the words (and the bares).
     let filters: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
     println!("{:<52} {:>14} {:>10}", "case", "instr/call", "vs bare");
-    let mut bare = [0.0f64; 2];
+    let mut bare = std::collections::HashMap::new();
     for case in benches::CASES {
         if !filters.is_empty() && !case.ends_with("/bare") && !filters.iter().any(|f| case.contains(f.as_str())) {
             continue;
         }
         let per_call = benches::callgrind_per_call(case, SHORT, LONG);
-        let group = usize::from(case.starts_with("http/"));
+        let group = case.split('/').next().unwrap_or(case);
         if case.ends_with("/bare") {
-            bare[group] = per_call;
+            bare.insert(group, per_call);
         }
-        println!("{case:<52} {per_call:>14.1} {:>+10.1}", per_call - bare[group]);
+        println!("{case:<52} {per_call:>14.1} {:>+10.1}", per_call - bare.get(group).copied().unwrap_or(0.0));
     }
 }

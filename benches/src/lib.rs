@@ -51,6 +51,12 @@ pub fn ok200() -> Trivial<Response<()>> {
     Trivial(|| Response::new(()))
 }
 
+/// The trivial axum-style HTTP service: `200 OK` with an empty axum `Body` (boxed, but a zero-size body
+/// allocates nothing).
+pub fn ok200_body() -> Trivial<Response<axum_core::body::Body>> {
+    Trivial(|| Response::new(axum_core::body::Body::empty()))
+}
+
 /// The trivial generic service: a `u64`.
 pub fn zero() -> Trivial<u64> {
     Trivial(|| 0)
@@ -214,6 +220,11 @@ pub const CASES: &[&str] = &[
     "http/tower_fault_error",
     "http/tower_resilience_chaos",
     "http/fail_rs_unconfigured",
+    "http_body/bare",
+    "http_body/brownout_nothing_armed",
+    "http_body/brownout_nothing_armed_same_body",
+    "http_body/brownout_armed_not_firing_same_body",
+    "http_body/brownout_route_method_not_firing_same_body",
 ];
 
 fn repeat<S: Service<R>, R>(mut svc: S, make: impl Fn() -> R, n: u64) -> u64 {
@@ -252,6 +263,17 @@ pub fn run_case(name: &str, n: u64) -> Option<u64> {
         "http/tower_fault_error" => repeat(tower_fault(ok200()), get_quotes, n),
         "http/tower_resilience_chaos" => repeat(tower_resilience_chaos(ok200()), get_quotes, n),
         "http/fail_rs_unconfigured" => repeat(FailPoint(ok200()), get_quotes, n),
+        "http_body/bare" => repeat(ok200_body(), get_quotes, n),
+        "http_body/brownout_nothing_armed" => repeat(nothing_armed().http_layer().layer(ok200_body()), get_quotes, n),
+        "http_body/brownout_nothing_armed_same_body" => {
+            repeat(nothing_armed().http_layer().same_body().layer(ok200_body()), get_quotes, n)
+        }
+        "http_body/brownout_armed_not_firing_same_body" => {
+            repeat(handle(NOT_FIRING).http_layer().same_body().layer(ok200_body()), get_quotes, n)
+        }
+        "http_body/brownout_route_method_not_firing_same_body" => {
+            repeat(handle(TARGETED).http_layer().same_body().layer(ok200_body()), get_quotes, n)
+        }
         _ => return None,
     })
 }

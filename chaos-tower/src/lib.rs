@@ -67,7 +67,7 @@ pub use chaos::{Chaos, ChaosLayer, InjectedError};
 pub use cost::{Cost, CostLayer};
 pub use fallback::{Fallback, FallbackLayer, FallbackReason};
 pub use handle::ChaosHandle;
-pub use http::{ChaosBody, HttpChaos, HttpChaosLayer, INJECTED_HEADER};
+pub use http::{BodyMode, ChaosBody, FromChaosBody, HttpChaos, HttpChaosLayer, INJECTED_HEADER, SameBody, WrapBody};
 pub use io::ChaosIo;
 pub use shed::{SHED_HEADER, Shed, ShedLayer};
 

@@ -301,3 +301,23 @@ async fn disarmed_for_test_stays_disarmed_until_armed() {
     chaos.arm().unwrap();
     assert!(service.oneshot(1).await.unwrap_err().is::<InjectedError>());
 }
+
+/// `without_headers`: the fallback gets the method, URI and reason, and none of the caller's headers;
+/// `http` hands it the headers too.
+#[tokio::test]
+async fn without_headers_copies_method_and_uri_only() {
+    let seen = service_fn(|req: Request<String>| async move {
+        let reason = *req.extensions().get::<FallbackReason>().expect("a reason");
+        let mut answer = Response::new(String::new());
+        let described = format!("{} {} {} headers={}", req.method(), req.uri(), reason, req.headers().len());
+        answer.headers_mut().insert("x-seen", described.parse().unwrap());
+        Ok::<_, BoxError>(answer)
+    });
+    let request = || Request::post("/api/quotes/ACME?x=1").header("x-user-id", "7").body("payload".to_owned()).unwrap();
+    let lean = FallbackLayer::http(seen).without_headers().layer(answering(503));
+    let answer = lean.oneshot(request()).await.unwrap();
+    assert_eq!(answer.headers()["x-seen"], "POST /api/quotes/ACME?x=1 status 503 headers=0");
+    let full = FallbackLayer::http(seen).layer(answering(503));
+    let answer = full.oneshot(request()).await.unwrap();
+    assert_eq!(answer.headers()["x-seen"], "POST /api/quotes/ACME?x=1 status 503 headers=1");
+}

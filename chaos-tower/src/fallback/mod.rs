@@ -247,6 +247,26 @@ impl<B: Default> CopyRequest<http::Request<B>> for HttpParts {
     }
 }
 
+/// Copies an HTTP request's method, URI and version, without its headers, with an empty (default) body: for a
+/// fallback that reads only the URI, a cheaper copy than [`HttpParts`] (no header map is cloned per request).
+/// Chosen with [`FallbackLayer::without_headers`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpHead;
+
+impl<B: Default> CopyRequest<http::Request<B>> for HttpHead {
+    fn copy(&self, req: &http::Request<B>) -> http::Request<B> {
+        let mut copy = http::Request::new(B::default());
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.version_mut() = req.version();
+        copy
+    }
+
+    fn mark(req: &mut http::Request<B>, reason: FallbackReason) {
+        req.extensions_mut().insert(reason);
+    }
+}
+
 /// Which successful responses still count as failures, to be answered by the fallback.
 ///
 /// Any `Fn(&Resp) -> bool` is one (see [`FallbackLayer::on_response`]); its reason is
@@ -343,6 +363,16 @@ impl<F> FallbackLayer<F, HttpParts, HttpFailure> {
     /// version and headers (with an empty body).
     pub fn http(fallback: F) -> Self {
         Self { fallback, copy: HttpParts, failed: HttpFailure, flag: None, counters: Counters::new("fallback") }
+    }
+}
+
+impl<F, P> FallbackLayer<F, HttpParts, P> {
+    /// Hands the fallback the request's method, URI and version without its headers ([`HttpHead`]): for a
+    /// fallback that reads only the URI (a cache keyed by path), it saves cloning the header map on every
+    /// request, fallback or not.
+    pub fn without_headers(self) -> FallbackLayer<F, HttpHead, P> {
+        let Self { fallback, failed, flag, counters, .. } = self;
+        FallbackLayer { fallback, copy: HttpHead, failed, flag, counters }
     }
 }
 

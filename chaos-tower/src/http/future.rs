@@ -1,6 +1,7 @@
 //! The response future of [`HttpChaos`](super::HttpChaos).
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -9,16 +10,19 @@ use chaos_core::{ActiveFault, BodyFault};
 use pin_project_lite::pin_project;
 
 use super::ChaosBody;
+use super::mode::{BodyMode, WrapBody};
 use super::response::outcome_response;
 use crate::chaos::InjectedError;
 use crate::faulted::{ColdBox, Faulted};
 
 pin_project! {
     /// Response future of [`HttpChaos`](super::HttpChaos): the inner response (its body possibly throttled or
-    /// cut), possibly after an injected delay, or an injected response.
-    pub struct ResponseFuture<F, B> {
+    /// cut), possibly after an injected delay, or an injected response. `M` chooses the body type
+    /// ([`BodyMode`]).
+    pub struct ResponseFuture<F, B, M = WrapBody> {
         #[pin]
         kind: Kind<F, B>,
+        mode: PhantomData<fn() -> M>,
     }
 }
 
@@ -43,42 +47,43 @@ pin_project! {
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
+impl<F, B, M> ResponseFuture<F, B, M> {
     #[inline(always)]
     pub(crate) fn passthrough(inner: F) -> Self {
-        Self { kind: Kind::Inner { inner } }
+        Self { kind: Kind::Inner { inner }, mode: PhantomData }
     }
 
     pub(crate) fn faulted(inner: Option<F>, fault: Faulted, body: Option<ActiveFault<BodyFault>>) -> Self {
         let extra = Extra { inner, fault: Some(fault), body, ready: None };
-        Self { kind: Kind::Faulted { extra: ColdBox::new(extra) } }
+        Self { kind: Kind::Faulted { extra: ColdBox::new(extra) }, mode: PhantomData }
     }
 
     pub(crate) fn respond(response: Response<ChaosBody<B>>) -> Self {
         let extra = Extra { inner: None, fault: None, body: None, ready: Some(response) };
-        Self { kind: Kind::Faulted { extra: ColdBox::new(extra) } }
+        Self { kind: Kind::Faulted { extra: ColdBox::new(extra) }, mode: PhantomData }
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F, B, M> std::fmt::Debug for ResponseFuture<F, B, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let faulted = matches!(self.kind, Kind::Faulted { .. });
         f.debug_struct("ResponseFuture").field("faulted", &faulted).finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E, M> Future for ResponseFuture<F, B, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    M: BodyMode<B>,
 {
-    type Output = Result<Response<ChaosBody<B>>, E>;
+    type Output = Result<Response<M::Body>, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             // The pass-through path.
-            KindProj::Inner { inner } => inner.poll(cx).map(|r| r.map(|response| response.map(ChaosBody::inner))),
-            KindProj::Faulted { extra } => extra.as_mut().poll(cx),
+            KindProj::Inner { inner } => M::pass_poll(inner.poll(cx)),
+            KindProj::Faulted { extra } => extra.as_mut().poll(cx).map(|r| r.map(M::wrap)),
         }
     }
 }

@@ -24,9 +24,11 @@ mod body;
 mod future;
 pub mod headers;
 mod layer;
+mod mode;
 mod response;
 mod shaped;
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -40,6 +42,7 @@ use tower_service::Service;
 pub use self::body::ChaosBody;
 pub use self::future::ResponseFuture;
 pub use self::layer::HttpChaosLayer;
+pub use self::mode::{BodyMode, FromChaosBody, SameBody, WrapBody};
 
 /// `x-chaos-injected: <rule>` marks every injected answer, so retries, breakers, fallbacks and dashboards can
 /// tell it from a real one (also at the crate root, beside [`SHED_HEADER`](crate::SHED_HEADER)).
@@ -60,17 +63,35 @@ use crate::handle::ChaosHandle;
 /// `poll_ready` is the inner service's. A request answered by a fault does not call the inner service,
 /// whose readiness stays reserved for the next request; a delayed request calls it at once and polls its
 /// future after the delay.
-#[derive(Debug, Clone)]
-pub struct HttpChaos<S> {
+///
+/// `M` chooses the response body type: [`WrapBody`] (the default, [`ChaosBody<B>`] over any body) or
+/// [`SameBody`] (the inner body type, for bodies that can hold any body: see [`FromChaosBody`]).
+#[derive(Debug)]
+pub struct HttpChaos<S, M = WrapBody> {
     inner: S,
     decider: Decider,
     wake: Arc<Notify>,
+    mode: PhantomData<fn() -> M>,
+}
+
+impl<S: Clone, M> Clone for HttpChaos<S, M> {
+    fn clone(&self) -> Self {
+        let (decider, wake) = (self.decider.clone(), self.wake.clone());
+        Self { inner: self.inner.clone(), decider, wake, mode: PhantomData }
+    }
 }
 
 impl<S> HttpChaos<S> {
-    /// Wraps `inner` with the rules of `handle`.
+    /// Wraps `inner` with the rules of `handle`; responses carry [`ChaosBody`].
     pub fn new(inner: S, handle: &ChaosHandle) -> Self {
-        Self { inner, decider: handle.decider(), wake: handle.wake().clone() }
+        Self::with_mode(inner, handle)
+    }
+}
+
+impl<S, M> HttpChaos<S, M> {
+    /// Wraps `inner` with the rules of `handle`, bodies typed by `M`.
+    pub fn with_mode(inner: S, handle: &ChaosHandle) -> Self {
+        Self { inner, decider: handle.decider(), wake: handle.wake().clone(), mode: PhantomData }
     }
 
     /// The inner service.
@@ -89,13 +110,14 @@ impl<S> HttpChaos<S> {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpChaos<S>
+impl<S, M, ReqB, ResB> Service<Request<ReqB>> for HttpChaos<S, M>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
+    M: BodyMode<ResB>,
 {
-    type Response = Response<ChaosBody<ResB>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResB>;
+    type Future = ResponseFuture<S::Future, ResB, M>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -116,10 +138,10 @@ where
     }
 }
 
-impl<S> HttpChaos<S> {
+impl<S, M> HttpChaos<S, M> {
     /// The rules that read the request decide on its facts, in place.
     #[inline]
-    fn call_armed<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB>
+    fn call_armed<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB, M>
     where
         S: Service<Request<ReqB>, Response = Response<ResB>>,
     {
@@ -138,7 +160,7 @@ impl<S> HttpChaos<S> {
 
     /// [`call_armed`](Self::call_armed) with every fact of the request.
     #[inline(never)]
-    fn call_general<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB>
+    fn call_general<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB, M>
     where
         S: Service<Request<ReqB>, Response = Response<ResB>>,
     {
@@ -150,7 +172,7 @@ impl<S> HttpChaos<S> {
 
     /// The rest of the decision, which reads the request, and the faults it chose.
     #[inline(never)]
-    fn call_pending<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB>
+    fn call_pending<ReqB, ResB>(&mut self, req: Request<ReqB>, pending: Pending) -> ResponseFuture<S::Future, ResB, M>
     where
         S: Service<Request<ReqB>, Response = Response<ResB>>,
     {
@@ -204,5 +226,16 @@ mod tests {
         assert!(body <= 16);
         assert!(axum <= size_of::<axum::body::Body>() + 8);
         assert!(full <= size_of::<http_body_util::Full<Bytes>>() + 8);
+    }
+
+    /// With [`SameBody`] the pass-through future is the inner one and a niche, and the response is the inner
+    /// response: nothing is wrapped.
+    #[test]
+    fn same_body_pass_through_is_the_inner_future() {
+        type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, crate::BoxError>;
+        type Inner = Ready<Result<Response<Boxed>, Infallible>>;
+        assert_eq!(size_of::<ResponseFuture<Inner, Boxed, SameBody>>(), size_of::<Inner>());
+        type AxumInner = Ready<Result<Response<axum::body::Body>, Infallible>>;
+        assert_eq!(size_of::<ResponseFuture<AxumInner, axum::body::Body, SameBody>>(), size_of::<AxumInner>());
     }
 }

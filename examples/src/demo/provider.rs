@@ -110,7 +110,8 @@ pub(crate) fn client(
     // One box for either shape: boxing the guarded stack inside the fallback too would cost a second boxed
     // clone and a second boxed future per request.
     let provider = if options.fallback {
-        Either::Left(ServiceBuilder::new().layer(FallbackLayer::http(fallback)).service(guarded))
+        // The fallback reads only the URI (the symbol): no copy of the header map per request.
+        Either::Left(ServiceBuilder::new().layer(FallbackLayer::http(fallback).without_headers()).service(guarded))
     } else {
         Either::Right(guarded)
     };
