@@ -14,6 +14,7 @@
 # rotate which side goes first; the script prints each run, the medians, the throughput ratio of each armed side
 # to bare and the p99 of each side. wrk and the servers share the machine's cores: on a small machine the figures are a
 # ratio under the same load, not the service's capacity. Needs wrk (Debian: `apt-get install wrk`).
+# The servers run at the default log level (INFO unless RUST_LOG says otherwise), as a user runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +44,7 @@ trap cleanup EXIT INT TERM
 start() {
     local name=$1
     shift
-    RUST_LOG=warn "$BIN" --listen 127.0.0.1:0 --rules "$RULES" --provider-latency 0ms "$@" \
+    "$BIN" --listen 127.0.0.1:0 --rules "$RULES" --provider-latency 0ms "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     local pid=$! addr=""

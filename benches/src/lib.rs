@@ -225,6 +225,8 @@ pub const CASES: &[&str] = &[
     "http_body/brownout_nothing_armed_same_body",
     "http_body/brownout_armed_not_firing_same_body",
     "http_body/brownout_route_method_not_firing_same_body",
+    "http_body/brownout_1000_route_method_rules_cannot_match_same_body",
+    "http_body/brownout_100_random_rules_not_firing_same_body",
 ];
 
 fn repeat<S: Service<R>, R>(mut svc: S, make: impl Fn() -> R, n: u64) -> u64 {
@@ -273,6 +275,13 @@ pub fn run_case(name: &str, n: u64) -> Option<u64> {
         }
         "http_body/brownout_route_method_not_firing_same_body" => {
             repeat(handle(TARGETED).http_layer().same_body().layer(ok200_body()), get_quotes, n)
+        }
+        "http_body/brownout_1000_route_method_rules_cannot_match_same_body" => {
+            let svc = handle(&route_method_rules(1_000)).http_layer().same_body().layer(ok200_body());
+            repeat(svc, get_quotes, n)
+        }
+        "http_body/brownout_100_random_rules_not_firing_same_body" => {
+            repeat(handle(&random_rules(100)).http_layer().same_body().layer(ok200_body()), get_quotes, n)
         }
         _ => return None,
     })

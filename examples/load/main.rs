@@ -59,6 +59,8 @@ enum Target {
 #[derive(Debug, Clone, PartialEq)]
 struct Args {
     target: Target,
+    /// The method of every request: `POST` sends an order, `GET` and the others an empty body.
+    method: http::Method,
     plan: LoadPlan,
     work: Duration,
     chaos: Option<PathBuf>,
@@ -83,6 +85,10 @@ struct Cli {
     /// Serve the demo service on 127.0.0.1 and drive it over real HTTP.
     #[arg(long)]
     loopback: bool,
+    /// The request method: `POST` sends an order as JSON; `GET`, `HEAD` and the others send no body (for
+    /// `--url` at a read endpoint).
+    #[arg(long, value_name = "METHOD", default_value = "POST", value_parser = method)]
+    method: http::Method,
     /// Closed loop: this many concurrent clients [default: 50].
     #[arg(long, value_name = "N", value_parser = count, conflicts_with = "rate")]
     clients: Option<u32>,
@@ -123,6 +129,12 @@ struct Cli {
     /// Also write the result as JSON to this file (a baseline for later runs).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+}
+
+/// An HTTP method, upper case as sent (`GET`, `POST`, …).
+fn method(text: &str) -> Result<http::Method, String> {
+    let upper = text.to_ascii_uppercase();
+    http::Method::from_bytes(upper.as_bytes()).map_err(|_| format!("`{text}` is not an HTTP method"))
 }
 
 /// `10%` or `0.1`, as a fraction in `[0, 1]`.
@@ -181,6 +193,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, clap::Erro
     plan.validate().map_err(|e| usage(clap::error::ErrorKind::ValueValidation, e.to_string()))?;
     Ok(Args {
         target,
+        method: cli.method,
         plan,
         work: cli.work,
         chaos: cli.chaos,
@@ -363,10 +376,18 @@ fn order_body(i: u64) -> Bytes {
 }
 
 fn order_request(i: u64, uri: &http::Uri) -> Request<Full<Bytes>> {
-    let mut request = Request::post(uri.clone())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(order_body(i)))
-        .expect("a valid request");
+    request(i, &http::Method::POST, uri)
+}
+
+/// The i-th request: an order for `POST`, no body for any other method.
+fn request(i: u64, method: &http::Method, uri: &http::Uri) -> Request<Full<Bytes>> {
+    let builder = Request::builder().method(method.clone()).uri(uri.clone());
+    let mut request = if method == http::Method::POST {
+        builder.header(http::header::CONTENT_TYPE, "application/json").body(Full::new(order_body(i)))
+    } else {
+        builder.body(Full::new(Bytes::new()))
+    }
+    .expect("a valid request");
     request.extensions_mut().insert(Sent(Instant::now()));
     request
 }
@@ -404,7 +425,8 @@ async fn run_url(args: &Args, url: &str, tally: &Tally) -> Result<LoadResult, St
     }
     tally.lock().target = Some(url.to_owned());
     let svc = tally.wrap(load::HttpTarget::new());
-    let mut result = load::run(&args.plan, svc, move |i| order_request(i, &uri), load::classify_http)
+    let method = args.method.clone();
+    let mut result = load::run(&args.plan, svc, move |i| request(i, &method, &uri), load::classify_http)
         .await
         .map_err(|e| e.to_string())?;
     result.plan.target = Some(url.to_owned());
@@ -532,6 +554,19 @@ mod tests {
         assert_eq!(args.slo.unwrap().to_string(), "p95<150ms,errors<0.5%,rps>=100");
         assert_eq!(args.tolerance, Tolerance { relative: 0.05, error_rate_abs: 0.002 });
         assert!(args.json && args.out.is_some() && args.baseline.is_some());
+        assert_eq!(args.method, http::Method::POST, "an order burst by default");
+        assert_eq!(parse("--url http://x/quote --method get").unwrap().method, http::Method::GET);
+    }
+
+    /// `--method GET` sends no body; `POST` sends the order.
+    #[test]
+    fn the_method_chooses_the_body() {
+        let uri = http::Uri::from_static("http://x/quote");
+        let get = request(3, &http::Method::GET, &uri);
+        assert_eq!((get.method(), http_body::Body::size_hint(get.body()).exact()), (&http::Method::GET, Some(0)));
+        let post = request(3, &http::Method::POST, &uri);
+        assert_eq!(post.headers()[http::header::CONTENT_TYPE], "application/json");
+        assert!(http_body::Body::size_hint(post.body()).exact().unwrap() > 0);
     }
 
     #[test]
@@ -548,6 +583,7 @@ mod tests {
             ("--frobnicate", "unexpected argument '--frobnicate'"),
             ("--slp p95<1ms", "tip: a similar argument exists: '--slo'"),
             ("--json=yes", "unexpected value 'yes' for '--json'"),
+            ("--method G(T", "invalid value 'G(T' for '--method <METHOD>': `G(T` is not an HTTP method"),
             ("--url http://x/ --chaos c.yaml", "cannot reach a server behind --url"),
         ] {
             let e = parse(line).unwrap_err();

@@ -12,9 +12,14 @@ use tower_service::Service;
 use super::report::{LoadResult, Recorder};
 use super::{LoadError, LoadMode, LoadPlan, Outcome};
 
-/// A send later than its slot by more than one interval plus this counts as missed: Tokio's timer ticks in
-/// milliseconds and rounds deadlines up, so a punctual send may still be up to a tick (plus a wake-up) late.
+/// A send later than its slot by more than one interval plus this counts as missed (a wake-up may be late on a
+/// busy machine).
 const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// Tokio's timer ticks in milliseconds and rounds a deadline up to the next tick. The open loop wakes one tick
+/// before each slot, so a send is at most a tick early and not a tick late: a late send would add the
+/// generator's own timer lag to every latency measured from the intended time.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 struct Shared<F, C> {
     make_request: F,
@@ -170,7 +175,7 @@ where
         // Slots are computed from the start, never from the last send: a stall does not shift the schedule.
         let intended = start + Duration::from_secs_f64(i as f64 / rate);
         let Some(measured) = shared.admit(intended) else { break };
-        tokio::time::sleep_until(intended).await;
+        tokio::time::sleep_until(intended.checked_sub(TIMER_TICK).unwrap_or(intended)).await;
         let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         let request = (shared.make_request)(i);
         if let Err(e) = tower_ready(&mut svc).await {
@@ -181,18 +186,22 @@ where
             }
             continue;
         }
-        let lag = intended.elapsed();
+        let now = Instant::now();
+        let lag = now.saturating_duration_since(intended);
         if measured {
             max_lag = max_lag.max(lag);
             missed += u64::from(lag > late);
         }
+        // Latency counts from the intended time when the send is late (the wait is the service's backlog, not
+        // hidden: no coordinated omission), from the send when it is early (at most a tick).
+        let from = now.min(intended);
         let future = svc.call(request);
         let shared = shared.clone();
         tokio::spawn(async move {
             let result = future.await;
             let outcome = (shared.classify)(result.as_ref());
             if measured {
-                shared.record(intended.elapsed(), outcome);
+                shared.record(from.elapsed(), outcome);
             }
             drop(permit);
         });
