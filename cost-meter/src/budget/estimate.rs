@@ -56,9 +56,15 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Estimates a job with `labels` from `history`; `None` if no job of the same team is in the history.
+/// Cache hits (`cache_hit: true`, charged nothing) are left out.
 pub fn estimate(history: &[JobRecord], labels: &Labels, budgets: &BudgetSet) -> Option<Estimate> {
     let similar_at = |names: &[&str]| -> Vec<Usage> {
-        history.iter().filter(|r| names.iter().all(|n| r.labels.get(n) == labels.get(n))).map(Usage::of).collect()
+        // A cache hit ran nothing: it says nothing about what the job costs.
+        history
+            .iter()
+            .filter(|r| !r.cache_hit && names.iter().all(|n| r.labels.get(n) == labels.get(n)))
+            .map(Usage::of)
+            .collect()
     };
     let mut chosen: Option<(&[&'static str], Vec<Usage>)> = None;
     for level in LEVELS {
@@ -153,6 +159,7 @@ mod tests {
             peak_bytes: 0,
             reserved_bytes: 0,
             memory_mode: MemoryMode::Reservation,
+            cache_hit: false,
         }
     }
 
