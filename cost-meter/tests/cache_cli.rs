@@ -276,12 +276,14 @@ fn the_git_commit_and_the_dirty_tree_are_in_the_key() {
         ("nothing", false),
         ("a tracked file edited", true),
         ("the same edit again", false),
+        ("another edit of the same size", true),
         ("an untracked file", true),
         ("committed", true),
         ("an ignored file", false),
     ] {
         match change {
             "a tracked file edited" => std::fs::write(dir.path().join("model.py"), "v = 2\n").unwrap(),
+            "another edit of the same size" => std::fs::write(dir.path().join("model.py"), "v = 3\n").unwrap(),
             "an untracked file" => std::fs::write(dir.path().join("notes.py"), "x\n").unwrap(),
             "committed" => {
                 git(&["add", "."]);
