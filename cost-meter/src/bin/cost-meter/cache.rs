@@ -55,14 +55,15 @@ pub(crate) fn cache_cmd(cmd: CacheCmd) -> Result<(), Failure> {
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
                 return Ok(());
             }
+            let w = stats.by_labels.keys().map(String::len).max().unwrap_or(0).max(6);
             println!(
-                "{:<44} {:>7} {:>5} {:>8} {:>12} {:>14} {:>14}",
+                "{:<w$} {:>7} {:>5} {:>8} {:>12} {:>14} {:>14}",
                 "labels", "lookups", "hits", "hit rate", "bytes saved", "cpu-h saved", "cpu-h spent"
             );
             let rows = stats.by_labels.iter().map(|(l, s)| (l.as_str(), s)).chain([("(all)", &stats.total)]);
             for (labels, s) in rows {
                 println!(
-                    "{:<44} {:>7} {:>5} {:>7.1}% {:>12} {:>14.6} {:>14.6}",
+                    "{:<w$} {:>7} {:>5} {:>7.1}% {:>12} {:>14.6} {:>14.6}",
                     labels,
                     s.lookups,
                     s.hits,
