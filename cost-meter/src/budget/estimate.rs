@@ -107,8 +107,12 @@ fn amount(x: f64) -> String {
         format!("{x:.0}")
     } else if x >= 0.1 {
         format!("{x:.1}")
+    } else if x > 0.0 {
+        // two significant digits: a short job's 0.00015 CPU-hours is not "0.000"
+        let decimals = (-x.log10().floor()) as usize + 1;
+        format!("{x:.decimals$}")
     } else {
-        format!("{x:.3}")
+        "0".into()
     }
 }
 

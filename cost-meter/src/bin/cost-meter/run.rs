@@ -364,7 +364,15 @@ fn launch(args: &RunArgs, workers: Workers, quiet: bool) -> Result<ChildOutcome,
 
 fn human_bytes(b: u64) -> String {
     let b = b as f64;
-    if b >= 1e9 { format!("{:.2} GB", b / 1e9) } else { format!("{:.1} MB", b / 1e6) }
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b} B")
+    }
 }
 
 /// Writes the record, charges it to the budgets (printing alerts), and pushes it.
@@ -442,7 +450,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
                 say(
                     quiet,
                     format!(
-                        "cache hit {}: restored {} file{} ({}), saved {:.4} CPU-hours; the command did not run",
+                        "cache hit {}: restored {} file{} ({}), saved {:.6} CPU-hours; the command did not run",
                         &key.digest()[..12],
                         m.outputs.len(),
                         if m.outputs.len() == 1 { "" } else { "s" },
@@ -501,9 +509,10 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
                     say(
                         quiet,
                         format!(
-                            "cache stored {}: {} ({}){again}",
+                            "cache stored {}: {} file{} ({}){again}",
                             &key.digest()[..12],
                             m.outputs.len(),
+                            if m.outputs.len() == 1 { "" } else { "s" },
                             human_bytes(m.bytes())
                         ),
                     );
