@@ -188,4 +188,26 @@ mod tests {
         assert_eq!((e.similar, e.matched_on), (4, vec!["team", "service", "tier"]));
         assert!(estimate(&history, &Labels::new("ops", "x"), &budgets).is_none());
     }
+
+    #[test]
+    fn cache_hits_are_not_history() {
+        let labels = Labels::new("research", "features");
+        let mut history = vec![job(labels.clone(), 2.0), job(labels.clone(), 2.0), job(labels.clone(), 2.0)];
+        for _ in 0..5 {
+            let mut hit = job(labels.clone(), 0.0);
+            hit.cache_hit = true;
+            history.push(hit);
+        }
+        let budgets = BudgetSet::new(Vec::new()).unwrap();
+        let e = estimate(&history, &labels, &budgets).unwrap();
+        assert_eq!((e.similar, e.median.cpu_hours), (3, 2.0));
+    }
+
+    #[test]
+    fn short_jobs_keep_two_significant_digits() {
+        assert_eq!(amount(0.000146), "0.00015");
+        assert_eq!(amount(0.05), "0.050");
+        assert_eq!(amount(0.0), "0");
+        assert_eq!(amount(12.0), "12");
+    }
 }
