@@ -301,7 +301,7 @@ fn help_lists_every_option_and_version_prints_it() {
 #[test]
 fn usage_errors_exit_2_on_stderr_with_suggestions() {
     let dir = temp("usage");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["valdate"], "a similar subcommand exists: 'validate'"),
         (&["report", "--recrods", "x"], "a similar argument exists: '--records'"),
         // options the command does not take
@@ -309,6 +309,10 @@ fn usage_errors_exit_2_on_stderr_with_suggestions() {
         (&["report", "--month", "2026-13"], "`2026-13` is not a month"),
         (&["estimate", "--team", "x", "--tier", "huge", "--service", "y"], "unknown tier `huge`"),
         (&["run", "--team", "x", "--service", "y"], "COMMAND"),
+        (&["run", "--labels", "team=x,colour=blue", "--", "true"], "`colour` is not a label"),
+        (&["run", "--team", "x", "--service", "y", "--key-git", "--", "true"], "--cache"),
+        (&["run", "--team", "x", "--service", "y", "--cache", "c", "--", "true"], "--cache needs --outputs"),
+        (&["run", "--team", "x", "--service", "y", "--sample-interval", "0s", "--", "true"], "below 1ms"),
     ];
     for (args, says) in cases {
         let out = cost_meter(args, &dir);

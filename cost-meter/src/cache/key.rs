@@ -95,9 +95,14 @@ impl KeyBuilder {
         self
     }
 
-    /// The code or schema version the user names (`--key-version`): bump it to invalidate.
+    /// The code version the user names (`--key-version`): bump it to invalidate.
     pub fn version(self, version: impl Into<String>) -> Self {
         self.part("version", version)
+    }
+
+    /// The schema version of the outputs (a data format, a feature set's columns): bump it to invalidate.
+    pub fn schema(self, schema: impl Into<String>) -> Self {
+        self.part("schema", schema)
     }
 
     /// An environment variable's value (unset differs from empty).

@@ -9,8 +9,9 @@
 //!   late, so a job that holds `B` bytes for `T` seconds is charged `B × T` within `B × interval` for the
 //!   rise and as much for the fall (a relative error of at most `2 × interval / T`, e.g. 2% for a 10 s hold
 //!   sampled every 100 ms); a process that lives less than one interval may be missed; pages shared between
-//!   processes of the tree (after `fork`) count once per process. A walk of `/proc` costs about 1–5 ms with a
-//!   few hundred processes, hence the default interval of 250 ms (under 2% of a core).
+//!   processes of the tree (after `fork`) count once per process. A walk of `/proc` costs about 0.8 ms with
+//!   95 processes (measured here, debug build: 1 100 samples in 2 s at `--sample-interval 1ms`), so the
+//!   default interval of 250 ms costs under 0.5% of a core.
 //!
 //! ```no_run
 //! use std::process::Command;
