@@ -397,3 +397,58 @@ fn the_job_is_charged_to_the_month_to_date_checkpoint_and_alerts() {
     let total: f64 = records(dir.path()).iter().map(JobRecord::cpu_hours).sum();
     assert!((saved.budgets["tiny"].usage.cpu_hours - total).abs() < 1e-12);
 }
+
+/// Starts an orphan (a grandchild whose parent exits at once, as a daemonising helper does) that burns CPU
+/// and writes its own account; the child waits until the orphan has been reaped, then exits.
+const ORPHAN: &str = r#"
+import os, time
+mid = os.fork()
+if mid == 0:
+    orphan = os.fork()
+    if orphan == 0:
+        x = 0
+        for i in range(6000000):
+            x += i * i
+        t = os.times()
+        open("orphan.txt", "w").write(str(t.user + t.system))
+        os._exit(0)
+    open("orphan.pid", "w").write(str(orphan))
+    os._exit(0)
+os.waitpid(mid, 0)
+orphan = int(open("orphan.pid").read())
+while True:
+    try:
+        os.kill(orphan, 0)  # still there (running, or a zombie not yet reaped)
+    except ProcessLookupError:
+        break
+    time.sleep(0.01)
+"#;
+
+#[test]
+fn an_orphaned_descendant_is_reaped_and_metered() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), "orphan.py", ORPHAN);
+    let out = run_in(
+        dir.path(),
+        &["--team", "research", "--service", "orphan", "--", "python3", script.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let orphan: f64 = std::fs::read_to_string(dir.path().join("orphan.txt")).unwrap().parse().unwrap();
+    let r = &records(dir.path())[0];
+    assert!(orphan > 0.3, "the orphan burned too little to tell: {orphan}");
+    assert!(r.cpu_seconds > 0.95 * orphan, "metered {} CPU-s, the orphan alone burned {orphan}", r.cpu_seconds);
+    assert!(!stderr(&out).contains("still run"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_descendant_left_running_is_reported_and_not_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = "sleep 3 >/dev/null 2>&1 & echo $! > bg.pid";
+    let out = run_in(dir.path(), &["--team", "research", "--service", "bg", "--", "sh", "-c", command], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 process the command started still runs"), "{}", stderr(&out));
+    let bg = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap();
+    assert!(Path::new(&format!("/proc/{}", bg.trim())).exists(), "cost-meter waited for the background job");
+    let _ = Command::new("kill").arg(bg.trim()).status();
+}

@@ -31,31 +31,71 @@ fn timeval(tv: libc::timeval) -> Duration {
 
 /// Waits for child `pid` to end and reaps it, retrying when a signal interrupts the wait.
 pub(crate) fn wait4(pid: i32) -> io::Result<Reaped> {
+    wait_for(pid, false).map(|r| r.map(|(_, r)| r))?.ok_or_else(|| io::Error::other("wait4 returned no child"))
+}
+
+/// Reaps any child that ended: waits for one unless `nohang`; `Ok(None)` when `nohang` and none has ended,
+/// or when there is no child left.
+pub(crate) fn wait_any(nohang: bool) -> io::Result<Option<(i32, Reaped)>> {
+    match wait_for(-1, nohang) {
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        other => other,
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants (`PR_SET_CHILD_SUBREAPER`): a descendant whose
+/// parent exits is re-parented to it rather than to init, so it can be waited for and metered.
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only; PR_SET_CHILD_SUBREAPER reads no memory of ours.
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    } == 0
+    {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn wait_for(pid: i32, nohang: bool) -> io::Result<Option<(i32, Reaped)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; zeroed is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
+    let options = if nohang { libc::WNOHANG } else { 0 };
+    let reaped = loop {
         // SAFETY: both pointers are to live, writable locals of the right types.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
+        let r = unsafe { libc::wait4(pid, &mut status, options, &mut usage) };
+        if r > 0 {
+            break r;
+        }
+        if r == 0 {
+            return Ok(None);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
-    }
+    };
     let ended = if libc::WIFSIGNALED(status) {
         Ended::Signaled(libc::WTERMSIG(status))
     } else {
         Ended::Exited(libc::WEXITSTATUS(status))
     };
-    Ok(Reaped {
-        ended,
-        user: timeval(usage.ru_utime),
-        system: timeval(usage.ru_stime),
-        max_rss_bytes: (usage.ru_maxrss.max(0) as u64).saturating_mul(1024),
-    })
+    Ok(Some((
+        reaped,
+        Reaped {
+            ended,
+            user: timeval(usage.ru_utime),
+            system: timeval(usage.ru_stime),
+            max_rss_bytes: (usage.ru_maxrss.max(0) as u64).saturating_mul(1024),
+        },
+    )))
 }
 
 /// Sends `signal` to process `pid`, or to its process group when `group`.

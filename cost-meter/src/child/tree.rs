@@ -46,9 +46,17 @@ pub fn tree_pids(root: i32) -> Vec<i32> {
 /// The sum of the resident set sizes of `root`'s tree, in bytes (pages shared between its processes, as after
 /// a `fork`, count once per process). A process that exits mid-walk counts 0.
 pub fn tree_rss_bytes(root: i32) -> u64 {
+    rss_of(tree_pids(root))
+}
+
+/// The sum of the resident set sizes of `root`'s descendants, `root` itself left out.
+pub fn descendants_rss_bytes(root: i32) -> u64 {
+    rss_of(tree_pids(root).into_iter().skip(1).collect())
+}
+
+fn rss_of(pids: Vec<i32>) -> u64 {
     let page = page_size() as u64;
-    tree_pids(root)
-        .into_iter()
+    pids.into_iter()
         .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/statm")).ok())
         .filter_map(|statm| parse_statm_rss(&statm, page))
         .sum()

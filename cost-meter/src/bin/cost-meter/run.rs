@@ -12,7 +12,7 @@ use cost_meter::budget::{
     TierGate, estimate,
 };
 use cost_meter::cache::{CacheKey, Cost, RestoreError, ResultCache};
-use cost_meter::child::{ChildOutcome, MeteredChild, WORKER_VARS, Workers};
+use cost_meter::child::{ChildOutcome, MeteredChild, Spawn, WORKER_VARS, Workers};
 use cost_meter::{JobRecord, JsonLinesFile, Labels, RecordSink, Tier, push};
 
 use crate::Failure;
@@ -342,7 +342,9 @@ fn launch(args: &RunArgs, workers: Workers, quiet: bool) -> Result<ChildOutcome,
     // Registered before the spawn: no signal is lost between the two.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .map_err(|e| Failure::Refused(format!("cannot handle signals: {e}")))?;
-    let child = MeteredChild::spawn(&mut cmd, args.sample_interval, !at_terminal).map_err(|e| {
+    // cost-meter's only child is the command: it reaps the command's orphans too, and meters them.
+    let how = Spawn { sample_every: args.sample_interval, own_group: !at_terminal, reap_orphans: true };
+    let child = MeteredChild::spawn(&mut cmd, how).map_err(|e| {
         eprintln!("cost-meter: {}: {e}", args.command[0]);
         Failure::Exit(if e.kind() == std::io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE })
     })?;
@@ -485,6 +487,14 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
 
     let outcome = launch(&args, workers, quiet)?;
     let code = outcome.exit_code();
+    if outcome.orphans_running > 0 {
+        eprintln!(
+            "cost-meter: {} process{} the command started still run{}: not metered, and left running",
+            outcome.orphans_running,
+            if outcome.orphans_running == 1 { "" } else { "es" },
+            if outcome.orphans_running == 1 { "s" } else { "" },
+        );
+    }
     let record = outcome.record(job.clone(), labels.clone());
     say(
         quiet,
