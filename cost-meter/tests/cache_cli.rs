@@ -301,3 +301,24 @@ fn the_git_commit_and_the_dirty_tree_are_in_the_key() {
         assert_eq!(runs(dir.path()), expected, "{change}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn a_directory_of_outputs_is_restored_whole() {
+    let (dir, cache) = setup();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_cost-meter"))
+            .current_dir(dir.path())
+            .args(["run", "--team", "research", "--service", "bench", "--cache", cache.to_str().unwrap()])
+            .args(["--outputs", "artifacts", "--", "sh", "-c"])
+            .arg("mkdir -p artifacts/flame && echo '{\"p50\": 12}' > artifacts/bench.json && echo svg > artifacts/flame/a.svg && echo ran >> runs.log")
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    std::fs::remove_dir_all(dir.path().join("artifacts")).unwrap();
+    let out = run();
+    assert!(stderr(&out).contains("restored 2 files"), "{}", stderr(&out));
+    assert_eq!(runs(dir.path()), 1);
+    assert_eq!(std::fs::read_to_string(dir.path().join("artifacts/bench.json")).unwrap(), "{\"p50\": 12}\n");
+    assert_eq!(std::fs::read_to_string(dir.path().join("artifacts/flame/a.svg")).unwrap(), "svg\n");
+}
