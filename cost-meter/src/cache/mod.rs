@@ -78,6 +78,8 @@ pub struct Served {
     pub hit: bool,
     /// An entry existed but was corrupt (why): it was not served, the outputs were computed again.
     pub corrupt: Option<String>,
+    /// Output files restored (hit) or stored (miss).
+    pub files: usize,
     /// Bytes restored (hit) or stored (miss).
     pub bytes: u64,
     /// On a hit, what the original computation cost (saved this time); on a miss, what it cost.
@@ -218,7 +220,7 @@ impl ResultCache {
             Ok(Some((m, bytes))) => {
                 let saved = Cost { cpu_seconds: m.cpu_seconds, memory_gb_hours: m.memory_gb_hours };
                 let _ = self.record(&Lookup::hit(key, labels, bytes, saved));
-                return Ok(Served { hit: true, corrupt: None, bytes, saved });
+                return Ok(Served { hit: true, corrupt: None, files: m.outputs.len(), bytes, saved });
             }
             Ok(None) => None,
             Err(RestoreError::Corrupt(c)) => Some(c.reason),
@@ -227,7 +229,7 @@ impl ResultCache {
         let cost = compute().map_err(CacheError::Compute)?;
         let m = self.store(key, labels, outputs, cost).map_err(|e| CacheError::Io(e.to_string()))?;
         let _ = self.record(&Lookup::miss(key, labels, cost));
-        Ok(Served { hit: false, corrupt, bytes: m.bytes(), saved: cost })
+        Ok(Served { hit: false, corrupt, files: m.outputs.len(), bytes: m.bytes(), saved: cost })
     }
 }
 

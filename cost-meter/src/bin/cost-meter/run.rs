@@ -11,7 +11,7 @@ use cost_meter::budget::{
     AdhocFreeze, AlertEvent, AlertLevel, AuditEntry, AuditEvent, AuditLog, BudgetMonitor, BudgetSet, Month, Override,
     TierGate, estimate,
 };
-use cost_meter::cache::{CacheKey, Cost, RestoreError, ResultCache};
+use cost_meter::cache::{CacheError, CacheKey, Cost, ResultCache};
 use cost_meter::child::{ChildOutcome, MeteredChild, Spawn, WORKER_VARS, Workers};
 use cost_meter::{JobRecord, JsonLinesFile, Labels, RecordSink, Tier, push};
 
@@ -435,57 +435,79 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     })?;
     let mut monitor = monitor_of(&args, &budgets, &records, now)?;
 
-    // The cache first: a hit runs nothing, so neither the freeze nor the heavy-tier window applies.
-    let cache = match &args.cache {
-        Some(dir) => Some((
-            ResultCache::open(dir).map_err(|e| Failure::Refused(format!("{}: {e}", dir.display())))?,
-            key_of(&args, &labels)?,
-        )),
-        None => None,
+    let Some(dir) = &args.cache else {
+        let (_, code) = execute(&args, &job, &labels, &budgets, &records, &mut monitor)?;
+        return if code == 0 { Ok(()) } else { Err(Failure::Exit(code)) };
     };
-    let mut corrupt = None;
-    if let Some((cache, key)) = &cache {
-        match cache.restore(key) {
-            Ok(Some((m, bytes))) => {
-                let saved = Cost { cpu_seconds: m.cpu_seconds, memory_gb_hours: m.memory_gb_hours };
-                let _ = cache.record(&cost_meter::cache::Lookup::hit(key, &labels.to_string(), bytes, saved));
-                say(
-                    quiet,
-                    format!(
-                        "cache hit {}: restored {} file{} ({}), saved {:.6} CPU-hours; the command did not run",
-                        &key.digest()[..12],
-                        m.outputs.len(),
-                        if m.outputs.len() == 1 { "" } else { "s" },
-                        human_bytes(bytes),
-                        saved.cpu_seconds / 3600.0
-                    ),
-                );
-                let mut record = ChildOutcome::nothing(now).record(job, labels);
-                record.cache_hit = true;
-                account(&args, &record, &mut monitor, Some(0));
-                return Ok(());
+    // The cache first: a hit runs nothing, so neither the freeze nor the heavy-tier window applies.
+    let cache = ResultCache::open(dir).map_err(|e| Failure::Refused(format!("{}: {e}", dir.display())))?;
+    let key = key_of(&args, &labels)?;
+    let short = &key.digest()[..12];
+    let labels_text = labels.to_string();
+    let files = |n: usize| format!("{n} file{}", if n == 1 { "" } else { "s" });
+    let served = cache.get_or_compute(&key, &labels_text, &args.outputs, || {
+        say(quiet, format!("cache miss {short}: running the command"));
+        let (record, code) = execute(&args, &job, &labels, &budgets, &records, &mut monitor)?;
+        if code != 0 {
+            say(quiet, "cache: the command failed, nothing stored");
+            return Err(Failure::Exit(code));
+        }
+        Ok(Cost { cpu_seconds: record.cpu_seconds, memory_gb_hours: record.memory_gb_hours })
+    });
+    match served {
+        Ok(s) if s.hit => {
+            say(
+                quiet,
+                format!(
+                    "cache hit {short}: restored {} ({}), saved {:.6} CPU-hours; the command did not run",
+                    files(s.files),
+                    human_bytes(s.bytes),
+                    s.saved.cpu_seconds / 3600.0
+                ),
+            );
+            let mut record = ChildOutcome::nothing(now).record(job, labels);
+            record.cache_hit = true;
+            account(&args, &record, &mut monitor, Some(0));
+            Ok(())
+        }
+        Ok(s) => {
+            if let Some(reason) = &s.corrupt {
+                eprintln!("cost-meter: cache: corrupt entry not served (a miss): {reason}");
             }
-            Ok(None) => say(quiet, format!("cache miss {}: running the command", &key.digest()[..12])),
-            Err(RestoreError::Corrupt(c)) => {
-                eprintln!("cost-meter: cache: corrupt entry not served (a miss): {}", c.reason);
-                corrupt = Some(c);
-            }
-            Err(e @ RestoreError::Io(_)) => return Err(Failure::Refused(format!("cache: {e}"))),
+            let again = if s.corrupt.is_some() { " (replacing the corrupt entry)" } else { "" };
+            say(quiet, format!("cache stored {short}: {} ({}){again}", files(s.files), human_bytes(s.bytes)));
+            Ok(())
+        }
+        Err(CacheError::Compute(failure)) => Err(failure),
+        Err(CacheError::Io(e)) => {
+            eprintln!("cost-meter: cache: outputs not stored: {e}");
+            Err(Failure::Exit(1))
         }
     }
+}
 
-    match estimate(&records, &labels, &budgets) {
+/// Estimates, gates, runs and accounts the command: its record and exit status.
+fn execute(
+    args: &RunArgs,
+    job: &str,
+    labels: &Labels,
+    budgets: &Arc<BudgetSet>,
+    records: &[JobRecord],
+    monitor: &mut BudgetMonitor,
+) -> Result<(JobRecord, u8), Failure> {
+    let quiet = args.quiet;
+    match estimate(records, labels, budgets) {
         Some(e) => say(quiet, format!("estimate: {e}")),
         None => {
             say(quiet, format!("estimate: no finished job of team `{}` in {}", labels.team, args.records.display()))
         }
     }
-    print_budgets(&monitor, &labels, quiet);
-    gate(&args, &job, &labels, &monitor.adhoc_freeze(), &budgets)?;
+    print_budgets(monitor, labels, quiet);
+    gate(args, job, labels, &monitor.adhoc_freeze(), budgets)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = Workers::for_level(level_of(&monitor, &labels), cores);
+    let workers = Workers::for_level(level_of(monitor, labels), cores);
 
-    let outcome = launch(&args, workers, quiet)?;
+    let outcome = launch(args, workers, quiet)?;
     let code = outcome.exit_code();
     if outcome.orphans_running > 0 {
         eprintln!(
@@ -495,7 +517,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             if outcome.orphans_running == 1 { "s" } else { "" },
         );
     }
-    let record = outcome.record(job.clone(), labels.clone());
+    let record = outcome.record(job, labels.clone());
     say(
         quiet,
         format!(
@@ -508,33 +530,6 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             record.wall_seconds,
         ),
     );
-    account(&args, &record, &mut monitor, Some(code));
-    if let Some((cache, key)) = &cache {
-        if code == 0 {
-            let cost = Cost { cpu_seconds: record.cpu_seconds, memory_gb_hours: record.memory_gb_hours };
-            match cache.store(key, &labels.to_string(), &args.outputs, cost) {
-                Ok(m) => {
-                    let _ = cache.record(&cost_meter::cache::Lookup::miss(key, &labels.to_string(), cost));
-                    let again = if corrupt.is_some() { " (replacing the corrupt entry)" } else { "" };
-                    say(
-                        quiet,
-                        format!(
-                            "cache stored {}: {} file{} ({}){again}",
-                            &key.digest()[..12],
-                            m.outputs.len(),
-                            if m.outputs.len() == 1 { "" } else { "s" },
-                            human_bytes(m.bytes())
-                        ),
-                    );
-                }
-                Err(e) => {
-                    eprintln!("cost-meter: cache: outputs not stored: {e}");
-                    return Err(Failure::Exit(1));
-                }
-            }
-        } else {
-            say(quiet, "cache: the command failed, nothing stored");
-        }
-    }
-    if code == 0 { Ok(()) } else { Err(Failure::Exit(code)) }
+    account(args, &record, monitor, Some(code));
+    Ok((record, code))
 }
