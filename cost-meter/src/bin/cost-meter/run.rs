@@ -48,8 +48,9 @@ freezes ad-hoc runs); a heavy job (--tier heavy) outside its budgets' windows is
 The command gets RAYON_NUM_THREADS, OMP_NUM_THREADS and BROWNOUT_MAX_WORKERS: every core while its budgets
 are ok, half at warn, one at critical; a variable already set, or --workers N, wins.
 
-Its CPU is the kernel's rusage of the child (with every descendant it waited for); its memory the tree's
-RSS sampled every --sample-interval and integrated. The record goes to --records, the month-to-date to
+Its CPU is the kernel's rusage of the child (with every descendant it waited for, and the orphans that
+cost-meter reaps as the tree's subreaper); its memory the tree's RSS sampled every --sample-interval and
+integrated; descendants still running when the command exits are reported, not waited for. The record goes to --records, the month-to-date to
 --checkpoint, alerts to standard error. SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the command
 (to its process group when standard input is not a terminal; at a terminal, Ctrl-C reaches it directly).
 
