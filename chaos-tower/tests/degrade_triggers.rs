@@ -272,6 +272,7 @@ fn job(cpu_hours: f64) -> JobRecord {
         peak_bytes: 0,
         reserved_bytes: 0,
         memory_mode: MemoryMode::Allocator,
+        cache_hit: false,
     }
 }
 

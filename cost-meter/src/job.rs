@@ -250,12 +250,12 @@ impl Job {
         };
         let memory_byte_seconds = match memory_mode {
             MemoryMode::Allocator => totals.byte_ms as f64 / 1000.0,
-            MemoryMode::Reservation => self.spec.reserved_bytes as f64 * wall,
+            MemoryMode::Reservation | MemoryMode::TreeRss => self.spec.reserved_bytes as f64 * wall,
         };
         let spec = &mut self.spec;
         let cpu_seconds = match spec.cpu_mode {
             CpuMode::ThreadCpu | CpuMode::Apportioned => self.inner.cpu_ns() as f64 / 1e9,
-            CpuMode::WallEstimate => wall,
+            CpuMode::WallEstimate | CpuMode::ChildRusage => wall,
         };
         // The id and labels move into the record: finishing a job copies no string.
         let record = JobRecord {
@@ -270,6 +270,7 @@ impl Job {
             peak_bytes: totals.peak_bytes,
             reserved_bytes: spec.reserved_bytes,
             memory_mode,
+            cache_hit: false,
         };
         self.inner.meter.job_finished(&record, spec.per_request);
         record

@@ -258,6 +258,56 @@ impl Labels {
     pub const NAMES: [&'static str; 5] = ["env", "team", "service", "strategy", "tier"];
 }
 
+impl FromStr for Labels {
+    type Err = String;
+
+    /// Parses `name=value` pairs separated by commas (`team=research,service=backtester,tier=heavy`); names
+    /// are those of [`Labels::NAMES`], each at most once; an empty text is no label.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut labels = Labels::default();
+        let mut seen = Vec::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not name=value"))?;
+            let (name, value) = (name.trim(), value.trim());
+            if seen.contains(&name) {
+                return Err(format!("label `{name}` given twice"));
+            }
+            match name {
+                "env" => labels.env = value.into(),
+                "team" => labels.team = value.into(),
+                "service" => labels.service = value.into(),
+                "strategy" => labels.strategy = value.into(),
+                "tier" => labels.tier = value.parse().map_err(|e: UnknownTier| e.to_string())?,
+                other => {
+                    return Err(format!("`{other}` is not a label (expected one of {})", Labels::NAMES.join(", ")));
+                }
+            }
+            seen.push(name);
+        }
+        Ok(labels)
+    }
+}
+
+impl fmt::Display for Labels {
+    /// The non-empty labels as `name=value` pairs separated by commas, in [`Labels::NAMES`] order (the tier
+    /// always); parses back with `FromStr`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for name in Labels::NAMES {
+            let value = self.get(name).unwrap_or_default();
+            if value.is_empty() {
+                continue;
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +342,29 @@ mod tests {
             r#"{"env":"prod","team":"research","service":"backtester","strategy":"","tier":"interactive"}"#
         );
         assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), labels);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn labels_round_trip_through_their_text(
+            env in "[a-z0-9-]{0,6}", team in "[a-z0-9-]{0,6}", service in "[a-z0-9-]{0,6}",
+            strategy in "[a-z0-9-]{0,6}", tier in 0usize..4,
+        ) {
+            let labels = Labels::new(team, service).env(env).strategy(strategy).tier(Tier::ALL[tier]);
+            proptest::prop_assert_eq!(labels.to_string().parse::<Labels>(), Ok(labels));
+        }
+
+        #[test]
+        fn label_text_never_panics(text in ".{0,40}") {
+            let _ = text.parse::<Labels>();
+        }
+    }
+
+    #[test]
+    fn bad_label_text_says_why() {
+        assert!("colour=blue".parse::<Labels>().unwrap_err().contains("`colour` is not a label"));
+        assert!("team".parse::<Labels>().unwrap_err().contains("not name=value"));
+        assert!("team=a,team=b".parse::<Labels>().unwrap_err().contains("given twice"));
+        assert!("tier=huge".parse::<Labels>().unwrap_err().contains("`huge`"));
     }
 }

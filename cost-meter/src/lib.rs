@@ -31,6 +31,8 @@
 
 pub mod alloc;
 mod apportion;
+pub mod cache;
+pub mod child;
 mod counters;
 mod future;
 mod job;
@@ -55,3 +57,5 @@ pub use sink::{JsonLinesFile, MemorySink, RecordSink};
 
 // budgets
 pub mod budget;
+// `cost-meter run --pushgateway`
+pub mod push;

@@ -20,6 +20,10 @@ pub enum CpuMode {
     /// Wall time of the span: an estimate (an upper bound when the job waits, a lower bound when it runs on
     /// several threads at once). Used for high-rate request spans where two clock reads per poll cost too much.
     WallEstimate,
+    /// A command run by `cost-meter run`: the kernel's rusage of the child process (user + system time) from
+    /// `wait4`, which includes every descendant the child or its descendants waited for (reaped); a
+    /// descendant left running, or orphaned and reaped by another process, is not included.
+    ChildRusage,
 }
 
 /// How a record's memory figure was measured.
@@ -30,6 +34,10 @@ pub enum MemoryMode {
     Allocator,
     /// No allocator installed: the job's declared reservation × its wall time.
     Reservation,
+    /// A command run by `cost-meter run`: the resident set size of its process tree (the child and every
+    /// descendant found under `/proc`), sampled at an interval and integrated over time. See
+    /// [`child`](crate::child) for the sampling error.
+    TreeRss,
 }
 
 /// One finished job, as written to the records file (one JSON object per line).
@@ -57,6 +65,10 @@ pub struct JobRecord {
     pub reserved_bytes: u64,
     /// How the memory figures were measured.
     pub memory_mode: MemoryMode,
+    /// The job's outputs came from the result cache: nothing ran, nothing is charged (`cpu_seconds` and
+    /// `memory_byte_seconds` are 0). Absent from the line when false, so older readers and lines agree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache_hit: bool,
 }
 
 /// Bytes in a GB, as cost reports count them (decimal, like cloud price sheets).
@@ -124,6 +136,7 @@ mod tests {
             peak_bytes: 1 << 30,
             reserved_bytes: 0,
             memory_mode: MemoryMode::Allocator,
+            cache_hit: false,
         }
     }
 

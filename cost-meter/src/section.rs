@@ -206,7 +206,7 @@ impl<'a> Section<'a> {
     #[inline]
     fn enter_as(job: &'a Arc<JobInner>, mode: CpuMode) -> Self {
         let (outer_nested_ticks, outer_nested_ns, start_tsc, start_ns) = match mode {
-            CpuMode::WallEstimate => (0, 0, 0, 0),
+            CpuMode::WallEstimate | CpuMode::ChildRusage => (0, 0, 0, 0),
             CpuMode::ThreadCpu => {
                 let (ticks, ns) = with_interval(Interval::take_nested).unwrap_or_default();
                 (ticks, ns, tsc().raw(), thread_cpu_ns())
@@ -238,7 +238,7 @@ impl Drop for Section<'_> {
     #[inline]
     fn drop(&mut self) {
         match self.mode {
-            CpuMode::WallEstimate => ledger::leave(self.previous_tag),
+            CpuMode::WallEstimate | CpuMode::ChildRusage => ledger::leave(self.previous_tag),
             CpuMode::ThreadCpu => {
                 let spent_ns = thread_cpu_ns().saturating_sub(self.start_ns);
                 let spent_ticks = tsc().raw().saturating_sub(self.start_tsc);

@@ -34,6 +34,7 @@ fn job(labels: Labels, cpu_hours: f64, finished: f64) -> JobRecord {
         peak_bytes: 0,
         reserved_bytes: 0,
         memory_mode: MemoryMode::Allocator,
+        cache_hit: false,
     }
 }
 

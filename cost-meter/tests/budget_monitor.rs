@@ -40,6 +40,7 @@ fn job(labels: Labels, cpu_hours: f64, gb_hours: f64, finished: f64) -> JobRecor
         peak_bytes: 0,
         reserved_bytes: 0,
         memory_mode: MemoryMode::Allocator,
+        cache_hit: false,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The `cost-meter` binary: exit codes, errors naming file, field and reason, and its outputs.
+//! The `cost-meter` binary: its command line (clap: help, version, suggestions, usage errors, completions),
+//! exit codes, errors naming file, field and reason, and its outputs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -247,5 +248,94 @@ fn report_leaves_a_corrupt_checkpoint_where_it_is() {
     assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), torn, "the checkpoint was changed");
     let after: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(after, before, "no file moved aside or written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_lists_every_option_and_version_prints_it() {
+    let dir = temp("help");
+    let out = cost_meter(&["run", "--help"], &dir);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    for option in [
+        "--team",
+        "--service",
+        "--strategy",
+        "--tier",
+        "--env",
+        "--labels",
+        "--job-id",
+        "--budgets",
+        "--records",
+        "--checkpoint",
+        "--audit",
+        "--scheduled",
+        "--force-heavy",
+        "--actor",
+        "--reason",
+        "--override-tokens",
+        "--workers",
+        "--sample-interval",
+        "--quiet",
+        "--pushgateway",
+        "--cache",
+        "--key-git",
+        "--key-input",
+        "--key-env",
+        "--key-version",
+        "--outputs",
+        "Exit status",
+    ] {
+        assert!(stdout.contains(option), "`{option}` missing from run --help:\n{stdout}");
+    }
+    let out = cost_meter(&["--help"], &dir);
+    let (stdout, _) = text(&out);
+    for command in ["validate", "report", "rules", "estimate", "run", "cache", "completions"] {
+        assert!(stdout.contains(command), "`{command}` missing from --help:\n{stdout}");
+    }
+    let out = cost_meter(&["--version"], &dir);
+    assert_eq!(text(&out).0.trim(), format!("cost-meter {}", env!("CARGO_PKG_VERSION")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_exit_2_on_stderr_with_suggestions() {
+    let dir = temp("usage");
+    let cases: [(&[&str], &str); 10] = [
+        (&["valdate"], "a similar subcommand exists: 'validate'"),
+        (&["report", "--recrods", "x"], "a similar argument exists: '--records'"),
+        // options the command does not take
+        (&["validate", "--month", "2026-13", "--team", "nobody"], "unexpected argument '--month'"),
+        (&["report", "--month", "2026-13"], "`2026-13` is not a month"),
+        (&["estimate", "--team", "x", "--tier", "huge", "--service", "y"], "unknown tier `huge`"),
+        (&["run", "--team", "x", "--service", "y"], "COMMAND"),
+        (&["run", "--labels", "team=x,colour=blue", "--", "true"], "`colour` is not a label"),
+        (&["run", "--team", "x", "--service", "y", "--key-git", "--", "true"], "--cache"),
+        (&["run", "--team", "x", "--service", "y", "--cache", "c", "--", "true"], "--cache needs --outputs"),
+        (&["run", "--team", "x", "--service", "y", "--sample-interval", "0s", "--", "true"], "below 1ms"),
+    ];
+    for (args, says) in cases {
+        let out = cost_meter(args, &dir);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?} printed on stdout: {stdout}");
+        assert!(stderr.contains(says), "{args:?}: `{says}` not in {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_cover_the_commands_and_options() {
+    let dir = temp("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cost_meter(&["completions", shell], &dir);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{shell}: {stderr}");
+        for word in ["cost-meter", "validate", "estimate", "key-input", "max-size"] {
+            assert!(stdout.contains(word), "{shell}: `{word}` not in the script");
+        }
+    }
+    let out = cost_meter(&["completions", "tcsh"], &dir);
+    assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -56,9 +56,15 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Estimates a job with `labels` from `history`; `None` if no job of the same team is in the history.
+/// Cache hits (`cache_hit: true`, charged nothing) are left out.
 pub fn estimate(history: &[JobRecord], labels: &Labels, budgets: &BudgetSet) -> Option<Estimate> {
     let similar_at = |names: &[&str]| -> Vec<Usage> {
-        history.iter().filter(|r| names.iter().all(|n| r.labels.get(n) == labels.get(n))).map(Usage::of).collect()
+        // A cache hit ran nothing: it says nothing about what the job costs.
+        history
+            .iter()
+            .filter(|r| !r.cache_hit && names.iter().all(|n| r.labels.get(n) == labels.get(n)))
+            .map(Usage::of)
+            .collect()
     };
     let mut chosen: Option<(&[&'static str], Vec<Usage>)> = None;
     for level in LEVELS {
@@ -101,8 +107,12 @@ fn amount(x: f64) -> String {
         format!("{x:.0}")
     } else if x >= 0.1 {
         format!("{x:.1}")
+    } else if x > 0.0 {
+        // two significant digits: a short job's 0.00015 CPU-hours is not "0.000"
+        let decimals = (-x.log10().floor()) as usize + 1;
+        format!("{x:.decimals$}")
     } else {
-        format!("{x:.3}")
+        "0".into()
     }
 }
 
@@ -153,6 +163,7 @@ mod tests {
             peak_bytes: 0,
             reserved_bytes: 0,
             memory_mode: MemoryMode::Reservation,
+            cache_hit: false,
         }
     }
 
@@ -176,5 +187,27 @@ mod tests {
         let e = estimate(&history, &new, &budgets).unwrap();
         assert_eq!((e.similar, e.matched_on), (4, vec!["team", "service", "tier"]));
         assert!(estimate(&history, &Labels::new("ops", "x"), &budgets).is_none());
+    }
+
+    #[test]
+    fn cache_hits_are_not_history() {
+        let labels = Labels::new("research", "features");
+        let mut history = vec![job(labels.clone(), 2.0), job(labels.clone(), 2.0), job(labels.clone(), 2.0)];
+        for _ in 0..5 {
+            let mut hit = job(labels.clone(), 0.0);
+            hit.cache_hit = true;
+            history.push(hit);
+        }
+        let budgets = BudgetSet::new(Vec::new()).unwrap();
+        let e = estimate(&history, &labels, &budgets).unwrap();
+        assert_eq!((e.similar, e.median.cpu_hours), (3, 2.0));
+    }
+
+    #[test]
+    fn short_jobs_keep_two_significant_digits() {
+        assert_eq!(amount(0.000146), "0.00015");
+        assert_eq!(amount(0.05), "0.050");
+        assert_eq!(amount(0.0), "0");
+        assert_eq!(amount(12.0), "12");
     }
 }

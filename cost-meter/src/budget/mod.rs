@@ -39,6 +39,7 @@
 //!     peak_bytes: 0,
 //!     reserved_bytes: 0,
 //!     memory_mode: MemoryMode::Reservation,
+//!     cache_hit: false,
 //! };
 //! monitor.record(&backtest, now)?;
 //! assert_eq!(*alerts.lock().unwrap(), [AlertLevel::Critical]);

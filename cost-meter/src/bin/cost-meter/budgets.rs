@@ -1,32 +1,11 @@
-//! `cost-meter`: check budget files, report usage, generate Prometheus rules, estimate a job before it runs.
-//!
-//! ```text
-//! cost-meter validate [DIR]                  check the budget files (default configs/budgets/)
-//! cost-meter report [--budgets DIR] [--records FILE] [--checkpoint FILE] [--month YYYY-MM] [--json]
-//!                                            usage per budget and per label set, month to date
-//! cost-meter rules [DIR] [--out FILE] [--test BUDGET --test-out FILE]
-//!                                            Prometheus recording and alerting rules (and a promtool test)
-//! cost-meter estimate --team T --service S [--strategy X] [--tier T] [--env E]
-//!                     [--budgets DIR] [--records FILE] [--json]
-//!                                            the pre-run estimate from similar jobs in the records
-//! ```
-//!
-//! `--records` defaults to `cost_records.jsonl` (JSON lines, one finished job each). Errors go to standard
-//! error naming the file, the field and the reason; a refused input exits with status 1, a usage error
-//! with status 2.
-//!
-//! Only `rules` writes files, and only once every argument has been checked: a refused argument leaves no
-//! `--out` or `--test-out` file behind. `report --checkpoint FILE` only reads: a checkpoint that does not
-//! parse is reported (file and reason) with status 1 and left where it is, untouched; the service that keeps
-//! it moves it aside when it next starts. The report does not fall back to the records then, since that
-//! would show a month-to-date figure the checkpoint contradicts.
+//! The budget commands: `validate`, `report`, `rules`, `estimate`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use clap::Args;
 use cost_meter::budget::{
     AlertLevel, BudgetSet, Forecast, Ledger, Month, Usage, Utilization, checkpoint, estimate, promtool_test_yaml,
     rules_yaml,
@@ -34,116 +13,94 @@ use cost_meter::budget::{
 use cost_meter::{JobRecord, Labels, Tier, read_records};
 use serde_json::json;
 
-const USAGE: &str = "usage: cost-meter (validate [DIR] | report [--budgets DIR] [--records FILE] [--checkpoint FILE] \
-[--month YYYY-MM] [--json] | rules [DIR] [--out FILE] [--test BUDGET --test-out FILE] | estimate --team T --service S \
-[--strategy X] [--tier T] [--env E] [--budgets DIR] [--records FILE] [--json])";
-const DEFAULT_DIR: &str = "configs/budgets";
-const DEFAULT_RECORDS: &str = "cost_records.jsonl";
+use crate::{Failure, Sources};
 
-enum Failure {
-    Usage(String),
-    Refused(String),
-}
+/// The budgets directory when none is given.
+pub(crate) const DEFAULT_DIR: &str = "configs/budgets";
+/// The records file when none is given.
+pub(crate) const DEFAULT_RECORDS: &str = "cost_records.jsonl";
 
-fn main() -> ExitCode {
-    match run(std::env::args().skip(1).collect()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(msg)) => {
-            eprintln!("cost-meter: {msg}\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Refused(msg)) => {
-            eprintln!("cost-meter: {msg}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// Options and positional words of a command line.
-#[derive(Default)]
-struct Args {
-    words: Vec<String>,
-    options: BTreeMap<&'static str, String>,
+/// `cost-meter report`'s options.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    sources: Sources,
+    /// Read month-to-date usage and levels from this checkpoint (read only; never moved or rewritten).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// The month to report [default: the checkpoint's month, or this month].
+    #[arg(long, value_name = "YYYY-MM")]
+    month: Option<Month>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
     json: bool,
 }
 
-const VALUED: [&str; 13] = [
-    "--budgets",
-    "--records",
-    "--checkpoint",
-    "--month",
-    "--out",
-    "--test",
-    "--test-out",
-    "--team",
-    "--service",
-    "--strategy",
-    "--tier",
-    "--env",
-    "--dir",
-];
-
-fn parse(args: Vec<String>) -> Result<Option<Args>, Failure> {
-    let mut parsed = Args::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--json" => parsed.json = true,
-            a if a.starts_with("--") => {
-                let (name, inline) = match a.split_once('=') {
-                    Some((n, v)) => (n, Some(v.to_owned())),
-                    None => (a, None),
-                };
-                let key = VALUED
-                    .iter()
-                    .find(|k| **k == name)
-                    .ok_or_else(|| Failure::Usage(format!("unknown option `{name}`")))?;
-                let value = match inline {
-                    Some(v) => v,
-                    None => it.next().ok_or_else(|| Failure::Usage(format!("{name} needs a value")))?,
-                };
-                parsed.options.insert(key, value);
-            }
-            _ => parsed.words.push(arg),
-        }
-    }
-    Ok(Some(parsed))
+/// `cost-meter rules`' options.
+#[derive(Debug, Args)]
+pub(crate) struct RulesArgs {
+    /// The budgets directory.
+    #[arg(value_name = "DIR", conflicts_with = "budgets")]
+    dir: Option<PathBuf>,
+    /// The budgets directory (the same as DIR).
+    #[arg(long, visible_alias = "dir", value_name = "DIR")]
+    budgets: Option<PathBuf>,
+    /// Write the rules to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+    /// Also write a promtool unit test of this budget's rules (with --test-out and --out).
+    #[arg(long, value_name = "BUDGET")]
+    test: Option<String>,
+    /// Where to write the promtool test (with --test).
+    #[arg(long, value_name = "FILE")]
+    test_out: Option<String>,
 }
 
-fn run(args: Vec<String>) -> Result<(), Failure> {
-    let Some(args) = parse(args)? else {
-        println!("{USAGE}");
-        return Ok(());
-    };
-    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["validate"] => validate(&dir_option(&args, None)),
-        ["validate", dir] => validate(&dir_option(&args, Some(dir))),
-        ["report"] => report(&args),
-        ["rules"] => rules(&args, &dir_option(&args, None)),
-        ["rules", dir] => rules(&args, &dir_option(&args, Some(dir))),
-        ["estimate"] => estimate_cmd(&args),
-        [] => Err(Failure::Usage("no command".into())),
-        other => Err(Failure::Usage(format!("cannot understand `{}`", other.join(" ")))),
-    }
+/// The labels of a job, as the commands that estimate or run one take them.
+#[derive(Debug, Args)]
+pub(crate) struct LabelArgs {
+    /// The team (label `team`).
+    #[arg(long)]
+    pub(crate) team: Option<String>,
+    /// The service (label `service`).
+    #[arg(long)]
+    pub(crate) service: Option<String>,
+    /// The strategy (label `strategy`).
+    #[arg(long)]
+    pub(crate) strategy: Option<String>,
+    /// The workload tier: interactive, batch, nightly or heavy.
+    #[arg(long)]
+    pub(crate) tier: Option<Tier>,
+    /// The environment (label `env`).
+    #[arg(long)]
+    pub(crate) env: Option<String>,
 }
 
-fn dir_option(args: &Args, positional: Option<&str>) -> PathBuf {
-    positional
-        .map(PathBuf::from)
-        .or_else(|| args.options.get("--budgets").or(args.options.get("--dir")).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+/// `cost-meter estimate`'s options.
+#[derive(Debug, Args)]
+pub(crate) struct EstimateArgs {
+    #[command(flatten)]
+    labels: LabelArgs,
+    #[command(flatten)]
+    sources: Sources,
+    /// Print JSON instead of a sentence.
+    #[arg(long)]
+    json: bool,
 }
 
-fn load_budgets(dir: &Path) -> Result<BudgetSet, Failure> {
+/// `DIR`, or the default budgets directory.
+pub(crate) fn dir_or_default(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+}
+
+pub(crate) fn load_budgets(dir: &Path) -> Result<BudgetSet, Failure> {
     BudgetSet::load_dir(dir).map_err(|e| {
         let n = e.errors().len();
         Failure::Refused(format!("{e}\n{n} error{} in {}", if n == 1 { "" } else { "s" }, dir.display()))
     })
 }
 
-fn validate(dir: &Path) -> Result<(), Failure> {
+pub(crate) fn validate(dir: &Path) -> Result<(), Failure> {
     let budgets = load_budgets(dir)?;
     for b in budgets.iter() {
         let file = b.file.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
@@ -154,9 +111,8 @@ fn validate(dir: &Path) -> Result<(), Failure> {
 }
 
 /// Reads the records file; a missing default file is no records. Bad lines are reported on standard error.
-fn load_records(args: &Args, required: bool) -> Result<Vec<JobRecord>, Failure> {
-    let explicit = args.options.get("--records");
-    let path = PathBuf::from(explicit.map(String::as_str).unwrap_or(DEFAULT_RECORDS));
+pub(crate) fn load_records(explicit: Option<&Path>, required: bool) -> Result<Vec<JobRecord>, Failure> {
+    let path = explicit.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(DEFAULT_RECORDS));
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() && !required => {
@@ -180,22 +136,22 @@ fn ratio(x: Option<f64>) -> String {
     x.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "-".into())
 }
 
-fn report(args: &Args) -> Result<(), Failure> {
+pub(crate) fn report(args: &ReportArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
-    let budgets = Arc::new(load_budgets(&dir_option(args, None))?);
-    let checkpoint = match args.options.get("--checkpoint") {
+    let budgets = Arc::new(load_budgets(&dir_or_default(args.sources.budgets.clone()))?);
+    let checkpoint = match &args.checkpoint {
         None => None,
         // Read only: a corrupt checkpoint is reported and left in place (only its writer moves it aside).
-        Some(p) => match checkpoint::read(Path::new(p)) {
+        Some(p) => match checkpoint::read(p) {
             Ok(Some(c)) => Some(c),
-            Ok(None) => return Err(Failure::Refused(format!("{p}: no checkpoint there"))),
+            Ok(None) => return Err(Failure::Refused(format!("{}: no checkpoint there", p.display()))),
             Err(e) => return Err(Failure::Refused(e.to_string())),
         },
     };
     // without a checkpoint the records are the only source: a missing file is an error then
-    let records = load_records(args, checkpoint.is_none())?;
-    let month = match args.options.get("--month") {
-        Some(m) => m.parse::<Month>().map_err(|e| Failure::Usage(format!("--month: {e}")))?,
+    let records = load_records(args.sources.records.as_deref(), checkpoint.is_none())?;
+    let month = match args.month {
+        Some(m) => m,
         None => checkpoint.as_ref().map(|c| c.month).unwrap_or_else(|| Month::of(now)),
     };
     let in_month: Vec<&JobRecord> = records.iter().filter(|r| finished_month(r) == month).collect();
@@ -292,10 +248,11 @@ fn report(args: &Args) -> Result<(), Failure> {
 
 /// Checks every argument first (the budgets, `--test` with `--test-out` and `--out`, the budget named), then
 /// writes: a refused argument leaves no file behind.
-fn rules(args: &Args, dir: &Path) -> Result<(), Failure> {
+pub(crate) fn rules(args: &RulesArgs) -> Result<(), Failure> {
+    let dir = &dir_or_default(args.dir.clone().or(args.budgets.clone()));
     let budgets = load_budgets(dir)?;
-    let out = args.options.get("--out");
-    let test = match (args.options.get("--test"), args.options.get("--test-out")) {
+    let out = args.out.as_ref();
+    let test = match (args.test.as_ref(), args.test_out.as_ref()) {
         (None, None) => None,
         (Some(name), Some(test_out)) => {
             let out = out.ok_or_else(|| Failure::Usage("--test needs --out (the rules file it tests)".into()))?;
@@ -337,19 +294,25 @@ fn rules(args: &Args, dir: &Path) -> Result<(), Failure> {
     }
 }
 
-fn estimate_cmd(args: &Args) -> Result<(), Failure> {
-    let get = |k: &str| args.options.get(k).cloned().unwrap_or_default();
-    let (team, service) = (get("--team"), get("--service"));
-    if team.is_empty() || service.is_empty() {
-        return Err(Failure::Usage("estimate needs --team and --service".into()));
-    }
-    let tier = match args.options.get("--tier") {
-        Some(t) => t.parse::<Tier>().map_err(|e| Failure::Usage(format!("--tier: {e}")))?,
-        None => Tier::default(),
+/// The labels of `args`; `--team` and `--service` are required.
+pub(crate) fn labels_of(args: &LabelArgs, command: &str) -> Result<Labels, Failure> {
+    let (Some(team), Some(service)) = (&args.team, &args.service) else {
+        return Err(Failure::Usage(format!("{command} needs --team and --service")));
     };
-    let labels = Labels::new(team, service).env(get("--env")).strategy(get("--strategy")).tier(tier);
-    let budgets = load_budgets(&dir_option(args, None))?;
-    let records = load_records(args, true)?;
+    if team.is_empty() || service.is_empty() {
+        return Err(Failure::Usage("--team and --service cannot be empty".into()));
+    }
+    let get = |v: &Option<String>| v.clone().unwrap_or_default();
+    Ok(Labels::new(team.as_str(), service.as_str())
+        .env(get(&args.env))
+        .strategy(get(&args.strategy))
+        .tier(args.tier.unwrap_or_default()))
+}
+
+pub(crate) fn estimate_cmd(args: &EstimateArgs) -> Result<(), Failure> {
+    let labels = labels_of(&args.labels, "estimate")?;
+    let budgets = load_budgets(&dir_or_default(args.sources.budgets.clone()))?;
+    let records = load_records(args.sources.records.as_deref(), true)?;
     let Some(e) = estimate(&records, &labels, &budgets) else {
         return Err(Failure::Refused(format!(
             "no finished job of team `{}` in the records: nothing to estimate from",
