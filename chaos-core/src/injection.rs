@@ -45,6 +45,11 @@ impl<T> ActiveFault<T> {
     pub fn kind(&self) -> FaultKind {
         self.set.rules[self.index].kind()
     }
+
+    /// The name of the experiment whose rule fired (the config's `experiment`), if it has one.
+    pub fn experiment(&self) -> Option<&str> {
+        self.set.config.experiment.as_deref()
+    }
 }
 
 impl<T> Drop for ActiveFault<T> {

@@ -57,6 +57,7 @@ pub mod io;
 pub mod load;
 mod refusal;
 pub mod shed;
+pub mod trace;
 
 pub use body::{BodyError, BufferBodyLayer};
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};

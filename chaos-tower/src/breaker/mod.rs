@@ -292,7 +292,10 @@ where
                     started: Instant::now(),
                 },
             },
-            Err(rejected) => ResponseFuture { state: State::Rejected { rejected: Some(rejected) } },
+            Err(rejected) => {
+                crate::trace::breaker_rejected(self.breaker.name(), rejected.status().label());
+                ResponseFuture { state: State::Rejected { rejected: Some(rejected) } }
+            }
         }
     }
 }

@@ -77,6 +77,7 @@ where
             return ResponseFuture::passthrough(self.inner.call(req));
         };
         let (delay, outcome, _body) = injection.into_parts();
+        crate::trace::faults(delay.as_ref(), outcome.as_ref(), None, false);
         // An outcome after a wait may be called off by the kill switch: the inner future is then made up front
         // (not polled unless the outcome is called off).
         let inner = Faulted::needs_inner(delay.as_ref(), outcome.as_ref()).then(|| self.inner.call(req));

@@ -322,6 +322,7 @@ impl<B> FailedResponse<http::Response<B>> for HttpFailure {
 
 #[derive(Debug)]
 struct Counters {
+    name: Box<str>,
     error: metrics::Counter,
     response: metrics::Counter,
     flag: metrics::Counter,
@@ -331,7 +332,7 @@ impl Counters {
     fn new(name: &str) -> Arc<Self> {
         metrics::describe_counter!("degrade_fallbacks_total", "Answers served by a fallback, per fallback and reason.");
         let c = |reason: &'static str| metrics::counter!("degrade_fallbacks_total", "fallback" => name.to_owned(), "reason" => reason);
-        Arc::new(Self { error: c("error"), response: c("response"), flag: c("flag") })
+        Arc::new(Self { name: name.into(), error: c("error"), response: c("response"), flag: c("flag") })
     }
 }
 
@@ -450,6 +451,7 @@ where
         let mark = C::mark;
         if self.flag.as_ref().is_some_and(BoolFlag::get) {
             counters.flag.increment(1);
+            crate::trace::fallback(&counters.name, FallbackReason::Flag.as_str(), None);
             mark(&mut req, FallbackReason::Flag);
             let state = State::Ready { fallback: Some((self.fallback.clone(), req)) };
             return ResponseFuture { state, failed: self.failed.clone(), counters, mark };
@@ -511,6 +513,11 @@ where
                         Err(error) => (&this.counters.error, FallbackReason::of_error(error)),
                     };
                     counter.increment(1);
+                    let status = match reason {
+                        FallbackReason::Status(status) => Some(status.as_u16()),
+                        _ => None,
+                    };
+                    crate::trace::fallback(&this.counters.name, reason.as_str(), status);
                     let mut fallback = spare.take();
                     if let Some((_, req)) = fallback.as_mut() {
                         (this.mark)(req, reason);

@@ -190,6 +190,7 @@ impl<S, M> HttpChaos<S, M> {
             return ResponseFuture::passthrough(self.inner.call(req));
         };
         let (delay, outcome, body) = injection.into_parts();
+        crate::trace::faults(delay.as_ref(), outcome.as_ref(), body.as_ref(), true);
         // An outcome after a wait may be called off by the kill switch: the inner future is then made up front
         // (not polled unless the outcome is called off).
         let inner = Faulted::needs_inner(delay.as_ref(), outcome.as_ref()).then(|| self.inner.call(req));

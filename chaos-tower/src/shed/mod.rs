@@ -193,6 +193,7 @@ where
             return ResponseFuture { state: State::Passed { inner: self.inner.call(req) } };
         }
         config.shed.increment(1);
+        config.trace(req.uri().path());
         let secs = config.retry_after.as_secs() + u64::from(config.retry_after.subsec_nanos() > 0);
         let response = unavailable(b"shedding load: retry later\n", secs, &SHED_HEADER, config.header.clone());
         ResponseFuture { state: State::Shed { response: Some(response) } }
@@ -200,6 +201,14 @@ where
 }
 
 impl Config {
+    /// The `degrade.shed` span event for a request shed.
+    fn trace(&self, path: &str) {
+        match &self.trigger {
+            Trigger::Flag(flag) => crate::trace::shed(flag.name(), 100.0, path),
+            Trigger::Percent { flag, .. } => crate::trace::shed(flag.name(), flag.get(), path),
+        }
+    }
+
     fn is_critical(&self, path: &str) -> bool {
         self.critical.iter().any(|g| g.matches(path))
     }
