@@ -11,20 +11,27 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing::Instrument;
+use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
 /// An exported event: its name and its attributes as strings.
 type Event = (String, BTreeMap<String, String>);
 
-/// Runs `paths` through the demo router, each `GET` in its own INFO span named after the path, and returns
-/// the exported spans by name. The filter is INFO for everything, as a service's default.
-async fn exported(paths: &[&str]) -> BTreeMap<String, Vec<Event>> {
+/// An in-memory exporter behind `tracing-opentelemetry`, installed for this thread with an INFO filter (a
+/// service's default), and its provider (flush it before reading the exporter).
+fn collector() -> (InMemorySpanExporter, SdkTracerProvider, DefaultGuard) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("interop-otel"));
-    let subscriber = Registry::default().with(EnvFilter::new("info")).with(otel);
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let guard = tracing::subscriber::set_default(Registry::default().with(EnvFilter::new("info")).with(otel));
+    (exporter, provider, guard)
+}
+
+/// Runs `paths` through the demo router, each `GET` in its own INFO span named after the path, and returns
+/// the exported spans by name. The filter is INFO for everything, as a service's default.
+async fn exported(paths: &[&str]) -> BTreeMap<String, Vec<Event>> {
+    let (exporter, provider, _guard) = collector();
 
     let demo = demo().expect("the demo router builds");
     for path in paths {
@@ -116,10 +123,7 @@ async fn a_breaker_refusal_names_the_breaker_and_its_state() {
 #[tokio::test]
 async fn the_pass_through_path_emits_nothing() {
     // The same routes with every cold path switched off: no event at all.
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("interop-otel"));
-    let _guard = tracing::subscriber::set_default(Registry::default().with(EnvFilter::new("info")).with(otel));
+    let (exporter, provider, _guard) = collector();
     let demo = demo().expect("the demo router builds");
     demo.chaos.disarm();
     demo.flags.set(SHED_FLAG, "false").expect("a bool flag takes false");
@@ -133,4 +137,28 @@ async fn the_pass_through_path_emits_nothing() {
     for span in spans {
         assert!(span.events.is_empty(), "{}: {:?}", span.name, span.events);
     }
+}
+
+#[tokio::test]
+async fn the_generic_flavour_names_the_fault_kind_as_the_error_type() {
+    use chaos_tower::{ChaosHandle, ChaosLayer};
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let (exporter, provider, _guard) = collector();
+    let handle = ChaosHandle::new();
+    let rules = "rules:\n  - name: jobs-fail\n    sample: { mode: random, rate: 1.0 }\n    fault:\n      error: { status: 503 }\n";
+    handle.load_bytes("jobs.yaml", rules.as_bytes()).expect("the rules load");
+    let service = ChaosLayer::new(handle).layer(service_fn(|n: u64| async move { Ok::<_, std::io::Error>(n) }));
+    let result = service.oneshot(7).instrument(tracing::info_span!("job")).await;
+    assert!(result.is_err(), "the rule fails every call");
+    provider.force_flush().expect("the in-memory exporter takes the spans");
+    let spans = exporter.get_finished_spans().expect("the exporter holds the spans");
+    // The first fault of a rule also logs its CHAOS_EVENT line (target chaos_event) on the span.
+    let event = spans[0].events.iter().find(|e| e.name == FAULT).expect("a chaos.fault event");
+    let get = |key: &str| event.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string());
+    assert_eq!(get("chaos.rule").as_deref(), Some("jobs-fail"));
+    assert_eq!(get("error.type").as_deref(), Some("error"));
+    // No experiment in the config, no HTTP status outside HTTP: both left out.
+    assert_eq!(get("chaos.experiment"), None);
+    assert_eq!(get("http.response.status_code"), None);
 }
