@@ -216,6 +216,9 @@ pub const CASES: &[&str] = &[
     "http/brownout_100_route_method_rules_cannot_match",
     "http/brownout_1000_route_method_rules_cannot_match",
     "http/brownout_100_random_rules_not_firing",
+    "http/brownout_firing_503",
+    "http/brownout_firing_503_subscriber_brownout_off",
+    "http/brownout_firing_503_subscriber_info",
     "http/seatbelt_injection",
     "http/tower_fault_error",
     "http/tower_resilience_chaos",
@@ -242,6 +245,16 @@ fn many(yaml: &str, n: u64) -> u64 {
     repeat(handle(yaml).http_layer().layer(ok200()), get_quotes, n)
 }
 
+/// [`FIRING`] under a `tracing` subscriber with the filter `directives` that formats every event it keeps
+/// (the `fmt` layer, into a sink): `info,brownout=off` turns the span events off, `info` formats each one.
+fn firing_with_subscriber(directives: &str, n: u64) -> u64 {
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(directives))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+    tracing::subscriber::with_default(subscriber, || repeat(handle(FIRING).http_layer().layer(ok200()), get_quotes, n))
+}
+
 /// Runs case `name` `n` times and returns how many calls succeeded; `None` for an unknown name.
 pub fn run_case(name: &str, n: u64) -> Option<u64> {
     let u = || 7u64;
@@ -258,6 +271,9 @@ pub fn run_case(name: &str, n: u64) -> Option<u64> {
         "http/brownout_100_route_method_rules_cannot_match" => many(&route_method_rules(100), n),
         "http/brownout_1000_route_method_rules_cannot_match" => many(&route_method_rules(1_000), n),
         "http/brownout_100_random_rules_not_firing" => many(&random_rules(100), n),
+        "http/brownout_firing_503" => repeat(handle(FIRING).http_layer().layer(ok200()), get_quotes, n),
+        "http/brownout_firing_503_subscriber_brownout_off" => firing_with_subscriber("info,brownout=off", n),
+        "http/brownout_firing_503_subscriber_info" => firing_with_subscriber("info", n),
         "http/seatbelt_injection" => {
             let (svc, _guard) = seatbelt(ok200());
             repeat(svc, get_quotes, n)

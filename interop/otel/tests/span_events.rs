@@ -42,6 +42,7 @@ async fn exported(paths: &[&str]) -> BTreeMap<String, Vec<Event>> {
     let spans: Vec<SpanData> = exporter.get_finished_spans().expect("the exporter holds the spans");
     let mut by_name = BTreeMap::new();
     for span in spans {
+        print!("{}", render(&span));
         assert_eq!(span.span_kind, SpanKind::Server);
         // The events inform; they never make the request an error.
         assert_eq!(span.status, Status::Unset, "{}", span.name);
@@ -66,6 +67,21 @@ async fn exported(paths: &[&str]) -> BTreeMap<String, Vec<Event>> {
     by_name
 }
 
+/// A span as the README shows it: name, kind and status, then each Brownout event and its attributes.
+fn render(span: &SpanData) -> String {
+    let mut out = format!("span {:?} ({:?}), status {:?}\n", span.name, span.span_kind, span.status);
+    for event in span.events.iter().filter(|e| e.name.starts_with("chaos.") || e.name.starts_with("degrade.")) {
+        let attributes: Vec<String> = event
+            .attributes
+            .iter()
+            .filter(|kv| kv.key.as_str().contains('.') && !kv.key.as_str().starts_with("code."))
+            .map(|kv| format!("{}={}", kv.key, kv.value))
+            .collect();
+        out.push_str(&format!("  event {}  {}\n", event.name, attributes.join("  ")));
+    }
+    out
+}
+
 fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -73,7 +89,6 @@ fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn an_injected_fault_and_its_fallback_are_events_of_the_request_span() {
     let spans = exported(&["/quote"]).await;
-    println!("{spans:#?}");
     let fault = attrs(&[
         ("chaos.rule", "quotes-503"),
         ("chaos.fault.kind", "error"),
@@ -88,7 +103,6 @@ async fn an_injected_fault_and_its_fallback_are_events_of_the_request_span() {
 #[tokio::test]
 async fn a_shed_request_carries_the_flag_and_the_share() {
     let spans = exported(&["/report"]).await;
-    println!("{spans:#?}");
     let shed = attrs(&[
         ("degrade.flag", SHED_FLAG),
         ("degrade.shed.percent", "100"),
@@ -102,7 +116,6 @@ async fn a_shed_request_carries_the_flag_and_the_share() {
 async fn a_breaker_refusal_names_the_breaker_and_its_state() {
     // The first call fails and opens the breaker (the fallback answers for the 500); the second is refused.
     let spans = exported(&["/orders", "/orders"]).await;
-    println!("{spans:#?}");
     let first = attrs(&[
         ("degrade.fallback.name", "orders-cache"),
         ("degrade.fallback.reason", "status"),
