@@ -13,11 +13,8 @@
 
 use std::io::IsTerminal;
 
-use interop_otel::{demo, get_status};
+use interop_otel::{demo, get_status, otlp_provider};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Instrument;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
@@ -25,12 +22,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    // The exporter reads the endpoint, headers and timeout from the OTEL_EXPORTER_OTLP_* variables.
-    let exporter = SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()?;
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name("brownout-demo").build())
-        .build();
+    // The endpoint, headers and timeout from the OTEL_EXPORTER_OTLP_* variables.
+    let provider = otlp_provider("brownout-demo", None)?;
     // The SDK's own diagnostics (a failed export among them) go to the console, not into the exported spans.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("brownout-demo"))

@@ -1,5 +1,6 @@
 //! A demo router for Brownout's span events (`chaos_tower::trace`): every cold path of the layers, one route
-//! each, for the OpenTelemetry test and the OTLP example.
+//! each, for the OpenTelemetry tests and the OTLP example; and [`otlp_provider`], the OTLP/HTTP tracer
+//! provider the example exports with.
 //!
 //! | route | what happens | span events |
 //! |---|---|---|
@@ -21,6 +22,9 @@ use degrade_flags::breaker::SystemClock;
 use degrade_flags::flags::FlagKind;
 use degrade_flags::{BreakerConfig, CircuitBreaker, Flags};
 use http::{Request, Response, StatusCode};
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 /// The chaos config of `/quote`: experiment `quote-outage`, rule `quotes-503` answers every call with `503`.
@@ -100,4 +104,25 @@ pub async fn get_status(router: &Router, path: &str) -> StatusCode {
         Ok(response) => response.status(),
         Err(never) => match never {},
     }
+}
+
+/// A tracer provider that batches spans and exports them over OTLP/HTTP protobuf, as `service_name`.
+///
+/// `endpoint` is the full traces URL (`http://host:4318/v1/traces`); `None` reads the OTLP exporter's
+/// variables as the specification says: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` and `/v1/traces`, else `http://localhost:4318/v1/traces`. A failed export is
+/// logged by the SDK (`BatchSpanProcessor.ExportError`, through `tracing`) and the spans are dropped; the service
+/// goes on. Call [`SdkTracerProvider::shutdown`] before exiting to export the last batch.
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn otlp_provider(service_name: &'static str, endpoint: Option<&str>) -> Result<SdkTracerProvider, BoxError> {
+    let mut exporter = SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary);
+    if let Some(endpoint) = endpoint {
+        exporter = exporter.with_endpoint(endpoint);
+    }
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter.build()?)
+        .with_resource(Resource::builder().with_service_name(service_name).build())
+        .build())
 }
