@@ -110,6 +110,7 @@ fn admit(
                     None => *op = Op::Admitted,
                     Some(injection) => {
                         let (delay, outcome, _body) = injection.into_parts();
+                        crate::trace::faults(delay.as_ref(), outcome.as_ref(), None, false);
                         *op = Op::Faulted(Box::new(Faulted::new(delay, outcome, decider, wake)));
                     }
                 }

@@ -175,3 +175,25 @@ async fn the_generic_flavour_names_the_fault_kind_as_the_error_type() {
     assert_eq!(get("chaos.experiment"), None);
     assert_eq!(get("http.response.status_code"), None);
 }
+
+#[tokio::test]
+async fn a_fault_on_a_write_is_an_event_of_the_span_it_runs_in() {
+    use chaos_tower::{ChaosHandle, ChaosIo};
+    use tokio::io::AsyncWriteExt;
+
+    let (exporter, provider, _guard) = collector();
+    let handle = ChaosHandle::new();
+    let rules = "experiment: slow-disk\nrules:\n  - name: journal-eio\n    match: { route: io/journal/write }\n    \
+                 sample: { mode: random, rate: 1.0 }\n    fault:\n      error: { status: 500 }\n";
+    handle.load_bytes("disk.yaml", rules.as_bytes()).expect("the rules load");
+    let mut journal = ChaosIo::new(tokio::io::sink(), "journal", &handle);
+    let written = journal.write_all(b"order 1\n").instrument(tracing::info_span!("append")).await;
+    assert!(written.is_err(), "the rule fails every write");
+    provider.force_flush().expect("the in-memory exporter takes the spans");
+    let spans = exporter.get_finished_spans().expect("the exporter holds the spans");
+    let event = spans[0].events.iter().find(|e| e.name == FAULT).expect("a chaos.fault event");
+    let get = |key: &str| event.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string());
+    assert_eq!(get("chaos.rule").as_deref(), Some("journal-eio"));
+    assert_eq!(get("chaos.experiment").as_deref(), Some("slow-disk"));
+    assert_eq!(get("error.type").as_deref(), Some("error"));
+}
