@@ -41,6 +41,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+#[macro_use]
+mod macros;
+
 #[cfg(feature = "admin")]
 pub mod admin;
 pub mod body;

@@ -257,15 +257,7 @@ impl<S, C> fmt::Debug for CircuitBreakerService<S, C> {
 }
 
 impl<S, C> CircuitBreakerService<S, C> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, C, Req> Service<Req> for CircuitBreakerService<S, C>

@@ -423,6 +423,10 @@ pub struct Fallback<S, F, C, P> {
     counters: Arc<Counters>,
 }
 
+impl<S, F, C, P> Fallback<S, F, C, P> {
+    inner_service_accessors!();
+}
+
 impl<S, F, C, P> fmt::Debug for Fallback<S, F, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fallback").field("flag", &self.flag).finish_non_exhaustive()

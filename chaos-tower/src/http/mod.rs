@@ -94,20 +94,7 @@ impl<S, M> HttpChaos<S, M> {
         Self { inner, decider: handle.decider(), wake: handle.wake().clone(), mode: PhantomData }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, M, ReqB, ResB> Service<Request<ReqB>> for HttpChaos<S, M>
