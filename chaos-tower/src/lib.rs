@@ -44,10 +44,14 @@
 #[cfg(feature = "admin")]
 pub mod admin;
 pub mod body;
+#[cfg(feature = "breaker")]
 pub mod breaker;
 pub mod chaos;
+#[cfg(feature = "cost")]
 pub mod cost;
+#[cfg(feature = "degrade")]
 pub mod degrade;
+#[cfg(feature = "fallback")]
 pub mod fallback;
 mod faulted;
 mod handle;
@@ -55,29 +59,32 @@ pub mod http;
 pub mod io;
 #[cfg(feature = "load")]
 pub mod load;
+// The 503 that shedding and cost guardrails answer.
+#[cfg(any(feature = "shed", feature = "cost"))]
 mod refusal;
+#[cfg(feature = "shed")]
 pub mod shed;
 
 pub use body::{BodyError, BufferBodyLayer};
+#[cfg(feature = "breaker")]
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
 /// Brownout's one clock, shared by rules, the SLO guard, breakers, triggers and latency windows. Inside tokio
 /// pass [`TokioClock`] (it follows `tokio::time::pause` and `advance`); see [`brownout_foundation::clock`].
 pub use brownout_foundation::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
+#[cfg(feature = "cost")]
 pub use cost::{Cost, CostLayer};
+#[cfg(feature = "fallback")]
 pub use fallback::{Fallback, FallbackLayer, FallbackReason};
 pub use handle::ChaosHandle;
 pub use http::{ChaosBody, HttpChaos, HttpChaosLayer, INJECTED_HEADER};
 pub use io::ChaosIo;
+#[cfg(feature = "shed")]
 pub use shed::{SHED_HEADER, Shed, ShedLayer};
 
 pub use chaos_core;
+#[cfg(feature = "cost")]
 pub use cost_meter;
-
-/// The README's Rust examples, compiled and run as doctests (one uses the load harness, hence the feature).
-#[doc = include_str!("../../README.md")]
-#[cfg(all(doctest, feature = "load"))]
-pub struct ReadmeDoctests;
 
 /// The error type of the generic flavour, as in Tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
