@@ -38,6 +38,13 @@
 //!
 //! With nothing armed a layer costs one atomic load and a branch per request; see the README for the
 //! measured figures.
+//!
+//! # Features
+//!
+//! All on by default. With `default-features = false` only the fault layers are built ([`HttpChaosLayer`],
+//! [`ChaosLayer`], [`ChaosIo`], [`BufferBodyLayer`], [`ChaosHandle`], with rules built in code or read from
+//! JSON); each feature adds one family: `yaml` (YAML rule files), `breaker`, `fallback` (with `shed`), `shed`,
+//! `degrade`, `cost`, `admin` and `load`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
