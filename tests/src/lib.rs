@@ -7,3 +7,26 @@
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+macro_rules! doc_examples {
+    ($($name:ident => $file:literal),* $(,)?) => {$(
+        #[doc = include_str!(concat!("../../docs/", $file))]
+        #[cfg(doctest)]
+        pub struct $name;
+    )*};
+}
+
+// The Rust examples of every reference document, compiled and run as doctests too.
+doc_examples! {
+    FaultsDoctests => "faults.md",
+    PressureDoctests => "pressure.md",
+    DegradeDoctests => "degrade.md",
+    CostDoctests => "cost.md",
+    GamedayDoctests => "gameday.md",
+    LoadDoctests => "load.md",
+    HttpServiceDoctests => "http_service.md",
+    AdminApiDoctests => "admin-api.md",
+    ObservabilityDoctests => "observability.md",
+    HardeningDoctests => "hardening.md",
+    ArchitectureDoctests => "architecture.md",
+}
