@@ -12,18 +12,16 @@
 //! `cargo test -p examples --test dashboard -- --ignored --nocapture`.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chaos_tower::cost_meter::budget::{BudgetSet, rules_yaml};
-use examples::http_service::{Options, Service, serve};
 
-#[path = "support/prometheus.rs"]
+#[path = "support/servers.rs"]
 mod support;
-use support::{Prometheus, get, installed, instant_query, send};
+use support::{Prometheus, Served, get, installed, instant_query, send};
 
 /// Six provider calls in ten answer 503 (the breaker opens, the fallback answers from the cache); a small
 /// memory ballast so the pressure metrics exist.
@@ -165,27 +163,9 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     let dir = tmp.path();
 
     // The service, armed, with the admin API and the shipped budgets.
-    std::fs::write(dir.join("rules.yaml"), RULES).unwrap();
-    std::fs::copy(root.join("configs/feature_flags.yaml"), dir.join("flags.yaml")).unwrap();
-    std::fs::write(dir.join("tokens"), format!("ops:{TOKEN}\n")).unwrap();
-    let options = Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rules: dir.join("rules.yaml"),
-        flags: dir.join("flags.yaml"),
-        admin_token_file: Some(dir.join("tokens")),
-        admin_audit_log: dir.join("audit.jsonl"),
-        budgets: Some(root.join("configs/budgets")),
-        budget_checkpoint: dir.join("budget-checkpoint.json"),
-        ..Options::default()
-    };
-    let service = Service::start(&options).unwrap();
-    let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop_service, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, &service, async {
-        let _ = stopped.await;
-    }));
-    let base = format!("http://{addr}");
+    let budgets_dir = root.join("configs/budgets");
+    let served = Served::start(dir, RULES, Some(TOKEN), |o| o.budgets = Some(budgets_dir)).await;
+    let (addr, base) = (served.addr, served.base());
 
     // Shedding on through the admin API (a change), and one refused token.
     let client = support::client();
@@ -264,6 +244,5 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     stop_load.store(true, Ordering::Relaxed);
     let _ = loader.await;
     drop(prometheus);
-    let _ = stop_service.send(());
-    drop(service);
+    drop(served);
 }

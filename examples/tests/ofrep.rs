@@ -12,16 +12,15 @@
 //! `BROWNOUT_OFREP_PYTHON=<venv>/bin/python cargo test -p examples --test ofrep -- --ignored`.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use degrade_flags::flags::FlagValue;
-use examples::http_service::{Options, Service, serve};
 use serde_json::{Value, json};
 
-#[path = "support/prometheus.rs"]
+#[path = "support/servers.rs"]
 mod support;
+use support::Served;
 
 const TOKEN: &str = "ofrep-client-token-0123456789abcdef";
 
@@ -66,30 +65,10 @@ async fn the_python_ofrep_provider_reads_the_degrade_flags() {
          (or point BROWNOUT_OFREP_PYTHON at a Python that has them): {probe:?}",
         python()
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(dir.join("rules.yaml"), "experiment: calm\nrules: []\n").unwrap();
-    std::fs::copy(root.join("configs/feature_flags.yaml"), dir.join("flags.yaml")).unwrap();
-    std::fs::write(dir.join("tokens"), format!("ops:{TOKEN}\n")).unwrap();
-    let options = Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rules: dir.join("rules.yaml"),
-        flags: dir.join("flags.yaml"),
-        admin_token_file: Some(dir.join("tokens")),
-        admin_audit_log: dir.join("audit.jsonl"),
-        budget_checkpoint: dir.join("budget-checkpoint.json"),
-        degrade: false,
-        ..Options::default()
-    };
-    let service = Service::start(&options).unwrap();
-    let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, &service, async {
-        let _ = stopped.await;
-    }));
-    let admin = format!("http://{addr}/admin");
+    let served = Served::start(tmp.path(), "experiment: calm\nrules: []\n", Some(TOKEN), |o| o.degrade = false).await;
+    let service = &served.service;
+    let admin = format!("{}/admin", served.base());
 
     // A person sets reports.delivery through the admin API; a trigger isolates the quote provider.
     let client = support::client();
@@ -146,6 +125,5 @@ async fn the_python_ofrep_provider_reads_the_degrade_flags() {
     assert_eq!(refused[0]["error_code"], "GENERAL");
     assert_eq!(refused[0]["error_message"], "unauthorized");
 
-    let _ = stop.send(());
-    drop(service);
+    drop(served);
 }

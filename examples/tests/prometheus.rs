@@ -9,17 +9,15 @@
 //! Ignored in plain `cargo test` (it needs the binaries); `.ci/run` installs the package and runs it:
 //! `cargo test -p examples --test prometheus -- --ignored --nocapture`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chaos_tower::cost_meter::budget::{BudgetSet, rules_yaml};
-use examples::http_service::{Options, Service, serve};
 
-#[path = "support/prometheus.rs"]
+#[path = "support/servers.rs"]
 mod support;
-use support::{Prometheus, get, installed};
+use support::{Prometheus, Served, get, installed};
 
 /// Half the provider calls answer 503, marked `x-chaos-injected: quotes-down`.
 const RULES: &str = "\
@@ -61,21 +59,8 @@ async fn prometheus_scrapes_what_the_service_counted() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // The service, on a free port.
-    std::fs::write(dir.join("rules.yaml"), RULES).unwrap();
-    std::fs::copy(root.join("configs/feature_flags.yaml"), dir.join("flags.yaml")).unwrap();
-    let options = Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rules: dir.join("rules.yaml"),
-        flags: dir.join("flags.yaml"),
-        ..Options::default()
-    };
-    let service = Service::start(&options).unwrap();
-    let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, &service, async {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&dir, RULES, None, |_| {}).await;
+    let (service, addr) = (&served.service, served.addr);
 
     // Prometheus, scraping it every second, with the budgets' generated rules.
     let budgets = BudgetSet::load_dir(&root.join("configs/budgets")).unwrap_or_else(|e| panic!("{e}"));
@@ -161,8 +146,7 @@ async fn prometheus_scrapes_what_the_service_counted() {
     println!("{} budget rule groups loaded", budgets.len());
 
     drop(prometheus);
-    let _ = stop.send(());
-    drop(service);
+    drop(served);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,9 +1,9 @@
-//! A real `prometheus` process (Debian's `prometheus` package) for the tests that scrape the demo service, and
-//! the few HTTP helpers they share. Included by path (`#[path = "support/prometheus.rs"]`) from each test, which uses
-//! some of them.
+//! The servers the examples' over-the-network tests start: the demo service (`http_service`'s router) on a free
+//! loopback port, and a real `prometheus` process (Debian's `prometheus` package); and the HTTP helpers they
+//! share. Included by path (`#[path = "support/servers.rs"]`) from each test, which uses some of them.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -13,12 +13,67 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use examples::http_service::{Options, Service, serve};
+
 /// The plain HTTP/1 client the tests use.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// A new [`HttpClient`].
 pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()
+}
+
+/// The demo service served in this process on a free loopback port, stopped when dropped.
+pub struct Served {
+    /// The service (its chaos handle, flags and metrics).
+    pub service: Service,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Served {
+    /// Serves the demo with the chaos `rules`, a copy of `configs/feature_flags.yaml` and, with `token`, the
+    /// admin API (token id `ops`), all in `dir`; `adjust` changes the options first.
+    pub async fn start(dir: &Path, rules: &str, token: Option<&str>, adjust: impl FnOnce(&mut Options)) -> Served {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        std::fs::write(dir.join("rules.yaml"), rules).unwrap();
+        std::fs::copy(root.join("configs/feature_flags.yaml"), dir.join("flags.yaml")).unwrap();
+        let mut options = Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rules: dir.join("rules.yaml"),
+            flags: dir.join("flags.yaml"),
+            admin_audit_log: dir.join("audit.jsonl"),
+            budget_checkpoint: dir.join("budget-checkpoint.json"),
+            ..Options::default()
+        };
+        if let Some(token) = token {
+            std::fs::write(dir.join("tokens"), format!("ops:{token}\n")).unwrap();
+            options.admin_token_file = Some(dir.join("tokens"));
+        }
+        adjust(&mut options);
+        let service = Service::start(&options).unwrap();
+        let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, &service, async {
+            let _ = stopped.await;
+        }));
+        Served { service, addr, stop: Some(stop) }
+    }
+
+    /// `http://<addr>`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// A `prometheus` process, killed (and waited for) on drop, with its log file for diagnostics.
