@@ -59,13 +59,13 @@ mod refusal;
 pub mod shed;
 
 pub use body::{BodyError, BufferBodyLayer};
-pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
+pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, GrpcClassifier};
 /// Brownout's one clock, shared by rules, the SLO guard, breakers, triggers and latency windows. Inside tokio
 /// pass [`TokioClock`] (it follows `tokio::time::pause` and `advance`); see [`brownout_foundation::clock`].
 pub use brownout_foundation::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
 pub use cost::{Cost, CostLayer};
-pub use fallback::{Fallback, FallbackLayer, FallbackReason};
+pub use fallback::{Fallback, FallbackLayer, FallbackReason, GrpcFailure};
 pub use handle::ChaosHandle;
 pub use http::{BodyMode, ChaosBody, FromChaosBody, HttpChaos, HttpChaosLayer, INJECTED_HEADER, SameBody, WrapBody};
 pub use io::ChaosIo;

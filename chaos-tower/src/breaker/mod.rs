@@ -16,6 +16,7 @@
 //! | Constructor | Failures | Injected faults |
 //! |---|---|---|
 //! | [`CircuitBreakerLayer::http`] ([`HttpClassifier`]) | every error (a timeout included), `5xx`, `429`, `408` | ignored; counted with `.count_injected(true)` |
+//! | [`CircuitBreakerLayer::grpc`] ([`GrpcClassifier`]) | every error, a `grpc-status` of `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` or `INTERNAL` (headers, or trailers under [`BufferBodyLayer`](crate::BufferBodyLayer)) | ignored; counted with `.count_injected(true)` |
 //! | [`CircuitBreakerLayer::new`] ([`ErrorClassifier`]) | every error | ignored; counted with `.count_injected(true)` |
 //! | `.classifier(f)` | whatever `f: Fn(&Result<T, BoxError>) -> Outcome` says | your choice |
 //!
@@ -62,6 +63,9 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::chaos::InjectedError;
+
+pub mod grpc;
+pub use grpc::GrpcClassifier;
 
 /// Counts `Ok` as success and `Err` as failure, except an [`InjectedError`], which is ignored. The same as
 /// [`ErrorClassifier::new`].

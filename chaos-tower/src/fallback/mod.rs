@@ -84,6 +84,9 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::chaos::InjectedError;
 
+mod grpc;
+pub use grpc::GrpcFailure;
+
 /// Why the fallback was called: a request extension on the request it gets (see the [module](self) docs).
 ///
 /// Derived from what the primary service returned: its error (looked through the error's `source()` chain

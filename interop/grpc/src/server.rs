@@ -35,6 +35,10 @@ fn quote(symbol: &str, seq: u32) -> Result<Quote, Status> {
         .ok_or_else(|| Status::not_found(format!("no quotes for {symbol:?}")))
 }
 
+/// At most this many quotes per stream: a longer stream sends them, then ends with `RESOURCE_EXHAUSTED` in
+/// its trailers (a real status carried in trailers, for the breaker and fallback to read).
+pub const MAX_STREAM: u32 = 10;
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The quotes service as a tonic service: add it with `Server::builder().add_service(QuotesServer)`.
@@ -71,7 +75,10 @@ impl ServerStreamingService<StreamRequest> for StreamQuotes {
         let StreamRequest { symbol, count } = request.into_inner();
         Box::pin(async move {
             quote(&symbol, 0)?;
-            let quotes = (1..=count).map(move |seq| quote(&symbol, seq));
+            let quotes = (1..=count.min(MAX_STREAM)).map(move |seq| quote(&symbol, seq));
+            let over = (count > MAX_STREAM)
+                .then(|| Err(Status::resource_exhausted(format!("at most {MAX_STREAM} quotes per stream"))));
+            let quotes = quotes.chain(over);
             Ok(Response::new(Box::pin(tokio_stream::iter(quotes)) as QuoteStream))
         })
     }
