@@ -5,7 +5,7 @@
 //! prost codec, so nothing here needs `protoc` at build time. [`quotes.proto`](self::messages) documents the
 //! wire contract.
 //!
-//! - [`serve`]: the server, with the chaos layer in front of the routes.
+//! - [`serve()`]: the server, with the chaos layer in front of the routes.
 //! - [`QuotesClient`]: the client over any tonic transport (a [`Channel`](tonic::transport::Channel), or one
 //!   wrapped in Brownout's breaker and fallback).
 //! - [`answer`]: gRPC answers built by hand, for a fallback that serves a cached quote, and a buffered answer
