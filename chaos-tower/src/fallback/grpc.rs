@@ -1,6 +1,6 @@
 //! The gRPC preset of the fallback: [`FallbackLayer::grpc`] and its [`GrpcFailure`].
 
-use super::{Counters, FailedResponse, FallbackLayer, FallbackReason, HttpParts};
+use super::{Counters, FailedResponse, FallbackLayer, FallbackReason, HttpParts, marked};
 use crate::breaker::grpc::grpc_failed;
 
 /// gRPC answers that call for the fallback: a `grpc-status` of `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
@@ -18,13 +18,7 @@ impl<B> FailedResponse<http::Response<B>> for GrpcFailure {
     }
 
     fn reason(&self, response: &http::Response<B>) -> FallbackReason {
-        if response.headers().contains_key(&crate::INJECTED_HEADER) {
-            FallbackReason::Injected
-        } else if response.headers().contains_key(&crate::SHED_HEADER) {
-            FallbackReason::Shed
-        } else {
-            FallbackReason::Response
-        }
+        marked(response.headers()).unwrap_or(FallbackReason::Response)
     }
 }
 

@@ -137,23 +137,31 @@ fn timed_out(status: &tonic::Status) -> bool {
     false
 }
 
+/// A `GetQuote` request with `grpc-timeout: timeout` through the fault layer (rule `stuck`, `fault`) straight
+/// into the tonic service, without a transport.
+async fn hang_before_the_server(
+    fault: &str,
+    timeout: &str,
+) -> http::Response<chaos_tower::ChaosBody<tonic::body::Body>> {
+    use tower::{Layer, ServiceExt};
+    let service = chaos_tower::HttpChaosLayer::new(rule("stuck", fault)).layer(interop_grpc::QuotesServer);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(interop_grpc::server::GET_QUOTE)
+        .header("content-type", "application/grpc")
+        .header("grpc-timeout", timeout)
+        .body(tonic::body::Body::empty())
+        .unwrap();
+    service.oneshot(request).await.unwrap()
+}
+
 /// The server's side of the deadline: the layer itself ends the hang at the request's `grpc-timeout` with a
 /// trailers-only `DEADLINE_EXCEEDED` marked as injected (what a server-side breaker, fallback or log sees, and
 /// a client that does not time out on its own). Through the tonic service directly, so no client timer races.
 #[tokio::test(start_paused = true)]
 async fn the_layer_answers_a_hang_with_deadline_exceeded_at_the_grpc_timeout() {
-    use tower::{Layer, ServiceExt};
-    let service =
-        chaos_tower::HttpChaosLayer::new(rule("stuck", "{ hang: { max: 60s } }")).layer(interop_grpc::QuotesServer);
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(interop_grpc::server::GET_QUOTE)
-        .header("content-type", "application/grpc")
-        .header("grpc-timeout", "1500m")
-        .body(tonic::body::Body::empty())
-        .unwrap();
     let started = Instant::now();
-    let response = service.oneshot(request).await.unwrap();
+    let response = hang_before_the_server("{ hang: { max: 60s } }", "1500m").await;
     assert_eq!(started.elapsed(), Duration::from_millis(1500));
     assert_eq!(response.status(), http::StatusCode::OK);
     assert_eq!(response.headers()["x-chaos-injected"], "stuck");
@@ -164,17 +172,8 @@ async fn the_layer_answers_a_hang_with_deadline_exceeded_at_the_grpc_timeout() {
 /// A deadline past the hang's `max` changes nothing: the hang answers at `max` (`504`).
 #[tokio::test(start_paused = true)]
 async fn a_deadline_after_the_hangs_max_leaves_the_hang_alone() {
-    use tower::{Layer, ServiceExt};
-    let service =
-        chaos_tower::HttpChaosLayer::new(rule("stuck", "{ hang: { max: 5s } }")).layer(interop_grpc::QuotesServer);
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(interop_grpc::server::GET_QUOTE)
-        .header("grpc-timeout", "10S")
-        .body(tonic::body::Body::empty())
-        .unwrap();
     let started = Instant::now();
-    let response = service.oneshot(request).await.unwrap();
+    let response = hang_before_the_server("{ hang: { max: 5s } }", "10S").await;
     assert_eq!(started.elapsed(), Duration::from_secs(5));
     assert_eq!(response.status(), http::StatusCode::GATEWAY_TIMEOUT);
 }

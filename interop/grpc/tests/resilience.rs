@@ -9,6 +9,7 @@ use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, State
 use interop_grpc::server::MAX_STREAM;
 use interop_grpc::{BoxError, Quote, QuoteRequest, QuotesClient, StreamRequest, answer, serve};
 use tonic::Code;
+use tonic::transport::Channel;
 use tower::ServiceBuilder;
 
 fn rule(name: &str, fault: &str) -> ChaosHandle {
@@ -43,6 +44,24 @@ async fn cache(req: http::Request<tonic::body::Body>) -> Result<http::Response<t
     let mut response = answer::ok(&CACHED);
     response.headers_mut().insert("x-fallback-reason", why.parse().unwrap());
     Ok(response)
+}
+
+/// The client's transport that reads whole answers: the breaker judges the buffered answer (trailers
+/// included), then the answer is replayed to the client with its trailers.
+fn buffered(
+    channel: Channel,
+    breaker: Arc<CircuitBreaker>,
+) -> impl tower::Service<
+    http::Request<tonic::body::Body>,
+    Response = http::Response<tonic::body::Body>,
+    Error = BoxError,
+    Future: Send,
+> + Clone {
+    ServiceBuilder::new()
+        .map_response(answer::replay)
+        .layer(CircuitBreakerLayer::grpc(breaker))
+        .layer(BufferBodyLayer::new(64 * 1024))
+        .service(channel)
 }
 
 #[tokio::test(start_paused = true)]
@@ -98,12 +117,7 @@ async fn the_breaker_stays_closed_on_answers_that_are_not_failures() {
 async fn the_breaker_reads_a_status_from_buffered_trailers() {
     let served = serve(ChaosHandle::for_test("rules: []").unwrap()).await.unwrap();
     let breaker = breaker();
-    let transport = ServiceBuilder::new()
-        .map_response(answer::replay)
-        .layer(CircuitBreakerLayer::grpc(breaker.clone()))
-        .layer(BufferBodyLayer::new(64 * 1024))
-        .service(served.channel().await.unwrap());
-    let mut quotes = QuotesClient::new(transport);
+    let mut quotes = QuotesClient::new(buffered(served.channel().await.unwrap(), breaker.clone()));
     for _ in 0..4 {
         let request = StreamRequest { symbol: "BRN".into(), count: MAX_STREAM + 1 };
         let mut stream = quotes.stream_quotes(request).await.unwrap().into_inner();
@@ -120,12 +134,7 @@ async fn the_breaker_reads_a_status_from_buffered_trailers() {
 async fn a_buffered_stream_that_ends_ok_is_a_success() {
     let served = serve(ChaosHandle::for_test("rules: []").unwrap()).await.unwrap();
     let breaker = breaker();
-    let transport = ServiceBuilder::new()
-        .map_response(answer::replay)
-        .layer(CircuitBreakerLayer::grpc(breaker.clone()))
-        .layer(BufferBodyLayer::new(64 * 1024))
-        .service(served.channel().await.unwrap());
-    let mut quotes = QuotesClient::new(transport);
+    let mut quotes = QuotesClient::new(buffered(served.channel().await.unwrap(), breaker.clone()));
     for _ in 0..4 {
         let mut stream =
             quotes.stream_quotes(StreamRequest { symbol: "BRN".into(), count: 3 }).await.unwrap().into_inner();
