@@ -50,6 +50,7 @@ pub mod cost;
 pub mod degrade;
 pub mod fallback;
 mod faulted;
+pub mod grpc;
 mod handle;
 pub mod http;
 pub mod io;

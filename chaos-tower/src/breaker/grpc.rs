@@ -12,42 +12,14 @@
 //!
 //! **Trailers.** An answer with its status in trailers (after its messages) shows it only once its body is
 //! read: put [`BufferBodyLayer`](crate::BufferBodyLayer) below the breaker (it keeps trailers as a
-//! [`Trailers`] extension, which this preset reads). Unbuffered, such an answer is judged on its head: a
+//! [`Trailers`](crate::body::Trailers) extension, which this preset reads). Unbuffered, such an answer is judged on its head: a
 //! success.
 
 use degrade_flags::breaker::{Classifier, Outcome};
 
 use super::{CircuitBreakerLayer, injected_error};
 use crate::BoxError;
-use crate::body::Trailers;
-
-/// The gRPC codes [`GrpcClassifier`] and [`GrpcFailure`](crate::fallback::GrpcFailure) count as failures:
-/// `DEADLINE_EXCEEDED` (4), `RESOURCE_EXHAUSTED` (8), `INTERNAL` (13), `UNAVAILABLE` (14).
-pub const GRPC_FAILURE_CODES: [i32; 4] = [4, 8, 13, 14];
-
-/// Is gRPC `code` a failure ([`GRPC_FAILURE_CODES`])?
-pub fn is_grpc_failure(code: i32) -> bool {
-    GRPC_FAILURE_CODES.contains(&code)
-}
-
-/// The gRPC status code of an answer: `grpc-status` from its headers (trailers-only), else from its buffered
-/// [`Trailers`]; `None` when neither holds one (a streaming answer not read yet, or not gRPC).
-pub fn grpc_status<B>(response: &http::Response<B>) -> Option<i32> {
-    let value = match response.headers().get("grpc-status") {
-        Some(value) => value,
-        None => response.extensions().get::<Trailers>()?.0.get("grpc-status")?,
-    };
-    value.to_str().ok()?.trim().parse().ok()
-}
-
-/// Is this answer a failure to the gRPC preset? A failure code ([`GRPC_FAILURE_CODES`]) in its headers or
-/// buffered trailers, or, without a gRPC status, a failed HTTP status (`5xx`, `429`, `408`).
-pub fn grpc_failed<B>(response: &http::Response<B>) -> bool {
-    match grpc_status(response) {
-        Some(code) => is_grpc_failure(code),
-        None => super::HttpClassifier::is_failure(response.status()),
-    }
-}
+use crate::grpc::grpc_failed;
 
 /// The gRPC preset of [`CircuitBreakerLayer::grpc`] (see the [module](self) docs for the codes and why). A
 /// fault injected by chaos (an answer marked `x-chaos-injected`, an [`InjectedError`](crate::InjectedError))
@@ -101,6 +73,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::body::Trailers;
 
     fn answer(status: u16, headers: &[(&str, &str)], trailers: Option<&[(&str, &str)]>) -> http::Response<()> {
         let mut response = http::Response::builder().status(status).body(()).unwrap();

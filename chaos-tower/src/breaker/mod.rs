@@ -138,9 +138,7 @@ impl HttpClassifier {
 
     /// Is `status` a failure to this preset? `5xx`, `429` and `408`.
     pub fn is_failure(status: http::StatusCode) -> bool {
-        status.is_server_error()
-            || status == http::StatusCode::TOO_MANY_REQUESTS
-            || status == http::StatusCode::REQUEST_TIMEOUT
+        crate::grpc::http_failed(status)
     }
 }
 

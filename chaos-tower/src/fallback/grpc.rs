@@ -1,7 +1,7 @@
 //! The gRPC preset of the fallback: [`FallbackLayer::grpc`] and its [`GrpcFailure`].
 
 use super::{Counters, FailedResponse, FallbackLayer, FallbackReason, HttpParts, marked};
-use crate::breaker::grpc::grpc_failed;
+use crate::grpc::grpc_failed;
 
 /// gRPC answers that call for the fallback: a `grpc-status` of `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
 /// `RESOURCE_EXHAUSTED` or `INTERNAL` in the headers (trailers-only) or in buffered trailers
