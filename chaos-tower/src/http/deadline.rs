@@ -8,7 +8,15 @@ use ::http::HeaderMap;
 /// runs to its `max`). The gRPC-over-HTTP/2 grammar: 1 to 8 ASCII digits, then a unit: `H` hours, `M`
 /// minutes, `S` seconds, `m` milliseconds, `u` microseconds, `n` nanoseconds.
 pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    parse(headers.get("grpc-timeout")?.as_bytes())
+    let value = headers.get("grpc-timeout")?;
+    let deadline = parse(value.as_bytes());
+    if deadline.is_none() {
+        tracing::debug!(
+            ?value,
+            "malformed grpc-timeout (1 to 8 digits, then H, M, S, m, u or n): the hang runs to its max"
+        );
+    }
+    deadline
 }
 
 fn parse(value: &[u8]) -> Option<Duration> {
