@@ -220,3 +220,11 @@ async fn a_body_cut_mid_stream_fails_the_stream_after_the_quotes_before_it() {
     let status = stream.message().await.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
 }
+
+/// A unary answer cut inside its one message (a 15-byte frame cut after 10 bytes).
+#[tokio::test]
+async fn a_body_cut_fails_a_unary_call() {
+    let (_served, mut quotes) = client(rule("cut", "{ truncate: { after_bytes: 10 } }")).await;
+    let status = quotes.get_quote(brn()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+}
