@@ -64,6 +64,7 @@ pub mod degrade;
 #[cfg(feature = "fallback")]
 pub mod fallback;
 mod faulted;
+pub mod grpc;
 mod handle;
 pub mod http;
 pub mod io;
@@ -77,7 +78,7 @@ pub mod shed;
 
 pub use body::{BodyError, BufferBodyLayer};
 #[cfg(feature = "breaker")]
-pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
+pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, GrpcClassifier};
 /// Brownout's one clock, shared by rules, the SLO guard, breakers, triggers and latency windows. Inside tokio
 /// pass [`TokioClock`] (it follows `tokio::time::pause` and `advance`); see [`brownout_foundation::clock`].
 pub use brownout_foundation::clock::{Clock, ManualClock, SystemClock, TokioClock};
@@ -85,7 +86,7 @@ pub use chaos::{Chaos, ChaosLayer, InjectedError};
 #[cfg(feature = "cost")]
 pub use cost::{Cost, CostLayer};
 #[cfg(feature = "fallback")]
-pub use fallback::{Fallback, FallbackLayer, FallbackReason};
+pub use fallback::{Fallback, FallbackLayer, FallbackReason, GrpcFailure};
 pub use handle::ChaosHandle;
 pub use http::{BodyMode, ChaosBody, FromChaosBody, HttpChaos, HttpChaosLayer, INJECTED_HEADER, SameBody, WrapBody};
 pub use io::ChaosIo;

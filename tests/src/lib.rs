@@ -28,5 +28,6 @@ doc_examples! {
     AdminApiDoctests => "admin-api.md",
     ObservabilityDoctests => "observability.md",
     HardeningDoctests => "hardening.md",
+    GrpcDoctests => "grpc.md",
     ArchitectureDoctests => "architecture.md",
 }

@@ -6,7 +6,7 @@
 //! | latency | the service's answer, later |
 //! | error | the configured status, body and headers; with `grpc:` a trailers-only gRPC answer |
 //! | rate_limit | `429` with `Retry-After`, `x-ratelimit-limit`, `x-ratelimit-remaining: 0`, `x-ratelimit-reset` |
-//! | hang | nothing until the hang's `max`, then `504` |
+//! | hang | nothing until the hang's `max`, then `504`; a gRPC caller's deadline (`grpc-timeout`) before `max` ends it with a trailers-only `DEADLINE_EXCEEDED` |
 //! | reset | a response head whose body fails at once: hyper drops the connection |
 //! | cpu_burn | the service's answer, after the request's thread burned the configured CPU |
 //! | throttle | the service's answer, its body at N KiB/s |
@@ -21,6 +21,7 @@
 //! layer fits axum's `Router::layer`.
 
 mod body;
+mod deadline;
 mod future;
 pub mod headers;
 mod layer;
@@ -177,10 +178,18 @@ impl<S, M> HttpChaos<S, M> {
             return ResponseFuture::passthrough(self.inner.call(req));
         };
         let (delay, outcome, body) = injection.into_parts();
+        // A hang ends at the caller's gRPC deadline, if it sent one: read before the request moves on.
+        let deadline = match outcome.as_ref().map(chaos_core::ActiveFault::fault) {
+            Some(chaos_core::Outcome::Hang { .. }) => deadline::grpc_timeout(req.headers()),
+            _ => None,
+        };
         // An outcome after a wait may be called off by the kill switch: the inner future is then made up front
         // (not polled unless the outcome is called off).
         let inner = Faulted::needs_inner(delay.as_ref(), outcome.as_ref()).then(|| self.inner.call(req));
-        let fault = Faulted::new(delay, outcome, &self.decider, &self.wake);
+        let mut fault = Faulted::new(delay, outcome, &self.decider, &self.wake);
+        if let Some(deadline) = deadline {
+            fault.hang_until(deadline, &self.wake);
+        }
         ResponseFuture::faulted(inner, fault, body)
     }
 }
