@@ -415,7 +415,8 @@ fn default_max_delay() -> Duration {
 }
 
 impl ChaosConfig {
-    /// Parses YAML. `origin` names the file in errors.
+    /// Parses YAML. `origin` names the file in errors. (Feature `yaml`, on by default.)
+    #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str, origin: Option<&Path>) -> Result<Self, ConfigError> {
         brownout_foundation::parse::yaml(text).map_err(|e| ConfigError::new(e.field, e.reason).in_file(origin))
     }
@@ -447,9 +448,12 @@ impl ChaosConfig {
             .in_file(Some(path)));
         }
         if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("json")) {
-            Self::from_json_str(text, Some(path))
-        } else {
-            Self::from_yaml_str(text, Some(path))
+            return Self::from_json_str(text, Some(path));
         }
+        #[cfg(feature = "yaml")]
+        return Self::from_yaml_str(text, Some(path));
+        #[cfg(not(feature = "yaml"))]
+        return Err(ConfigError::new("", "YAML needs chaos-core's `yaml` feature: write the rules as JSON (`.json`)")
+            .in_file(Some(path)));
     }
 }

@@ -341,6 +341,7 @@ impl Controller {
             self.sync_pressure(false);
         }
         tracing::info!(reason, "chaos disarmed");
+        crate::metrics::count_disarm(reason);
         let config = self.shared.current.load();
         let experiment = config.config.experiment.as_deref().unwrap_or_default();
         if reason == "slo guard" {

@@ -52,6 +52,8 @@ pub(crate) struct Faulted {
     outcome: Option<ActiveFault<Outcome>>,
     /// The outcome follows a wait: re-check the kill switch before answering with it.
     recheck: bool,
+    /// The hang was cut short at the caller's deadline ([`Faulted::hang_until`]).
+    deadline: bool,
     controller: Controller,
 }
 
@@ -78,7 +80,24 @@ impl Faulted {
             delay = None;
             hang = None;
         }
-        Self { burn, delay, hang, outcome, recheck, controller: decider.controller() }
+        Self { burn, delay, hang, outcome, recheck, deadline: false, controller: decider.controller() }
+    }
+
+    /// Ends a hang at `deadline` (the caller's, e.g. gRPC's `grpc-timeout`) when that comes before the hang's
+    /// `max`; [`deadline_reached`](Self::deadline_reached) then tells the flavour to answer as a deadline.
+    pub(crate) fn hang_until(&mut self, deadline: Duration, wake: &Arc<Notify>) {
+        if self.hang.is_some()
+            && let Some(Outcome::Hang { max }) = self.outcome.as_ref().map(ActiveFault::fault)
+            && deadline < *max
+        {
+            self.hang = Some(Wait::new(deadline, wake));
+            self.deadline = true;
+        }
+    }
+
+    /// Was the hang cut short at the caller's deadline?
+    pub(crate) fn deadline_reached(&self) -> bool {
+        self.deadline
     }
 
     /// Must the flavour call the inner service for this request? Without an outcome, always; with one, when a

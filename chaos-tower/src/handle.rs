@@ -44,7 +44,7 @@ impl ChaosHandle {
 
     /// For tests, in one call: a handle for [`Environment::Test`] loaded with the rules of `yaml` (armed
     /// unless the YAML says `armed: false`). A YAML that does not parse or validate is an error naming the
-    /// field.
+    /// field. (Feature `yaml`, on by default.)
     ///
     /// ```
     /// use chaos_tower::ChaosHandle;
@@ -54,6 +54,7 @@ impl ChaosHandle {
     /// assert!(ChaosHandle::for_test("rules: [{ name: x, sample: { rate: 2.0 } }]").is_err());
     /// # Ok::<(), chaos_core::ConfigError>(())
     /// ```
+    #[cfg(feature = "yaml")]
     pub fn for_test(yaml: &str) -> Result<Self, ConfigError> {
         let handle = Self::for_environment(Environment::Test);
         handle.load(ChaosConfig::from_yaml_str(yaml, None)?)?;

@@ -38,47 +38,65 @@
 //!
 //! With nothing armed a layer costs one atomic load and a branch per request; see the README for the
 //! measured figures.
+//!
+//! # Features
+//!
+//! All on by default. With `default-features = false` only the fault layers are built ([`HttpChaosLayer`],
+//! [`ChaosLayer`], [`ChaosIo`], [`BufferBodyLayer`], [`ChaosHandle`], with rules built in code or read from
+//! JSON); each feature adds one family: `yaml` (YAML rule files), `breaker`, `fallback` (with `shed`), `shed`,
+//! `degrade`, `cost`, `admin`, `load` and `axum` (`FromChaosBody` for axum's `Body`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+
+#[macro_use]
+mod macros;
 
 #[cfg(feature = "admin")]
 pub mod admin;
 pub mod body;
+#[cfg(feature = "breaker")]
 pub mod breaker;
 pub mod chaos;
+#[cfg(feature = "cost")]
 pub mod cost;
+#[cfg(feature = "degrade")]
 pub mod degrade;
+#[cfg(feature = "fallback")]
 pub mod fallback;
 mod faulted;
+pub mod grpc;
 mod handle;
 pub mod http;
 pub mod io;
 #[cfg(feature = "load")]
 pub mod load;
+// The 503 that shedding and cost guardrails answer.
+#[cfg(any(feature = "shed", feature = "cost"))]
 mod refusal;
+#[cfg(feature = "shed")]
 pub mod shed;
 pub mod trace;
 
 pub use body::{BodyError, BufferBodyLayer};
-pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
+#[cfg(feature = "breaker")]
+pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, GrpcClassifier};
 /// Brownout's one clock, shared by rules, the SLO guard, breakers, triggers and latency windows. Inside tokio
 /// pass [`TokioClock`] (it follows `tokio::time::pause` and `advance`); see [`brownout_foundation::clock`].
 pub use brownout_foundation::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use chaos::{Chaos, ChaosLayer, InjectedError};
+#[cfg(feature = "cost")]
 pub use cost::{Cost, CostLayer};
-pub use fallback::{Fallback, FallbackLayer, FallbackReason};
+#[cfg(feature = "fallback")]
+pub use fallback::{Fallback, FallbackLayer, FallbackReason, GrpcFailure};
 pub use handle::ChaosHandle;
 pub use http::{BodyMode, ChaosBody, FromChaosBody, HttpChaos, HttpChaosLayer, INJECTED_HEADER, SameBody, WrapBody};
 pub use io::ChaosIo;
+#[cfg(feature = "shed")]
 pub use shed::{SHED_HEADER, Shed, ShedLayer};
 
 pub use chaos_core;
+#[cfg(feature = "cost")]
 pub use cost_meter;
-
-/// The README's Rust examples, compiled and run as doctests (one uses the load harness, hence the feature).
-#[doc = include_str!("../../README.md")]
-#[cfg(all(doctest, feature = "load"))]
-pub struct ReadmeDoctests;
 
 /// The error type of the generic flavour, as in Tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

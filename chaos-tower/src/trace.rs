@@ -80,6 +80,7 @@ fn fault_event<T>(fault: &ActiveFault<T>, error: Option<&str>, status: Option<u1
 }
 
 /// `degrade.fallback`: the fallback `name` answered for `reason` (`status` when the primary's answer was one).
+#[cfg(feature = "fallback")]
 #[cold]
 #[inline(never)]
 pub(crate) fn fallback(name: &str, reason: &str, status: Option<u16>) {
@@ -94,6 +95,7 @@ pub(crate) fn fallback(name: &str, reason: &str, status: Option<u16>) {
 }
 
 /// `degrade.shed`: the flag `flag` at `percent` shed the request for `path` with a `503`.
+#[cfg(feature = "shed")]
 #[cold]
 #[inline(never)]
 pub(crate) fn shed(flag: &str, percent: f64, path: &str) {
@@ -109,6 +111,7 @@ pub(crate) fn shed(flag: &str, percent: f64, path: &str) {
 }
 
 /// `degrade.breaker.rejected`: the breaker `name` in `state` (`open`, `half_open`, `forced_open`) refused.
+#[cfg(feature = "breaker")]
 #[cold]
 #[inline(never)]
 pub(crate) fn breaker_rejected(name: &str, state: &str) {

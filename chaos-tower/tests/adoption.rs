@@ -321,3 +321,33 @@ async fn without_headers_copies_method_and_uri_only() {
     let answer = full.oneshot(request()).await.unwrap();
     assert_eq!(answer.headers()["x-seen"], "POST /api/quotes/ACME?x=1 status 503 headers=1");
 }
+
+/// Every service of the crate hands back the service it wraps, the same three ways.
+#[test]
+fn every_service_exposes_its_inner_service() {
+    #[derive(Debug, PartialEq)]
+    struct Inner(u32);
+    macro_rules! check {
+        ($layer:expr) => {{
+            let mut service = $layer.layer(Inner(7));
+            assert_eq!(service.get_ref(), &Inner(7));
+            service.get_mut().0 = 8;
+            assert_eq!(service.into_inner(), Inner(8));
+        }};
+    }
+    let handle = ChaosHandle::for_test("rules: []").unwrap();
+    let flags = Flags::new();
+    flags.define("shed", FlagKind::Bool, "false").unwrap();
+    let cached = service_fn(|_: Request<String>| async { Ok::<_, BoxError>(Response::new(String::new())) });
+    check!(handle.http_layer());
+    check!(handle.http_layer().same_body());
+    check!(handle.layer());
+    check!(chaos_tower::BufferBodyLayer::new(1024));
+    check!(CircuitBreakerLayer::http(breaker(1)));
+    check!(FallbackLayer::http(cached));
+    check!(ShedLayer::new(flags.bool("shed").unwrap()));
+    let meter = cost_meter::Meter::builder().build();
+    check!(chaos_tower::CostLayer::new(meter, cost_meter::Labels::new("team", "service")));
+    let window = chaos_tower::degrade::LatencyWindow::new(Duration::from_secs(10));
+    check!(chaos_tower::degrade::LatencyWindowLayer::new(window));
+}

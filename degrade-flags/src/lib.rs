@@ -4,12 +4,15 @@
 //!   sources; file watching; the `degrade` CLI.
 //! - [`breaker`]: circuit breakers, pure and clock-injected. Their Tower layer, like the fallback and
 //!   shedding layers, lives in `chaos-tower`.
+//! - [`openfeature`]: the flags as OpenFeature evaluations (reasons, variants, error codes); with the feature
+//!   `openfeature`, a provider for the OpenFeature Rust SDK.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod breaker;
 pub mod flags;
 mod link;
+pub mod openfeature;
 
 pub use breaker::{BreakerConfig, BreakerMap, CircuitBreaker, ForcedState, Outcome};
 pub use flags::{BoolFlag, FileWatcher, FlagError, FlagWatcher, Flags, NumberFlag, StrategyFlag};

@@ -384,7 +384,7 @@ fn config_errors_name_the_field() {
     let bad = |f: fn(&mut BreakerConfig)| {
         let mut c = BreakerConfig::default();
         f(&mut c);
-        c.validate().unwrap_err().field()
+        c.validate().unwrap_err().field().to_owned()
     };
     assert_eq!(bad(|c| c.failure_rate_threshold = 1.5), "failure_rate_threshold");
     assert_eq!(bad(|c| c.failure_rate_threshold = f64::NAN), "failure_rate_threshold");
@@ -415,7 +415,7 @@ fn config_errors_name_the_field() {
     assert_eq!(bad(|c| c.backoff = Some(Backoff { multiplier: 2.0, max: Duration::from_secs(1) })), "backoff.max");
     assert_eq!(bad(|c| c.half_open_probes = 0), "half_open_probes");
     let err = CircuitBreaker::new("x", BreakerConfig { minimum_calls: 0, ..config() }, ManualClock::new()).unwrap_err();
-    assert_eq!(err.to_string(), "invalid circuit breaker config: `minimum_calls`: must be at least 1");
+    assert_eq!(err.to_string(), "circuit breaker: minimum_calls: must be at least 1");
 
     // Parsing: unknown fields and bad durations are refused, naming the field.
     let err = serde_json::from_str::<BreakerConfig>(r#"{"open_duraton": "30s"}"#).unwrap_err().to_string();

@@ -101,6 +101,7 @@ fn main() -> ExitCode {
 async fn gameday(command: Command) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(command.gameday.log_filter()))
+        .with_ansi(examples::colour::stderr_logs())
         .with_writer(chaos_gameday::progress::LogWriter::default)
         .init();
     let result = main_run(&command).await;

@@ -6,7 +6,11 @@
 //!     [--admin-token-file FILE [--admin-audit-log admin-audit.jsonl]]
 //!     [--budgets configs/budgets] [--budget-checkpoint budget-checkpoint.json]
 //!     [--provider-latency 1ms] [--bare] [--header-read-timeout 10s] [--body-read-timeout 30s]
+//! cargo run --example http_service -- --help
 //! ```
+//!
+//! Exit status: 0 stopped by a signal, 1 could not start or serve, 2 usage error (clap's message on standard
+//! error).
 //!
 //! Serves the demo service (`examples::demo`: `GET /quote/{symbol}` over a simulated quote provider behind a
 //! cached fallback, a circuit breaker, a 250 ms client timeout and chaos-tower's fault layer), with
@@ -36,7 +40,7 @@
 //!
 //! The code lives in the package's library, [`examples::http_service`], so tests can start it.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use examples::http_service::{Options, Service, serve_with, shutdown_signal};
@@ -46,34 +50,35 @@ use examples::http_service::{Options, Service, serve_with, shutdown_signal};
 static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
 
 fn main() -> ExitCode {
+    // `--help`, `--version` and usage errors end here (exit 0, 0 and 2), before anything starts.
+    let options = Options::parse(std::env::args().skip(1)).unwrap_or_else(|e| e.exit());
     // cost-meter apportions each request's CPU: the runtime tells it when its workers park.
     let runtime = examples::runtime::with_cost_hooks();
     match runtime {
-        Ok(runtime) => runtime.block_on(serve()),
+        Ok(runtime) => runtime.block_on(serve(options)),
         Err(e) => {
             eprintln!("http_service: cannot start the runtime: {e}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn serve() -> ExitCode {
+async fn serve(options: Options) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(examples::colour::stderr_logs())
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    match run().await {
+    match run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("http_service: {e}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn run() -> Result<(), String> {
-    let options = Options::parse(std::env::args().skip(1))?;
+async fn run(options: Options) -> Result<(), String> {
     let service = Service::start(&options)?;
     let listener =
         tokio::net::TcpListener::bind(options.listen).await.map_err(|e| format!("--listen {}: {e}", options.listen))?;

@@ -30,6 +30,10 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::demo;
 
+mod cli;
+
+pub use cli::Cli;
+
 /// The default `--listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default `--rules` file.
@@ -130,59 +134,12 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Parses the command line (without the program name); errors say which argument and why.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
-        let mut options = Options::default();
-        let mut it = args.into_iter();
-        while let Some(arg) = it.next() {
-            let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-            match arg.as_str() {
-                "--listen" => {
-                    let text = value("--listen")?;
-                    options.listen = text
-                        .parse()
-                        .map_err(|_| format!("--listen takes an address like {DEFAULT_LISTEN}, not `{text}`"))?;
-                }
-                "--rules" => options.rules = value("--rules")?.into(),
-                "--flags" => options.flags = value("--flags")?.into(),
-                "--admin-token-file" => options.admin_token_file = Some(value("--admin-token-file")?.into()),
-                "--admin-audit-log" => options.admin_audit_log = value("--admin-audit-log")?.into(),
-                "--budgets" => options.budgets = Some(value("--budgets")?.into()),
-                "--budget-checkpoint" => options.budget_checkpoint = value("--budget-checkpoint")?.into(),
-                "--bare" => options.bare = true,
-                "--orders-dir" => options.orders_dir = Some(value("--orders-dir")?.into()),
-                "--without-degrade" => options.degrade = false,
-                "--provider-latency" => {
-                    let text = value("--provider-latency")?;
-                    options.provider_latency = humantime::parse_duration(&text).map_err(|e| {
-                        format!("--provider-latency takes a duration like 1ms or 0ms, not `{text}`: {e}")
-                    })?;
-                }
-                flag @ ("--header-read-timeout" | "--body-read-timeout") => {
-                    let text = value(flag)?;
-                    let timeout = humantime::parse_duration(&text)
-                        .ok()
-                        .filter(|d| !d.is_zero())
-                        .ok_or(format!("{flag} takes a duration above zero like 10s, not `{text}`"))?;
-                    match flag {
-                        "--header-read-timeout" => options.header_read_timeout = timeout,
-                        _ => options.body_read_timeout = timeout,
-                    }
-                }
-                "--cpu-clock" => {
-                    options.thread_cpu = match value("--cpu-clock")?.as_str() {
-                        "thread" => true,
-                        "wall" => false,
-                        other => return Err(format!("--cpu-clock takes `thread` or `wall`, not `{other}`")),
-                    }
-                }
-                other => return Err(format!("unknown argument `{other}`")),
-            }
-        }
-        if options.bare && options.admin_token_file.is_some() {
-            return Err("--bare serves no admin API: leave out --admin-token-file".into());
-        }
-        Ok(options)
+    /// Parses the command line (without the program name) with [`Cli`]. The error prints clap's message (with
+    /// `--help` and `--version` as "errors" that print to standard output); `exit()` on it exits 0 or 2.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, clap::Error> {
+        use clap::Parser as _;
+        let argv = std::iter::once("http_service".to_owned()).chain(args);
+        Cli::try_parse_from(argv).map(Cli::options)
     }
 }
 

@@ -7,12 +7,14 @@
 //!   example.
 //! - [`orders`]: the critical "place an order" route (`POST /orders`) over an embedded SQLite store, with a
 //!   capture-only degrade mode (`orders.ingest`) that journals orders durably and drains them exactly once.
+//! - [`colour`]: whether the binaries colour their log lines (a terminal, no `NO_COLOR`).
 //! - [`runtime`]: the binaries' tokio runtime, with cost-meter's park hooks.
 //! - [`http_service`]: the demo service as a real server (rules and flags reloaded from files, `/metrics`),
 //!   behind the `http_service` example.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
+pub mod colour;
 pub mod demo;
 pub mod http_service;
 pub mod orders;

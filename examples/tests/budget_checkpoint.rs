@@ -228,8 +228,8 @@ fn the_budget_checkpoint_option_parses_and_has_a_documented_default() {
     assert_eq!(DEFAULT_BUDGET_CHECKPOINT, "budget-checkpoint.json");
     let o = Options::parse(["--budget-checkpoint".to_owned(), "/var/lib/quotes/budgets.json".to_owned()]).unwrap();
     assert_eq!(o.budget_checkpoint, Path::new("/var/lib/quotes/budgets.json"));
-    let err = Options::parse(["--budget-checkpoint".to_owned()]).unwrap_err();
-    assert!(err.contains("--budget-checkpoint needs a value"), "{err}");
+    let err = Options::parse(["--budget-checkpoint".to_owned()]).unwrap_err().to_string();
+    assert!(err.contains("a value is required for '--budget-checkpoint <FILE>'"), "{err}");
 }
 
 /// A corrupt checkpoint stops the start with the file and the reason, kept aside (never silently zeroed); an

@@ -9,18 +9,15 @@
 //! Ignored in plain `cargo test` (it needs the binaries); `.ci/run` installs the package and runs it:
 //! `cargo test -p examples --test prometheus -- --ignored --nocapture`.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chaos_tower::cost_meter::budget::{BudgetSet, rules_yaml};
-use examples::http_service::{Options, Service, serve};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+
+#[path = "support/servers.rs"]
+mod support;
+use support::{Prometheus, Served, get, installed};
 
 /// Half the provider calls answer 503, marked `x-chaos-injected: quotes-down`.
 const RULES: &str = "\
@@ -34,58 +31,6 @@ rules:
 
 /// How long Prometheus may take to start, scrape and answer with the final count.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-/// A `prometheus` process, killed (and waited for) on drop, with its log file for diagnostics.
-struct Prometheus {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, config: &Path) -> Prometheus {
-        let port = free_port();
-        let log = dir.join("prometheus.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("prometheus starts");
-        Prometheus { child, base: format!("http://127.0.0.1:{port}"), log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free loopback port, found by binding port 0 (Prometheus binds it a moment later).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn installed(binary: &str) -> bool {
-    Command::new(binary).arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-/// GET `url`: the status and the body (`None` when the connection fails, e.g. while Prometheus starts).
-async fn get(client: &Client<HttpConnector, Empty<Bytes>>, url: &str) -> Option<(u16, String)> {
-    let response = client.get(url.parse().unwrap()).await.ok()?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
-}
 
 /// The scalar of a one-sample instant vector from `/api/v1/query`, if there is one.
 fn single_value(body: &str) -> Option<f64> {
@@ -114,21 +59,8 @@ async fn prometheus_scrapes_what_the_service_counted() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // The service, on a free port.
-    std::fs::write(dir.join("rules.yaml"), RULES).unwrap();
-    std::fs::copy(root.join("configs/feature_flags.yaml"), dir.join("flags.yaml")).unwrap();
-    let options = Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rules: dir.join("rules.yaml"),
-        flags: dir.join("flags.yaml"),
-        ..Options::default()
-    };
-    let service = Service::start(&options).unwrap();
-    let listener = tokio::net::TcpListener::bind(options.listen).await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, &service, async {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&dir, RULES, None, |_| {}).await;
+    let (service, addr) = (&served.service, served.addr);
 
     // Prometheus, scraping it every second, with the budgets' generated rules.
     let budgets = BudgetSet::load_dir(&root.join("configs/budgets")).unwrap_or_else(|e| panic!("{e}"));
@@ -143,7 +75,7 @@ async fn prometheus_scrapes_what_the_service_counted() {
     let prometheus = Prometheus::start(&dir, &dir.join("prometheus.yml"));
 
     // Faults: 200 quotes, half of whose provider calls the rule answers 503 (the breaker may cut some short).
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let client = support::client();
     let base = format!("http://{addr}");
     for i in 0..200 {
         let (status, _) = get(&client, &format!("{base}/quote/S{}", i % 5)).await.expect("the service answers");
@@ -214,8 +146,7 @@ async fn prometheus_scrapes_what_the_service_counted() {
     println!("{} budget rule groups loaded", budgets.len());
 
     drop(prometheus);
-    let _ = stop.send(());
-    drop(service);
+    drop(served);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

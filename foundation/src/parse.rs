@@ -54,6 +54,7 @@ impl std::error::Error for PathError {}
 /// # Errors
 ///
 /// Invalid YAML, or a document that does not fit `T`, with the field path.
+#[cfg(feature = "yaml")]
 pub fn yaml<T: DeserializeOwned>(text: &str) -> Result<T, PathError> {
     let options = serde_saphyr::options! { with_snippet: false };
     let mut field = String::new();
@@ -79,7 +80,8 @@ pub fn json<T: DeserializeOwned>(text: &str) -> Result<T, PathError> {
     Ok(value)
 }
 
-#[cfg(test)]
+// The tests read YAML beside JSON.
+#[cfg(all(test, feature = "yaml"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -71,7 +71,7 @@ pub struct Args {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let d = brownout_foundation::duration::parse(text)?;
     if d.is_zero() { Err("must be longer than zero".into()) } else { Ok(d) }
 }
 

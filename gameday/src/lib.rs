@@ -35,6 +35,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod charts;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod events;
 mod html;

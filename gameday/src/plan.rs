@@ -33,7 +33,7 @@ pub struct ServiceLimits {
     pub memory_budget_mib: Option<u64>,
     /// The service's timeout on its dependency, for a target the runner builds (the built-in demo); a remote
     /// or user's service has its own.
-    #[serde(default, with = "humantime_serde::option")]
+    #[serde(default, with = "brownout_foundation::duration::option")]
     pub dependency_timeout: Option<Duration>,
 }
 
@@ -47,7 +47,7 @@ pub struct Load {
     /// Requests in flight at most.
     pub workers: u32,
     /// A request not answered within this is a failed request (default 5 s).
-    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    #[serde(default = "default_request_timeout", with = "brownout_foundation::duration")]
     pub request_timeout: Duration,
     /// How many distinct `{key}` values a route's path and body draw from, with a skewed popularity (a few hot
     /// keys and a long tail, about 30% of requests on the first 10%); a route may set its own.
@@ -139,12 +139,12 @@ pub struct Slo {
     /// failure), per critical route.
     pub user_error_rate: f64,
     /// The critical routes' p95 during a fault, and the pre-flight's limit.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub p95: Duration,
     /// Back to normal: p95 within this factor of the baseline's (and under `recovery_p95`).
     pub recovery_p95_factor: f64,
     /// Back to normal also means a p95 under this, whatever the baseline (the seeds' "p95 < 200 ms").
-    #[serde(default = "default_recovery_p95", with = "humantime_serde")]
+    #[serde(default = "default_recovery_p95", with = "brownout_foundation::duration")]
     pub recovery_p95: Duration,
     /// The auto-abort: the SLO guard disarms all chaos when a window is worse than this.
     pub abort: Abort,
@@ -157,10 +157,10 @@ pub struct Abort {
     /// Abort when a window's critical error rate exceeds this.
     pub error_rate: f64,
     /// Or its p95 exceeds this.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub p95: Duration,
     /// The guard's window.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub window: Duration,
     /// A window with fewer requests is not judged.
     pub min_requests: u32,
@@ -171,13 +171,13 @@ pub struct Abort {
 #[serde(deny_unknown_fields)]
 pub struct Phases {
     /// The steady state before each fault (scaled by the time scale).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub before: Duration,
     /// The recovery phase after it (scaled; at least the SLA plus two windows).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub after: Duration,
     /// Recovery is judged on windows of this length (not scaled: a property of the service).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub window: Duration,
 }
 
@@ -195,13 +195,13 @@ pub struct Scenario {
     #[serde(default)]
     pub description: String,
     /// How long the fault lasts (scaled by the time scale).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub duration: Duration,
     /// The share of the dependency's calls the faults should hit (absent for a pressure-only scenario).
     #[serde(default)]
     pub injected_band: Option<[f64; 2]>,
     /// Back on the normal path within this of the fault's end (scaled by the time scale).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub recovery_sla: Duration,
     /// The degradation the service must show: which flags turn on during the fault and off after it.
     #[serde(default)]
@@ -222,35 +222,11 @@ pub struct Expectation {
     /// The flag.
     pub flag: String,
     /// On within this of the fault's start.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub on_within: Duration,
     /// Off within this of its end.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "brownout_foundation::duration")]
     pub off_within: Duration,
-}
-
-/// Durations as humantime strings (`250ms`, `4s`).
-mod humantime_serde {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(de)?;
-        humantime::parse_duration(&text).map_err(|e| D::Error::custom(format!("`{text}`: {e}")))
-    }
-
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer};
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
-            #[derive(Deserialize)]
-            struct Wrap(#[serde(deserialize_with = "super::deserialize")] Duration);
-            Ok(Option::<Wrap>::deserialize(de)?.map(|w| w.0))
-        }
-    }
 }
 
 impl Plan {
@@ -262,7 +238,10 @@ impl Plan {
 
     /// Parses and checks a plan from YAML text; errors name the field and the reason.
     pub fn from_yaml(text: &str) -> Result<Plan, String> {
-        let plan: Plan = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        if brownout_foundation::text::is_blank_document(text) {
+            return Err("the plan is empty (only blanks and comments)".into());
+        }
+        let plan: Plan = brownout_foundation::parse::yaml(text).map_err(|e| e.to_string())?;
         plan.check()?;
         Ok(plan)
     }
@@ -341,5 +320,22 @@ mod tests {
         let err = Plan::load(&path).unwrap_err();
         assert!(err.starts_with(&path.display().to_string()), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The shipped plan with one value broken: the error names the path down to it.
+    fn shipped_with(from: &str, to: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/chaos/gameday.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(from), "the shipped plan has `{from}`");
+        text.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn errors_name_the_nested_field() {
+        let err = Plan::from_yaml(&shipped_with("rps: 200", "rps: fast")).unwrap_err();
+        assert!(err.starts_with("load.rps: "), "{err}");
+        let err = Plan::from_yaml(&shipped_with("  rps: 200", "  rps: 200\n  surprise: 1")).unwrap_err();
+        assert!(err.contains("surprise"), "{err}");
+        assert_eq!(Plan::from_yaml("# nothing\n\n").unwrap_err(), "the plan is empty (only blanks and comments)");
     }
 }

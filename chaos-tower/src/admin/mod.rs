@@ -54,6 +54,8 @@
 //! | `POST /breakers/{name}/close` | forces it closed (`forced_closed`) |
 //! | `POST /breakers/{name}/reset` | drops any forced state and restarts it closed with an empty window |
 //! | `GET /budgets` | each budget's utilisation, alert level and month-end forecast |
+//! | `POST /ofrep/v1/evaluate/flags/{key}` | one flag, evaluated as the OpenFeature Remote Evaluation Protocol says |
+//! | `POST /ofrep/v1/evaluate/flags` | every flag (OFREP bulk evaluation, with an `ETag`) |
 //!
 //! # Decisions
 //!
@@ -66,6 +68,10 @@
 //! - The audit line is written after the change (a full disk must not block the kill switch); a failed write
 //!   is logged at `error` and the change stays applied.
 //! - Metrics: `chaos_admin_auth_failures_total` and `chaos_admin_changes_total{action}`.
+//! - OFREP (`/ofrep/v1/...`) sits behind the same token and throttle as every other endpoint, so a remote
+//!   OpenFeature SDK passes the admin token as a bearer token (its OFREP provider's headers); its errors use
+//!   OFREP's shape (`{"key", "errorCode", "errorDetails"}`) so OFREP providers read them. Evaluations change
+//!   nothing and are not audited.
 //!
 //! A part the builder was not given (chaos, flags, breakers, budgets) answers `404`. A breaker that also
 //! follows a degrade flag ([`degrade_flags::force_from_flag`]) takes the flag's state again at the flag's
@@ -73,6 +79,7 @@
 
 mod audit;
 mod auth;
+mod ofrep;
 mod routes;
 
 use std::collections::BTreeMap;

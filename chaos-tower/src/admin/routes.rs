@@ -39,7 +39,7 @@ impl Problem {
 
 type Answer = Result<Value, Problem>;
 
-fn respond(status: StatusCode, body: &Value) -> Response<AdminBody> {
+pub(super) fn respond(status: StatusCode, body: &Value) -> Response<AdminBody> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = Response::new(AdminBody::new(bytes));
     *response.status_mut() = status;
@@ -49,7 +49,7 @@ fn respond(status: StatusCode, body: &Value) -> Response<AdminBody> {
     response
 }
 
-fn empty(status: StatusCode) -> Response<AdminBody> {
+pub(super) fn empty(status: StatusCode) -> Response<AdminBody> {
     let mut response = Response::new(AdminBody::default());
     *response.status_mut() = status;
     response
@@ -80,6 +80,9 @@ where
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let ctx = Ctx { inner, token_id: &token_id };
     let method = &parts.method;
+    if let ["ofrep", "v1", "evaluate", "flags", rest @ ..] = segments.as_slice() {
+        return super::ofrep::handle(inner.flags.as_ref(), rest, method, &parts.headers, &body);
+    }
     if method == Method::PUT
         && let Some(ct) = parts.headers.get(header::CONTENT_TYPE)
         && !is_json(ct)
@@ -107,7 +110,7 @@ where
     }
 }
 
-fn is_json(value: &HeaderValue) -> bool {
+pub(super) fn is_json(value: &HeaderValue) -> bool {
     value
         .to_str()
         .ok()

@@ -16,6 +16,7 @@
 //! | Constructor | Failures | Injected faults |
 //! |---|---|---|
 //! | [`CircuitBreakerLayer::http`] ([`HttpClassifier`]) | every error (a timeout included), `5xx`, `429`, `408` | ignored; counted with `.count_injected(true)` |
+//! | [`CircuitBreakerLayer::grpc`] ([`GrpcClassifier`]) | every error, a `grpc-status` of `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` or `INTERNAL` (headers, or trailers under [`BufferBodyLayer`](crate::BufferBodyLayer)) | ignored; counted with `.count_injected(true)` |
 //! | [`CircuitBreakerLayer::new`] ([`ErrorClassifier`]) | every error | ignored; counted with `.count_injected(true)` |
 //! | `.classifier(f)` | whatever `f: Fn(&Result<T, BoxError>) -> Outcome` says | your choice |
 //!
@@ -62,6 +63,9 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::chaos::InjectedError;
+
+pub mod grpc;
+pub use grpc::GrpcClassifier;
 
 /// Counts `Ok` as success and `Err` as failure, except an [`InjectedError`], which is ignored. The same as
 /// [`ErrorClassifier::new`].
@@ -134,9 +138,7 @@ impl HttpClassifier {
 
     /// Is `status` a failure to this preset? `5xx`, `429` and `408`.
     pub fn is_failure(status: http::StatusCode) -> bool {
-        status.is_server_error()
-            || status == http::StatusCode::TOO_MANY_REQUESTS
-            || status == http::StatusCode::REQUEST_TIMEOUT
+        crate::grpc::http_failed(status)
     }
 }
 
@@ -257,15 +259,7 @@ impl<S, C> fmt::Debug for CircuitBreakerService<S, C> {
 }
 
 impl<S, C> CircuitBreakerService<S, C> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, C, Req> Service<Req> for CircuitBreakerService<S, C>

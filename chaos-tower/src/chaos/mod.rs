@@ -41,20 +41,7 @@ impl<S> Chaos<S> {
         Self { inner, decider: handle.decider(), wake: handle.wake().clone() }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, Request> Service<Request> for Chaos<S>

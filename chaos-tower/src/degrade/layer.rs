@@ -114,20 +114,7 @@ impl<S, C> fmt::Debug for LatencyWindowService<S, C> {
 }
 
 impl<S, C> LatencyWindowService<S, C> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 
     /// The shared window.
     pub fn window(&self) -> &LatencyWindow {

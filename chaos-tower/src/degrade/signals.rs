@@ -1,9 +1,12 @@
 //! Ready-made [`Signal`]s: the process's CPU and memory against their limits, a circuit breaker, a budget.
 //! (The error rate and p95 of a dependency come from a [`LatencyWindow`](super::LatencyWindow).)
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+#[cfg(feature = "cost")]
+use std::sync::{Mutex, PoisonError};
 
 use chaos_core::sense::{Sample, SenseHandle};
+#[cfg(feature = "cost")]
 use cost_meter::budget::{AlertLevel, BudgetMonitor};
 use degrade_flags::CircuitBreaker;
 use degrade_flags::breaker::{ForcedState, State, Status};
@@ -57,7 +60,8 @@ fn is_open(status: Status) -> bool {
 }
 
 /// 1.0 while any budget of the monitor is at [`AlertLevel::Critical`], else 0.0. The monitor's lock is held only
-/// to read the levels.
+/// to read the levels. (Feature `cost`.)
+#[cfg(feature = "cost")]
 pub fn budget_critical(monitor: Arc<Mutex<BudgetMonitor>>) -> impl Signal {
     move || {
         let monitor = monitor.lock().unwrap_or_else(PoisonError::into_inner);

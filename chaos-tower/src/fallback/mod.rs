@@ -84,6 +84,9 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::chaos::InjectedError;
 
+mod grpc;
+pub use grpc::GrpcFailure;
+
 /// Why the fallback was called: a request extension on the request it gets (see the [module](self) docs).
 ///
 /// Derived from what the primary service returned: its error (looked through the error's `source()` chain
@@ -310,13 +313,19 @@ impl<B> FailedResponse<http::Response<B>> for HttpFailure {
     }
 
     fn reason(&self, response: &http::Response<B>) -> FallbackReason {
-        if response.headers().contains_key(&crate::INJECTED_HEADER) {
-            FallbackReason::Injected
-        } else if response.headers().contains_key(&crate::SHED_HEADER) {
-            FallbackReason::Shed
-        } else {
-            FallbackReason::Status(response.status())
-        }
+        marked(response.headers()).unwrap_or(FallbackReason::Status(response.status()))
+    }
+}
+
+/// The reason an answer's marker gives: [`FallbackReason::Injected`] for `x-chaos-injected`,
+/// [`FallbackReason::Shed`] for `x-degrade-shed`, `None` for an unmarked answer.
+fn marked(headers: &http::HeaderMap) -> Option<FallbackReason> {
+    if headers.contains_key(&crate::INJECTED_HEADER) {
+        Some(FallbackReason::Injected)
+    } else if headers.contains_key(&crate::SHED_HEADER) {
+        Some(FallbackReason::Shed)
+    } else {
+        None
     }
 }
 
@@ -422,6 +431,10 @@ pub struct Fallback<S, F, C, P> {
     failed: P,
     flag: Option<BoolFlag>,
     counters: Arc<Counters>,
+}
+
+impl<S, F, C, P> Fallback<S, F, C, P> {
+    inner_service_accessors!();
 }
 
 impl<S, F, C, P> fmt::Debug for Fallback<S, F, C, P> {

@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 
 use super::ChaosBody;
 use super::mode::{BodyMode, WrapBody};
-use super::response::outcome_response;
+use super::response::{deadline_response, outcome_response};
 use crate::chaos::InjectedError;
 use crate::faulted::{ColdBox, Faulted};
 
@@ -97,6 +97,9 @@ where
         if let Some(fault) = this.fault
             && let Some(outcome) = ready!(fault.poll(cx))
         {
+            if fault.deadline_reached() {
+                return Poll::Ready(Ok(deadline_response(outcome)));
+            }
             return Poll::Ready(Ok(outcome_response(outcome)));
         }
         match this.inner.as_pin_mut() {

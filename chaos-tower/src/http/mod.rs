@@ -6,7 +6,7 @@
 //! | latency | the service's answer, later |
 //! | error | the configured status, body and headers; with `grpc:` a trailers-only gRPC answer |
 //! | rate_limit | `429` with `Retry-After`, `x-ratelimit-limit`, `x-ratelimit-remaining: 0`, `x-ratelimit-reset` |
-//! | hang | nothing until the hang's `max`, then `504` |
+//! | hang | nothing until the hang's `max`, then `504`; a gRPC caller's deadline (`grpc-timeout`) before `max` ends it with a trailers-only `DEADLINE_EXCEEDED` |
 //! | reset | a response head whose body fails at once: hyper drops the connection |
 //! | cpu_burn | the service's answer, after the request's thread burned the configured CPU |
 //! | throttle | the service's answer, its body at N KiB/s |
@@ -21,6 +21,7 @@
 //! layer fits axum's `Router::layer`.
 
 mod body;
+mod deadline;
 mod future;
 pub mod headers;
 mod layer;
@@ -94,20 +95,7 @@ impl<S, M> HttpChaos<S, M> {
         Self { inner, decider: handle.decider(), wake: handle.wake().clone(), mode: PhantomData }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, M, ReqB, ResB> Service<Request<ReqB>> for HttpChaos<S, M>
@@ -191,10 +179,18 @@ impl<S, M> HttpChaos<S, M> {
         };
         let (delay, outcome, body) = injection.into_parts();
         crate::trace::faults(delay.as_ref(), outcome.as_ref(), body.as_ref(), true);
+        // A hang ends at the caller's gRPC deadline, if it sent one: read before the request moves on.
+        let deadline = match outcome.as_ref().map(chaos_core::ActiveFault::fault) {
+            Some(chaos_core::Outcome::Hang { .. }) => deadline::grpc_timeout(req.headers()),
+            _ => None,
+        };
         // An outcome after a wait may be called off by the kill switch: the inner future is then made up front
         // (not polled unless the outcome is called off).
         let inner = Faulted::needs_inner(delay.as_ref(), outcome.as_ref()).then(|| self.inner.call(req));
-        let fault = Faulted::new(delay, outcome, &self.decider, &self.wake);
+        let mut fault = Faulted::new(delay, outcome, &self.decider, &self.wake);
+        if let Some(deadline) = deadline {
+            fault.hang_until(deadline, &self.wake);
+        }
         ResponseFuture::faulted(inner, fault, body)
     }
 }

@@ -24,6 +24,21 @@ fn text<B>(status: StatusCode, body: String) -> Response<ChaosBody<B>> {
     response
 }
 
+/// `DEADLINE_EXCEEDED`, gRPC's code 4.
+const GRPC_DEADLINE_EXCEEDED: u16 = 4;
+
+/// The answer to a hang cut short at the caller's gRPC deadline (`grpc-timeout`): a trailers-only
+/// `DEADLINE_EXCEEDED`, marked with `x-chaos-injected: <rule>`, as the caller's own deadline would end it.
+pub(crate) fn deadline_response<B>(fault: ActiveFault<Outcome>) -> Response<ChaosBody<B>> {
+    let mut response = Response::new(ChaosBody::full(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(&GRPC_STATUS, HeaderValue::from(GRPC_DEADLINE_EXCEEDED));
+    headers.insert(&GRPC_MESSAGE, HeaderValue::from_static("injected hang reached the caller's deadline"));
+    headers.insert(&INJECTED, fault.header_value().clone());
+    response
+}
+
 /// The response for an outcome fault, marked with `x-chaos-injected: <rule>`.
 ///
 /// A reset is a response whose body fails at once: hyper then drops the connection, which is what the

@@ -1,6 +1,5 @@
 //! The breaker's configuration: what it judges, over which window, and how long it stays open.
 
-use std::fmt;
 use std::time::Duration;
 
 use brownout_foundation::duration;
@@ -132,40 +131,18 @@ fn two() -> f64 {
     2.0
 }
 
-/// A configuration that does not hold: names the field and says why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    field: &'static str,
-    reason: String,
+brownout_foundation::field_error! {
+    /// A configuration that does not hold: names the field (its dotted path, e.g. `window.count.buckets`) and
+    /// says why; `Display` reads `circuit breaker: FIELD: REASON`. The same shape as every config error of the
+    /// workspace (`brownout_foundation::field_error!`).
+    pub struct ConfigError { subject: "circuit breaker", field_example: "window.count.buckets" }
 }
 
 impl ConfigError {
-    fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
-    }
-
     pub(crate) fn map_capacity() -> Self {
         Self::new("capacity", "a breaker map must hold at least 1 key")
     }
-
-    /// The dotted path of the offending field, e.g. `window.count.buckets`.
-    pub fn field(&self) -> &'static str {
-        self.field
-    }
-
-    /// Why it was refused.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid circuit breaker config: `{}`: {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The most buckets a window may have (memory is per bucket).
 pub const MAX_BUCKETS: u32 = 4096;

@@ -68,3 +68,34 @@ fn injected_overflow_and_active_are_counted_per_rule() {
         assert_eq!(find(&snapshot, MetricKind::Gauge, "chaos_armed", &[]), Some(&DebugValue::Gauge(0.0.into())));
     });
 }
+
+/// `chaos_disarms_total{reason}`: every reason's series exists at 0 from the first arm; each disarm of an armed
+/// set counts once under its reason (a disarm of a disarmed set counts nothing); other reasons count as `other`.
+#[test]
+fn disarms_are_counted_by_reason() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let controller = Controller::builder().environment(Environment::Test).build();
+        let yaml = "rules: [{ name: r, sample: { mode: exact, rate: 1.0 }, fault: { error: { status: 503 } } }]";
+        let disarms = |reason: &str| {
+            let snapshot: Vec<_> = snapshotter.snapshot().into_vec().into_iter().map(|(k, _, _, v)| (k, v)).collect();
+            match find(&snapshot, MetricKind::Counter, "chaos_disarms_total", &[("reason", reason)]) {
+                Some(DebugValue::Counter(n)) => Some(*n),
+                _ => None,
+            }
+        };
+        controller.load(ChaosConfig::from_yaml_str(yaml, None).unwrap()).unwrap();
+        assert_eq!(disarms("slo_guard"), Some(0), "the series exists before any abort");
+        controller.disarm_because("slo guard");
+        controller.disarm(); // already disarmed: nothing to count
+        controller.arm().unwrap();
+        controller.disarm();
+        controller.arm().unwrap();
+        controller.disarm_because("an operator's note");
+        assert_eq!(disarms("slo_guard"), Some(1));
+        assert_eq!(disarms("kill_switch"), Some(1));
+        assert_eq!(disarms("other"), Some(1));
+        assert_eq!(disarms("ttl"), Some(0));
+    });
+}
