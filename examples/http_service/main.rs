@@ -67,7 +67,11 @@ async fn serve(options: Options) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(examples::colour::stderr_logs())
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // The span events (target `brownout`: one per faulted, shed or fallen-back request) are for traces, not
+        // for the console: at the default level they would be a log line per request. RUST_LOG brings them back.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,brownout=warn".into()),
+        )
         .init();
     match run(options).await {
         Ok(()) => ExitCode::SUCCESS,

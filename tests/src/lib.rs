@@ -29,5 +29,6 @@ doc_examples! {
     ObservabilityDoctests => "observability.md",
     HardeningDoctests => "hardening.md",
     GrpcDoctests => "grpc.md",
+    TracingDoctests => "tracing.md",
     ArchitectureDoctests => "architecture.md",
 }
