@@ -18,10 +18,10 @@ import tempfile
 BIN = os.environ.get("APP_INSTRUCTIONS", "target/release/examples/app_instructions")
 SHORT, LONG = 2_000, 12_000
 GROUPS = [
-    ("cost-meter and CostLayer", ("cost_meter", "chaos_tower::cost")),
-    ("fallback", ("chaos_tower::fallback",)),
-    ("breaker", ("degrade_flags", "chaos_tower::breaker")),
-    ("fault layer and rules", ("chaos_tower::http", "chaos_core")),
+    ("cost-meter and CostLayer", ("brownout_cost", "brownout_tower::cost")),
+    ("fallback", ("brownout_tower::fallback",)),
+    ("breaker", ("brownout_degrade", "brownout_tower::breaker")),
+    ("fault layer and rules", ("brownout_tower::http", "brownout_chaos")),
     ("malloc and free", ("malloc", "free", "__rust_alloc", "__rust_dealloc")),
     ("memcpy (moves)", ("memcpy", "memmove")),
     ("tower, axum, http glue", ("tower::", "axum", "http::", "bytes::", "hyper")),

@@ -24,7 +24,7 @@ SESSIONS=${SESSIONS:-8}
 BURN=${BURN:-1500000}
 
 echo "== building cost-meter" >&2
-cargo build -q -p cost-meter --bin cost-meter ${CARGO_JOBS:+-j "$CARGO_JOBS"}
+cargo build -q -p brownout-cost --bin cost-meter ${CARGO_JOBS:+-j "$CARGO_JOBS"}
 CM="$PWD/target/debug/cost-meter"
 command -v python3 >/dev/null || { echo "research_workload.sh: python3 is missing" >&2; exit 2; }
 

@@ -8,7 +8,7 @@
 /// cost-meter's allocator is this binary's global allocator, so its jobs meter memory (as in a user's binary);
 /// each case still calls its own allocator directly.
 #[global_allocator]
-static GLOBAL: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+static GLOBAL: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
 
 const SHORT: u64 = 20_000;
 const LONG: u64 = 220_000;

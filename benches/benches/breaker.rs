@@ -1,7 +1,7 @@
 //! Per-call cost of a circuit breaker on its closed path (admit, then record a success), Brownout's beside
 //! its peers in the same run, on one thread and on two threads sharing one breaker.
 //!
-//! - Brownout (`degrade_flags::breaker`): `try_acquire` + `Permit::record(Success, elapsed)`, with the
+//! - Brownout (`brownout_degrade::breaker`): `try_acquire` + `Permit::record(Success, elapsed)`, with the
 //!   default count window (100 calls in 10 buckets) and with a time window (60 s in 60 buckets, reading the
 //!   system clock, or the coarse clock, on every call). The caller measures `elapsed`; here it is a constant.
 //! - recloser 1.4 and failsafe 1.3: `call(|| Ok(()))` (recloser: a ring buffer of 100 calls; failsafe: its
@@ -23,9 +23,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use benches::{Injected, zero};
+use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, CoarseClock, Outcome, SlidingWindow, SystemClock};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, CoarseClock, Outcome, SlidingWindow, SystemClock};
 use failsafe::CircuitBreaker as _;
 use tower_layer::Layer;
 use tower_service::Service;

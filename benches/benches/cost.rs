@@ -17,7 +17,7 @@
 /// cost-meter's allocator is this binary's global allocator, so its jobs meter memory (as in a user's binary);
 /// each case still calls its own allocator directly.
 #[global_allocator]
-static GLOBAL: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+static GLOBAL: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
 
 use std::future::Future;
 use std::hint::black_box;
@@ -27,7 +27,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use benches::alloc::{CASES, prepare, timed};
-use cost_meter::{JobSpec, Labels, Meter, thread_cpu_ns};
+use brownout_cost::{JobSpec, Labels, Meter, thread_cpu_ns};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 

@@ -17,8 +17,8 @@ use std::hint::black_box;
 use std::sync::RwLock;
 use std::time::Instant;
 
+use brownout_degrade::flags::{FlagKind, Flags};
 use criterion::{Criterion, criterion_group, criterion_main};
-use degrade_flags::flags::{FlagKind, Flags};
 use open_feature::provider::{FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails};
 use open_feature::{
     EvaluationContext, EvaluationError, EvaluationErrorCode, EvaluationReason, EvaluationResult, OpenFeature,

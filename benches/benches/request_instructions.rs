@@ -1,4 +1,4 @@
-//! Instructions per request for `chaos_tower::CostLayer` (each request a cost-meter job) over a trivial HTTP
+//! Instructions per request for `brownout_tower::CostLayer` (each request a cost-meter job) over a trivial HTTP
 //! service, counted by callgrind: the per-request bookkeeping of the cost meter, repeatable on a noisy
 //! machine. A real Prometheus recorder is installed (the counters' registry is what a job's end updates) and
 //! cost-meter's allocator is the global allocator (each job claims a memory slot), as in a service.
@@ -18,19 +18,19 @@ use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 
 use benches::drive;
+use brownout_tower::CostLayer;
 use bytes::Bytes;
-use chaos_tower::CostLayer;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use cost_meter::budget::{BudgetFeed, BudgetMonitor, BudgetSet, LogSink, MetricsSink};
-use cost_meter::{JobRecord, Labels, Meter};
+use brownout_cost::budget::{BudgetFeed, BudgetMonitor, BudgetSet, LogSink, MetricsSink};
+use brownout_cost::{JobRecord, Labels, Meter};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
 #[global_allocator]
-static GLOBAL: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+static GLOBAL: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
 
 const SHORT: u64 = 20_000;
 const LONG: u64 = 120_000;

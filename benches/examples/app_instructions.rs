@@ -12,7 +12,7 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 #[global_allocator]
-static GLOBAL: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+static GLOBAL: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
 
 const CASES: [&str; 3] = ["bare", "armed-wall", "armed-thread"];
 const SHORT: u64 = 2_000;
@@ -23,9 +23,9 @@ fn run(case: &str, n: u64) {
     runtime.block_on(async {
         metrics::set_global_recorder(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder())
             .expect("the first recorder");
-        let chaos = chaos_tower::ChaosHandle::for_environment(chaos_core::Environment::Test);
+        let chaos = brownout_tower::ChaosHandle::for_environment(brownout_chaos::Environment::Test);
         let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/chaos/armed-not-firing.yaml");
-        let config = chaos_core::ChaosConfig::from_path(rules).expect("the rules");
+        let config = brownout_chaos::ChaosConfig::from_path(rules).expect("the rules");
         chaos.load(config).expect("valid rules");
         let router = match case {
             "bare" => examples::demo::bare_router(Duration::from_millis(250), Duration::ZERO),

@@ -10,7 +10,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use cost_meter::{CostAllocator, JobSpec, Labels, Meter};
+use brownout_cost::{CostAllocator, JobSpec, Labels, Meter};
 
 /// One global counter of live bytes, updated by every thread.
 pub struct GlobalCounter {

@@ -8,8 +8,8 @@ use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use chaos_core::{ChaosConfig, Environment};
-use chaos_tower::ChaosHandle;
+use brownout_chaos::{ChaosConfig, Environment};
+use brownout_tower::ChaosHandle;
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;

@@ -108,7 +108,7 @@ impl fmt::Debug for SloGuard {
 
 impl SloGuard {
     /// A guard over `controller`, on `clock`. The limits are checked: a rate in `[0, 1]`, a window and a p95
-    /// longer than zero. Give it the clock of the rest of the pipeline: `chaos_tower::TokioClock` inside tokio
+    /// longer than zero. Give it the clock of the rest of the pipeline: `brownout_tower::TokioClock` inside tokio
     /// (its windows then close with paused time in tests), [`SystemClock`](crate::SystemClock) elsewhere.
     pub fn new(controller: Controller, limits: SloLimits, clock: impl Clock) -> Result<Self, ConfigError> {
         if !(0.0..=1.0).contains(&limits.max_error_rate) {

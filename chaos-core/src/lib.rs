@@ -16,7 +16,7 @@
 //!   hash and exact modes keep their promises (see [`SampleConfig`]).
 //!
 //! ```
-//! use chaos_core::{ChaosConfig, Controller, RequestFacts};
+//! use brownout_chaos::{ChaosConfig, Controller, RequestFacts};
 //!
 //! let config = ChaosConfig::from_yaml_str(r#"
 //! rules:
@@ -29,7 +29,7 @@
 //! let mut decider = controller.decider();
 //! let injection = decider.decide(&RequestFacts::NONE).expect("rate 1.0 always fires");
 //! assert_eq!(injection.delay().unwrap().fault().duration().as_millis(), 150);
-//! # Ok::<(), chaos_core::ConfigError>(())
+//! # Ok::<(), brownout_chaos::ConfigError>(())
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use chaos_core::sense::Sensor;
+//! use brownout_chaos::sense::Sensor;
 //!
 //! let sensor = Sensor::start(Duration::from_millis(50))?;
 //! let sample = sensor.latest();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chaos_core::{ChaosConfig, Clock, Controller, ManualClock, RequestFacts};
+use brownout_chaos::{ChaosConfig, Clock, Controller, ManualClock, RequestFacts};
 
 const HUGE: &str = "18446744073709551615s";
 

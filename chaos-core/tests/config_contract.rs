@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use chaos_core::{ChaosConfig, Controller, Environment, RequestFacts};
+use brownout_chaos::{ChaosConfig, Controller, Environment, RequestFacts};
 
 fn controller(env: Environment) -> Controller {
     Controller::builder().environment(env).build()
 }
 
-fn load(env: Environment, yaml: &str) -> Result<Controller, chaos_core::ConfigError> {
+fn load(env: Environment, yaml: &str) -> Result<Controller, brownout_chaos::ConfigError> {
     let c = controller(env);
     c.load(ChaosConfig::from_yaml_str(yaml, None)?)?;
     Ok(c)

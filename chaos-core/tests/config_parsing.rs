@@ -1,6 +1,6 @@
 //! Config input, hostile or not: never a panic; errors name the file, the field and the reason.
 
-use chaos_core::{ChaosConfig, Controller, Environment};
+use brownout_chaos::{ChaosConfig, Controller, Environment};
 use proptest::prelude::*;
 
 const VALID: &str = r#"

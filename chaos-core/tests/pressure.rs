@@ -7,11 +7,11 @@
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use chaos_core::pressure::{
+use brownout_chaos::pressure::{
     KillSwitch, Load, MemoryTarget, Pressure, PressureGuard, PressureKind, Ramp, StopReason, burn_cpu, memory_limit,
 };
-use chaos_core::sense::Probe;
-use chaos_core::{ChaosConfig, Controller, Environment};
+use brownout_chaos::sense::Probe;
+use brownout_chaos::{ChaosConfig, Controller, Environment};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 const MIB: u64 = 1 << 20;
@@ -389,7 +389,7 @@ fn io_writer_reaches_its_rate_within_25_percent() {
 }
 
 /// Writes at 5 MB/s for 400 ms and waits for the expiry.
-fn io_for_400ms() -> chaos_core::pressure::PressureStatus {
+fn io_for_400ms() -> brownout_chaos::pressure::PressureStatus {
     let guard = Pressure::new("disk", Load::Io { bytes_per_sec: 5_000_000 }, Duration::from_millis(400))
         .start()
         .expect("valid");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chaos_core::{ChaosConfig, Controller, Environment, ManualClock, RequestFacts};
+use brownout_chaos::{ChaosConfig, Controller, Environment, ManualClock, RequestFacts};
 use proptest::prelude::*;
 
 fn controller(clock: &ManualClock) -> Controller {

@@ -1,7 +1,7 @@
 //! Route patterns: the matcher against a plain reference model (property tests), and rules whose route is an
 //! axum template load, match as axum would, or are refused at load with the field path.
 
-use chaos_core::{ChaosConfig, Controller, Flavour, RequestFacts, RouteGlob};
+use brownout_chaos::{ChaosConfig, Controller, Flavour, RequestFacts, RouteGlob};
 use proptest::prelude::*;
 
 /// The reference: a pattern and a path as lists of `/`-separated segments, matched by plain recursion.

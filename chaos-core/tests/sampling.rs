@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chaos_core::{ChaosConfig, Controller, Environment, RequestFacts};
+use brownout_chaos::{ChaosConfig, Controller, Environment, RequestFacts};
 use http::Request;
 use proptest::prelude::*;
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use chaos_core::{Controller, Environment};
+use brownout_chaos::{Controller, Environment};
 
 #[test]
 fn every_shipped_chaos_config_loads() {
@@ -16,7 +16,7 @@ fn every_shipped_chaos_config_loads() {
             continue;
         }
         // Disarmed, so loading starts no pressure and arms nothing.
-        let mut config = chaos_core::ChaosConfig::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut config = brownout_chaos::ChaosConfig::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
         config.armed = false;
         let controller = Controller::builder().environment(Environment::Test).build();
         controller.load(config).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -1,9 +1,9 @@
-//! chaos-core without its `yaml` feature (`cargo test -p chaos-core --no-default-features --test without_yaml`,
+//! chaos-core without its `yaml` feature (`cargo test -p brownout-chaos --no-default-features --test without_yaml`,
 //! run by `.ci/run`): rules read from JSON, and a YAML file refused with an error that names the file and says
 //! which feature reads it. Built with the feature, this file holds no test.
 #![cfg(not(feature = "yaml"))]
 
-use chaos_core::ChaosConfig;
+use brownout_chaos::ChaosConfig;
 
 const RULES: &str =
     r#"{"rules": [{"name": "down", "sample": {"mode": "exact", "rate": 1.0}, "fault": {"error": {"status": 503}}}]}"#;

@@ -21,9 +21,9 @@
 //! ```
 //! use std::sync::Arc;
 //! use bytes::Bytes;
-//! use chaos_tower::body::BufferBodyLayer;
-//! use chaos_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, HttpChaosLayer};
-//! use degrade_flags::breaker::{CircuitBreaker, BreakerConfig, ManualClock};
+//! use brownout_tower::body::BufferBodyLayer;
+//! use brownout_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, HttpChaosLayer};
+//! use brownout_degrade::breaker::{CircuitBreaker, BreakerConfig, ManualClock};
 //! use http_body_util::Full;
 //! use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 //!

@@ -4,8 +4,8 @@
 //! ```
 //! # async fn quote() -> &'static str { "42" }
 //! use axum::{Router, routing::get};
-//! use chaos_tower::CostLayer;
-//! use cost_meter::{Labels, Meter, Tier, budget::ConcurrencyLimit};
+//! use brownout_tower::CostLayer;
+//! use brownout_cost::{Labels, Meter, Tier, budget::ConcurrencyLimit};
 //!
 //! let meter = Meter::new();
 //! let limit = ConcurrencyLimit::new(256); // lowered by a BudgetMonitor when a budget goes critical
@@ -21,7 +21,7 @@
 //!
 //! The job ends when the inner service's response future completes (or is dropped: a cancelled request is
 //! still recorded); streaming a body afterwards is not charged. By default a request's CPU is the thread CPU
-//! it used, apportioned ([`CpuMode::Apportioned`](cost_meter::CpuMode): each poll timed with the TSC, each
+//! it used, apportioned ([`CpuMode::Apportioned`](brownout_cost::CpuMode): each poll timed with the TSC, each
 //! worker's thread CPU clock read about once a millisecond and split over the polls it ran; within 2% of the
 //! kernel's figure, under 50 ns a poll), so a request that waits (on a dependency, on an injected delay) is
 //! not charged its wait. [`thread_cpu`](CostLayer::thread_cpu) reads the thread CPU clock around every poll
@@ -38,9 +38,9 @@ use std::task::{Context, Poll};
 
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{HeaderMap, Method, Request, Response, Uri};
+use brownout_cost::budget::{ConcurrencyLimit, Permit};
+use brownout_cost::{CpuMode, Job, JobSpec, Labels, Meter, Metered};
 use bytes::Bytes;
-use cost_meter::budget::{ConcurrencyLimit, Permit};
-use cost_meter::{CpuMode, Job, JobSpec, Labels, Meter, Metered};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;

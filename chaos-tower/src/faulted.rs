@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use chaos_core::{ActiveFault, Controller, Decider, Delay, Outcome};
+use brownout_chaos::{ActiveFault, Controller, Decider, Delay, Outcome};
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::Sleep;
@@ -116,7 +116,7 @@ impl Faulted {
         if let Some(slot) = self.burn.take() {
             // On this very thread, as a noisy neighbour would; the kill switch stops it early.
             let controller = &self.controller;
-            chaos_core::pressure::burn_cpu_while(slot.fault().duration(), || controller.is_armed());
+            brownout_chaos::pressure::burn_cpu_while(slot.fault().duration(), || controller.is_armed());
         }
         if let Some((wait, _)) = &mut self.delay {
             if wait.poll(cx).is_pending() {

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use brownout_chaos::{ChaosConfig, ConfigError, Controller, Decider, Environment, LoadReport, Snapshot};
 use brownout_foundation::clock::TokioClock;
-use chaos_core::{ChaosConfig, ConfigError, Controller, Decider, Environment, LoadReport, Snapshot};
 use tokio::sync::Notify;
 
 use crate::chaos::ChaosLayer;
@@ -47,12 +47,12 @@ impl ChaosHandle {
     /// field. (Feature `yaml`, on by default.)
     ///
     /// ```
-    /// use chaos_tower::ChaosHandle;
+    /// use brownout_tower::ChaosHandle;
     ///
     /// let chaos = ChaosHandle::for_test("rules: [{ name: fail-all, sample: { mode: exact, rate: 1.0 }, fault: { error: {} } }]")?;
     /// assert!(chaos.is_armed());
     /// assert!(ChaosHandle::for_test("rules: [{ name: x, sample: { rate: 2.0 } }]").is_err());
-    /// # Ok::<(), chaos_core::ConfigError>(())
+    /// # Ok::<(), brownout_chaos::ConfigError>(())
     /// ```
     #[cfg(feature = "yaml")]
     pub fn for_test(yaml: &str) -> Result<Self, ConfigError> {
@@ -66,11 +66,11 @@ impl ChaosHandle {
     /// rules and arm them when it is ready.
     ///
     /// ```
-    /// use chaos_tower::ChaosHandle;
+    /// use brownout_tower::ChaosHandle;
     ///
     /// let chaos = ChaosHandle::disarmed_for_test();
     /// assert!(!chaos.is_armed() && chaos.latched().is_some());
-    /// # Ok::<(), chaos_core::ConfigError>(())
+    /// # Ok::<(), brownout_chaos::ConfigError>(())
     /// ```
     pub fn disarmed_for_test() -> Self {
         let handle = Self::for_environment(Environment::Test);

@@ -1,4 +1,4 @@
-//! Tower middleware for Brownout: fault injection driven by [`chaos_core`] rules.
+//! Tower middleware for Brownout: fault injection driven by [`brownout_chaos`] rules.
 //!
 //! Two flavours share one [`ChaosHandle`] (the switch every clone sees):
 //! - [`HttpChaosLayer`] for `http::Request<B>` → `http::Response<ResB>` services (axum, hyper, tonic): status
@@ -25,12 +25,12 @@
 //! # async fn quote() -> &'static str { "42" }
 //! use std::time::Duration;
 //! use axum::{Router, routing::get};
-//! use chaos_tower::HttpChaosLayer;
+//! use brownout_tower::HttpChaosLayer;
 //!
 //! let chaos = HttpChaosLayer::too_many_requests(0.25, Duration::from_secs(2))?;
 //! let app: Router = Router::new().route("/quote", get(quote)).layer(chaos.clone());
 //! chaos.handle().disarm(); // the kill switch: every request from now on passes untouched
-//! # Ok::<(), chaos_core::ConfigError>(())
+//! # Ok::<(), brownout_chaos::ConfigError>(())
 //! ```
 //!
 //! [`load`] (the default `load` feature) is the load harness: closed and open loops against any Tower
@@ -94,9 +94,9 @@ pub use io::ChaosIo;
 #[cfg(feature = "shed")]
 pub use shed::{SHED_HEADER, Shed, ShedLayer};
 
-pub use chaos_core;
+pub use brownout_chaos;
 #[cfg(feature = "cost")]
-pub use cost_meter;
+pub use brownout_cost;
 
 /// The error type of the generic flavour, as in Tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

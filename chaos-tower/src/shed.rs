@@ -14,8 +14,8 @@
 //! # async fn quote() -> &'static str { "42" }
 //! use std::time::Duration;
 //! use axum::{Router, routing::get};
-//! use chaos_tower::ShedLayer;
-//! use degrade_flags::{Flags, flags::FlagKind};
+//! use brownout_tower::ShedLayer;
+//! use brownout_degrade::{Flags, flags::FlagKind};
 //!
 //! let flags = Flags::new();
 //! flags.define("api.shed_non_critical", FlagKind::Bool, "false")?;
@@ -24,7 +24,7 @@
 //!     .critical("/health")
 //!     .retry_after(Duration::from_secs(5));
 //! let app: Router = Router::new().route("/api/quotes", get(quote)).layer(shed);
-//! # Ok::<(), degrade_flags::FlagError>(())
+//! # Ok::<(), brownout_degrade::FlagError>(())
 //! ```
 //!
 //! A share of the traffic, from a number flag:
@@ -32,15 +32,15 @@
 //! ```
 //! # async fn report() -> &'static str { "csv" }
 //! use axum::{Router, routing::get};
-//! use chaos_tower::ShedLayer;
-//! use degrade_flags::{Flags, flags::FlagKind};
+//! use brownout_tower::ShedLayer;
+//! use brownout_degrade::{Flags, flags::FlagKind};
 //!
 //! let flags = Flags::new();
 //! flags.define("api.shed_percent", FlagKind::Number { min: 0.0, max: 100.0 }, "0")?;
 //! let shed = ShedLayer::percent(flags.number("api.shed_percent")?).critical("/quote/**");
 //! let app: Router = Router::new().route("/reports/{name}", get(report)).layer(shed);
 //! flags.set("api.shed_percent", "25")?; // one non-critical request in four gets a 503 from now on
-//! # Ok::<(), degrade_flags::FlagError>(())
+//! # Ok::<(), brownout_degrade::FlagError>(())
 //! ```
 
 use std::future::Future;
@@ -52,9 +52,9 @@ use std::time::Duration;
 
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{Request, Response};
+use brownout_chaos::{RouteGlob, Sampler};
+use brownout_degrade::{BoolFlag, NumberFlag};
 use bytes::Bytes;
-use chaos_core::{RouteGlob, Sampler};
-use degrade_flags::{BoolFlag, NumberFlag};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;

@@ -16,7 +16,7 @@
 //! where a layer leaves the pass-through path; with no subscriber interested in [`TARGET`] at INFO each costs
 //! a load and a branch.
 
-use chaos_core::{ActiveFault, BodyFault, Delay, Outcome};
+use brownout_chaos::{ActiveFault, BodyFault, Delay, Outcome};
 use tracing::Level;
 
 /// The tracing target of every event here: `RUST_LOG=brownout=info` keeps them, `brownout=off` drops them.

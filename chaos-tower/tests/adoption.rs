@@ -5,16 +5,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos_tower::breaker::HttpClassifier;
-use chaos_tower::{
+use brownout_degrade::Flags;
+use brownout_degrade::breaker::{
+    BreakerConfig, CircuitBreaker, Classifier, ForcedState, ManualClock, Outcome, SlidingWindow, State,
+};
+use brownout_degrade::flags::FlagKind;
+use brownout_tower::breaker::HttpClassifier;
+use brownout_tower::{
     ChaosHandle, ChaosLayer, CircuitBreakerLayer, FallbackLayer, FallbackReason, HttpChaosLayer, INJECTED_HEADER,
     InjectedError, SHED_HEADER, ShedLayer,
 };
-use degrade_flags::Flags;
-use degrade_flags::breaker::{
-    BreakerConfig, CircuitBreaker, Classifier, ForcedState, ManualClock, Outcome, SlidingWindow, State,
-};
-use degrade_flags::flags::FlagKind;
 use http::{Request, Response, StatusCode};
 use proptest::prelude::*;
 use tower::{BoxError, Layer, ServiceExt, service_fn};
@@ -194,7 +194,7 @@ async fn the_fallback_is_told_why() {
     assert_eq!(reason_of(fallback.layer(injected_err)).await, "injected");
 
     let injected_503 = HttpChaosLayer::error(503, 1.0).unwrap().layer(answering(200));
-    let chaos_body = FallbackLayer::http(telling_cache::<chaos_tower::ChaosBody<String>>());
+    let chaos_body = FallbackLayer::http(telling_cache::<brownout_tower::ChaosBody<String>>());
     assert_eq!(reason_of(chaos_body.layer(injected_503)).await, "injected");
 
     let slow = service_fn(|_: Request<String>| async {
@@ -293,7 +293,7 @@ async fn for_test_is_armed_and_refuses_a_bad_config() {
 async fn disarmed_for_test_stays_disarmed_until_armed() {
     let chaos = ChaosHandle::disarmed_for_test();
     assert!(!chaos.is_armed());
-    chaos.load(chaos_core::ChaosConfig::from_yaml_str(FAIL_ALL, None).unwrap()).unwrap();
+    chaos.load(brownout_chaos::ChaosConfig::from_yaml_str(FAIL_ALL, None).unwrap()).unwrap();
     assert!(!chaos.is_armed(), "the kill switch latches through a load");
     let ok = service_fn(|_: u32| async { Ok::<_, BoxError>(1u32) });
     let service = chaos.layer().layer(ok);
@@ -342,12 +342,12 @@ fn every_service_exposes_its_inner_service() {
     check!(handle.http_layer());
     check!(handle.http_layer().same_body());
     check!(handle.layer());
-    check!(chaos_tower::BufferBodyLayer::new(1024));
+    check!(brownout_tower::BufferBodyLayer::new(1024));
     check!(CircuitBreakerLayer::http(breaker(1)));
     check!(FallbackLayer::http(cached));
     check!(ShedLayer::new(flags.bool("shed").unwrap()));
-    let meter = cost_meter::Meter::builder().build();
-    check!(chaos_tower::CostLayer::new(meter, cost_meter::Labels::new("team", "service")));
-    let window = chaos_tower::degrade::LatencyWindow::new(Duration::from_secs(10));
-    check!(chaos_tower::degrade::LatencyWindowLayer::new(window));
+    let meter = brownout_cost::Meter::builder().build();
+    check!(brownout_tower::CostLayer::new(meter, brownout_cost::Labels::new("team", "service")));
+    let window = brownout_tower::degrade::LatencyWindow::new(Duration::from_secs(10));
+    check!(brownout_tower::degrade::LatencyWindowLayer::new(window));
 }

@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, ManualClock, SlidingWindow, State};
+use brownout_tower::body::{BodyErrorKind, BufferBodyLayer, DEFAULT_LIMIT, Trailers};
+use brownout_tower::{BodyError, ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, HttpChaosLayer};
 use bytes::Bytes;
-use chaos_tower::body::{BodyErrorKind, BufferBodyLayer, DEFAULT_LIMIT, Trailers};
-use chaos_tower::{BodyError, ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, HttpChaosLayer};
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, SlidingWindow, State};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;

@@ -3,9 +3,9 @@
 
 mod common;
 
+use brownout_tower::body::BufferBodyLayer;
+use brownout_tower::{ChaosHandle, HttpChaosLayer};
 use bytes::Bytes;
-use chaos_tower::body::BufferBodyLayer;
-use chaos_tower::{ChaosHandle, HttpChaosLayer};
 use common::Logs;
 use http::{Request, Response};
 use http_body_util::Full;

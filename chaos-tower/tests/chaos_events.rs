@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use chaos_core::{ChaosConfig, Environment, ManualClock, SloGuard, SloLimits};
-use chaos_tower::{ChaosHandle, HttpChaosLayer};
+use brownout_chaos::{ChaosConfig, Environment, ManualClock, SloGuard, SloLimits};
+use brownout_tower::{ChaosHandle, HttpChaosLayer};
 use common::Logs;
 use serde_json::Value;
 use tower::{Layer, ServiceExt, service_fn};
@@ -74,7 +74,7 @@ fn arm_first_fault_and_disarm_are_one_line_each() {
         "{events:#?}"
     );
     for e in &events {
-        for field in chaos_core::event::FIELDS {
+        for field in brownout_chaos::event::FIELDS {
             assert!(e.get(field).is_some(), "no `{field}` in {e}");
         }
         assert_eq!(e["failure_type"], "CHAOS_QUOTE_PROVIDER");

@@ -5,12 +5,12 @@ mod common;
 
 use std::convert::Infallible;
 
+use brownout_cost::budget::ConcurrencyLimit;
+use brownout_cost::{CpuMode, Labels, MemorySink, Meter, Tier};
+use brownout_tower::CostLayer;
+use brownout_tower::cost::GUARDRAIL_HEADER;
 use bytes::Bytes;
-use chaos_tower::CostLayer;
-use chaos_tower::cost::GUARDRAIL_HEADER;
 use common::Logs;
-use cost_meter::budget::ConcurrencyLimit;
-use cost_meter::{CpuMode, Labels, MemorySink, Meter, Tier};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Service, ServiceExt, service_fn};
@@ -58,7 +58,7 @@ async fn each_request_is_a_job_with_labels_from_the_request() {
 /// burned by other, unmetered work on the same thread, so the comparison is CPU to CPU, without a timer.
 #[tokio::test]
 async fn a_waiting_request_is_not_charged_its_wait() {
-    async fn waited(layer: CostLayer, records: MemorySink) -> cost_meter::JobRecord {
+    async fn waited(layer: CostLayer, records: MemorySink) -> brownout_cost::JobRecord {
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let released = std::sync::Mutex::new(Some(released));
         let svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(move |req: Request<Body>| {
@@ -70,8 +70,8 @@ async fn a_waiting_request_is_not_charged_its_wait() {
         }));
         let request = tokio::spawn(svc.oneshot(Request::new(Body::default())));
         tokio::task::yield_now().await; // the request starts and waits
-        let start = cost_meter::thread_cpu_ns();
-        while cost_meter::thread_cpu_ns() - start < 20_000_000 {
+        let start = brownout_cost::thread_cpu_ns();
+        while brownout_cost::thread_cpu_ns() - start < 20_000_000 {
             std::hint::black_box(start.wrapping_mul(31));
         }
         release.send(()).unwrap();
@@ -190,7 +190,7 @@ fn per_request_jobs_log_at_debug_and_long_jobs_at_info() {
 
     let long_job = || {
         let (meter, _records) = meter();
-        meter.start(cost_meter::JobSpec::new("backtest-1", Labels::new("research", "backtests"))).finish();
+        meter.start(brownout_cost::JobSpec::new("backtest-1", Labels::new("research", "backtests"))).finish();
     };
     let info = logged_at(tracing::Level::INFO, long_job);
     assert!(info.contains("job started") && info.contains("job completed"), "{info}");

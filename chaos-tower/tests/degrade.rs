@@ -8,9 +8,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use chaos_tower::{FallbackLayer, HttpChaosLayer, ShedLayer};
-use degrade_flags::Flags;
-use degrade_flags::flags::FlagKind;
+use brownout_degrade::Flags;
+use brownout_degrade::flags::FlagKind;
+use brownout_tower::{FallbackLayer, HttpChaosLayer, ShedLayer};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -107,7 +107,7 @@ async fn an_injected_429_is_served_from_the_fallback() {
     let chaos = HttpChaosLayer::too_many_requests(1.0, Duration::from_secs(1)).unwrap();
     let provider = service_fn(|_: Request<String>| async { Ok::<_, Infallible>(ok("live", StatusCode::OK)) });
     let cache = service_fn(|_: Request<String>| async {
-        Ok::<_, Infallible>(Response::new(chaos_tower::ChaosBody::<String>::default()))
+        Ok::<_, Infallible>(Response::new(brownout_tower::ChaosBody::<String>::default()))
     });
     let service = FallbackLayer::http(cache).layer(chaos.layer(provider));
     let answer = service.oneshot(Request::new(String::new())).await.unwrap();
@@ -118,9 +118,9 @@ async fn an_injected_429_is_served_from_the_fallback() {
 
 mod breaker {
     use super::*;
-    use chaos_tower::CircuitBreakerLayer;
-    use chaos_tower::breaker::HttpStatus;
-    use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, Rejected, SlidingWindow, State};
+    use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, ManualClock, Rejected, SlidingWindow, State};
+    use brownout_tower::CircuitBreakerLayer;
+    use brownout_tower::breaker::HttpStatus;
     use tower::BoxError;
 
     fn breaker() -> Arc<CircuitBreaker> {
@@ -151,12 +151,12 @@ mod breaker {
     #[tokio::test]
     async fn injected_faults_do_not_open_the_breaker_by_default() {
         let breaker = breaker();
-        let chaos = chaos_tower::ChaosLayer::error(1.0).unwrap();
+        let chaos = brownout_tower::ChaosLayer::error(1.0).unwrap();
         let ok = service_fn(|_: u32| async { Ok::<_, BoxError>(1u32) });
         let service = CircuitBreakerLayer::new(breaker.clone()).layer(chaos.layer(ok));
         for _ in 0..5 {
             let err = service.clone().oneshot(7).await.unwrap_err();
-            assert!(err.is::<chaos_tower::InjectedError>());
+            assert!(err.is::<brownout_tower::InjectedError>());
         }
         assert_eq!(breaker.state(), State::Closed, "injected errors are ignored");
         assert_eq!(breaker.snapshot().calls, 0);
@@ -209,7 +209,7 @@ async fn shed_requests_can_be_handed_to_a_fallback() {
 mod percent {
     use std::future::Ready;
 
-    use chaos_tower::shed::Shed;
+    use brownout_tower::shed::Shed;
     use proptest::prelude::*;
     use tower::Service;
 

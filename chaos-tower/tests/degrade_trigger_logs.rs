@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use chaos_tower::degrade::TriggerTask;
+use brownout_degrade::Flags;
+use brownout_degrade::flags::FlagKind;
+use brownout_tower::degrade::TriggerTask;
 use common::{Logs, dial, paused, set};
-use degrade_flags::Flags;
-use degrade_flags::flags::FlagKind;
 use tokio::time::sleep;
 
 const FLAG: &str = "quotes.cached";

@@ -10,15 +10,15 @@ mod common;
 
 use std::io;
 
-use chaos_core::sense::{Sample, Sensor};
-use chaos_tower::degrade::signals::{breaker_open, budget_critical, cpu_share_of, memory_share, memory_share_of};
-use chaos_tower::degrade::{LatencyWindow, ResultOk, Signal, TriggerTask};
+use brownout_chaos::sense::{Sample, Sensor};
+use brownout_cost::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet};
+use brownout_cost::{CpuMode, JobRecord, Labels, MemoryMode};
+use brownout_degrade::breaker::{BreakerConfig, ForcedState, ManualClock, Outcome, SlidingWindow, State};
+use brownout_degrade::flags::{FlagKind, Source};
+use brownout_degrade::{CircuitBreaker, Flags};
+use brownout_tower::degrade::signals::{breaker_open, budget_critical, cpu_share_of, memory_share, memory_share_of};
+use brownout_tower::degrade::{LatencyWindow, ResultOk, Signal, TriggerTask};
 use common::{dial, paused, set};
-use cost_meter::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet};
-use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode};
-use degrade_flags::breaker::{BreakerConfig, ForcedState, ManualClock, Outcome, SlidingWindow, State};
-use degrade_flags::flags::{FlagKind, Source};
-use degrade_flags::{CircuitBreaker, Flags};
 use http::{Request, Response};
 use proptest::prelude::*;
 use tokio::time::{Instant, sleep};
@@ -349,7 +349,7 @@ async fn a_manual_setting_wins_over_the_trigger() {
 async fn a_builder_refuses_what_cannot_work() {
     let flags = flags();
     flags.define("quotes.source", FlagKind::Strategy(vec!["live".into(), "cached".into()].into()), "live").unwrap();
-    let spawn = |b: chaos_tower::degrade::TriggerBuilder| b.spawn(&flags, || Some(0.0)).unwrap_err().to_string();
+    let spawn = |b: brownout_tower::degrade::TriggerBuilder| b.spawn(&flags, || Some(0.0)).unwrap_err().to_string();
     let b = || TriggerTask::builder("t", FLAG);
     assert_eq!(spawn(b()), "trigger `t`: on_above is required");
     assert!(spawn(b().on_above(0.1).off_below(0.2)).contains("off_below"));
@@ -440,7 +440,7 @@ proptest! {
             for (gap, nanos, ok) in events {
                 t += gap;
                 window.record_at(base + Duration::from_millis(t), Duration::from_nanos(nanos), ok);
-                recorded.push((t / slot_ms, nanos.min(chaos_tower::degrade::MAX_LATENCY.as_nanos() as u64), ok));
+                recorded.push((t / slot_ms, nanos.min(brownout_tower::degrade::MAX_LATENCY.as_nanos() as u64), ok));
             }
             let end = t + after;
             let current = end / slot_ms;

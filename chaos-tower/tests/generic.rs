@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use chaos_core::{ChaosConfig, Environment, FaultKind};
-use chaos_tower::{ChaosHandle, ChaosLayer, InjectedError};
+use brownout_chaos::{ChaosConfig, Environment, FaultKind};
+use brownout_tower::{ChaosHandle, ChaosLayer, InjectedError};
 use tokio_test::task;
 use tower::{Layer, Service, ServiceExt};
 use tower_test::{assert_request_eq, mock};

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use chaos_core::{ChaosConfig, Environment, FaultKind};
-use chaos_tower::{ChaosHandle, ChaosIo, InjectedError};
+use brownout_chaos::{ChaosConfig, Environment, FaultKind};
+use brownout_tower::{ChaosHandle, ChaosIo, InjectedError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -74,7 +74,7 @@ async fn the_kill_switch_cuts_a_slow_write_short() {
 
 /// Process CPU time, from the sensor.
 fn process_cpu() -> Duration {
-    chaos_core::sense::Probe::new().sample().cpu_time
+    brownout_chaos::sense::Probe::new().sample().cpu_time
 }
 
 #[tokio::test(flavor = "current_thread")]

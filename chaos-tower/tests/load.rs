@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
+use brownout_tower::load::{self, LoadPlan, Outcome, Slo};
 use bytes::Bytes;
-use chaos_tower::load::{self, LoadPlan, Outcome, Slo};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, service_fn};

@@ -5,9 +5,9 @@
 
 use axum::Router;
 use axum::body::Body;
-use chaos_tower::admin::{AdminApi, TokenSet};
-use degrade_flags::Flags;
-use degrade_flags::flags::{FlagKind, FlagValue};
+use brownout_degrade::Flags;
+use brownout_degrade::flags::{FlagKind, FlagValue};
+use brownout_tower::admin::{AdminApi, TokenSet};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;

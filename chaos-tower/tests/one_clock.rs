@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos_core::{SloGuard, SloLimits};
-use chaos_tower::degrade::{LatencyWindow, TriggerTask};
-use chaos_tower::{ChaosHandle, Clock, SystemClock, TokioClock};
-use degrade_flags::Flags;
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, State};
-use degrade_flags::flags::FlagKind;
+use brownout_chaos::{SloGuard, SloLimits};
+use brownout_degrade::Flags;
+use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, State};
+use brownout_degrade::flags::FlagKind;
+use brownout_tower::degrade::{LatencyWindow, TriggerTask};
+use brownout_tower::{ChaosHandle, Clock, SystemClock, TokioClock};
 use tokio::time::advance;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 

@@ -132,7 +132,7 @@ impl JobInner {
 /// [`spawn`](Job::spawn) / [`spawn_blocking`](Job::spawn_blocking). [`finish`](Job::finish) writes its record.
 ///
 /// ```
-/// use cost_meter::{JobSpec, Labels, Meter, Tier};
+/// use brownout_cost::{JobSpec, Labels, Meter, Tier};
 ///
 /// let meter = Meter::new();
 /// let job = meter.start(JobSpec::new("bt-42", Labels::new("research", "backtester").tier(Tier::Batch)));

@@ -13,7 +13,7 @@
 //! and `tracing` events (`job_started`, `job_completed`).
 //!
 //! ```
-//! use cost_meter::{JobSpec, Labels, MemorySink, Meter};
+//! use brownout_cost::{JobSpec, Labels, MemorySink, Meter};
 //!
 //! let records = MemorySink::new();
 //! let meter = Meter::builder().sink(records.clone()).build();

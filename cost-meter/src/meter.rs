@@ -24,7 +24,7 @@ pub const JOBS_TOTAL: &str = "cost_meter_jobs_total";
 /// Starts jobs and publishes their records. A cheap `Clone`: every clone shares the sinks and totals.
 ///
 /// Metrics go through the `metrics` facade at each job's end; events through `tracing` (target
-/// `cost_meter`): `job_started` and `job_completed` at INFO for long jobs, and at DEBUG for per-request ones
+/// `brownout_cost`): `job_started` and `job_completed` at INFO for long jobs, and at DEBUG for per-request ones
 /// ([`JobSpec::per_request`](crate::JobSpec::per_request), as `CostLayer` marks them) and wall-estimate ones:
 /// a service at its default log level writes no line per request.
 #[derive(Clone)]
@@ -145,8 +145,8 @@ impl Meter {
     /// finishes. Heavy-tier windows are the [`TierGate`](crate::budget::TierGate)'s to check, before this.
     ///
     /// ```
-    /// use cost_meter::budget::{AdhocFreeze, ConcurrencyLimit};
-    /// use cost_meter::{JobSpec, Labels, Launch, Meter, Refused};
+    /// use brownout_cost::budget::{AdhocFreeze, ConcurrencyLimit};
+    /// use brownout_cost::{JobSpec, Labels, Launch, Meter, Refused};
     ///
     /// let (limit, freeze) = (ConcurrencyLimit::new(1), AdhocFreeze::new());
     /// let meter = Meter::builder().limit(limit.clone()).freeze(freeze.clone()).build();

@@ -302,8 +302,8 @@ impl Drop for Section<'_> {
 ///
 /// ```
 /// let runtime = tokio::runtime::Builder::new_multi_thread()
-///     .on_thread_park(cost_meter::on_thread_park)
-///     .on_thread_unpark(cost_meter::on_thread_unpark)
+///     .on_thread_park(brownout_cost::on_thread_park)
+///     .on_thread_unpark(brownout_cost::on_thread_unpark)
 ///     .build()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```

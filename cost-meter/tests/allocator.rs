@@ -6,8 +6,8 @@ use std::alloc::{Layout, alloc, dealloc, realloc};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cost_meter::alloc::ScriptedClock;
-use cost_meter::{CostAllocator, JobSpec, Labels, MemoryMode, Meter};
+use brownout_cost::alloc::ScriptedClock;
+use brownout_cost::{CostAllocator, JobSpec, Labels, MemoryMode, Meter};
 use proptest::prelude::*;
 
 #[global_allocator]
@@ -48,7 +48,7 @@ fn raw_free(block: Block) {
 fn the_allocator_is_installed_and_jobs_meter_memory() {
     let meter = Meter::new();
     let job = meter.start(spec("installed"));
-    assert!(cost_meter::alloc::is_installed());
+    assert!(brownout_cost::alloc::is_installed());
     assert!(job.meters_memory());
     assert_eq!(job.finish().memory_mode, MemoryMode::Allocator);
 }

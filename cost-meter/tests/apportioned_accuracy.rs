@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use cost_meter::{CpuMode, Job, JobSpec, Labels, Meter, thread_cpu_ns};
+use brownout_cost::{CpuMode, Job, JobSpec, Labels, Meter, thread_cpu_ns};
 
 /// Burns `slices` slices of `slice` of this thread's CPU, yielding between them; returns the CPU the kernel
 /// counted for the work (read around each slice, inside the poll).
@@ -53,7 +53,7 @@ fn error(charged: u64, kernel: u64) -> f64 {
     (charged as f64 - kernel as f64).abs() / kernel as f64
 }
 
-/// With the runtime's park hooks ([`cost_meter::on_thread_park`]), as a service sets them up: each job within
+/// With the runtime's park hooks ([`brownout_cost::on_thread_park`]), as a service sets them up: each job within
 /// 2% of the kernel's figure for its polls.
 #[test]
 fn cpu_bound_blocked_and_sleeping_jobs_match_the_kernel_within_2_percent() {
@@ -71,7 +71,7 @@ fn without_park_hooks_the_jobs_still_match_the_kernel() {
 fn mixed_jobs(hooks: bool, per_job: f64) {
     let mut builder = tokio::runtime::Builder::new_current_thread();
     if hooks {
-        builder.on_thread_park(cost_meter::on_thread_park).on_thread_unpark(cost_meter::on_thread_unpark);
+        builder.on_thread_park(brownout_cost::on_thread_park).on_thread_unpark(brownout_cost::on_thread_unpark);
     }
     let runtime = builder.enable_time().start_paused(true).build().expect("runtime");
     let meter = Meter::new();
@@ -147,9 +147,9 @@ fn jobs_hopping_between_two_workers_match_the_kernel_within_2_percent() {
     // Workers settle their intervals when they stop, so every share is in before the jobs finish.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .on_thread_park(cost_meter::on_thread_park)
-        .on_thread_unpark(cost_meter::on_thread_unpark)
-        .on_thread_stop(cost_meter::settle_thread)
+        .on_thread_park(brownout_cost::on_thread_park)
+        .on_thread_unpark(brownout_cost::on_thread_unpark)
+        .on_thread_stop(brownout_cost::settle_thread)
         .build()
         .expect("runtime");
     let meter = Meter::new();

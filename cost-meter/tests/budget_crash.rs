@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use cost_meter::budget::checkpoint::{self, BudgetState, Checkpoint, CheckpointError};
-use cost_meter::budget::{AlertLevel, AuditEntry, AuditEvent, AuditLog, Month, Usage, read_audit};
+use brownout_cost::budget::checkpoint::{self, BudgetState, Checkpoint, CheckpointError};
+use brownout_cost::budget::{AlertLevel, AuditEntry, AuditEvent, AuditLog, Month, Usage, read_audit};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cost-meter-{name}-{}", std::process::id()));

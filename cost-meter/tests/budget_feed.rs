@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use cost_meter::budget::{AlertEvent, AlertLevel, Budget, BudgetFeed, BudgetMonitor, BudgetSet, Month};
-use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode, Tier};
+use brownout_cost::budget::{AlertEvent, AlertLevel, Budget, BudgetFeed, BudgetMonitor, BudgetSet, Month};
+use brownout_cost::{CpuMode, JobRecord, Labels, MemoryMode, Tier};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cost-meter-feed-{name}-{}", std::process::id()));

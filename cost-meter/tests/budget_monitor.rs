@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cost_meter::budget::{
+use brownout_cost::budget::{
     AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, CheckpointError, ConcurrencyLimit, LogSink, MetricsSink,
     Month,
 };
-use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode, Tier};
+use brownout_cost::{CpuMode, JobRecord, Labels, MemoryMode, Tier};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 fn temp(name: &str) -> PathBuf {

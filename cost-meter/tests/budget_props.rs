@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use cost_meter::budget::{
+use brownout_cost::budget::{
     AlertLevel, AuditEvent, AuditLog, Budget, BudgetSet, HeavyWindow, Override, Thresholds, TierGate, heavy_allowed,
     read_audit,
 };
-use cost_meter::{Labels, Tier};
+use brownout_cost::{Labels, Tier};
 use proptest::prelude::*;
 
 /// The model: what each level does, written out case by case.
@@ -125,15 +125,15 @@ proptest! {
             match (tier, window.contains_minute(minute), over) {
                 (Tier::Heavy, false, 1) => {
                     overridden += 1;
-                    prop_assert!(matches!(result, Ok(cost_meter::budget::Admission::Overridden { .. })), "{:?}", result);
+                    prop_assert!(matches!(result, Ok(brownout_cost::budget::Admission::Overridden { .. })), "{:?}", result);
                 }
                 (Tier::Heavy, false, _) => {
                     denied += 1;
                     let e = result.unwrap_err();
                     prop_assert!(e.to_string().contains("refused"), "{}", e);
                 }
-                (Tier::Heavy, true, _) => prop_assert_eq!(result, Ok(cost_meter::budget::Admission::InWindow)),
-                _ => prop_assert_eq!(result, Ok(cost_meter::budget::Admission::NotGated)),
+                (Tier::Heavy, true, _) => prop_assert_eq!(result, Ok(brownout_cost::budget::Admission::InWindow)),
+                _ => prop_assert_eq!(result, Ok(brownout_cost::budget::Admission::NotGated)),
             }
         }
         let text = std::fs::read_to_string(dir.join("audit.csv")).unwrap_or_default();

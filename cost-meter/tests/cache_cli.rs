@@ -6,8 +6,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use cost_meter::cache::sha256_hex;
-use cost_meter::read_records;
+use brownout_cost::cache::sha256_hex;
+use brownout_cost::read_records;
 
 fn run_in(dir: &Path, cache: &Path, extra: &[&str], command: &str) -> Output {
     let cache = cache.to_str().unwrap();

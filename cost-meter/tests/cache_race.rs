@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cost_meter::cache::{CacheKey, Cost, RestoreError, ResultCache};
+use brownout_cost::cache::{CacheKey, Cost, RestoreError, ResultCache};
 
 #[test]
 fn readers_never_see_a_torn_entry_while_writers_store_the_same_key() {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cost_meter::{CpuMode, JobSpec, Labels, Meter, process_cpu_ns, thread_cpu_ns};
+use brownout_cost::{CpuMode, JobSpec, Labels, Meter, process_cpu_ns, thread_cpu_ns};
 
 /// Spins until this thread has used `cpu` of CPU time.
 fn burn(cpu: Duration) {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cost_meter::{
+use brownout_cost::{
     CpuMode, JobSpec, JsonLinesFile, Labels, MemoryMode, MemorySink, Meter, Tier, read_records, thread_cpu_ns,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -165,8 +165,8 @@ fn a_job_that_spends_the_budget_trips_its_guardrails_for_the_next_jobs() {
     use std::sync::{Arc, Mutex};
     use std::time::SystemTime;
 
-    use cost_meter::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit};
-    use cost_meter::{Launch, Refused};
+    use brownout_cost::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit};
+    use brownout_cost::{Launch, Refused};
 
     // A budget of 10 ms of CPU a month: one 20 ms job takes it past critical.
     let budget = Budget::parse(
@@ -183,7 +183,7 @@ fn a_job_that_spends_the_budget_trips_its_guardrails_for_the_next_jobs() {
     let monitor = Arc::new(Mutex::new(monitor));
     let sink = monitor.clone();
     let meter = Meter::builder()
-        .sink(move |r: &cost_meter::JobRecord| {
+        .sink(move |r: &brownout_cost::JobRecord| {
             sink.lock().unwrap().record(r, SystemTime::now()).unwrap();
         })
         .limit(limit.clone())

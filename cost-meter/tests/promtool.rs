@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cost_meter::budget::{Budget, BudgetSet, promtool_test_yaml, rules_yaml};
+use brownout_cost::budget::{Budget, BudgetSet, promtool_test_yaml, rules_yaml};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cost-meter-promtool-{name}-{}", std::process::id()));

@@ -2,7 +2,7 @@
 //! cost, and a real Prometheus scraping it (with `honor_labels: true`) sees the same figure as the record.
 //!
 //! Ignored in plain `cargo test` (it needs the binaries); `.ci/run` installs both packages and runs it:
-//! `cargo test -p cost-meter --test pushgateway -- --ignored`.
+//! `cargo test -p brownout-cost --test pushgateway -- --ignored`.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cost_meter::read_records;
+use brownout_cost::read_records;
 
 /// How long the daemons may take to start, and Prometheus to scrape and answer.
 const DEADLINE: Duration = Duration::from_secs(90);

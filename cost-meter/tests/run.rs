@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cost_meter::budget::{AuditEvent, read_audit};
-use cost_meter::{CpuMode, JobRecord, MemoryMode, read_records};
+use brownout_cost::budget::{AuditEvent, read_audit};
+use brownout_cost::{CpuMode, JobRecord, MemoryMode, read_records};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cost-meter"));
@@ -385,7 +385,7 @@ fn the_job_is_charged_to_the_month_to_date_checkpoint_and_alerts() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("alert: budget `tiny` ok -> critical"), "{err}");
     let r = &records(dir.path())[0];
-    let saved = cost_meter::budget::checkpoint::read(&checkpoint).unwrap().expect("a checkpoint");
+    let saved = brownout_cost::budget::checkpoint::read(&checkpoint).unwrap().expect("a checkpoint");
     let usage = saved.budgets["tiny"].usage;
     assert!((usage.cpu_hours - r.cpu_hours()).abs() < 1e-12, "{usage:?} vs {}", r.cpu_hours());
     // the second run starts from the checkpoint: critical already, so no new alert, and one worker
@@ -393,7 +393,7 @@ fn the_job_is_charged_to_the_month_to_date_checkpoint_and_alerts() {
     assert!(out.status.success());
     assert!(!stderr(&out).contains("alert:"), "{}", stderr(&out));
     assert!(stderr(&out).contains("budgets: tiny (critical"), "{}", stderr(&out));
-    let saved = cost_meter::budget::checkpoint::read(&checkpoint).unwrap().unwrap();
+    let saved = brownout_cost::budget::checkpoint::read(&checkpoint).unwrap().unwrap();
     let total: f64 = records(dir.path()).iter().map(JobRecord::cpu_hours).sum();
     assert!((saved.budgets["tiny"].usage.cpu_hours - total).abs() < 1e-12);
 }

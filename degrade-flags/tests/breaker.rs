@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use degrade_flags::breaker::{
+use brownout_degrade::breaker::{
     Backoff, BreakerConfig, BreakerMap, CircuitBreaker, ForcedState, ManualClock, Outcome, ResultClassifier,
     SlidingWindow, SlowCalls, State,
 };

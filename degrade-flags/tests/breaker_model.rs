@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use degrade_flags::breaker::{
+use brownout_degrade::breaker::{
     Backoff, BreakerConfig, CircuitBreaker, ForcedState, ManualClock, Outcome, Permit, SlidingWindow, SlowCalls, State,
     Transition,
 };

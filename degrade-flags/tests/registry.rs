@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use degrade_flags::flags::{FlagKind, FlagValue, FlagWatcher, Flags, Hysteresis, Source, Trigger};
+use brownout_degrade::flags::{FlagKind, FlagValue, FlagWatcher, Flags, Hysteresis, Source, Trigger};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 fn dir(name: &str) -> PathBuf {
@@ -164,8 +164,8 @@ fn triggers_flip_with_hysteresis_and_hold() {
 
 mod properties {
     use super::*;
-    use degrade_flags::flags::edit::set_value;
-    use degrade_flags::flags::{FlagFile, FlagKind};
+    use brownout_degrade::flags::edit::set_value;
+    use brownout_degrade::flags::{FlagFile, FlagKind};
     use proptest::prelude::*;
 
     proptest! {
@@ -274,13 +274,13 @@ mod properties {
 
 #[test]
 fn a_strategy_flag_drives_a_breaker_forced_state() {
-    use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ForcedState, ManualClock};
+    use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, ForcedState, ManualClock};
     use std::sync::Arc;
     let flags = Flags::new();
     let states = FlagKind::Strategy(vec!["none".into(), "forced_open".into(), "metrics_only".into()].into());
     flags.define("quotes.breaker", states, "none").unwrap();
     let breaker = Arc::new(CircuitBreaker::new("quotes", BreakerConfig::default(), ManualClock::new()).unwrap());
-    degrade_flags::force_from_flag(&flags, "quotes.breaker", breaker.clone()).unwrap();
+    brownout_degrade::force_from_flag(&flags, "quotes.breaker", breaker.clone()).unwrap();
     assert!(breaker.try_acquire().is_ok());
     flags.set("quotes.breaker", "forced_open").unwrap();
     assert_eq!(breaker.forced(), ForcedState::ForcedOpen);
@@ -291,6 +291,6 @@ fn a_strategy_flag_drives_a_breaker_forced_state() {
 
     let flags = Flags::new();
     flags.define("x.y", FlagKind::Strategy(vec!["none".into(), "sideways".into()].into()), "none").unwrap();
-    let err = degrade_flags::force_from_flag(&flags, "x.y", breaker).unwrap_err();
+    let err = brownout_degrade::force_from_flag(&flags, "x.y", breaker).unwrap_err();
     assert!(err.reason().contains("sideways"), "{err}");
 }

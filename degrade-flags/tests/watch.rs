@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use degrade_flags::flags::{FileWatcher, FlagWatcher, Flags, Source};
+use brownout_degrade::flags::{FileWatcher, FlagWatcher, Flags, Source};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(1600);

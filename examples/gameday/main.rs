@@ -16,13 +16,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chaos_gameday::{Plan, Run, Target, cli, exit_status, print_table, run, run_parallel};
+use brownout_gameday::{Plan, Run, Target, cli, exit_status, print_table, run, run_parallel};
 use clap::Parser;
 use examples::demo::gameday::{DemoOptions, target};
 
 /// cost-meter's allocator: each request's memory is measured (attributed to its job), not estimated.
 #[global_allocator]
-static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+static ALLOCATOR: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
 
 /// Prove that a service degrades gracefully while its dependencies fail, and recovers.
 ///
@@ -51,7 +51,7 @@ async fn main_run(command: &Command) -> Result<Run, String> {
     let options = args.options(Some(cli::interrupt_on_signals()));
     let dir = options.output_dir.clone().expect("the command line always has an output directory");
     // Before the demo starts (and writes its orders into the output directory).
-    chaos_gameday::check(&plan, &options)?;
+    brownout_gameday::check(&plan, &options)?;
     let result = if let Some(remote) = args.remote()? {
         if args.parallel {
             return Err("--parallel runs one demo instance per scenario; it cannot be used with --target".into());
@@ -60,7 +60,7 @@ async fn main_run(command: &Command) -> Result<Run, String> {
     } else {
         let demo = DemoOptions { fallback: !command.without_fallback, degrade: !command.without_degrade };
         if args.parallel {
-            let make = |_index: usize, scenario: chaos_gameday::Scenario| {
+            let make = |_index: usize, scenario: brownout_gameday::Scenario| {
                 let (plan, demo, data) = (plan.clone(), demo.clone(), dir.join(format!("orders-{}", scenario.name)));
                 async move {
                     let target: Arc<dyn Target> = Arc::new(target(&plan, &data, &demo).await?);
@@ -102,7 +102,7 @@ async fn gameday(command: Command) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(command.gameday.log_filter()))
         .with_ansi(examples::colour::stderr_logs())
-        .with_writer(chaos_gameday::progress::LogWriter::default)
+        .with_writer(brownout_gameday::progress::LogWriter::default)
         .init();
     let result = main_run(&command).await;
     if let Err(e) = &result {

@@ -18,7 +18,7 @@
 //! from `--flags`; both files are reloaded when they change, and a change that does not load is logged (file,
 //! field, reason) while the last good rules or flags stay. The flag `quotes.breaker` forces the breaker.
 //!
-//! With `--admin-token-file FILE` (one token a line, `id:token`; see `chaos_tower::admin::TokenSet`) the
+//! With `--admin-token-file FILE` (one token a line, `id:token`; see `brownout_tower::admin::TokenSet`) the
 //! admin API is mounted at `/admin`: `degrade --url http://127.0.0.1:8080/admin --token-file FILE list`.
 //! Without it `/admin` answers 404. It binds `127.0.0.1` unless `--listen` says otherwise.
 //!
@@ -47,7 +47,7 @@ use examples::http_service::{Options, Service, serve_with, shutdown_signal};
 
 /// cost-meter's allocator: each request's memory is measured (attributed to its job), not estimated.
 #[global_allocator]
-static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+static ALLOCATOR: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
 
 fn main() -> ExitCode {
     // `--help`, `--version` and usage errors end here (exit 0, 0 and 2), before anything starts.

@@ -37,9 +37,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
+use brownout_gameday::progress;
+use brownout_tower::ChaosHandle;
+use brownout_tower::load::{self, LatencySummary, LoadMode, LoadPlan, LoadResult, PlanSummary, Slo, Tolerance};
 use bytes::Bytes;
-use chaos_tower::ChaosHandle;
-use chaos_tower::load::{self, LatencySummary, LoadMode, LoadPlan, LoadResult, PlanSummary, Slo, Tolerance};
 use hdrhistogram::Histogram;
 use http::Request;
 use http_body_util::Full;
@@ -289,6 +290,21 @@ impl Tally {
         }
     }
 
+    /// The status line of a run in progress: answers, errors and throughput so far.
+    fn status(&self, now: Instant) -> String {
+        let so_far = self.lock();
+        if now < so_far.measure_start {
+            return format!("load · warming up · {:.1} s to go", (so_far.measure_start - now).as_secs_f64());
+        }
+        let (answered, elapsed) = (so_far.histogram.len(), now.saturating_duration_since(so_far.measure_start));
+        let rps = if elapsed.is_zero() { 0.0 } else { answered as f64 / elapsed.as_secs_f64() };
+        format!(
+            "load · {answered} answered · {} errors · {rps:.0} req/s · {:.1} s · Ctrl-C for the summary so far",
+            so_far.errors,
+            elapsed.as_secs_f64()
+        )
+    }
+
     /// `svc`, its answers counted here.
     fn wrap<S>(&self, svc: S) -> Tallied<S> {
         Tallied { inner: svc, tally: self.clone() }
@@ -479,15 +495,37 @@ async fn main() -> ExitCode {
         },
     };
     let tally = Tally::new(args.plan.warmup);
+    // On a terminal a status line shows the run's progress (standard error; never in a pipe or a file).
+    let ticker = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let tally = tally.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                progress::show_status(&tally.status(Instant::now()));
+            }
+        })
+    });
+    let stop_ticker = || {
+        if let Some(ticker) = &ticker {
+            ticker.abort();
+            progress::clear_status();
+        }
+    };
     let result = tokio::select! {
         result = run(&args, &tally) => match result {
-            Ok(result) => result,
+            Ok(result) => {
+                stop_ticker();
+                result
+            }
             Err(e) => {
+                stop_ticker();
                 eprintln!("load: {e}");
                 return ExitCode::from(2);
             }
         },
         _ = tokio::signal::ctrl_c() => {
+            stop_ticker();
             let so_far = tally.result(&args.plan);
             eprintln!("load: interrupted: the summary of what was measured so far (no verdict, no --out)");
             if args.json {
@@ -523,7 +561,7 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chaos_tower::load::LoadMode;
+    use brownout_tower::load::LoadMode;
 
     fn parse(line: &str) -> Result<Args, String> {
         parse_args(line.split_whitespace().map(str::to_owned)).map_err(|e| e.to_string())
@@ -556,6 +594,20 @@ mod tests {
         assert!(args.json && args.out.is_some() && args.baseline.is_some());
         assert_eq!(args.method, http::Method::POST, "an order burst by default");
         assert_eq!(parse("--url http://x/quote --method get").unwrap().method, http::Method::GET);
+    }
+
+    /// The status line says how far the run is: warming up, then answers, errors and throughput.
+    #[test]
+    fn the_status_line_counts_the_answers() {
+        let tally = Tally::new(Duration::from_secs(2));
+        let start = Instant::now();
+        assert!(tally.status(start).starts_with("load · warming up · 2.0 s to go"), "{}", tally.status(start));
+        let measured = start + Duration::from_secs(2);
+        tally.record(measured, Some(StatusCode::OK));
+        tally.record(measured, Some(StatusCode::SERVICE_UNAVAILABLE));
+        tally.record(measured, None);
+        let line = tally.status(measured + Duration::from_secs(1));
+        assert!(line.starts_with("load · 3 answered · 2 errors · 3 req/s · 1.0 s"), "{line}");
     }
 
     /// `--method GET` sends no body; `POST` sends the order.

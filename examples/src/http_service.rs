@@ -22,10 +22,10 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::routing::get;
-use chaos_tower::ChaosHandle;
-use chaos_tower::admin::{AdminApi, AuditLog, TokenSet};
-use cost_meter::budget::{BudgetMonitor, BudgetSet, LogSink, MetricsSink};
-use degrade_flags::{FileWatcher, FlagWatcher, Flags};
+use brownout_cost::budget::{BudgetMonitor, BudgetSet, LogSink, MetricsSink};
+use brownout_degrade::{FileWatcher, FlagWatcher, Flags};
+use brownout_tower::ChaosHandle;
+use brownout_tower::admin::{AdminApi, AuditLog, TokenSet};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::demo;
@@ -405,7 +405,7 @@ fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result
     let orders = match &options.orders_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| format!("--orders-dir {}: {e}", dir.display()))?;
-            let parts = demo::open_orders(dir, flags, true, chaos_core::Environment::from_env())
+            let parts = demo::open_orders(dir, flags, true, brownout_chaos::Environment::from_env())
                 .map_err(|e| format!("--orders-dir {}: {e}", dir.display()))?;
             Some(parts)
         }
@@ -427,7 +427,7 @@ fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result
     let demo = demo::app_with(chaos, &demo_options, options.provider_latency);
     // The breaker follows `quotes.breaker` when the flag file defines it (it is optional).
     if flags.kind(BREAKER_FLAG).is_ok() {
-        degrade_flags::force_from_flag(flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
+        brownout_degrade::force_from_flag(flags, BREAKER_FLAG, demo.breaker.clone()).map_err(|e| e.to_string())?;
     } else {
         tracing::info!(file = %options.flags.display(), "no `{BREAKER_FLAG}` flag: the breaker is not forced");
     }

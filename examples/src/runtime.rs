@@ -6,8 +6,8 @@
 pub fn with_cost_hooks() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_park(cost_meter::on_thread_park)
-        .on_thread_unpark(cost_meter::on_thread_unpark)
-        .on_thread_stop(cost_meter::settle_thread)
+        .on_thread_park(brownout_cost::on_thread_park)
+        .on_thread_unpark(brownout_cost::on_thread_unpark)
+        .on_thread_stop(brownout_cost::settle_thread)
         .build()
 }

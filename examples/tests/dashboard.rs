@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chaos_tower::cost_meter::budget::{BudgetSet, rules_yaml};
+use brownout_tower::brownout_cost::budget::{BudgetSet, rules_yaml};
 
 #[path = "support/servers.rs"]
 mod support;

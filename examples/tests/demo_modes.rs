@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use brownout_tower::ChaosHandle;
+use brownout_tower::brownout_chaos::{ChaosConfig, Environment};
 use bytes::Bytes;
-use chaos_tower::ChaosHandle;
-use chaos_tower::chaos_core::{ChaosConfig, Environment};
 use examples::demo::{self, Counters, Demo, Options};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -241,22 +241,22 @@ async fn the_flags_given_are_the_flags_read() {
     let chaos = ChaosHandle::for_environment(Environment::Test);
     // The shipped flag file (read, never written).
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/feature_flags.yaml");
-    let flags = degrade_flags::Flags::from_file(file).unwrap();
+    let flags = brownout_degrade::Flags::from_file(file).unwrap();
     let demo = demo_with(&chaos, Options { flags: Some(flags.clone()), ..small() });
     flags.set("reports.delivery", "streaming").unwrap();
     let (_, headers, _) = get(&demo.router, "/reports/r").await;
     assert_eq!(header(&headers, "x-report-delivery"), Some("streaming"));
 
     // A registry without the demo's flags gets them, at their defaults.
-    let empty = degrade_flags::Flags::new();
+    let empty = brownout_degrade::Flags::new();
     let demo = demo_with(&chaos, Options { flags: Some(empty.clone()), ..small() });
     let names: Vec<String> = empty.list().into_iter().map(|f| format!("{}={}", f.name, f.value)).collect();
     assert_eq!(names, ["api.shed_percent=0", "quotes.source=live", "reports.delivery=cached"]);
     assert_eq!(get(&demo.router, "/reports/r").await.0, StatusCode::OK);
 
     // A flag of another type is not read: the demo keeps the default, and still serves.
-    let odd = degrade_flags::Flags::new();
-    odd.define("quotes.source", degrade_flags::flags::FlagKind::Bool, "true").unwrap();
+    let odd = brownout_degrade::Flags::new();
+    odd.define("quotes.source", brownout_degrade::flags::FlagKind::Bool, "true").unwrap();
     let demo = demo_with(&chaos, Options { flags: Some(odd), ..small() });
     let (status, headers, _) = get(&demo.router, "/quote/ACME").await;
     assert_eq!((status, header(&headers, "x-quote-age-ms")), (StatusCode::OK, Some("0")));

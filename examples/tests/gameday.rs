@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chaos_gameday::{Options, Plan, Run, Target, exit_status, run, run_parallel};
+use brownout_gameday::{Options, Plan, Run, Target, exit_status, run, run_parallel};
 use examples::demo::gameday::{DemoOptions, target};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ const TIME_SCALE: f64 = 0.03;
 /// about what the service's own unscaled reactions take to clear a slow disk (the store window of 1 s, the
 /// trigger's 500 ms hold and 100 ms polling, 250 ms recovery windows): at that scale the test would measure the
 /// machine's load, not the service.
-const PRESSURE_TIME_SCALE: f64 = chaos_gameday::DEFAULT_TIME_SCALE;
+const PRESSURE_TIME_SCALE: f64 = brownout_gameday::DEFAULT_TIME_SCALE;
 
 /// One GameDay at a time: each drives its services at the plan's 200 requests/s, and two at once on a shared
 /// two-core machine would measure the machine more than the service.
@@ -192,7 +192,7 @@ async fn in_parallel_with_the_fallback_every_scenario_passes_and_writes_its_repo
     let dir = out_dir("parallel");
     let _one = ONE_AT_A_TIME.lock().await;
     let plan = plan();
-    let make = |_: usize, s: chaos_gameday::Scenario| {
+    let make = |_: usize, s: brownout_gameday::Scenario| {
         let (plan, data) = (plan.clone(), dir.join(format!("orders-{}", s.name)));
         async move { Ok(Arc::new(target(&plan, &data, &DemoOptions::default()).await?) as Arc<dyn Target>) }
     };

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chaos_gameday::{Options, Plan, Remote, Run, run};
+use brownout_gameday::{Options, Plan, Remote, Run, run};
 use serde_json::Value;
 
 const TOKEN: &str = "gameday-remote-test-token-0123456789";
@@ -325,7 +325,7 @@ async fn a_replica_that_refuses_the_token_fails_the_run_before_any_change() {
     assert!(err.contains("--admin-url") && err.contains("401") && err.contains("token"), "{err}");
     assert!(err.contains(&replicas[1].admin_url()), "the error names the replica: {err}");
     assert!(!err.contains(&replicas[0].admin_url()), "only the refusing replica is named: {err}");
-    assert_eq!(chaos_gameday::exit_status(&Err(err)), 2);
+    assert_eq!(brownout_gameday::exit_status(&Err(err)), 2);
 
     assert_eq!(replicas[0].chaos()["armed"], false);
     assert_eq!(replicas[0].audit(), Vec::<String>::new(), "replica 1 was changed");

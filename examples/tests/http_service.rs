@@ -249,7 +249,7 @@ async fn the_demo_meters_request_cpu_with_the_clock_asked_for() {
     use tower::ServiceExt;
 
     for thread_cpu in [true, false] {
-        let chaos = chaos_tower::ChaosHandle::for_environment(chaos_core::Environment::Test);
+        let chaos = brownout_tower::ChaosHandle::for_environment(brownout_chaos::Environment::Test);
         let app = demo::app_with(&chaos, &DemoOptions { thread_cpu, ..DemoOptions::default() }, Duration::ZERO);
         for _ in 0..5 {
             let req = http::Request::get("/quote/ACME").body(axum::body::Body::empty()).unwrap();

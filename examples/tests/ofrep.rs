@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use degrade_flags::flags::FlagValue;
+use brownout_degrade::flags::FlagValue;
 use serde_json::{Value, json};
 
 #[path = "support/servers.rs"]

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use chaos_core::{ChaosConfig, Environment};
-use chaos_tower::ChaosHandle;
-use degrade_flags::Flags;
+use brownout_chaos::{ChaosConfig, Environment};
+use brownout_degrade::Flags;
+use brownout_tower::ChaosHandle;
 use examples::orders::journal::{self, JournalEntry};
 use examples::orders::{INGEST_FLAG, MODE_HEADER, Mode, Order, Orders, OrdersOptions, Placed};
 use http::{Request, StatusCode};
@@ -542,8 +542,8 @@ async fn a_journal_left_with_garbage_is_recovered_and_drained_at_open() {
 }
 
 /// `orders.ingest` as an application might define it before opening, starting in capture-only.
-fn capture_first() -> degrade_flags::flags::FlagKind {
-    degrade_flags::flags::FlagKind::Strategy(Arc::from(vec![Box::from("normal"), Box::from("capture_only")]))
+fn capture_first() -> brownout_degrade::flags::FlagKind {
+    brownout_degrade::flags::FlagKind::Strategy(Arc::from(vec![Box::from("normal"), Box::from("capture_only")]))
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_tower::cost_meter::budget::{BudgetSet, rules_yaml};
+use brownout_tower::brownout_cost::budget::{BudgetSet, rules_yaml};
 
 #[path = "support/servers.rs"]
 mod support;
@@ -157,9 +157,9 @@ fn every_exposed_metric_has_help_text() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
-        let chaos = chaos_tower::ChaosHandle::new();
-        chaos.load(chaos_tower::chaos_core::ChaosConfig::from_yaml_str(RULES, None).unwrap()).unwrap();
-        let flags = degrade_flags::Flags::from_file(
+        let chaos = brownout_tower::ChaosHandle::new();
+        chaos.load(brownout_tower::brownout_chaos::ChaosConfig::from_yaml_str(RULES, None).unwrap()).unwrap();
+        let flags = brownout_degrade::Flags::from_file(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/feature_flags.yaml"),
         )
         .unwrap();

@@ -1,7 +1,7 @@
 //! Errors that name the file, the field and the reason, for config files and values.
 //!
-//! [`field_error!`](crate::field_error) defines one such type per crate (`chaos_core::ConfigError`,
-//! `degrade_flags::FlagError`, `cost_meter::budget::BudgetError`), so each crate keeps its own type, with its
+//! [`field_error!`](crate::field_error) defines one such type per crate (`brownout_chaos::ConfigError`,
+//! `brownout_degrade::FlagError`, `brownout_cost::budget::BudgetError`), so each crate keeps its own type, with its
 //! own name in messages, and the code is written once.
 
 /// Defines a public error type that names a file (when there is one), a field path (empty for the whole

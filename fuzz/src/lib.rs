@@ -8,11 +8,11 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use brownout_chaos::{ChaosConfig, Controller, Environment};
+use brownout_cost::budget::{Budget, BudgetSet, promtool_test_yaml, rules_yaml};
+use brownout_degrade::flags::{FlagFile, edit};
+use brownout_tower::{ChaosHandle, HttpChaos};
 use bytes::Bytes;
-use chaos_core::{ChaosConfig, Controller, Environment};
-use chaos_tower::{ChaosHandle, HttpChaos};
-use cost_meter::budget::{Budget, BudgetSet, promtool_test_yaml, rules_yaml};
-use degrade_flags::flags::{FlagFile, edit};
 use http::header::{HeaderName, HeaderValue};
 use http_body_util::Full;
 use tower::ServiceExt;
@@ -120,13 +120,16 @@ pub fn chaos_headers(data: &[u8]) {
             handle,
         );
         let response = runtime.block_on(service.oneshot(request)).expect("the inner service never fails");
-        let injected = response.headers().contains_key(chaos_core::INJECTED_HEADER);
+        let injected = response.headers().contains_key(brownout_chaos::INJECTED_HEADER);
         if !(authorised && asked) {
             assert_eq!(response.status(), 200, "without the token (or without a fault header) nothing is injected");
             assert!(!injected);
         } else if response.status() == 400 {
             // A malformed value is answered by the chaos layer, and says so (`x-chaos-injected: header`).
-            assert_eq!(response.headers().get(chaos_core::INJECTED_HEADER).map(|v| v.as_bytes()), Some(&b"header"[..]));
+            assert_eq!(
+                response.headers().get(brownout_chaos::INJECTED_HEADER).map(|v| v.as_bytes()),
+                Some(&b"header"[..])
+            );
         }
     });
 }

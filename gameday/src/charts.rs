@@ -1072,7 +1072,7 @@ pub(crate) mod tests {
         assert_eq!(fmt_limit(0.01), "1.0%");
     }
 
-    /// A realistic run for eyeballing the layout: `cargo test -p chaos-gameday -- --ignored write_sample_chart`
+    /// A realistic run for eyeballing the layout: `cargo test -p brownout-gameday -- --ignored write_sample_chart`
     /// writes `sample_chart.svg` to the temp directory.
     pub(crate) fn sample(scenario: &str) -> Series {
         let points = (0..=90)

@@ -123,7 +123,7 @@ impl Args {
     /// The log filter: `debug` for Brownout's crates with `--verbose`, else `RUST_LOG` or `error`.
     pub fn log_filter(&self) -> String {
         if self.verbose {
-            "info,chaos_core=debug,chaos_tower=debug,chaos_gameday=debug,degrade_flags=debug".into()
+            "info,brownout_chaos=debug,brownout_tower=debug,brownout_gameday=debug,brownout_degrade=debug".into()
         } else {
             std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into())
         }

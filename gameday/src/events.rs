@@ -128,7 +128,7 @@ impl EventLog {
 }
 
 /// `CHAOS_` and the scenario's name in capitals, non-alphanumerics as `_` (the same as a service's events).
-pub use chaos_core::event::failure_type;
+pub use brownout_chaos::event::failure_type;
 
 #[cfg(test)]
 mod tests {
@@ -146,7 +146,7 @@ mod tests {
             serde_json::json!({ "seed": 7 }),
         );
         let line = serde_json::to_value(&log.events()[0]).unwrap();
-        for field in chaos_core::event::FIELDS {
+        for field in brownout_chaos::event::FIELDS {
             assert!(line.get(field).is_some(), "no `{field}` in {line}");
         }
         assert_eq!(line["failure_type"], "CHAOS_NETWORK_PARTITION");

@@ -9,15 +9,15 @@
 //!
 //! Three targets:
 //! - [`InProcess`]: a service in this process — the user's `Router` driven through [`Client::service`] (no
-//!   network; paused time works), with its [`chaos_tower::ChaosHandle`]s, breakers and flags;
+//!   network; paused time works), with its [`brownout_tower::ChaosHandle`]s, breakers and flags;
 //! - [`Remote`]: running replicas that embed Brownout, the load sent to `--target`, faults armed through
 //!   each replica's admin API (`--admin-url`, repeatable);
 //! - the built-in demo (the `gameday` example of this workspace), an [`InProcess`] target over loopback.
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use chaos_gameday::{Client, InProcess, Options, Plan, run};
-//! use chaos_tower::ChaosHandle;
+//! use brownout_gameday::{Client, InProcess, Options, Plan, run};
+//! use brownout_tower::ChaosHandle;
 //!
 //! # async fn demo(app: axum::Router, provider: ChaosHandle) -> Result<(), String> {
 //! let plan = Plan::load(std::path::Path::new("gameday.yaml"))?;

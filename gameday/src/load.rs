@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use brownout_chaos::SloGuard;
+use brownout_tower::load::{self, LoadMode, LoadPlan, Outcome};
 use bytes::Bytes;
-use chaos_core::SloGuard;
-use chaos_tower::load::{self, LoadMode, LoadPlan, Outcome};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
@@ -269,7 +269,7 @@ pub fn start(
                 Ok(Ok(a)) => {
                     let stale = reading.stale.as_ref().is_some_and(|(name, value)| a.headers.get(name) == Some(value));
                     let fallback = reading.fallback.as_ref().is_some_and(|name| a.headers.contains_key(name));
-                    let shed = a.headers.contains_key(&chaos_tower::shed::SHED_HEADER);
+                    let shed = a.headers.contains_key(&brownout_tower::shed::SHED_HEADER);
                     let age = reading.age.as_ref().and_then(|name| a.headers.get(name)?.to_str().ok()?.parse().ok());
                     (a.status.is_success() && a.body_complete && !stale, fallback, shed, stale, age)
                 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chaos_core::ChaosConfig;
+use brownout_chaos::ChaosConfig;
 use serde::Deserialize;
 
 /// A GameDay plan.
@@ -304,7 +304,8 @@ mod tests {
         let plan = Plan::load(&path).unwrap();
         assert_eq!(plan.scenarios.len(), 7);
         for scenario in plan.scenarios {
-            let controller = chaos_core::Controller::builder().environment(chaos_core::Environment::Test).build();
+            let controller =
+                brownout_chaos::Controller::builder().environment(brownout_chaos::Environment::Test).build();
             let mut chaos = scenario.chaos;
             chaos.armed = false;
             controller.load(chaos).unwrap_or_else(|e| panic!("{}: {e}", scenario.name));

@@ -79,6 +79,19 @@ impl Write for LogWriter {
     }
 }
 
+/// Draws `text` as the status line (cut to the terminal's width), in place of the one shown. For a command
+/// that shows its own progress on a terminal (the `load` example); [`line`], [`LogWriter`] and
+/// [`clear_status`] keep it intact around other output.
+pub fn show_status(text: &str) {
+    let text = fit(text, width());
+    let mut status = status();
+    let mut err = std::io::stderr().lock();
+    clear(&mut err, &status.shown);
+    let _ = write!(err, "{text}");
+    let _ = err.flush();
+    status.shown = text;
+}
+
 /// Removes the status line, if one is shown (before the process exits, or prints on its own).
 pub fn clear_status() {
     let mut status = status();
@@ -181,13 +194,7 @@ impl Progress {
             return;
         }
         let left = self.total.saturating_sub(elapsed).as_secs_f64();
-        let text = fit(&format!("{} · {} · {left:.1} s left", self.label(), self.phase), width());
-        let mut status = status();
-        let mut err = std::io::stderr().lock();
-        clear(&mut err, &status.shown);
-        let _ = write!(err, "{text}");
-        let _ = err.flush();
-        status.shown = text;
+        show_status(&format!("{} · {} · {left:.1} s left", self.label(), self.phase));
     }
 
     /// Removes the status line.

@@ -16,8 +16,8 @@
 use std::fmt;
 use std::path::Path;
 
+use brownout_chaos::ChaosConfig;
 use bytes::Bytes;
-use chaos_core::ChaosConfig;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chaos_core::FaultConfig;
+use brownout_chaos::FaultConfig;
 use serde::Serialize;
 
 use crate::stats::PhaseStats;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chaos_core::{Controller, Environment, SloGuard, SloLimits};
-use chaos_tower::TokioClock;
+use brownout_chaos::{Controller, Environment, SloGuard, SloLimits};
+use brownout_tower::TokioClock;
 use tokio::sync::watch;
 use tokio::time::Instant;
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use chaos_core::SloGuard;
+use brownout_chaos::SloGuard;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -363,7 +363,7 @@ async fn fault_phase(w: &mut Watch<'_, '_>, timing: &Timing) -> Result<Fault, St
 /// The watch while the fault is armed: state, RSS, injected faults, the guard, the pressure.
 async fn watch_fault(w: &mut Watch<'_, '_>, timing: &Timing, fault: &mut Fault, injected: &mut Injected) {
     let (target, switch) = (w.rig.target, w.rig.switch);
-    let mut probe = chaos_core::sense::Probe::new();
+    let mut probe = brownout_chaos::sense::Probe::new();
     let mut next_tick = fault.start + timing.window;
     while w.now() < fault.start + timing.duration {
         w.sleep(LOOK_EVERY).await;

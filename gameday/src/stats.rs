@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use chaos_tower::load::LatencySummary;
+use brownout_tower::load::LatencySummary;
 
 use crate::load::Sample;
 

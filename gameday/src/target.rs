@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use chaos_core::pressure::PressureStatus;
-use chaos_core::{ChaosConfig, Controller};
-use chaos_tower::ChaosHandle;
-use degrade_flags::Flags;
-use degrade_flags::breaker::{CircuitBreaker, State as BreakerState};
+use brownout_chaos::pressure::PressureStatus;
+use brownout_chaos::{ChaosConfig, Controller};
+use brownout_degrade::Flags;
+use brownout_degrade::breaker::{CircuitBreaker, State as BreakerState};
+use brownout_tower::ChaosHandle;
 use serde::Serialize;
 
 use crate::load::{BoxFuture, Client};
@@ -157,10 +157,10 @@ type SettleFn = dyn Fn() -> BoxFuture<'static, Settled> + Send + Sync;
 /// loopback), its chaos switches, and what the runner may read of it (breakers, flags, call counters, cost).
 ///
 /// ```
-/// use chaos_gameday::{Client, InProcess};
-/// use chaos_tower::ChaosHandle;
+/// use brownout_gameday::{Client, InProcess};
+/// use brownout_tower::ChaosHandle;
 ///
-/// let provider = ChaosHandle::for_environment(chaos_core::Environment::Test);
+/// let provider = ChaosHandle::for_environment(brownout_chaos::Environment::Test);
 /// let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
 /// let target = InProcess::new(Client::service(app)).switch("provider", provider);
 /// # let _ = target;

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Body;
 use axum::response::IntoResponse;
+use brownout_chaos::Environment;
+use brownout_gameday::{Client, InProcess, Options, Plan, Verdict, run};
+use brownout_tower::{ChaosHandle, FallbackLayer, HttpChaosLayer};
 use bytes::Bytes;
-use chaos_core::Environment;
-use chaos_gameday::{Client, InProcess, Options, Plan, Verdict, run};
-use chaos_tower::{ChaosHandle, FallbackLayer, HttpChaosLayer};
 use http_body_util::Full;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
@@ -51,7 +51,7 @@ fn service(chaos: &ChaosHandle, calls: Arc<AtomicU64>, fallback: bool) -> axum::
             calls.fetch_add(1, Ordering::Relaxed);
             req
         })
-        .map_response(|r: http::Response<chaos_tower::ChaosBody<Full<Bytes>>>| r.map(Body::new))
+        .map_response(|r: http::Response<brownout_tower::ChaosBody<Full<Bytes>>>| r.map(Body::new))
         .layer(HttpChaosLayer::new(chaos.clone()))
         .service_fn(|_: http::Request<Body>| async {
             Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"42.00"))))
@@ -75,11 +75,11 @@ fn service(chaos: &ChaosHandle, calls: Arc<AtomicU64>, fallback: bool) -> axum::
     )
 }
 
-async fn gameday(fallback: bool) -> chaos_gameday::Run {
+async fn gameday(fallback: bool) -> brownout_gameday::Run {
     gameday_with(fallback, None).await
 }
 
-async fn gameday_with(fallback: bool, interrupt: Option<tokio::sync::watch::Receiver<bool>>) -> chaos_gameday::Run {
+async fn gameday_with(fallback: bool, interrupt: Option<tokio::sync::watch::Receiver<bool>>) -> brownout_gameday::Run {
     let plan = Plan::from_yaml(PLAN).unwrap();
     let chaos = ChaosHandle::for_environment(Environment::Test);
     let calls = Arc::new(AtomicU64::new(0));
@@ -133,10 +133,10 @@ async fn an_interrupted_run_disarms_and_reports_the_scenario_as_interrupted() {
     });
     let run = gameday_with(true, Some(rx)).await;
     assert!(run.interrupted() && !run.passed());
-    assert_eq!(chaos_gameday::exit_status(&Ok(run.clone())), 130);
+    assert_eq!(brownout_gameday::exit_status(&Ok(run.clone())), 130);
     let r = &run.outcome("dependency_down").expect("the scenario in progress is reported").report;
     assert_eq!(r.validation.verdict, Verdict::Interrupted);
-    assert_eq!(r.execution.fault_end, chaos_gameday::report::FaultEnd::Interrupted);
+    assert_eq!(r.execution.fault_end, brownout_gameday::report::FaultEnd::Interrupted);
     assert!(r.scenario.duration_seconds > 4.9, "planned 5 s");
     let ran = r.metrics.during.stats.requests as f64 / 100.0;
     assert!(ran < 2.5, "the fault ended at the interruption, after {ran:.1} s of its 5 s");
@@ -146,7 +146,7 @@ async fn an_interrupted_run_disarms_and_reports_the_scenario_as_interrupted() {
 /// the fault goes on meanwhile.
 struct SlowDisarm(InProcess);
 
-impl chaos_gameday::Target for SlowDisarm {
+impl brownout_gameday::Target for SlowDisarm {
     fn describe(&self) -> String {
         self.0.describe()
     }
@@ -159,11 +159,11 @@ impl chaos_gameday::Target for SlowDisarm {
     fn arm<'a>(
         &'a self,
         switch: &'a str,
-        config: chaos_core::ChaosConfig,
-    ) -> chaos_gameday::BoxFuture<'a, Result<u64, String>> {
+        config: brownout_chaos::ChaosConfig,
+    ) -> brownout_gameday::BoxFuture<'a, Result<u64, String>> {
         self.0.arm(switch, config)
     }
-    fn disarm<'a>(&'a self, switch: &'a str) -> chaos_gameday::BoxFuture<'a, Result<(), String>> {
+    fn disarm<'a>(&'a self, switch: &'a str) -> brownout_gameday::BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             tokio::time::sleep(std::time::Duration::from_millis(400)).await;
             self.0.disarm(switch).await
@@ -172,10 +172,10 @@ impl chaos_gameday::Target for SlowDisarm {
     fn counters<'a>(
         &'a self,
         switch: &'a str,
-    ) -> chaos_gameday::BoxFuture<'a, Result<chaos_gameday::Counters, String>> {
+    ) -> brownout_gameday::BoxFuture<'a, Result<brownout_gameday::Counters, String>> {
         self.0.counters(switch)
     }
-    fn state(&self) -> chaos_gameday::BoxFuture<'_, Result<chaos_gameday::State, String>> {
+    fn state(&self) -> brownout_gameday::BoxFuture<'_, Result<brownout_gameday::State, String>> {
         self.0.state()
     }
 }
@@ -216,7 +216,7 @@ async fn on_paused_time_the_slo_guard_aborts_a_fault_users_see() {
     let options = Options { time_scale: 1.0, seed: Some(3), ..Options::default() };
     let run = run(&plan, Arc::new(target), &options).await.unwrap();
     let r = &run.outcome("dependency_down").unwrap().report;
-    assert_eq!(r.execution.fault_end, chaos_gameday::report::FaultEnd::Abort, "{:?}", r.validation.failures);
+    assert_eq!(r.execution.fault_end, brownout_gameday::report::FaultEnd::Abort, "{:?}", r.validation.failures);
     assert!(r.validation.aborted);
     let after = r.execution.aborted_after_seconds.unwrap();
     assert!(after < 2.5, "aborted {after} s into a 5 s fault (the guard's window is 1 s)");

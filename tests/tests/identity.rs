@@ -5,9 +5,9 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use brownout_chaos::{ChaosConfig, Environment};
+use brownout_tower::{BoxError, ChaosHandle};
 use bytes::Bytes;
-use chaos_core::{ChaosConfig, Environment};
-use chaos_tower::{BoxError, ChaosHandle};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;

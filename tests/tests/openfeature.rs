@@ -1,10 +1,10 @@
 //! Degrade flags through the OpenFeature Rust SDK's client (`open-feature`), served by
-//! `degrade_flags::openfeature::DegradeProvider`: types, reasons, variants, metadata and error codes as the
+//! `brownout_degrade::openfeature::DegradeProvider`: types, reasons, variants, metadata and error codes as the
 //! OpenFeature specification defines them.
 
-use degrade_flags::Flags;
-use degrade_flags::flags::{FlagKind, FlagValue};
-use degrade_flags::openfeature::DegradeProvider;
+use brownout_degrade::Flags;
+use brownout_degrade::flags::{FlagKind, FlagValue};
+use brownout_degrade::openfeature::DegradeProvider;
 use open_feature::{Client, EvaluationErrorCode, EvaluationReason, FlagMetadataValue, OpenFeature};
 use proptest::prelude::*;
 

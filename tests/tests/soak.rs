@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+use brownout_chaos::{ChaosConfig, Environment, INJECTED_HEADER};
+use brownout_cost::{JobRecord, Labels, Meter};
+use brownout_degrade::Flags;
+use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, SystemClock};
+use brownout_degrade::flags::FlagKind;
+use brownout_tower::{ChaosBody, ChaosHandle, CircuitBreakerLayer, CostLayer, FallbackLayer, HttpChaosLayer};
 use bytes::Bytes;
-use chaos_core::{ChaosConfig, Environment, INJECTED_HEADER};
-use chaos_tower::{ChaosBody, ChaosHandle, CircuitBreakerLayer, CostLayer, FallbackLayer, HttpChaosLayer};
-use cost_meter::{JobRecord, Labels, Meter};
-use degrade_flags::Flags;
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, Outcome, SlidingWindow, SystemClock};
-use degrade_flags::flags::FlagKind;
 use http_body_util::{BodyExt, Full};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
@@ -145,7 +145,7 @@ impl Rig {
         flags.define(FALLBACK_FLAG, FlagKind::Bool, "false").unwrap();
         let states: Arc<[Box<str>]> = ["none", "forced_open", "forced_closed"].map(Box::from).into();
         flags.define(BREAKER_FLAG, FlagKind::Strategy(states), "none").unwrap();
-        degrade_flags::force_from_flag(&flags, BREAKER_FLAG, breaker.clone()).unwrap();
+        brownout_degrade::force_from_flag(&flags, BREAKER_FLAG, breaker.clone()).unwrap();
         let records = tally.clone();
         let meter = Meter::builder()
             .sink(move |_: &JobRecord| {

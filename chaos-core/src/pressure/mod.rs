@@ -19,14 +19,14 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use chaos_core::pressure::{Load, Pressure};
+//! use brownout_chaos::pressure::{Load, Pressure};
 //!
 //! let guard = Pressure::new("cpu-squeeze", Load::Cpu { threads: 1, duty: 0.5 }, Duration::from_secs(2))
 //!     .start()?;
 //! std::thread::sleep(Duration::from_millis(500));
 //! println!("burning {:.2} cores", guard.status().achieved);
 //! drop(guard); // stops within 100 ms
-//! # Ok::<(), chaos_core::pressure::PressureError>(())
+//! # Ok::<(), brownout_chaos::pressure::PressureError>(())
 //! ```
 //!
 //! [`Controller`]: crate::Controller

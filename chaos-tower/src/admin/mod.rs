@@ -28,8 +28,8 @@
 //!
 //! ```
 //! use axum::Router;
-//! use chaos_tower::ChaosHandle;
-//! use chaos_tower::admin::{AdminApi, TokenSet};
+//! use brownout_tower::ChaosHandle;
+//! use brownout_tower::admin::{AdminApi, TokenSet};
 //!
 //! let chaos = ChaosHandle::new();
 //! let tokens = TokenSet::new().with("ops", "a-long-random-secret-0123456789")?;
@@ -74,7 +74,7 @@
 //!   nothing and are not audited.
 //!
 //! A part the builder was not given (chaos, flags, breakers, budgets) answers `404`. A breaker that also
-//! follows a degrade flag ([`degrade_flags::force_from_flag`]) takes the flag's state again at the flag's
+//! follows a degrade flag ([`brownout_degrade::force_from_flag`]) takes the flag's state again at the flag's
 //! next change.
 
 mod audit;
@@ -91,9 +91,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use brownout_cost::budget::BudgetMonitor;
+use brownout_degrade::{CircuitBreaker, Flags};
 use bytes::Bytes;
-use cost_meter::budget::BudgetMonitor;
-use degrade_flags::{CircuitBreaker, Flags};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tower_service::Service;
@@ -297,7 +297,7 @@ impl AdminApi {
 }
 
 /// The header-fault token source a config names, if it names one.
-pub(crate) fn token_source(config: &chaos_core::ChaosConfig) -> Option<TokenSource> {
+pub(crate) fn token_source(config: &brownout_chaos::ChaosConfig) -> Option<TokenSource> {
     let h = config.header_faults.as_ref()?;
     (h.token_env.is_some() || h.token_file.is_some()).then(|| (h.token_env.clone(), h.token_file.clone()))
 }

@@ -10,14 +10,14 @@
 //! The body is optional; when present it is `{"context": {...}}` (any other field, or a context that is not an
 //! object, is `400` `INVALID_CONTEXT`; a body that is not JSON is `400` `PARSE_ERROR`). The context is accepted
 //! and not used: degrade flags are per process, not per user. Values and reasons come from
-//! [`degrade_flags::openfeature::resolve`]: a bool flag is a JSON boolean, a strategy a string, a number a JSON
+//! [`brownout_degrade::openfeature::resolve`]: a bool flag is a JSON boolean, a strategy a string, a number a JSON
 //! float (`50.0`, whole or not, so a typed client reads it as a float every time). Evaluations change nothing:
 //! they are neither audited nor counted.
 
 use std::hash::{DefaultHasher, Hasher};
 
-use degrade_flags::Flags;
-use degrade_flags::openfeature::{Resolution, ResolveError, ResolvedValue, resolve, resolve_all};
+use brownout_degrade::Flags;
+use brownout_degrade::openfeature::{Resolution, ResolveError, ResolvedValue, resolve, resolve_all};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -2,10 +2,10 @@
 
 use std::time::SystemTime;
 
+use brownout_chaos::ChaosConfig;
+use brownout_degrade::ForcedState;
+use brownout_degrade::flags::FlagKind;
 use bytes::{Buf, Bytes};
-use chaos_core::ChaosConfig;
-use degrade_flags::ForcedState;
-use degrade_flags::flags::FlagKind;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use serde::Deserialize;
@@ -284,7 +284,7 @@ impl Ctx<'_> {
         Ok(after)
     }
 
-    fn flags(&self) -> Result<&degrade_flags::Flags, Problem> {
+    fn flags(&self) -> Result<&brownout_degrade::Flags, Problem> {
         self.inner.flags.as_ref().ok_or_else(|| Problem::not_found("flags are not served by this admin API"))
     }
 
@@ -336,7 +336,7 @@ impl Ctx<'_> {
         Ok(after)
     }
 
-    fn breaker(&self, name: &str) -> Result<&degrade_flags::CircuitBreaker, Problem> {
+    fn breaker(&self, name: &str) -> Result<&brownout_degrade::CircuitBreaker, Problem> {
         if self.inner.breakers.is_empty() {
             return Err(Problem::not_found("breakers are not served by this admin API"));
         }
@@ -405,7 +405,7 @@ impl Ctx<'_> {
     }
 }
 
-fn flag_row(f: degrade_flags::flags::FlagInfo) -> Value {
+fn flag_row(f: brownout_degrade::flags::FlagInfo) -> Value {
     json!({
         "name": f.name,
         "kind": f.kind,

@@ -15,7 +15,7 @@
 //! [`Trailers`](crate::body::Trailers) extension, which this preset reads). Unbuffered, such an answer is judged on its head: a
 //! success.
 
-use degrade_flags::breaker::{Classifier, Outcome};
+use brownout_degrade::breaker::{Classifier, Outcome};
 
 use super::{CircuitBreakerLayer, injected_error};
 use crate::BoxError;
@@ -57,7 +57,7 @@ impl CircuitBreakerLayer<GrpcClassifier> {
     /// The gRPC preset ([`GrpcClassifier`]): an error, or an answer whose `grpc-status` (headers, or buffered
     /// trailers) is `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` or `INTERNAL`, is a failure; an
     /// injected fault is ignored unless [`count_injected`](Self::count_injected).
-    pub fn grpc(breaker: std::sync::Arc<degrade_flags::breaker::CircuitBreaker>) -> Self {
+    pub fn grpc(breaker: std::sync::Arc<brownout_degrade::breaker::CircuitBreaker>) -> Self {
         Self { breaker, classifier: GrpcClassifier::new() }
     }
 

@@ -1,4 +1,4 @@
-//! A circuit breaker as a Tower layer, over `degrade_flags::breaker::CircuitBreaker`.
+//! A circuit breaker as a Tower layer, over `brownout_degrade::breaker::CircuitBreaker`.
 //!
 //! Each call takes a permit from the breaker: when the breaker refuses (open, forced open, or half-open
 //! with every probe taken) the call fails at once with [`Rejected`] (boxed; `err.is::<Rejected>()`) without
@@ -26,8 +26,8 @@
 //!
 //! ```
 //! use std::{convert::Infallible, sync::Arc};
-//! use chaos_tower::CircuitBreakerLayer;
-//! use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, SlidingWindow, State};
+//! use brownout_tower::CircuitBreakerLayer;
+//! use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, ManualClock, SlidingWindow, State};
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -54,8 +54,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 /// Counts every `Err` as a failure, injected or not.
-pub use degrade_flags::breaker::ResultClassifier;
-use degrade_flags::breaker::{CircuitBreaker, Classifier, Outcome, OwnedPermit, Rejected};
+pub use brownout_degrade::breaker::ResultClassifier;
+use brownout_degrade::breaker::{CircuitBreaker, Classifier, Outcome, OwnedPermit, Rejected};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
@@ -173,7 +173,7 @@ pub struct HttpStatus;
 impl<B> Classifier<Result<http::Response<B>, BoxError>> for HttpStatus {
     fn classify(&self, output: &Result<http::Response<B>, BoxError>) -> Outcome {
         match output {
-            Ok(r) if r.headers().contains_key(chaos_core::INJECTED_HEADER) => Outcome::Ignored,
+            Ok(r) if r.headers().contains_key(brownout_chaos::INJECTED_HEADER) => Outcome::Ignored,
             Ok(r) if r.status().is_server_error() => Outcome::Failure,
             Ok(_) => Outcome::Success,
             Err(e) if injected_error(e) => Outcome::Ignored,

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos_core::{BodyFault, FaultKind, GrpcCode, Outcome};
+use brownout_chaos::{BodyFault, FaultKind, GrpcCode, Outcome};
 
 /// A fault injected by a chaos rule, as an error: retries, breakers and dashboards can tell it from a real
 /// one with `err.is::<InjectedError>()`.

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use chaos_core::{ChaosConfig, ConfigError, ErrorConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig};
+use brownout_chaos::{ChaosConfig, ConfigError, ErrorConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig};
 use tower_layer::Layer;
 
 use super::Chaos;

@@ -10,7 +10,7 @@ mod layer;
 
 use std::task::{Context, Poll};
 
-use chaos_core::{Decider, RequestFacts};
+use brownout_chaos::{Decider, RequestFacts};
 use tokio::sync::Notify;
 use tower_service::Service;
 

@@ -1,7 +1,7 @@
 //! Degrading by itself: triggers that flip degrade flags from real signals.
 //!
 //! A [`TriggerTask`] reads a [`Signal`] on an interval (tokio's clock) and feeds a degrade-flags
-//! [`Trigger`](degrade_flags::flags::Trigger): the flag goes to its degraded value when the signal rises above
+//! [`Trigger`](brownout_degrade::flags::Trigger): the flag goes to its degraded value when the signal rises above
 //! one threshold and back when it falls below another, never within the minimum hold of the last flip. A manual
 //! setting of the flag (override, environment, flag file) always wins over a trigger.
 //!
@@ -9,7 +9,7 @@
 //! - a dependency's error rate and p95: a [`LatencyWindow`], fed by a [`LatencyWindowLayer`] on its client
 //!   ([`LatencyWindow::error_rate_signal`], [`LatencyWindow::p95_seconds_signal`]); the same window records
 //!   the fsync latency of a journal when the caller records each fsync ([`LatencyWindow::record`]);
-//! - the process against its limits, from `chaos_core`'s sensor: [`signals::cpu_share`],
+//! - the process against its limits, from `brownout_chaos`'s sensor: [`signals::cpu_share`],
 //!   [`signals::memory_share`];
 //! - a circuit breaker not closed: [`signals::breaker_open`];
 //! - a budget at critical: [`signals::budget_critical`];
@@ -23,8 +23,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use chaos_tower::degrade::{LatencyWindow, TriggerTask};
-//! use degrade_flags::{Flags, flags::FlagKind};
+//! use brownout_tower::degrade::{LatencyWindow, TriggerTask};
+//! use brownout_degrade::{Flags, flags::FlagKind};
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]

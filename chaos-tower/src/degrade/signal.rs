@@ -7,7 +7,7 @@
 /// Any `FnMut() -> Option<f64> + Send + 'static` closure is a signal.
 ///
 /// ```
-/// use chaos_tower::degrade::Signal;
+/// use brownout_tower::degrade::Signal;
 ///
 /// let mut queue_depth = || Some(42.0);
 /// assert_eq!(queue_depth.read(), Some(42.0));

@@ -5,11 +5,11 @@ use std::sync::Arc;
 #[cfg(feature = "cost")]
 use std::sync::{Mutex, PoisonError};
 
-use chaos_core::sense::{Sample, SenseHandle};
+use brownout_chaos::sense::{Sample, SenseHandle};
 #[cfg(feature = "cost")]
-use cost_meter::budget::{AlertLevel, BudgetMonitor};
-use degrade_flags::CircuitBreaker;
-use degrade_flags::breaker::{ForcedState, State, Status};
+use brownout_cost::budget::{AlertLevel, BudgetMonitor};
+use brownout_degrade::CircuitBreaker;
+use brownout_degrade::breaker::{ForcedState, State, Status};
 
 use super::Signal;
 

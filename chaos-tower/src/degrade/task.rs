@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use brownout_degrade::Flags;
+use brownout_degrade::flags::{Hysteresis, Trigger};
 use brownout_foundation::clock::{Clock, TokioClock};
-use degrade_flags::Flags;
-use degrade_flags::flags::{Hysteresis, Trigger};
 use metrics::{Counter, Gauge};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;

@@ -121,7 +121,7 @@ impl WindowStats {
 ///
 /// ```
 /// use std::time::Duration;
-/// use chaos_tower::degrade::LatencyWindow;
+/// use brownout_tower::degrade::LatencyWindow;
 ///
 /// let window = LatencyWindow::new(Duration::from_secs(10)).min_calls(2);
 /// window.record(Duration::from_millis(20), true);

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use chaos_tower::FallbackLayer;
+//! use brownout_tower::FallbackLayer;
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # async fn demo() {
@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use chaos_tower::{FallbackLayer, FallbackReason};
+//! use brownout_tower::{FallbackLayer, FallbackReason};
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -51,7 +51,7 @@
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use chaos_tower::FallbackLayer;
+//! use brownout_tower::FallbackLayer;
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -74,8 +74,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use degrade_flags::BoolFlag;
-use degrade_flags::breaker::Rejected;
+use brownout_degrade::BoolFlag;
+use brownout_degrade::breaker::Rejected;
 use http::StatusCode;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -96,7 +96,7 @@ pub use grpc::GrpcFailure;
 pub enum FallbackReason {
     /// The degrade flag of [`FallbackLayer::when_flag`] is on: the primary was not called.
     Flag,
-    /// A circuit breaker refused the call (`degrade_flags::breaker::Rejected`, e.g. from
+    /// A circuit breaker refused the call (`brownout_degrade::breaker::Rejected`, e.g. from
     /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer)).
     BreakerOpen,
     /// A fault injected by chaos: an [`InjectedError`], or a response marked

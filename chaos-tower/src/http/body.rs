@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use brownout_chaos::{ActiveFault, BodyFault};
 use bytes::{Buf, Bytes};
-use chaos_core::{ActiveFault, BodyFault};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -139,7 +139,7 @@ where
     match other.project() {
         OtherProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         OtherProj::Reset { rule } => Poll::Ready(
-            rule.take().map(|rule| Err(InjectedError::from_outcome(rule, &chaos_core::Outcome::Reset).into())),
+            rule.take().map(|rule| Err(InjectedError::from_outcome(rule, &brownout_chaos::Outcome::Reset).into())),
         ),
         OtherProj::Shaped { shaped } => shaped.poll_frame(cx),
     }

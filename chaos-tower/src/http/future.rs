@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use ::http::Response;
-use chaos_core::{ActiveFault, BodyFault};
+use brownout_chaos::{ActiveFault, BodyFault};
 use pin_project_lite::pin_project;
 
 use super::ChaosBody;

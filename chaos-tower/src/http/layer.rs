@@ -1,7 +1,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use chaos_core::{ConfigError, ErrorConfig, FaultConfig, LatencyConfig, RateLimitConfig};
+use brownout_chaos::{ConfigError, ErrorConfig, FaultConfig, LatencyConfig, RateLimitConfig};
 use tower_layer::Layer;
 
 use super::HttpChaos;
@@ -16,7 +16,7 @@ use crate::handle::ChaosHandle;
 /// body type when it can hold any body (axum's `Body`, `BoxBody`): the cheaper choice under axum.
 ///
 /// ```
-/// # use chaos_tower::{ChaosHandle, HttpChaosLayer};
+/// # use brownout_tower::{ChaosHandle, HttpChaosLayer};
 /// # fn stack(handle: ChaosHandle) -> axum::Router {
 /// axum::Router::new()
 ///     .route("/quote", axum::routing::get(|| async { "101.25" }))

@@ -35,8 +35,8 @@ use std::task::{Context, Poll};
 
 use ::http::header::HeaderName;
 use ::http::{Request, Response, StatusCode};
+use brownout_chaos::{Decider, Pending, RequestFacts};
 use bytes::Bytes;
-use chaos_core::{Decider, Pending, RequestFacts};
 use tokio::sync::Notify;
 use tower_service::Service;
 
@@ -50,10 +50,10 @@ pub use self::mode::{BodyMode, FromChaosBody, SameBody, WrapBody};
 ///
 /// ```
 /// # fn check(response: &http::Response<()>) -> bool {
-/// response.headers().contains_key(&chaos_tower::INJECTED_HEADER)
+/// response.headers().contains_key(&brownout_tower::INJECTED_HEADER)
 /// # }
 /// ```
-pub static INJECTED_HEADER: HeaderName = HeaderName::from_static(chaos_core::INJECTED_HEADER);
+pub static INJECTED_HEADER: HeaderName = HeaderName::from_static(brownout_chaos::INJECTED_HEADER);
 
 use self::headers::Asked;
 use crate::faulted::Faulted;
@@ -180,8 +180,8 @@ impl<S, M> HttpChaos<S, M> {
         let (delay, outcome, body) = injection.into_parts();
         crate::trace::faults(delay.as_ref(), outcome.as_ref(), body.as_ref(), true);
         // A hang ends at the caller's gRPC deadline, if it sent one: read before the request moves on.
-        let deadline = match outcome.as_ref().map(chaos_core::ActiveFault::fault) {
-            Some(chaos_core::Outcome::Hang { .. }) => deadline::grpc_timeout(req.headers()),
+        let deadline = match outcome.as_ref().map(brownout_chaos::ActiveFault::fault) {
+            Some(brownout_chaos::Outcome::Hang { .. }) => deadline::grpc_timeout(req.headers()),
             _ => None,
         };
         // An outcome after a wait may be called off by the kill switch: the inner future is then made up front

@@ -2,8 +2,8 @@
 
 use ::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use ::http::{Response, StatusCode};
+use brownout_chaos::{ActiveFault, Outcome};
 use bytes::Bytes;
-use chaos_core::{ActiveFault, Outcome};
 
 use super::ChaosBody;
 

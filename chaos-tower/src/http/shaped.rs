@@ -4,8 +4,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use brownout_chaos::{ActiveFault, BodyFault};
 use bytes::Bytes;
-use chaos_core::{ActiveFault, BodyFault};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};

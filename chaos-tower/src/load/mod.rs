@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use chaos_tower::load::{self, LoadPlan, Outcome, Slo};
+//! use brownout_tower::load::{self, LoadPlan, Outcome, Slo};
 //! use tower::service_fn;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -38,7 +38,7 @@ pub fn paused() -> tokio::runtime::Runtime {
 
 /// A signal a test turns by hand ([`set`]); NaN (no reading) until then.
 #[allow(dead_code)]
-pub fn dial() -> (std::sync::Arc<std::sync::atomic::AtomicU64>, impl chaos_tower::degrade::Signal) {
+pub fn dial() -> (std::sync::Arc<std::sync::atomic::AtomicU64>, impl brownout_tower::degrade::Signal) {
     let value = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()));
     let read = value.clone();
     (value, move || Some(f64::from_bits(read.load(std::sync::atomic::Ordering::Relaxed))))

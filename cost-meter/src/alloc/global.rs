@@ -14,7 +14,7 @@ use super::ledger::{self, Tag};
 ///
 /// ```
 /// #[global_allocator]
-/// static ALLOCATOR: cost_meter::CostAllocator = cost_meter::CostAllocator::system();
+/// static ALLOCATOR: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
 /// # fn main() {}
 /// ```
 ///

@@ -80,8 +80,8 @@ thread_local! {
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use std::time::{Duration, SystemTime};
-/// use cost_meter::budget::{Budget, BudgetFeed, BudgetMonitor, BudgetSet};
-/// use cost_meter::{JobSpec, Labels, Meter};
+/// use brownout_cost::budget::{Budget, BudgetFeed, BudgetMonitor, BudgetSet};
+/// use brownout_cost::{JobSpec, Labels, Meter};
 ///
 /// let budget = Budget::parse("name: quotes\nowner: trading@example.com\nmonthly_cpu_hours: 100\n", None)?;
 /// let monitor = Arc::new(Mutex::new(BudgetMonitor::new(Arc::new(BudgetSet::new(vec![budget])?), SystemTime::now())));

@@ -15,8 +15,8 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use std::time::{Duration, UNIX_EPOCH};
-//! use cost_meter::budget::{AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit, LogSink};
-//! use cost_meter::{CpuMode, JobRecord, Labels, MemoryMode};
+//! use brownout_cost::budget::{AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit, LogSink};
+//! use brownout_cost::{CpuMode, JobRecord, Labels, MemoryMode};
 //!
 //! let yaml = "name: research-cluster\nowner: research@example.com\nmonthly_cpu_hours: 1800\n\
 //!             match: { team: research }\nguardrails: { max_concurrency_at_critical: 2, freeze_adhoc_at_critical: true }\n";

@@ -24,7 +24,7 @@ pub struct GcReport {
 /// a trailing `B` accepted).
 ///
 /// ```
-/// use cost_meter::cache::parse_size;
+/// use brownout_cost::cache::parse_size;
 /// assert_eq!(parse_size("512"), Ok(512));
 /// assert_eq!(parse_size("2G"), Ok(2 << 30));
 /// assert_eq!(parse_size("1.5MiB"), Ok(1_572_864));

@@ -70,7 +70,7 @@ impl fmt::Display for CacheKey {
 /// Builds a [`CacheKey`]. Every call adds a named part; the order of calls matters.
 ///
 /// ```
-/// use cost_meter::cache::CacheKey;
+/// use brownout_cost::cache::CacheKey;
 /// let a = CacheKey::builder().command(["python3", "features.py"]).version("schema-3").build();
 /// let b = CacheKey::builder().command(["python3", "features.py"]).version("schema-4").build();
 /// assert_ne!(a.digest(), b.digest()); // a schema change misses

@@ -26,7 +26,7 @@
 //! parse, is a miss, reported, never served, and the run that follows replaces the entry.
 //!
 //! ```
-//! use cost_meter::cache::{CacheKey, Cost, ResultCache};
+//! use brownout_cost::cache::{CacheKey, Cost, ResultCache};
 //! let dir = tempfile::tempdir()?;
 //! let out = dir.path().join("features.parquet");
 //! let cache = ResultCache::open(dir.path().join("cache"))?;

@@ -18,8 +18,8 @@
 //!
 //! ```no_run
 //! use std::process::Command;
-//! use cost_meter::child::{MeteredChild, Spawn};
-//! use cost_meter::Labels;
+//! use brownout_cost::child::{MeteredChild, Spawn};
+//! use brownout_cost::Labels;
 //!
 //! let child = MeteredChild::spawn(Command::new("python3").arg("backtest.py"), Spawn::default())?;
 //! let outcome = child.wait()?;

@@ -9,7 +9,7 @@ use brownout_foundation::process::{page_size, parse_statm_rss};
 /// spaces and parentheses, so the fields are read after its last `)`).
 ///
 /// ```
-/// use cost_meter::child::parse_stat_ppid;
+/// use brownout_cost::child::parse_stat_ppid;
 /// assert_eq!(parse_stat_ppid("42 (python3 (x) y) S 7 42 42 0"), Some(7));
 /// assert_eq!(parse_stat_ppid("42 (sh"), None);
 /// ```

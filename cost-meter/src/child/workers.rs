@@ -28,8 +28,8 @@ impl Workers {
     /// The count for `level` on a machine of `cores` cores.
     ///
     /// ```
-    /// use cost_meter::budget::AlertLevel;
-    /// use cost_meter::child::Workers;
+    /// use brownout_cost::budget::AlertLevel;
+    /// use brownout_cost::child::Workers;
     /// assert_eq!(Workers::for_level(AlertLevel::Ok, 8).count, 8);
     /// assert_eq!(Workers::for_level(AlertLevel::Warn, 8).count, 4);
     /// assert_eq!(Workers::for_level(AlertLevel::Warn, 1).count, 1);

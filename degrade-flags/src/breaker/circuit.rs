@@ -28,7 +28,7 @@ struct Padded<T>(T);
 ///
 /// ```
 /// use std::time::Duration;
-/// use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, ManualClock, Outcome, State};
+/// use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, ManualClock, Outcome, State};
 ///
 /// let config = BreakerConfig { minimum_calls: 4, ..BreakerConfig::default() };
 /// let breaker = CircuitBreaker::new("quotes", config, ManualClock::new())?;
@@ -38,7 +38,7 @@ struct Padded<T>(T);
 /// }
 /// assert_eq!(breaker.state(), State::Open); // 2 failures in 4 calls reach the 0.5 threshold
 /// assert!(breaker.try_acquire().is_err());
-/// # Ok::<(), degrade_flags::breaker::ConfigError>(())
+/// # Ok::<(), brownout_degrade::breaker::ConfigError>(())
 /// ```
 pub struct CircuitBreaker {
     /// The state word (see `state.rs`): read by every call, written on transitions only.

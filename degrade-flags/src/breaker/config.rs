@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Every field has a default:
 ///
 /// ```
-/// use degrade_flags::breaker::{BreakerConfig, SlidingWindow};
+/// use brownout_degrade::breaker::{BreakerConfig, SlidingWindow};
 ///
 /// let config: BreakerConfig = serde_json::from_str(r#"{
 ///     "failure_rate_threshold": 0.5,

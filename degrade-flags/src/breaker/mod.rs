@@ -2,7 +2,7 @@
 //! `chaos-tower`).
 //!
 //! The [`Clock`] is Brownout's one clock (`brownout_foundation::clock`), shared with the chaos rules, the SLO
-//! guard and the degrade triggers: [`SystemClock`] where no async runtime may exist, `chaos_tower::TokioClock`
+//! guard and the degrade triggers: [`SystemClock`] where no async runtime may exist, `brownout_tower::TokioClock`
 //! inside tokio (it follows paused time in tests), [`ManualClock`] to move time by hand, `CoarseClock` (Linux)
 //! on hot paths.
 //!

@@ -18,7 +18,7 @@ pub enum Outcome {
 /// experiment does not open the breaker it is meant to test around), ignore them:
 ///
 /// ```
-/// use degrade_flags::breaker::{Classifier, Outcome};
+/// use brownout_degrade::breaker::{Classifier, Outcome};
 ///
 /// #[derive(Debug)]
 /// enum Error { Injected, Upstream }

@@ -14,9 +14,9 @@ use crate::flags::Flags;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use degrade_flags::Flags;
-/// use degrade_flags::flags::FlagKind;
-/// use degrade_flags::openfeature::DegradeProvider;
+/// use brownout_degrade::Flags;
+/// use brownout_degrade::flags::FlagKind;
+/// use brownout_degrade::openfeature::DegradeProvider;
 /// use open_feature::OpenFeature;
 ///
 /// let flags = Flags::new();

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cost_meter::{JobRecord, MemoryMode};
+use brownout_cost::{JobRecord, MemoryMode};
 
 /// What the service's requests cost, summed from their cost-meter records.
 #[derive(Debug, Default)]
@@ -25,8 +25,8 @@ impl CostTotals {
     }
 
     /// The totals so far, as the GameDay runner reads them.
-    pub fn sample(&self) -> chaos_gameday::CostSample {
-        chaos_gameday::CostSample {
+    pub fn sample(&self) -> brownout_gameday::CostSample {
+        brownout_gameday::CostSample {
             requests: self.jobs.load(Ordering::Relaxed),
             cpu_seconds: self.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
             memory_byte_seconds: self.memory_byte_ms.load(Ordering::Relaxed) as f64 / 1e3,

@@ -17,10 +17,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos_core::sense::Sensor;
-use chaos_tower::degrade::{LatencyWindow, Signal, TriggerStatus, TriggerTask, signals};
-use degrade_flags::Flags;
-use degrade_flags::breaker::CircuitBreaker;
+use brownout_chaos::sense::Sensor;
+use brownout_degrade::Flags;
+use brownout_degrade::breaker::CircuitBreaker;
+use brownout_tower::degrade::{LatencyWindow, Signal, TriggerStatus, TriggerTask, signals};
 
 /// How long a trigger holds a state before it may flip back.
 pub const MIN_HOLD: Duration = Duration::from_millis(500);

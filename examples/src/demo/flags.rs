@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use degrade_flags::flags::FlagKind;
-use degrade_flags::{Flags, NumberFlag, StrategyFlag};
+use brownout_degrade::flags::FlagKind;
+use brownout_degrade::{Flags, NumberFlag, StrategyFlag};
 
 /// `quotes.source`: where `GET /quote/{symbol}` takes its quote from ([`QuoteSource`]).
 pub const QUOTES_SOURCE: &str = "quotes.source";

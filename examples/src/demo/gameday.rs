@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chaos_core::Environment;
-use chaos_gameday::{Client, InProcess, Plan, Settled};
-use chaos_tower::ChaosHandle;
+use brownout_chaos::Environment;
+use brownout_gameday::{Client, InProcess, Plan, Settled};
+use brownout_tower::ChaosHandle;
 use serde_json::json;
 
 use super::{Options, app, degrade, open_orders};
@@ -42,7 +42,7 @@ impl Drop for Server {
 /// tokio runtime.
 pub async fn target(plan: &Plan, data: &Path, options: &DemoOptions) -> Result<InProcess, String> {
     let chaos = ChaosHandle::for_environment(Environment::Test);
-    let flags = degrade_flags::Flags::new();
+    let flags = brownout_degrade::Flags::new();
     std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
     let orders = open_orders(data, &flags, options.fallback, Environment::Test)
         .map_err(|e| format!("{}: {e}", data.display()))?;

@@ -54,12 +54,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chaos_tower::shed::SHED_HEADER;
-use chaos_tower::{ChaosHandle, CostLayer, ShedLayer, TokioClock};
-use cost_meter::budget::{BudgetFeed, BudgetMonitor};
-use cost_meter::{JobRecord, Labels, Meter};
-use degrade_flags::Flags;
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow};
+use brownout_cost::budget::{BudgetFeed, BudgetMonitor};
+use brownout_cost::{JobRecord, Labels, Meter};
+use brownout_degrade::Flags;
+use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow};
+use brownout_tower::shed::SHED_HEADER;
+use brownout_tower::{ChaosHandle, CostLayer, ShedLayer, TokioClock};
 use tower::util::MapResponseLayer;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -174,7 +174,7 @@ pub struct OrdersParts {
     /// The chaos switch of the journal's writes (route `io/journal/write`).
     pub journal_chaos: ChaosHandle,
     /// Every store call's duration and outcome over the last second.
-    pub store_calls: chaos_tower::degrade::LatencyWindow,
+    pub store_calls: brownout_tower::degrade::LatencyWindow,
 }
 
 /// Opens the orders route over `dir` (its SQLite store and journal): store calls recorded in a 1 s window and
@@ -184,11 +184,11 @@ pub fn open_orders(
     dir: &std::path::Path,
     flags: &Flags,
     fallback: bool,
-    environment: chaos_core::Environment,
+    environment: brownout_chaos::Environment,
 ) -> Result<OrdersParts, String> {
     let (store_chaos, journal_chaos) =
         (ChaosHandle::for_environment(environment), ChaosHandle::for_environment(environment));
-    let store_calls = chaos_tower::degrade::LatencyWindow::new(degrade::STORE_WINDOW);
+    let store_calls = brownout_tower::degrade::LatencyWindow::new(degrade::STORE_WINDOW);
     let window = store_calls.clone();
     let options = crate::orders::OrdersOptions {
         journal_chaos: Some(journal_chaos.clone()),

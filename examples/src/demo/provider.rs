@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
+use brownout_degrade::breaker::{CircuitBreaker, Outcome};
+use brownout_tower::{BufferBodyLayer, ChaosHandle, CircuitBreakerLayer, FallbackLayer, HttpChaosLayer};
 use bytes::Bytes;
-use chaos_tower::{BufferBodyLayer, ChaosHandle, CircuitBreakerLayer, FallbackLayer, HttpChaosLayer};
-use degrade_flags::breaker::{CircuitBreaker, Outcome};
 use http_body_util::{BodyExt, Full};
 use tower::util::{BoxCloneSyncService, Either};
 use tower::{BoxError, ServiceBuilder};

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use brownout_foundation::fs::write_atomically;
-use chaos_tower::{ChaosHandle, ChaosIo};
+use brownout_tower::{ChaosHandle, ChaosIo};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 

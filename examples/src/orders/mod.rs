@@ -15,8 +15,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
 //! use examples::orders::{Orders, OrdersOptions};
-//! let flags = degrade_flags::Flags::new();
-//! let chaos = chaos_tower::ChaosHandle::new();
+//! let flags = brownout_degrade::Flags::new();
+//! let chaos = brownout_tower::ChaosHandle::new();
 //! let orders = Orders::open(std::path::Path::new("run/orders"), &flags, &chaos, OrdersOptions::default())?;
 //! let app: axum::Router = axum::Router::new().merge(orders.router());
 //! flags.set("orders.ingest", "capture_only").map_err(|e| e.to_string())?; // degrade: capture only
@@ -44,11 +44,11 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use brownout_degrade::Flags;
+use brownout_degrade::StrategyFlag;
+use brownout_degrade::flags::FlagKind;
+use brownout_tower::{Chaos, ChaosHandle, InjectedError};
 use bytes::Bytes;
-use chaos_tower::{Chaos, ChaosHandle, InjectedError};
-use degrade_flags::Flags;
-use degrade_flags::StrategyFlag;
-use degrade_flags::flags::FlagKind;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;

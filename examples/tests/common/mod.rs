@@ -38,5 +38,5 @@ pub fn example(name: &str) -> PathBuf {
 /// The `degrade` binary of degrade-flags.
 #[allow(dead_code)]
 pub fn degrade() -> PathBuf {
-    built("degrade-flags", "--bin", "degrade")
+    built("brownout-degrade", "--bin", "degrade")
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chaos_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, TokioClock};
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow};
+use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow};
+use brownout_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, TokioClock};
 use interop_grpc::{BoxError, Quote, QuoteRequest, QuotesClient, StreamRequest, answer, serve};
 use tonic::Request;
 use tower::ServiceBuilder;

@@ -1,8 +1,8 @@
 //! gRPC answers built by hand: a successful answer with one message (what a fallback serves from a cache) and
-//! a buffered answer ([`BufferBodyLayer`](chaos_tower::BufferBodyLayer)) replayed with its trailers.
+//! a buffered answer ([`BufferBodyLayer`](brownout_tower::BufferBodyLayer)) replayed with its trailers.
 
+use brownout_tower::body::Trailers;
 use bytes::{BufMut, Bytes, BytesMut};
-use chaos_tower::body::Trailers;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Full};
@@ -25,7 +25,7 @@ pub fn ok(message: &impl prost::Message) -> http::Response<tonic::body::Body> {
     with_trailers(http::Response::new(frame(message)), Some(trailers))
 }
 
-/// Serves a buffered answer (`http::Response<Bytes>` from [`BufferBodyLayer`](chaos_tower::BufferBodyLayer))
+/// Serves a buffered answer (`http::Response<Bytes>` from [`BufferBodyLayer`](brownout_tower::BufferBodyLayer))
 /// again as a tonic body, with the [`Trailers`] the buffer kept (`grpc-status` and `grpc-message` of an answer
 /// that carries them in trailers), so the tonic client reads the status it would have read unbuffered.
 pub fn replay(mut response: http::Response<Bytes>) -> http::Response<tonic::body::Body> {

@@ -1,5 +1,5 @@
 //! Brownout behind tonic: a small quotes gRPC API (unary `GetQuote`, server-streaming `StreamQuotes`) served
-//! behind [`HttpChaosLayer`](chaos_tower::HttpChaosLayer) on loopback, and its tonic client.
+//! behind [`HttpChaosLayer`](brownout_tower::HttpChaosLayer) on loopback, and its tonic client.
 //!
 //! The messages are hand-written prost messages and the service and client are hand-written over tonic's
 //! prost codec, so nothing here needs `protoc` at build time. [`quotes.proto`](self::messages) documents the

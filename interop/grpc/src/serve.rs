@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use chaos_tower::{ChaosHandle, HttpChaosLayer};
+use brownout_tower::{ChaosHandle, HttpChaosLayer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;

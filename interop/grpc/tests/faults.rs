@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chaos_tower::ChaosHandle;
+use brownout_tower::ChaosHandle;
 use interop_grpc::{Quote, QuoteRequest, QuotesClient, StreamRequest, serve};
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -142,9 +142,9 @@ fn timed_out(status: &tonic::Status) -> bool {
 async fn hang_before_the_server(
     fault: &str,
     timeout: &str,
-) -> http::Response<chaos_tower::ChaosBody<tonic::body::Body>> {
+) -> http::Response<brownout_tower::ChaosBody<tonic::body::Body>> {
     use tower::{Layer, ServiceExt};
-    let service = chaos_tower::HttpChaosLayer::new(rule("stuck", fault)).layer(interop_grpc::QuotesServer);
+    let service = brownout_tower::HttpChaosLayer::new(rule("stuck", fault)).layer(interop_grpc::QuotesServer);
     let request = http::Request::builder()
         .method("POST")
         .uri(interop_grpc::server::GET_QUOTE)

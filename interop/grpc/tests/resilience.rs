@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaos_tower::body::BufferBodyLayer;
-use chaos_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, TokioClock};
-use degrade_flags::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, State};
+use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow, State};
+use brownout_tower::body::BufferBodyLayer;
+use brownout_tower::{ChaosHandle, CircuitBreakerLayer, FallbackLayer, FallbackReason, TokioClock};
 use interop_grpc::server::MAX_STREAM;
 use interop_grpc::{BoxError, Quote, QuoteRequest, QuotesClient, StreamRequest, answer, serve};
 use tonic::Code;

@@ -1,4 +1,4 @@
-//! A demo router for Brownout's span events (`chaos_tower::trace`): every cold path of the layers, one route
+//! A demo router for Brownout's span events (`brownout_tower::trace`): every cold path of the layers, one route
 //! each, for the OpenTelemetry tests and the OTLP example; and [`otlp_provider`], the OTLP/HTTP tracer
 //! provider the example exports with.
 //!
@@ -17,10 +17,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::routing::get;
-use chaos_tower::{BoxError, ChaosHandle, CircuitBreakerLayer, FallbackLayer, HttpChaosLayer, ShedLayer};
-use degrade_flags::breaker::SystemClock;
-use degrade_flags::flags::FlagKind;
-use degrade_flags::{BreakerConfig, CircuitBreaker, Flags};
+use brownout_degrade::breaker::SystemClock;
+use brownout_degrade::flags::FlagKind;
+use brownout_degrade::{BreakerConfig, CircuitBreaker, Flags};
+use brownout_tower::{BoxError, ChaosHandle, CircuitBreakerLayer, FallbackLayer, HttpChaosLayer, ShedLayer};
 use http::{Request, Response, StatusCode};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;

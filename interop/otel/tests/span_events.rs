@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chaos_tower::trace::{BREAKER_REJECTED, FALLBACK, FAULT, SHED};
+use brownout_tower::trace::{BREAKER_REJECTED, FALLBACK, FAULT, SHED};
 use interop_otel::{BREAKER, SHED_FLAG, demo, get_status};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::trace::{SpanKind, Status};
@@ -154,7 +154,7 @@ async fn the_pass_through_path_emits_nothing() {
 
 #[tokio::test]
 async fn the_generic_flavour_names_the_fault_kind_as_the_error_type() {
-    use chaos_tower::{ChaosHandle, ChaosLayer};
+    use brownout_tower::{ChaosHandle, ChaosLayer};
     use tower::{Layer, ServiceExt, service_fn};
 
     let (exporter, provider, _guard) = collector();
@@ -178,7 +178,7 @@ async fn the_generic_flavour_names_the_fault_kind_as_the_error_type() {
 
 #[tokio::test]
 async fn a_fault_on_a_write_is_an_event_of_the_span_it_runs_in() {
-    use chaos_tower::{ChaosHandle, ChaosIo};
+    use brownout_tower::{ChaosHandle, ChaosIo};
     use tokio::io::AsyncWriteExt;
 
     let (exporter, provider, _guard) = collector();

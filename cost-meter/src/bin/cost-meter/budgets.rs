@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use clap::Args;
-use cost_meter::budget::{
+use brownout_cost::budget::{
     AlertLevel, BudgetSet, Forecast, Ledger, Month, Usage, Utilization, checkpoint, estimate, promtool_test_yaml,
     rules_yaml,
 };
-use cost_meter::{JobRecord, Labels, Tier, read_records};
+use brownout_cost::{JobRecord, Labels, Tier, read_records};
+use clap::Args;
 use serde_json::json;
 
 use crate::{Failure, Sources};
@@ -197,7 +197,7 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), Failure> {
                         "elapsed": f.elapsed,
                         "projected": f.projected,
                         "projected_utilization": { "cpu": f.projected_utilization.cpu, "memory": f.projected_utilization.memory },
-                        "exhausted_at": f.exhausted_at_unix.map(cost_meter::budget::rfc3339),
+                        "exhausted_at": f.exhausted_at_unix.map(brownout_cost::budget::rfc3339),
                     },
                     "by_labels": by.iter().map(|(k, (usage, jobs))| {
                         let labels: serde_json::Map<String, serde_json::Value> =

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use brownout_cost::cache::{ResultCache, parse_size};
 use clap::Subcommand;
-use cost_meter::cache::{ResultCache, parse_size};
 use serde_json::json;
 
 use crate::Failure;

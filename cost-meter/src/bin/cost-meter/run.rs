@@ -6,14 +6,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use clap::Args;
-use cost_meter::budget::{
+use brownout_cost::budget::{
     AdhocFreeze, AlertEvent, AlertLevel, AuditEntry, AuditEvent, AuditLog, BudgetMonitor, BudgetSet, Month, Override,
     TierGate, estimate,
 };
-use cost_meter::cache::{CacheError, CacheKey, Cost, ResultCache};
-use cost_meter::child::{ChildOutcome, MeteredChild, Spawn, WORKER_VARS, Workers};
-use cost_meter::{JobRecord, JsonLinesFile, Labels, RecordSink, Tier, push};
+use brownout_cost::cache::{CacheError, CacheKey, Cost, ResultCache};
+use brownout_cost::child::{ChildOutcome, MeteredChild, Spawn, WORKER_VARS, Workers};
+use brownout_cost::{JobRecord, JsonLinesFile, Labels, RecordSink, Tier, push};
+use clap::Args;
 
 use crate::Failure;
 use crate::budgets::{DEFAULT_DIR, DEFAULT_RECORDS, LabelArgs, load_budgets, load_records};
@@ -267,7 +267,7 @@ fn gate(
         Override::new(actor, token, args.reason.clone().unwrap_or_default())
     });
     match tier_gate.admit(job, labels, now, over.as_ref()) {
-        Ok(cost_meter::budget::Admission::Overridden { actor }) => {
+        Ok(brownout_cost::budget::Admission::Overridden { actor }) => {
             eprintln!(
                 "cost-meter: heavy job `{job}` forced outside its window by `{actor}` (audited in {})",
                 args.audit.display()

@@ -45,8 +45,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use brownout_degrade::flags::{FlagFile, edit, env_var};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use degrade_flags::flags::{FlagFile, edit, env_var};
 
 mod remote;
 
@@ -168,7 +168,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         let remote = remote::Remote::new(&url, token).map_err(Failure::Usage)?;
         return remote::run(&remote, &cli.command).map_err(Failure::Refused);
     }
-    let refused = |e: degrade_flags::FlagError| Failure::Refused(e.to_string());
+    let refused = |e: brownout_degrade::FlagError| Failure::Refused(e.to_string());
     match &cli.command {
         Cmd::List { json } => {
             let flags = FlagFile::read(&file).map_err(refused)?;
