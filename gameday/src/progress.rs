@@ -80,7 +80,7 @@ impl Write for LogWriter {
 }
 
 /// Draws `text` as the status line (cut to the terminal's width), in place of the one shown. For a command
-/// that shows its own progress on a terminal (the `load` example); [`line`], [`LogWriter`] and
+/// that shows its own progress on a terminal (the `load` example); [`line()`], [`LogWriter`] and
 /// [`clear_status`] keep it intact around other output.
 pub fn show_status(text: &str) {
     let text = fit(text, width());
