@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 
 use super::ChaosBody;
 use super::mode::{BodyMode, WrapBody};
-use super::response::{deadline_response, outcome_response};
+use super::response::{deadline_response, grpc_outcome_response, outcome_response};
 use crate::chaos::InjectedError;
 use crate::faulted::{ColdBox, Faulted};
 
@@ -44,6 +44,8 @@ pin_project! {
         fault: Option<Faulted>,
         body: Option<ActiveFault<BodyFault>>,
         ready: Option<Response<ChaosBody<B>>>,
+        // The request is a gRPC call: outcomes are answered as gRPC statuses.
+        grpc: bool,
     }
 }
 
@@ -53,13 +55,13 @@ impl<F, B, M> ResponseFuture<F, B, M> {
         Self { kind: Kind::Inner { inner }, mode: PhantomData }
     }
 
-    pub(crate) fn faulted(inner: Option<F>, fault: Faulted, body: Option<ActiveFault<BodyFault>>) -> Self {
-        let extra = Extra { inner, fault: Some(fault), body, ready: None };
+    pub(crate) fn faulted(inner: Option<F>, fault: Faulted, body: Option<ActiveFault<BodyFault>>, grpc: bool) -> Self {
+        let extra = Extra { inner, fault: Some(fault), body, ready: None, grpc };
         Self { kind: Kind::Faulted { extra: ColdBox::new(extra) }, mode: PhantomData }
     }
 
     pub(crate) fn respond(response: Response<ChaosBody<B>>) -> Self {
-        let extra = Extra { inner: None, fault: None, body: None, ready: Some(response) };
+        let extra = Extra { inner: None, fault: None, body: None, ready: Some(response), grpc: false };
         Self { kind: Kind::Faulted { extra: ColdBox::new(extra) }, mode: PhantomData }
     }
 }
@@ -100,7 +102,11 @@ where
             if fault.deadline_reached() {
                 return Poll::Ready(Ok(deadline_response(outcome)));
             }
-            return Poll::Ready(Ok(outcome_response(outcome)));
+            return Poll::Ready(Ok(if *this.grpc {
+                grpc_outcome_response(outcome)
+            } else {
+                outcome_response(outcome)
+            }));
         }
         match this.inner.as_pin_mut() {
             Some(inner) => {

@@ -12,6 +12,10 @@
 //! | throttle | the service's answer, its body at N KiB/s |
 //! | truncate | the service's answer cut after N bytes; a declared `Content-Length` stays, so the cut shows |
 //!
+//! A gRPC call (`content-type: application/grpc…`) gets every outcome as a trailers-only gRPC status: an HTTP
+//! status of an `error` fault, a `rate_limit` and a hang at its `max` become the code gRPC maps that status to
+//! (`UNAVAILABLE` for 429, 502, 503 and 504), with a readable `grpc-message`.
+//!
 //! A reset or a cut body fails only once the body is read: under a breaker or a fallback, read it with
 //! [`BufferBodyLayer`](crate::BufferBodyLayer), which makes either an error of the call (a response under a
 //! `truncate` rule carries the rule's [`InjectedError`](crate::InjectedError) as an extension, so the buffer
@@ -184,6 +188,8 @@ impl<S, M> HttpChaos<S, M> {
             Some(brownout_chaos::Outcome::Hang { .. }) => deadline::grpc_timeout(req.headers()),
             _ => None,
         };
+        // A gRPC caller gets its outcome as a gRPC status (read before the request moves on).
+        let grpc = outcome.is_some() && response::is_grpc(req.headers());
         // An outcome after a wait may be called off by the kill switch: the inner future is then made up front
         // (not polled unless the outcome is called off).
         let inner = Faulted::needs_inner(delay.as_ref(), outcome.as_ref()).then(|| self.inner.call(req));
@@ -191,7 +197,7 @@ impl<S, M> HttpChaos<S, M> {
         if let Some(deadline) = deadline {
             fault.hang_until(deadline, &self.wake);
         }
-        ResponseFuture::faulted(inner, fault, body)
+        ResponseFuture::faulted(inner, fault, body, grpc)
     }
 }
 

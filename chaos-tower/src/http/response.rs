@@ -39,6 +39,55 @@ pub(crate) fn deadline_response<B>(fault: ActiveFault<Outcome>) -> Response<Chao
     response
 }
 
+/// Whether the request is a gRPC call (`content-type: application/grpc`, `application/grpc+proto`, …).
+pub(crate) fn is_grpc(headers: &::http::HeaderMap) -> bool {
+    headers.get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The gRPC code a client gives an HTTP status it got instead of a gRPC answer, as gRPC's "HTTP to gRPC status
+/// code mapping" defines it (`UNAVAILABLE` for 429, 502, 503 and 504; `UNKNOWN` for what it does not list).
+pub(crate) fn grpc_code_of(status: StatusCode) -> u16 {
+    match status.as_u16() {
+        400 => 13,                   // INTERNAL
+        401 => 16,                   // UNAUTHENTICATED
+        403 => 7,                    // PERMISSION_DENIED
+        404 => 12,                   // UNIMPLEMENTED
+        429 | 502 | 503 | 504 => 14, // UNAVAILABLE
+        _ => 2,                      // UNKNOWN
+    }
+}
+
+/// The answer to a gRPC call for an outcome fault: a trailers-only gRPC status, so the client sees a status
+/// with a readable message rather than an HTTP answer it cannot decode (tonic would report `INTERNAL`). An
+/// `error` fault with `grpc:` keeps its code; one with an HTTP status, a `rate_limit` and a hang at its `max`
+/// get the code gRPC maps their HTTP status to ([`grpc_code_of`]); a reset stays a body that fails.
+pub(crate) fn grpc_outcome_response<B>(fault: ActiveFault<Outcome>) -> Response<ChaosBody<B>> {
+    let (code, message) = match fault.fault() {
+        Outcome::Error(e) if e.grpc.is_some() => return outcome_response(fault),
+        Outcome::Reset => return outcome_response(fault),
+        Outcome::Error(e) if !e.message.is_empty() => (grpc_code_of(e.status), e.message.to_string()),
+        Outcome::Error(e) => (grpc_code_of(e.status), format!("injected HTTP {}", e.status)),
+        Outcome::RateLimit(r) => {
+            (grpc_code_of(StatusCode::TOO_MANY_REQUESTS), format!("rate limited: retry after {}s", r.retry_after_secs))
+        }
+        Outcome::Hang { max } => {
+            (grpc_code_of(StatusCode::GATEWAY_TIMEOUT), format!("injected hang gave up after {max:?}"))
+        }
+    };
+    let mut response = Response::new(ChaosBody::full(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(&GRPC_STATUS, HeaderValue::from(code));
+    if let Ok(message) = HeaderValue::from_str(&message) {
+        headers.insert(&GRPC_MESSAGE, message);
+    }
+    if let Outcome::RateLimit(r) = fault.fault() {
+        headers.insert(RETRY_AFTER, HeaderValue::from(r.retry_after_secs));
+    }
+    headers.insert(&INJECTED, fault.header_value().clone());
+    response
+}
+
 /// The response for an outcome fault, marked with `x-chaos-injected: <rule>`.
 ///
 /// A reset is a response whose body fails at once: hyper then drops the connection, which is what the

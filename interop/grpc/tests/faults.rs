@@ -175,18 +175,20 @@ async fn a_deadline_after_the_hangs_max_leaves_the_hang_alone() {
     let started = Instant::now();
     let response = hang_before_the_server("{ hang: { max: 5s } }", "10S").await;
     assert_eq!(started.elapsed(), Duration::from_secs(5));
-    assert_eq!(response.status(), http::StatusCode::GATEWAY_TIMEOUT);
+    // At its `max` the hang gives up as a gRPC status: UNAVAILABLE, what gRPC maps a 504 to.
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(response.headers()["grpc-status"], "14");
 }
 
-/// Without a deadline the hang runs to its `max` and the layer answers `504` (text, not gRPC): tonic's client
-/// reports it as `INTERNAL`, with the HTTP status in the message and the marker in the metadata.
+/// Without a deadline the hang runs to its `max`; a gRPC caller then gets `UNAVAILABLE` (what gRPC maps the
+/// `504` an HTTP caller gets to), with a readable message and the marker in the metadata.
 #[tokio::test(start_paused = true)]
 async fn a_hang_without_a_deadline_fails_the_call_at_its_max() {
     let (_served, mut quotes) = client(rule("stuck", "{ hang: { max: 30s } }")).await;
     let started = Instant::now();
     let status = quotes.get_quote(brn()).await.unwrap_err();
-    assert_eq!(status.code(), Code::Internal, "{status:?}");
-    assert!(status.message().contains("504"), "{status:?}");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().starts_with("injected hang gave up after 30s"), "{status:?}");
     assert_eq!(injected_by(&status), Some("stuck"));
     assert!(started.elapsed() >= Duration::from_secs(30), "{:?}", started.elapsed());
 }
@@ -227,4 +229,31 @@ async fn a_body_cut_fails_a_unary_call() {
     let (_served, mut quotes) = client(rule("cut", "{ truncate: { after_bytes: 10 } }")).await;
     let status = quotes.get_quote(brn()).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
+}
+
+/// An `error` fault with an HTTP status, and a `rate_limit`, reach a gRPC client as the status gRPC maps the
+/// HTTP status to, readable and marked; an HTTP client of the same rules still gets the HTTP answer.
+#[tokio::test]
+async fn http_statuses_reach_a_grpc_client_as_grpc_statuses() {
+    let (_served, mut quotes) = client(rule("down", "{ error: { status: 503 } }")).await;
+    let status = quotes.get_quote(brn()).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unavailable, "injected 503 Service Unavailable"));
+    assert_eq!(injected_by(&status), Some("down"));
+    let status = quotes.stream_quotes(stream_of(3)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+
+    let (_served, mut quotes) = client(rule("denied", "{ error: { status: 403 } }")).await;
+    assert_eq!(quotes.get_quote(brn()).await.unwrap_err().code(), Code::PermissionDenied);
+
+    let (_served, mut quotes) = client(rule("limit", "{ rate_limit: { retry_after: 3s } }")).await;
+    let status = quotes.get_quote(brn()).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unavailable, "rate limited: retry after 3s"));
+    assert_eq!(status.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+
+    // Not a gRPC call: the HTTP answer, as before.
+    use tower::{Layer, ServiceExt};
+    let service = brownout_tower::HttpChaosLayer::new(rule("down", "{ error: { status: 503 } }"))
+        .layer(interop_grpc::QuotesServer);
+    let request = http::Request::get("/anything").body(tonic::body::Body::empty()).unwrap();
+    assert_eq!(service.oneshot(request).await.unwrap().status(), http::StatusCode::SERVICE_UNAVAILABLE);
 }
