@@ -39,7 +39,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use brownout_gameday::progress;
 use brownout_tower::ChaosHandle;
-use brownout_tower::load::{self, LatencySummary, LoadMode, LoadPlan, LoadResult, PlanSummary, Slo, Tolerance};
+use brownout_tower::load::{self, LatencySummary, LoadPlan, LoadResult, PlanSummary, Slo, Tolerance};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::Request;
@@ -263,20 +263,8 @@ impl Tally {
         let requests = h.len();
         let duration = so_far.last.map_or(Duration::ZERO, |last| last.saturating_duration_since(so_far.measure_start));
         let latency_ms = LatencySummary::of_histogram(h);
-        let (clients, rate_per_sec) = match plan.mode {
-            LoadMode::Closed { clients } => (Some(clients), None),
-            LoadMode::Open { rate_per_sec, .. } => (None, Some(rate_per_sec)),
-        };
         LoadResult {
-            plan: PlanSummary {
-                mode: plan.mode.name().to_owned(),
-                clients,
-                rate_per_sec,
-                requests: plan.requests,
-                duration_seconds: plan.duration.map(|d| d.as_secs_f64()),
-                warmup_seconds: plan.warmup.as_secs_f64(),
-                target: so_far.target.clone(),
-            },
+            plan: PlanSummary { target: so_far.target.clone(), ..PlanSummary::of(plan) },
             requests,
             errors: so_far.errors,
             error_rate: if requests == 0 { 0.0 } else { so_far.errors as f64 / requests as f64 },

@@ -237,10 +237,7 @@ pub struct HttpParts;
 
 impl<B: Default> CopyRequest<http::Request<B>> for HttpParts {
     fn copy(&self, req: &http::Request<B>) -> http::Request<B> {
-        let mut copy = http::Request::new(B::default());
-        *copy.method_mut() = req.method().clone();
-        *copy.uri_mut() = req.uri().clone();
-        *copy.version_mut() = req.version();
+        let mut copy = HttpHead.copy(req);
         *copy.headers_mut() = req.headers().clone();
         copy
     }

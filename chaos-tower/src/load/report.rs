@@ -99,7 +99,8 @@ pub struct PlanSummary {
 }
 
 impl PlanSummary {
-    fn of(plan: &LoadPlan) -> Self {
+    /// The summary of `plan`, without a target.
+    pub fn of(plan: &LoadPlan) -> Self {
         let (clients, rate_per_sec) = match plan.mode {
             LoadMode::Closed { clients } => (Some(clients), None),
             LoadMode::Open { rate_per_sec, .. } => (None, Some(rate_per_sec)),
