@@ -33,7 +33,7 @@ use tower_service::Service;
 const ELAPSED: Duration = Duration::from_micros(300);
 
 fn brownout(window: SlidingWindow) -> CircuitBreaker {
-    let config = BreakerConfig { window, ..BreakerConfig::default() };
+    let config = BreakerConfig::default().window(window);
     CircuitBreaker::new("bench", config, SystemClock::new()).expect("bench config is valid")
 }
 
@@ -47,7 +47,7 @@ fn time_window() -> CircuitBreaker {
 
 fn time_window_coarse() -> CircuitBreaker {
     let window = SlidingWindow::Time { duration: Duration::from_secs(60), buckets: 60 };
-    CircuitBreaker::new("bench", BreakerConfig { window, ..BreakerConfig::default() }, CoarseClock::new())
+    CircuitBreaker::new("bench", BreakerConfig::default().window(window), CoarseClock::new())
         .expect("bench config is valid")
 }
 

@@ -20,6 +20,7 @@ use crate::pressure::PressureConfig;
 /// A whole chaos config: one experiment's rules and the bounds around them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ChaosConfig {
     /// Name of the experiment, shown in logs, reports and the production guard.
     #[serde(default)]
@@ -80,9 +81,25 @@ impl Default for ChaosConfig {
     }
 }
 
+brownout_foundation::setters! {
+    impl ChaosConfig {
+        experiment: Some(String),
+        seed: Some(u64),
+        armed: bool,
+        ttl: Duration,
+        allow_prod: bool,
+        blast_radius: Some(f64),
+        max_active_faults: Some(u32),
+        header_faults: Some(HeaderFaultsConfig),
+        rules: Vec<RuleConfig>,
+        pressure: Vec<PressureConfig>,
+    }
+}
+
 /// One rule: which requests, how many of them, what fault, and for how long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RuleConfig {
     /// Unique name; it is the value of `x-chaos-injected` and the `rule` label of the metrics.
     pub name: String,
@@ -107,9 +124,50 @@ pub struct RuleConfig {
     pub max_active: Option<u32>,
 }
 
+impl RuleConfig {
+    /// A rule named `name` that injects `fault` into the requests `sample` picks, among all requests (see the
+    /// setters for targeting, start, duration and caps). Like every constructor of Brownout's faults, it takes
+    /// what to inject before how often.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brownout_chaos::{ChaosConfig, FaultConfig, LatencyConfig, RuleConfig, SampleConfig, TargetConfig};
+    ///
+    /// let slow = FaultConfig::Latency(LatencyConfig::Fixed(Duration::from_millis(200)));
+    /// let rule = RuleConfig::new("slow-quotes", slow, SampleConfig::Random { rate: 0.1 })
+    ///     .target(TargetConfig::default().route("/api/quotes/**".to_owned()))
+    ///     .max_injections(1_000);
+    /// let config = ChaosConfig::default().experiment("quotes".to_owned()).rules(vec![rule]);
+    /// assert_eq!(config.rules[0].max_injections, Some(1_000));
+    /// ```
+    pub fn new(name: impl Into<String>, fault: FaultConfig, sample: SampleConfig) -> Self {
+        Self {
+            name: name.into(),
+            target: TargetConfig::default(),
+            sample,
+            fault,
+            start_after: None,
+            duration: None,
+            max_injections: None,
+            max_active: None,
+        }
+    }
+}
+
+brownout_foundation::setters! {
+    impl RuleConfig {
+        target: TargetConfig,
+        start_after: Some(Duration),
+        duration: Some(Duration),
+        max_injections: Some(u64),
+        max_active: Some(u32),
+    }
+}
+
 /// Request targeting. Conditions compose: all of them must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TargetConfig {
     /// A glob over the request path: `*` is any run of characters within a segment, `?` one such character,
     /// `**` as a whole segment any number of segments (`/api/**`, `/users/*/orders`). axum's route templates
@@ -129,6 +187,16 @@ pub struct TargetConfig {
     /// Where the request key (tenant, user…) comes from; the hash sampler needs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<KeyConfig>,
+}
+
+brownout_foundation::setters! {
+    impl TargetConfig {
+        route: Some(String),
+        method: Some(OneOrMany<String>),
+        headers: BTreeMap<String, String>,
+        header_present: Vec<String>,
+        key: Some(KeyConfig),
+    }
 }
 
 /// Either one value or a list of them.
@@ -154,9 +222,17 @@ impl<T> OneOrMany<T> {
 /// Where the request key is read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct KeyConfig {
     /// The header whose value is the key (for example `x-tenant-id`).
     pub header: String,
+}
+
+impl KeyConfig {
+    /// The key is the value of the header `header`.
+    pub fn header(header: impl Into<String>) -> Self {
+        Self { header: header.into() }
+    }
 }
 
 /// How a rule picks which matching requests get the fault.
@@ -276,6 +352,7 @@ pub enum LatencyConfig {
 /// gRPC trailers-only response carrying `grpc-status`. In the generic flavour it is an `InjectedError`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ErrorConfig {
     /// HTTP status, 100–599.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +369,16 @@ pub struct ErrorConfig {
     /// Extra response headers (HTTP).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+}
+
+brownout_foundation::setters! {
+    impl ErrorConfig {
+        status: Some(u16),
+        grpc: Some(GrpcCode),
+        message: Some(String),
+        body: Some(String),
+        headers: BTreeMap<String, String>,
+    }
 }
 
 /// gRPC status codes, by their canonical names.
@@ -321,6 +408,7 @@ pub enum GrpcCode {
 /// resets when `Retry-After` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RateLimitConfig {
     /// How long the caller is told to wait (`Retry-After`, whole seconds, rounded up; default `1s`).
     #[serde(default = "default_retry_after", with = "duration")]
@@ -328,6 +416,19 @@ pub struct RateLimitConfig {
     /// The advertised limit (`x-ratelimit-limit`; default 100).
     #[serde(default = "default_limit")]
     pub limit: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { retry_after: default_retry_after(), limit: default_limit() }
+    }
+}
+
+brownout_foundation::setters! {
+    impl RateLimitConfig {
+        retry_after: Duration,
+        limit: u64,
+    }
 }
 
 fn default_retry_after() -> Duration {
@@ -341,6 +442,7 @@ fn default_limit() -> u64 {
 /// A request that does not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HangConfig {
     /// Chaos is bounded: after this long (default `60s`) the hang gives up with a `504` (HTTP) or an
     /// `InjectedError`. Set it above the caller's timeout.
@@ -358,34 +460,66 @@ impl Default for HangConfig {
     }
 }
 
+impl HangConfig {
+    /// A hang that gives up after `max`.
+    pub fn new(max: Duration) -> Self {
+        Self { max }
+    }
+}
+
 /// CPU burned inside an injected request: `{ cpu_burn: { cpu: 20ms } }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CpuBurnConfig {
     /// CPU time to burn on the request's thread, at most `1s`.
     #[serde(with = "duration")]
     pub cpu: Duration,
 }
 
+impl CpuBurnConfig {
+    /// Burn `cpu` of CPU time.
+    pub fn new(cpu: Duration) -> Self {
+        Self { cpu }
+    }
+}
+
 /// A connection reset: `{ reset: {} }`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ResetConfig {}
 
 /// Stream the response body at a bounded rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ThrottleConfig {
     /// Bytes per second, in KiB (≥ 1).
     pub kib_per_sec: u64,
 }
 
+impl ThrottleConfig {
+    /// A body streamed at `kib_per_sec` KiB per second.
+    pub fn new(kib_per_sec: u64) -> Self {
+        Self { kib_per_sec }
+    }
+}
+
 /// End the response body early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TruncateConfig {
     /// Bytes of body delivered before it ends.
     pub after_bytes: u64,
+}
+
+impl TruncateConfig {
+    /// A body cut after `after_bytes` bytes.
+    pub fn new(after_bytes: u64) -> Self {
+        Self { after_bytes }
+    }
 }
 
 /// Faults requested per request through headers, for contract tests through a real HTTP stack.
@@ -395,6 +529,7 @@ pub struct TruncateConfig {
 /// or in production, the headers are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HeaderFaultsConfig {
     /// Turn the headers on.
     #[serde(default)]
@@ -408,6 +543,21 @@ pub struct HeaderFaultsConfig {
     /// Largest delay a header may ask for (default `5s`).
     #[serde(default = "default_max_delay", with = "duration")]
     pub max_delay: Duration,
+}
+
+impl Default for HeaderFaultsConfig {
+    fn default() -> Self {
+        Self { enabled: false, token_env: None, token_file: None, max_delay: default_max_delay() }
+    }
+}
+
+brownout_foundation::setters! {
+    impl HeaderFaultsConfig {
+        enabled: bool,
+        token_env: Some(String),
+        token_file: Some(String),
+        max_delay: Duration,
+    }
 }
 
 fn default_max_delay() -> Duration {

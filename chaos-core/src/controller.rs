@@ -454,6 +454,7 @@ impl Controller {
 
 /// A point-in-time view of the active rule set's counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Armed right now.
     pub armed: bool,
@@ -473,6 +474,7 @@ pub struct Snapshot {
 
 /// What a [`Controller::load`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct LoadReport {
     /// The config differed from the active one; `false`: nothing changed at all.
     pub changed: bool,
@@ -486,6 +488,7 @@ pub struct LoadReport {
 
 /// One rule's counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RuleStats {
     /// Rule name.
     pub name: String,

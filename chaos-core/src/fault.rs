@@ -141,6 +141,7 @@ pub const MAX_CPU_BURN: Duration = Duration::from_secs(1);
 
 /// An error answer, prepared at load: status or gRPC code, message, body and headers.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ErrorFault {
     /// HTTP status of the answer (500 when the config gave none; 200 for gRPC).
     pub status: StatusCode,
@@ -156,6 +157,7 @@ pub struct ErrorFault {
 
 /// A 429 answer whose headers agree: `Retry-After` = `x-ratelimit-reset`, nothing remaining.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimit {
     /// Seconds the caller should wait (≥ 1).
     pub retry_after_secs: u64,

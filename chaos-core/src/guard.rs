@@ -11,6 +11,7 @@ use crate::error::ConfigError;
 
 /// The limits of a [`SloGuard`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct SloLimits {
     /// Largest acceptable share of failed requests in a window, in `[0, 1]`.
     pub max_error_rate: f64,
@@ -22,8 +23,25 @@ pub struct SloLimits {
     pub min_requests: u32,
 }
 
+impl SloLimits {
+    /// Trip when a window's error rate exceeds `max_error_rate` or its p95 exceeds `max_p95`, judged on
+    /// windows of 10 s holding at least 20 requests (change them with [`window`](Self::window) and
+    /// [`min_requests`](Self::min_requests)).
+    pub fn new(max_error_rate: f64, max_p95: Duration) -> Self {
+        Self { max_error_rate, max_p95, window: Duration::from_secs(10), min_requests: 20 }
+    }
+}
+
+brownout_foundation::setters! {
+    impl SloLimits {
+        window: Duration,
+        min_requests: u32,
+    }
+}
+
 /// Why the guard tripped.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Breach {
     /// The window's error rate.
     pub error_rate: f64,
@@ -190,12 +208,7 @@ mod tests {
     }
 
     fn limits() -> SloLimits {
-        SloLimits {
-            max_error_rate: 0.1,
-            max_p95: Duration::from_millis(200),
-            window: Duration::from_secs(1),
-            min_requests: 10,
-        }
+        SloLimits::new(0.1, Duration::from_millis(200)).window(Duration::from_secs(1)).min_requests(10)
     }
 
     #[test]

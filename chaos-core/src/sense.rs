@@ -33,6 +33,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// One reading of the process's resource use.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Sample {
     /// When it was taken.
     pub taken: Instant,
@@ -56,6 +57,43 @@ pub struct Sample {
     pub read_bytes_per_sec: Option<f64>,
     /// Storage write rate over the interval.
     pub write_bytes_per_sec: Option<f64>,
+}
+
+impl Sample {
+    /// A reading taken at `taken`, `interval` after the previous one, with nothing measured: for tests and for
+    /// signals fed from another source. [`cpu`](Self::cpu) and [`memory`](Self::memory) set the figures.
+    pub fn new(taken: Instant, interval: Duration) -> Self {
+        Self {
+            taken,
+            interval,
+            cpu_cores: 0.0,
+            cpu_time: Duration::ZERO,
+            rss_bytes: 0,
+            memory_limit_bytes: 0,
+            memory_fraction: 0.0,
+            read_bytes: None,
+            write_bytes: None,
+            read_bytes_per_sec: None,
+            write_bytes_per_sec: None,
+        }
+    }
+
+    /// Sets the CPU used over the interval (in cores) and since the process started.
+    #[must_use]
+    pub fn cpu(mut self, cores: f64, since_start: Duration) -> Self {
+        self.cpu_cores = cores;
+        self.cpu_time = since_start;
+        self
+    }
+
+    /// Sets the resident memory and the limit, and the fraction that follows (0 when the limit is 0).
+    #[must_use]
+    pub fn memory(mut self, rss_bytes: u64, limit_bytes: u64) -> Self {
+        self.rss_bytes = rss_bytes;
+        self.memory_limit_bytes = limit_bytes;
+        self.memory_fraction = if limit_bytes == 0 { 0.0 } else { rss_bytes as f64 / limit_bytes as f64 };
+        self
+    }
 }
 
 /// Reads the kernel and keeps the previous reading, to turn totals into rates.

@@ -16,6 +16,7 @@ pub enum Flavour {
 
 /// The facts about one request that targeting reads. Building one copies three references.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RequestFacts<'a> {
     /// The request path (`/api/quotes`).
     pub path: Option<&'a str>,
@@ -34,6 +35,13 @@ impl RequestFacts<'static> {
 }
 
 impl<'a> RequestFacts<'a> {
+    /// The facts of a request known only by its path (a file path for the IO layer, say): rules with a method,
+    /// header or key condition do not match it.
+    #[inline]
+    pub fn path_only(path: &'a str, flavour: Flavour) -> Self {
+        RequestFacts { path: Some(path), method: None, headers: None, flavour }
+    }
+
     /// The facts of an HTTP request.
     #[inline]
     pub fn http<B>(req: &'a http::Request<B>) -> Self {

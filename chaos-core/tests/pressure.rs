@@ -232,7 +232,7 @@ fn ramp_grows_step_by_step_then_holds_then_expires() {
     let _serial = serial();
     let load = Load::Memory {
         target: MemoryTarget::Bytes(48 * MIB),
-        ramp: Some(Ramp { step: 16 * MIB, every: Duration::from_millis(250) }),
+        ramp: Some(Ramp::new(16 * MIB, Duration::from_millis(250))),
         ceiling: 0.8,
     };
     let guard = Pressure::new("ramp", load, Duration::from_millis(1000)).start().expect("valid");
@@ -442,7 +442,7 @@ fn the_controller_starts_pressure_when_armed_and_stops_it_on_disarm() {
     // Re-arming starts them again; the rule set's TTL cuts them short.
     controller.arm().expect("arms");
     assert_eq!(controller.pressure().len(), 2);
-    let short = ChaosConfig { ttl: Duration::from_millis(150), ..config };
+    let short = config.ttl(Duration::from_millis(150));
     controller.load(short).expect("loads");
     assert!(eventually(Duration::from_secs(1), || controller
         .pressure()

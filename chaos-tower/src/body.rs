@@ -77,6 +77,7 @@ pub const DEFAULT_LIMIT: usize = 2 * 1024 * 1024;
 
 /// The trailers of a buffered body, if it had any: an extension of the buffered response.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "a newtype: its one field is the value")]
 pub struct Trailers(pub HeaderMap);
 
 /// What went wrong with a body (see [`BodyError::kind`]).

@@ -55,6 +55,7 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 
 /// What a label function sees of a request.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RequestInfo<'a> {
     /// The request's method.
     pub method: &'a Method,

@@ -105,7 +105,7 @@ fn admit(
         match op {
             Op::Admitted => return Poll::Ready(Ok(())),
             Op::Idle => {
-                let facts = RequestFacts { path: Some(path), method: None, headers: None, flavour: Flavour::Generic };
+                let facts = RequestFacts::path_only(path, Flavour::Generic);
                 match decider.decide(&facts) {
                     None => *op = Op::Admitted,
                     Some(injection) => {

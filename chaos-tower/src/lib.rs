@@ -27,7 +27,7 @@
 //! use axum::{Router, routing::get};
 //! use brownout_tower::HttpChaosLayer;
 //!
-//! let chaos = HttpChaosLayer::too_many_requests(0.25, Duration::from_secs(2))?;
+//! let chaos = HttpChaosLayer::too_many_requests(Duration::from_secs(2), 0.25)?;
 //! let app: Router = Router::new().route("/quote", get(quote)).layer(chaos.clone());
 //! chaos.handle().disarm(); // the kill switch: every request from now on passes untouched
 //! # Ok::<(), brownout_chaos::ConfigError>(())
@@ -46,6 +46,9 @@
 //! JSON); each feature adds one family: `yaml` (YAML rule files), `breaker`, `fallback` (with `shed`), `shed`,
 //! `degrade`, `cost`, `admin`, `load` and `axum` (`FromChaosBody` for axum's `Body`).
 #![forbid(unsafe_code)]
+// Semver: a public struct whose fields are all public is `#[non_exhaustive]`, so a new field is not a breaking
+// change; callers build it from a constructor, `Default` or its setters. Enforced by clippy in CI.
+#![warn(clippy::exhaustive_structs)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 #[macro_use]

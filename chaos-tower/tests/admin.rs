@@ -77,7 +77,7 @@ fn fixture_with(throttle: Throttle) -> Fixture {
 }
 
 fn fixture() -> Fixture {
-    fixture_with(Throttle { free: u32::MAX, ..Throttle::default() })
+    fixture_with(Throttle::default().free(u32::MAX))
 }
 
 fn req(method: &str, path: &str, token: Option<&str>, body: impl Into<Body>) -> Request<Body> {
@@ -360,12 +360,11 @@ async fn a_non_json_content_type_gets_415() {
 
 #[tokio::test(start_paused = true)]
 async fn repeated_failures_are_slowed_down_but_the_right_token_is_not() {
-    let throttle = Throttle {
-        free: 3,
-        window: Duration::from_secs(60),
-        base: Duration::from_millis(100),
-        cap: Duration::from_secs(1),
-    };
+    let throttle = Throttle::default()
+        .free(3)
+        .window(Duration::from_secs(60))
+        .base(Duration::from_millis(100))
+        .cap(Duration::from_secs(1));
     let f = fixture_with(throttle);
     let wrong = || req("GET", "/admin/chaos", Some("wrong-token-0123456789"), Body::empty());
     let timed = |request: Request<Body>| {
@@ -395,12 +394,11 @@ async fn repeated_failures_are_slowed_down_but_the_right_token_is_not() {
 /// never early and never with an instant refusal; a valid token meanwhile is answered at once.
 #[tokio::test(start_paused = true)]
 async fn concurrent_wrong_guesses_are_answered_one_per_delay_overall() {
-    let throttle = Throttle {
-        free: 2,
-        window: Duration::from_secs(60),
-        base: Duration::from_secs(1),
-        cap: Duration::from_secs(1),
-    };
+    let throttle = Throttle::default()
+        .free(2)
+        .window(Duration::from_secs(60))
+        .base(Duration::from_secs(1))
+        .cap(Duration::from_secs(1));
     let f = fixture_with(throttle);
     let start = tokio::time::Instant::now();
     let guesses: Vec<_> = (0..52)

@@ -20,11 +20,8 @@ use proptest::prelude::*;
 use tower::{BoxError, Layer, ServiceExt, service_fn};
 
 fn breaker(minimum_calls: u32) -> Arc<CircuitBreaker> {
-    let config = BreakerConfig {
-        minimum_calls,
-        window: SlidingWindow::Count { calls: 10, buckets: 1 },
-        ..BreakerConfig::default()
-    };
+    let config =
+        BreakerConfig::default().minimum_calls(minimum_calls).window(SlidingWindow::Count { calls: 10, buckets: 1 });
     Arc::new(CircuitBreaker::new("dep", config, ManualClock::new()).unwrap())
 }
 

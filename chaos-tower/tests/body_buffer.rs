@@ -52,11 +52,7 @@ impl Body for Scripted {
 }
 
 fn breaker() -> Arc<CircuitBreaker> {
-    let config = BreakerConfig {
-        minimum_calls: 3,
-        window: SlidingWindow::Count { calls: 10, buckets: 1 },
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::default().minimum_calls(3).window(SlidingWindow::Count { calls: 10, buckets: 1 });
     Arc::new(CircuitBreaker::new("provider", config, ManualClock::new()).unwrap())
 }
 

@@ -90,12 +90,7 @@ fn the_slo_guards_abort_is_an_event() {
     let events = events(|| {
         let chaos = ChaosHandle::for_environment(Environment::Test);
         chaos.load(ChaosConfig::from_yaml_str(RULES, None).unwrap()).unwrap();
-        let limits = SloLimits {
-            max_error_rate: 0.1,
-            max_p95: Duration::from_secs(1),
-            window: Duration::from_secs(60),
-            min_requests: 5,
-        };
+        let limits = SloLimits::new(0.1, Duration::from_secs(1)).window(Duration::from_secs(60)).min_requests(5);
         let clock = ManualClock::new();
         let guard = SloGuard::new(chaos.controller().clone(), limits, clock.clone()).unwrap();
         for _ in 0..10 {

@@ -104,7 +104,7 @@ async fn while_the_flag_is_on_the_primary_is_not_called() {
 /// The pattern users copy: chaos answers 429 for the provider, and the fallback serves the cache.
 #[tokio::test]
 async fn an_injected_429_is_served_from_the_fallback() {
-    let chaos = HttpChaosLayer::too_many_requests(1.0, Duration::from_secs(1)).unwrap();
+    let chaos = HttpChaosLayer::too_many_requests(Duration::from_secs(1), 1.0).unwrap();
     let provider = service_fn(|_: Request<String>| async { Ok::<_, Infallible>(ok("live", StatusCode::OK)) });
     let cache = service_fn(|_: Request<String>| async {
         Ok::<_, Infallible>(Response::new(brownout_tower::ChaosBody::<String>::default()))
@@ -124,11 +124,7 @@ mod breaker {
     use tower::BoxError;
 
     fn breaker() -> Arc<CircuitBreaker> {
-        let config = BreakerConfig {
-            minimum_calls: 2,
-            window: SlidingWindow::Count { calls: 4, buckets: 1 },
-            ..BreakerConfig::default()
-        };
+        let config = BreakerConfig::default().minimum_calls(2).window(SlidingWindow::Count { calls: 4, buckets: 1 });
         Arc::new(CircuitBreaker::new("dep", config, ManualClock::new()).unwrap())
     }
 

@@ -166,13 +166,11 @@ async fn a_p95_trigger_reads_seconds_from_the_window() {
 }
 
 fn breaker(clock: &ManualClock) -> Arc<CircuitBreaker> {
-    let config = BreakerConfig {
-        minimum_calls: 2,
-        window: SlidingWindow::Count { calls: 4, buckets: 1 },
-        open_duration: Duration::from_secs(5),
-        half_open_probes: 1,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::default()
+        .minimum_calls(2)
+        .window(SlidingWindow::Count { calls: 4, buckets: 1 })
+        .open_duration(Duration::from_secs(5))
+        .half_open_probes(1);
     Arc::new(CircuitBreaker::new("provider", config, clock.clone()).unwrap())
 }
 
@@ -213,19 +211,9 @@ async fn the_breaker_signal_flips_the_flag_while_a_real_breaker_is_open() {
 }
 
 fn sample(cpu_cores: f64, interval: Duration, rss_bytes: u64, memory_limit_bytes: u64) -> Sample {
-    Sample {
-        taken: std::time::Instant::now(),
-        interval,
-        cpu_cores,
-        cpu_time: Duration::from_secs(3),
-        rss_bytes,
-        memory_limit_bytes,
-        memory_fraction: 0.0,
-        read_bytes: None,
-        write_bytes: None,
-        read_bytes_per_sec: None,
-        write_bytes_per_sec: None,
-    }
+    Sample::new(std::time::Instant::now(), interval)
+        .cpu(cpu_cores, Duration::from_secs(3))
+        .memory(rss_bytes, memory_limit_bytes)
 }
 
 #[test]
@@ -260,20 +248,9 @@ async fn a_memory_trigger_reads_a_real_sensor() {
 
 fn job(cpu_hours: f64) -> JobRecord {
     let finished = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
-    JobRecord {
-        job_id: "backtest".into(),
-        labels: Labels::new("research", "backtests"),
-        started_at_unix: finished - 10.0,
-        wall_seconds: 10.0,
-        cpu_seconds: cpu_hours * 3600.0,
-        cpu_mode: CpuMode::ThreadCpu,
-        memory_byte_seconds: 0.0,
-        memory_gb_hours: 0.0,
-        peak_bytes: 0,
-        reserved_bytes: 0,
-        memory_mode: MemoryMode::Allocator,
-        cache_hit: false,
-    }
+    JobRecord::new("backtest", Labels::new("research", "backtests"), finished - 10.0, 10.0)
+        .cpu(cpu_hours * 3600.0, CpuMode::ThreadCpu)
+        .memory(0.0, MemoryMode::Allocator)
 }
 
 #[tokio::test(start_paused = true)]

@@ -36,7 +36,7 @@ async fn body_of(response: http::Response<Body>) -> Bytes {
 
 #[tokio::test]
 async fn a_429_is_a_response_with_retry_after_and_consistent_rate_limit_headers() {
-    let layer = HttpChaosLayer::too_many_requests(1.0, Duration::from_secs(2)).unwrap();
+    let layer = HttpChaosLayer::too_many_requests(Duration::from_secs(2), 1.0).unwrap();
     let response = app(layer).oneshot(get_req("/api/quotes")).await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     let h = response.headers();

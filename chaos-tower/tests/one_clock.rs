@@ -18,13 +18,11 @@ use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 const FLAG: &str = "quotes.cached";
 
 fn breaker(clock: impl Clock) -> Arc<CircuitBreaker> {
-    let config = BreakerConfig {
-        minimum_calls: 2,
-        window: SlidingWindow::Count { calls: 4, buckets: 1 },
-        open_duration: Duration::from_secs(30),
-        half_open_probes: 1,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::default()
+        .minimum_calls(2)
+        .window(SlidingWindow::Count { calls: 4, buckets: 1 })
+        .open_duration(Duration::from_secs(30))
+        .half_open_probes(1);
     Arc::new(CircuitBreaker::new("provider", config, clock).unwrap())
 }
 
@@ -70,12 +68,7 @@ async fn one_advance_moves_rules_breakers_triggers_and_the_guard() {
         .spawn(&flags, window.error_rate_signal())
         .unwrap();
     // The SLO guard over a 60 s window, on tokio's clock.
-    let limits = SloLimits {
-        max_error_rate: 0.1,
-        max_p95: Duration::from_secs(1),
-        window: Duration::from_secs(60),
-        min_requests: 5,
-    };
+    let limits = SloLimits::new(0.1, Duration::from_secs(1)).window(Duration::from_secs(60)).min_requests(5);
     let guard = SloGuard::new(chaos.controller().clone(), limits, TokioClock).unwrap();
 
     // t = 0: nothing injected yet; open the breaker; the window sees errors; the guard sees failures.

@@ -16,6 +16,7 @@ use crate::{Labels, alloc};
 
 /// What a job is: its id, labels, declared memory and how its CPU is measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JobSpec {
     /// The job's id: in records and logs, never in metric labels.
     pub id: String,

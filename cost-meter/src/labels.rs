@@ -204,6 +204,7 @@ impl<'de> Deserialize<'de> for Label {
 /// label (it goes to the record).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Labels {
     /// Deployment environment (`dev`, `staging`, `prod`).
     pub env: Label,

@@ -26,6 +26,9 @@
 //! let record = job.finish();
 //! assert_eq!(records.records(), vec![record]);
 //! ```
+// Semver: a public struct whose fields are all public is `#[non_exhaustive]`, so a new field is not a breaking
+// change; callers build it from a constructor, `Default` or its setters. Enforced by clippy in CI.
+#![warn(clippy::exhaustive_structs)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
 

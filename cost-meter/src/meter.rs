@@ -287,6 +287,7 @@ impl std::error::Error for Refused {}
 /// The sum over jobs set against the process's own figures. What no job claims is idle (the runtime, the
 /// allocator's tick, work outside any job).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Reconciliation {
     /// Process CPU time since the meter was built (every thread).
     pub process_cpu_seconds: f64,

@@ -21,10 +21,10 @@ pub const PUSH_JOB: &str = "cost_meter_run";
 ///
 /// ```
 /// use brownout_cost::{CpuMode, JobRecord, Labels, MemoryMode};
-/// let record = JobRecord { job_id: "bt-1".into(), labels: Labels::new("research", "backtester"),
-///     started_at_unix: 1.0e9, wall_seconds: 10.0, cpu_seconds: 18.5, cpu_mode: CpuMode::ChildRusage,
-///     memory_byte_seconds: 2.0e9, memory_gb_hours: 2.0 / 3600.0, peak_bytes: 300_000_000, reserved_bytes: 0,
-///     memory_mode: MemoryMode::TreeRss, cache_hit: false };
+/// let record = JobRecord::new("bt-1", Labels::new("research", "backtester"), 1.0e9, 10.0)
+///     .cpu(18.5, CpuMode::ChildRusage)
+///     .memory(2.0e9, MemoryMode::TreeRss)
+///     .peak_bytes(300_000_000);
 /// let text = brownout_cost::push::exposition(&record, Some(0));
 /// assert!(text.contains("cost_meter_run_cpu_seconds 18.5\n"));
 /// assert!(text.contains("cost_meter_run_last_completion_timestamp_seconds 1000000010\n"));

@@ -42,6 +42,7 @@ pub enum MemoryMode {
 
 /// One finished job, as written to the records file (one JSON object per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct JobRecord {
     /// The job's id (in records and logs only, never a metric label).
     pub job_id: String,
@@ -71,6 +72,14 @@ pub struct JobRecord {
     pub cache_hit: bool,
 }
 
+brownout_foundation::setters! {
+    impl JobRecord {
+        peak_bytes: u64,
+        reserved_bytes: u64,
+        cache_hit: bool,
+    }
+}
+
 /// Bytes in a GB, as cost reports count them (decimal, like cloud price sheets).
 pub const BYTES_PER_GB: f64 = 1e9;
 
@@ -80,6 +89,43 @@ pub fn gb_hours(byte_seconds: f64) -> f64 {
 }
 
 impl JobRecord {
+    /// The record of a job metered elsewhere (another process, a batch system), to feed budgets or the records
+    /// file: `job_id` labelled `labels`, started at `started_at_unix` (seconds since the Unix epoch), run for
+    /// `wall_seconds`, charged nothing until [`cpu`](Self::cpu) and [`memory`](Self::memory) say what it used.
+    pub fn new(job_id: impl Into<String>, labels: Labels, started_at_unix: f64, wall_seconds: f64) -> Self {
+        Self {
+            job_id: job_id.into(),
+            labels,
+            started_at_unix,
+            wall_seconds,
+            cpu_seconds: 0.0,
+            cpu_mode: CpuMode::WallEstimate,
+            memory_byte_seconds: 0.0,
+            memory_gb_hours: 0.0,
+            peak_bytes: 0,
+            reserved_bytes: 0,
+            memory_mode: MemoryMode::Reservation,
+            cache_hit: false,
+        }
+    }
+
+    /// Charges `cpu_seconds` of CPU, measured as `mode`.
+    #[must_use]
+    pub fn cpu(mut self, cpu_seconds: f64, mode: CpuMode) -> Self {
+        self.cpu_seconds = cpu_seconds;
+        self.cpu_mode = mode;
+        self
+    }
+
+    /// Charges `memory_byte_seconds` of memory (and the GB-hours that follow), measured as `mode`.
+    #[must_use]
+    pub fn memory(mut self, memory_byte_seconds: f64, mode: MemoryMode) -> Self {
+        self.memory_byte_seconds = memory_byte_seconds;
+        self.memory_gb_hours = gb_hours(memory_byte_seconds);
+        self.memory_mode = mode;
+        self
+    }
+
     /// CPU time in hours.
     pub fn cpu_hours(&self) -> f64 {
         self.cpu_seconds / 3600.0
@@ -95,6 +141,7 @@ impl JobRecord {
 
 /// A line of a records file that could not be read.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct BadRecord {
     /// 1-based line number.
     pub line: usize,

@@ -17,12 +17,8 @@ fn temp(name: &str) -> PathBuf {
 
 fn state(cpu: f64, level: AlertLevel) -> Checkpoint {
     let mut c = Checkpoint::new(Month::new(2026, 11).unwrap());
-    c.budgets
-        .insert("research".into(), BudgetState { usage: Usage { cpu_hours: cpu, memory_gb_hours: cpu * 3.0 }, level });
-    c.budgets.insert(
-        "ci".into(),
-        BudgetState { usage: Usage { cpu_hours: 1.0 / 3.0, memory_gb_hours: 0.0 }, level: AlertLevel::Ok },
-    );
+    c.budgets.insert("research".into(), BudgetState::new(Usage::new(cpu, cpu * 3.0), level));
+    c.budgets.insert("ci".into(), BudgetState::new(Usage::new(1.0 / 3.0, 0.0), AlertLevel::Ok));
     c
 }
 
@@ -118,15 +114,13 @@ fn reading_a_damaged_checkpoint_reports_it_and_changes_nothing() {
 }
 
 fn entry(i: i64) -> AuditEntry {
-    AuditEntry {
-        unix: 1_795_000_000 + i,
-        event: if i % 2 == 0 { AuditEvent::Denied } else { AuditEvent::Override },
-        budget: "research-cluster".into(),
-        job: format!("bt-{i}"),
-        tier: "heavy".into(),
-        actor: if i % 2 == 0 { String::new() } else { "alice, \"ops\"".into() },
-        reason: "outside heavy windows 22:00-06:00".into(),
-    }
+    let event = if i % 2 == 0 { AuditEvent::Denied } else { AuditEvent::Override };
+    AuditEntry::new(event, 1_795_000_000 + i)
+        .budget("research-cluster".into())
+        .job(format!("bt-{i}"))
+        .tier("heavy".into())
+        .actor(if i % 2 == 0 { String::new() } else { "alice, \"ops\"".into() })
+        .reason("outside heavy windows 22:00-06:00".into())
 }
 
 #[test]

@@ -22,20 +22,9 @@ fn nov(s: f64) -> f64 {
 }
 
 fn job(labels: Labels, cpu_hours: f64, finished: f64) -> JobRecord {
-    JobRecord {
-        job_id: "j".into(),
-        labels,
-        started_at_unix: finished - 0.01,
-        wall_seconds: 0.01,
-        cpu_seconds: cpu_hours * 3600.0,
-        cpu_mode: CpuMode::Apportioned,
-        memory_byte_seconds: cpu_hours * 1e12,
-        memory_gb_hours: cpu_hours * 1e12 / 3.6e12,
-        peak_bytes: 0,
-        reserved_bytes: 0,
-        memory_mode: MemoryMode::Allocator,
-        cache_hit: false,
-    }
+    JobRecord::new("j", labels, finished - 0.01, 0.01)
+        .cpu(cpu_hours * 3600.0, CpuMode::Apportioned)
+        .memory(cpu_hours * 1e12, MemoryMode::Allocator)
 }
 
 fn budgets() -> Arc<BudgetSet> {

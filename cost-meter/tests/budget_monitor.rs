@@ -28,20 +28,9 @@ fn at(unix: f64) -> SystemTime {
 }
 
 fn job(labels: Labels, cpu_hours: f64, gb_hours: f64, finished: f64) -> JobRecord {
-    JobRecord {
-        job_id: "j".into(),
-        labels,
-        started_at_unix: finished - 10.0,
-        wall_seconds: 10.0,
-        cpu_seconds: cpu_hours * 3600.0,
-        cpu_mode: CpuMode::ThreadCpu,
-        memory_byte_seconds: gb_hours * 3.6e12,
-        memory_gb_hours: gb_hours,
-        peak_bytes: 0,
-        reserved_bytes: 0,
-        memory_mode: MemoryMode::Allocator,
-        cache_hit: false,
-    }
+    JobRecord::new("j", labels, finished - 10.0, 10.0)
+        .cpu(cpu_hours * 3600.0, CpuMode::ThreadCpu)
+        .memory(gb_hours * 3.6e12, MemoryMode::Allocator)
 }
 
 fn budgets() -> Arc<BudgetSet> {

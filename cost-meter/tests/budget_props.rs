@@ -32,7 +32,7 @@ fn model(level: AlertLevel, u: f64, t: Thresholds, h: f64) -> AlertLevel {
 fn thresholds() -> impl Strategy<Value = (Thresholds, f64)> {
     (0.05f64..0.95, 0.01f64..1.0, 0.0f64..1.0).prop_map(|(warn, c, h)| {
         let critical = warn + (1.0 - warn) * c;
-        (Thresholds { warn, critical }, h * warn * 0.99)
+        (Thresholds::new(warn, critical), h * warn * 0.99)
     })
 }
 

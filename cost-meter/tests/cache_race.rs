@@ -14,7 +14,7 @@ fn readers_never_see_a_torn_entry_while_writers_store_the_same_key() {
     let bytes: Vec<u8> = (0..=255u8).collect::<Vec<u8>>().repeat(4096); // 1 MiB
     std::fs::write(&output, &bytes).unwrap();
     let key = CacheKey::builder().part("features", "momentum").version("1").build();
-    let cost = Cost { cpu_seconds: 1.0, memory_gb_hours: 0.0 };
+    let cost = Cost::new(1.0, 0.0);
     cache.store(&key, "team=research", std::slice::from_ref(&output), cost).unwrap();
     let writing = AtomicBool::new(true);
     let (mut served, mut corrupt) = (0u32, Vec::new());

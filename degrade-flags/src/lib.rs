@@ -7,6 +7,9 @@
 //! - [`openfeature`]: the flags as OpenFeature evaluations (reasons, variants, error codes); with the feature
 //!   `openfeature`, a provider for the OpenFeature Rust SDK.
 #![forbid(unsafe_code)]
+// Semver: a public struct whose fields are all public is `#[non_exhaustive]`, so a new field is not a breaking
+// change; callers build it from a constructor, `Default` or its setters. Enforced by clippy in CI.
+#![warn(clippy::exhaustive_structs)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod breaker;

@@ -13,14 +13,12 @@ use metrics_util::{CompositeKey, MetricKind};
 const FAST: Duration = Duration::from_millis(5);
 
 fn config() -> BreakerConfig {
-    BreakerConfig {
-        failure_rate_threshold: 0.5,
-        minimum_calls: 10,
-        window: SlidingWindow::Count { calls: 100, buckets: 10 },
-        open_duration: Duration::from_secs(10),
-        half_open_probes: 3,
-        ..BreakerConfig::default()
-    }
+    BreakerConfig::default()
+        .failure_rate_threshold(0.5)
+        .minimum_calls(10)
+        .window(SlidingWindow::Count { calls: 100, buckets: 10 })
+        .open_duration(Duration::from_secs(10))
+        .half_open_probes(3)
 }
 
 fn breaker(config: BreakerConfig) -> (CircuitBreaker, ManualClock) {
@@ -78,8 +76,8 @@ fn opens_when_failure_rate_reaches_threshold_not_below() {
 
 #[test]
 fn slow_call_rate_opens_it() {
-    let slow = SlowCalls { duration: Duration::from_secs(1), rate_threshold: 0.5 };
-    let (b, _) = breaker(BreakerConfig { slow_calls: Some(slow), ..config() });
+    let slow = SlowCalls::new(Duration::from_secs(1), 0.5);
+    let (b, _) = breaker(config().slow_calls(slow));
     for _ in 0..6 {
         call(&b, Outcome::Success, FAST);
     }
@@ -116,7 +114,7 @@ fn half_open_admits_bounded_probes_and_closes_after_all_succeed() {
 
 #[test]
 fn dropped_or_ignored_probe_gives_its_slot_back() {
-    let (b, clock) = breaker(BreakerConfig { half_open_probes: 1, ..config() });
+    let (b, clock) = breaker(config().half_open_probes(1));
     open(&b);
     clock.advance(Duration::from_secs(10));
     let probe = b.try_acquire().unwrap();
@@ -131,8 +129,8 @@ fn dropped_or_ignored_probe_gives_its_slot_back() {
 
 #[test]
 fn probe_failure_reopens_with_backoff_doubling_up_to_the_cap() {
-    let backoff = Backoff { multiplier: 2.0, max: Duration::from_secs(35) };
-    let (b, clock) = breaker(BreakerConfig { backoff: Some(backoff), ..config() });
+    let backoff = Backoff::new(2.0, Duration::from_secs(35));
+    let (b, clock) = breaker(config().backoff(backoff));
     open(&b);
     let mut waits = Vec::new();
     for _ in 0..4 {
@@ -157,7 +155,7 @@ fn probe_failure_reopens_with_backoff_doubling_up_to_the_cap() {
 #[test]
 fn time_window_forgets_old_buckets() {
     let window = SlidingWindow::Time { duration: Duration::from_secs(10), buckets: 10 };
-    let (b, clock) = breaker(BreakerConfig { window, minimum_calls: 100, ..config() });
+    let (b, clock) = breaker(config().window(window).minimum_calls(100));
     for _ in 0..3 {
         call(&b, Outcome::Failure, FAST);
     }
@@ -178,7 +176,7 @@ fn time_window_forgets_old_buckets() {
 #[test]
 fn count_window_keeps_the_last_buckets() {
     let window = SlidingWindow::Count { calls: 20, buckets: 4 };
-    let (b, _) = breaker(BreakerConfig { window, minimum_calls: 20, ..config() });
+    let (b, _) = breaker(config().window(window).minimum_calls(20));
     b.force(ForcedState::ForcedClosed); // recorded in the window, never opened
     for _ in 0..5 {
         call(&b, Outcome::Failure, FAST);
@@ -247,7 +245,7 @@ fn stale_permit_does_not_count_in_the_new_window() {
 
 #[test]
 fn classifier_decides_outcomes() {
-    let (b, _) = breaker(BreakerConfig { minimum_calls: 1, ..config() });
+    let (b, _) = breaker(config().minimum_calls(1));
     #[derive(Debug)]
     enum E {
         Injected,
@@ -336,8 +334,8 @@ fn metrics_report_state_transitions_and_calls() {
     let recorder = DebuggingRecorder::new();
     let snap = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
-        let slow = SlowCalls { duration: Duration::from_secs(1), rate_threshold: 1.0 };
-        let (b, clock) = breaker(BreakerConfig { slow_calls: Some(slow), ..config() });
+        let slow = SlowCalls::new(Duration::from_secs(1), 1.0);
+        let (b, clock) = breaker(config().slow_calls(slow));
         let mut seen = Seen::default();
         let mut gauge = |snap: &Snapshotter| seen.gauge(snap);
         assert_eq!(gauge(&snap), Some(0.0));
@@ -388,14 +386,8 @@ fn config_errors_name_the_field() {
     };
     assert_eq!(bad(|c| c.failure_rate_threshold = 1.5), "failure_rate_threshold");
     assert_eq!(bad(|c| c.failure_rate_threshold = f64::NAN), "failure_rate_threshold");
-    assert_eq!(
-        bad(|c| c.slow_calls = Some(SlowCalls { duration: Duration::ZERO, rate_threshold: 0.5 })),
-        "slow_calls.duration"
-    );
-    assert_eq!(
-        bad(|c| c.slow_calls = Some(SlowCalls { duration: Duration::from_secs(1), rate_threshold: 0.0 })),
-        "slow_calls.rate_threshold"
-    );
+    assert_eq!(bad(|c| c.slow_calls = Some(SlowCalls::new(Duration::ZERO, 0.5))), "slow_calls.duration");
+    assert_eq!(bad(|c| c.slow_calls = Some(SlowCalls::new(Duration::from_secs(1), 0.0))), "slow_calls.rate_threshold");
     assert_eq!(bad(|c| c.minimum_calls = 0), "minimum_calls");
     assert_eq!(bad(|c| c.window = SlidingWindow::Count { calls: 0, buckets: 1 }), "window.count.calls");
     assert_eq!(bad(|c| c.window = SlidingWindow::Count { calls: 10, buckets: 3 }), "window.count.buckets");
@@ -408,13 +400,10 @@ fn config_errors_name_the_field() {
         "window.time.buckets"
     );
     assert_eq!(bad(|c| c.open_duration = Duration::ZERO), "open_duration");
-    assert_eq!(
-        bad(|c| c.backoff = Some(Backoff { multiplier: 0.5, max: Duration::from_secs(60) })),
-        "backoff.multiplier"
-    );
-    assert_eq!(bad(|c| c.backoff = Some(Backoff { multiplier: 2.0, max: Duration::from_secs(1) })), "backoff.max");
+    assert_eq!(bad(|c| c.backoff = Some(Backoff::new(0.5, Duration::from_secs(60)))), "backoff.multiplier");
+    assert_eq!(bad(|c| c.backoff = Some(Backoff::new(2.0, Duration::from_secs(1)))), "backoff.max");
     assert_eq!(bad(|c| c.half_open_probes = 0), "half_open_probes");
-    let err = CircuitBreaker::new("x", BreakerConfig { minimum_calls: 0, ..config() }, ManualClock::new()).unwrap_err();
+    let err = CircuitBreaker::new("x", config().minimum_calls(0), ManualClock::new()).unwrap_err();
     assert_eq!(err.to_string(), "circuit breaker: minimum_calls: must be at least 1");
 
     // Parsing: unknown fields and bad durations are refused, naming the field.
@@ -438,7 +427,7 @@ fn two_threads_hammering_add_up() {
     metrics::with_local_recorder(&recorder, || {
         // A window longer than the test (the clock does not move), forced closed: every call stays in it.
         let window = SlidingWindow::Time { duration: Duration::from_secs(60), buckets: 6 };
-        let (b, _) = breaker(BreakerConfig { window, ..config() });
+        let (b, _) = breaker(config().window(window));
         b.force(ForcedState::ForcedClosed);
         std::thread::scope(|s| {
             for _ in 0..2 {
@@ -485,17 +474,17 @@ fn two_threads_hammering_add_up() {
 #[test]
 fn a_minimum_above_the_count_window_is_refused() {
     // 5 calls in the window and the default minimum of 10: the window is never judged, so it never opens.
-    let config = BreakerConfig { window: SlidingWindow::Count { calls: 5, buckets: 5 }, ..BreakerConfig::default() };
+    let config = BreakerConfig::default().window(SlidingWindow::Count { calls: 5, buckets: 5 });
     let err = config.validate().unwrap_err();
     assert_eq!(err.field(), "minimum_calls");
     assert!(err.reason().contains("never open"), "{err}");
     assert!(err.reason().contains("(5)") && err.reason().contains("got 10"), "{err}");
     assert!(CircuitBreaker::new("x", config.clone(), ManualClock::new()).is_err());
     // At the window's size it is accepted; a time window accepts any minimum (its size follows the traffic).
-    let at_size = BreakerConfig { minimum_calls: 5, ..config };
+    let at_size = config.minimum_calls(5);
     at_size.validate().unwrap();
     let time = SlidingWindow::Time { duration: Duration::from_secs(1), buckets: 1 };
-    BreakerConfig { window: time, minimum_calls: 1_000_000, ..BreakerConfig::default() }.validate().unwrap();
+    BreakerConfig::default().window(time).minimum_calls(1_000_000).validate().unwrap();
 }
 
 proptest::proptest! {
@@ -515,12 +504,7 @@ proptest::proptest! {
         threshold in 0.01f64..=1.0,
     ) {
         let calls = bucket_calls * buckets;
-        let config = BreakerConfig {
-            window: SlidingWindow::Count { calls, buckets },
-            minimum_calls,
-            failure_rate_threshold: threshold,
-            ..BreakerConfig::default()
-        };
+        let config = BreakerConfig::default().window(SlidingWindow::Count { calls, buckets }).minimum_calls(minimum_calls).failure_rate_threshold(threshold);
         match CircuitBreaker::new("p", config, ManualClock::new()) {
             Err(err) => {
                 proptest::prop_assert!(minimum_calls > calls, "refused {minimum_calls} <= {calls}: {err}");
@@ -565,11 +549,11 @@ fn reset_announces_real_transitions_only() {
 
 #[test]
 fn a_call_of_exactly_the_slow_threshold_is_slow() {
-    let slow = SlowCalls { duration: Duration::from_secs(1), rate_threshold: 1.0 };
-    let (b, _) = breaker(BreakerConfig { slow_calls: Some(slow), minimum_calls: 1, ..config() });
+    let slow = SlowCalls::new(Duration::from_secs(1), 1.0);
+    let (b, _) = breaker(config().slow_calls(slow).minimum_calls(1));
     call(&b, Outcome::Success, Duration::from_secs(1) - Duration::from_nanos(1));
     assert_eq!(b.snapshot().slow_calls, 0);
-    let (b, _) = breaker(BreakerConfig { slow_calls: Some(slow), minimum_calls: 1, ..config() });
+    let (b, _) = breaker(config().slow_calls(slow).minimum_calls(1));
     call(&b, Outcome::Success, Duration::from_secs(1));
     assert_eq!(b.state(), State::Open, "exactly the threshold is slow, and 1 slow call of 1 opens it");
 }

@@ -17,15 +17,14 @@ const PROBES: u32 = 2;
 const MIN_CALLS: u64 = 3;
 
 fn config(window: SlidingWindow) -> BreakerConfig {
-    BreakerConfig {
-        failure_rate_threshold: 0.5,
-        slow_calls: Some(SlowCalls { duration: SLOW, rate_threshold: 0.75 }),
-        minimum_calls: MIN_CALLS as u32,
-        window,
-        open_duration: Duration::from_secs(2),
-        backoff: Some(Backoff { multiplier: 2.0, max: Duration::from_secs(5) }),
-        half_open_probes: PROBES,
-    }
+    BreakerConfig::default()
+        .failure_rate_threshold(0.5)
+        .slow_calls(SlowCalls::new(SLOW, 0.75))
+        .minimum_calls(MIN_CALLS as u32)
+        .window(window)
+        .open_duration(Duration::from_secs(2))
+        .backoff(Backoff::new(2.0, Duration::from_secs(5)))
+        .half_open_probes(PROBES)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

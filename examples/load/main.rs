@@ -39,7 +39,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use brownout_gameday::progress;
 use brownout_tower::ChaosHandle;
-use brownout_tower::load::{self, LatencySummary, LoadPlan, LoadResult, PlanSummary, Slo, Tolerance};
+use brownout_tower::load::{self, LoadPlan, LoadResult, PlanSummary, Slo, Tolerance};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::Request;
@@ -200,7 +200,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, clap::Erro
         chaos: cli.chaos,
         slo: cli.slo,
         baseline: cli.baseline,
-        tolerance: Tolerance { relative: cli.tolerance, error_rate_abs: cli.error_tolerance },
+        tolerance: Tolerance::new(cli.tolerance, cli.error_tolerance),
         json: cli.json,
         out: cli.out,
     })
@@ -259,23 +259,10 @@ impl Tally {
     /// The result of the run so far, as the harness would report it.
     fn result(&self, plan: &LoadPlan) -> LoadResult {
         let so_far = self.lock();
-        let h = &so_far.histogram;
-        let requests = h.len();
         let duration = so_far.last.map_or(Duration::ZERO, |last| last.saturating_duration_since(so_far.measure_start));
-        let latency_ms = LatencySummary::of_histogram(h);
-        LoadResult {
-            plan: PlanSummary { target: so_far.target.clone(), ..PlanSummary::of(plan) },
-            requests,
-            errors: so_far.errors,
-            error_rate: if requests == 0 { 0.0 } else { so_far.errors as f64 / requests as f64 },
-            throughput_rps: if duration.is_zero() { 0.0 } else { requests as f64 / duration.as_secs_f64() },
-            duration_seconds: duration.as_secs_f64(),
-            latency_ms,
-            status_counts: so_far.statuses.clone(),
-            missed_sends: 0,
-            max_send_lag_ms: 0.0,
-            histogram: Some(h.clone()),
-        }
+        let mut summary = PlanSummary::of(plan);
+        summary.target = so_far.target.clone();
+        LoadResult::from_histogram(summary, so_far.histogram.clone(), so_far.errors, so_far.statuses.clone(), duration)
     }
 
     /// The status line of a run in progress: answers, errors and throughput so far.
@@ -578,7 +565,7 @@ mod tests {
         assert_eq!((args.plan.requests, args.plan.duration), (None, Some(Duration::from_secs(10))));
         assert_eq!(args.plan.warmup, Duration::from_secs(1));
         assert_eq!(args.slo.unwrap().to_string(), "p95<150ms,errors<0.5%,rps>=100");
-        assert_eq!(args.tolerance, Tolerance { relative: 0.05, error_rate_abs: 0.002 });
+        assert_eq!(args.tolerance, Tolerance::new(0.05, 0.002));
         assert!(args.json && args.out.is_some() && args.baseline.is_some());
         assert_eq!(args.method, http::Method::POST, "an order burst by default");
         assert_eq!(parse("--url http://x/quote --method get").unwrap().method, http::Method::GET);

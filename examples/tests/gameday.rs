@@ -38,14 +38,12 @@ fn plan() -> Plan {
 }
 
 fn options(out: &Path, scenarios: &[&str]) -> Options {
-    Options {
-        output_dir: Some(out.to_path_buf()),
-        time_scale: TIME_SCALE,
-        scenarios: Some(scenarios.iter().map(|s| (*s).to_owned()).collect()),
-        seed: Some(7),
-        junit: Some(out.join("junit.xml")),
-        ..Options::default()
-    }
+    Options::default()
+        .output_dir(out.to_path_buf())
+        .time_scale(TIME_SCALE)
+        .scenarios(scenarios.iter().map(|s| (*s).to_owned()).collect())
+        .seed(7)
+        .junit(out.join("junit.xml"))
 }
 
 /// The demo, one scenario after another.
@@ -57,7 +55,7 @@ async fn run_demo(out: &Path, scenarios: &[&str], demo: DemoOptions) -> Result<R
 async fn run_demo_at(out: &Path, scenarios: &[&str], demo: DemoOptions, time_scale: f64) -> Result<Run, String> {
     let plan = plan();
     let target = target(&plan, &out.join("orders"), &demo).await?;
-    run(&plan, Arc::new(target), &Options { time_scale, ..options(out, scenarios) }).await
+    run(&plan, Arc::new(target), &options(out, scenarios).time_scale(time_scale)).await
 }
 
 /// The N1V1 suite's fields of a scenario report (JSON pointers).

@@ -232,13 +232,11 @@ fn plan(dir: &Path) -> Plan {
 }
 
 fn options(out: &Path, scenarios: &[&str]) -> Options {
-    Options {
-        output_dir: Some(out.to_path_buf()),
-        time_scale: 1.0,
-        scenarios: Some(scenarios.iter().map(|s| (*s).to_owned()).collect()),
-        seed: Some(7),
-        ..Options::default()
-    }
+    Options::default()
+        .output_dir(out.to_path_buf())
+        .time_scale(1.0)
+        .scenarios(scenarios.iter().map(|s| (*s).to_owned()).collect())
+        .seed(7)
 }
 
 fn report(run: &Run, scenario: &str) -> Value {

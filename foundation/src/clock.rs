@@ -35,6 +35,7 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 
 /// The process's monotonic clock ([`Instant::now`]).
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct SystemClock;
 
 impl SystemClock {
@@ -56,6 +57,7 @@ impl Clock for SystemClock {
 /// system clock, so it is safe anywhere.
 #[cfg(feature = "tokio")]
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct TokioClock;
 
 #[cfg(feature = "tokio")]

@@ -7,6 +7,7 @@
 //! - [`sync::lock`], [`sync::read`], [`sync::write`]: lock a `Mutex` or `RwLock`, going on with its data when
 //!   another thread panicked while holding it.
 //! - [`field_error!`]: a crate's error type that names the file, the field and the reason.
+//! - [`setters!`]: chainable setters for `#[non_exhaustive]` config structs, one per field.
 //! - [`duration`]: durations as human strings (`250ms`, `1m 30s`) in config files, for serde's `with`.
 //! - [`parse::yaml`], [`parse::json`]: a document into a serde type, errors with the field's path.
 //! - [`text::is_blank_document`]: is a config file only blanks, comments and document markers?
@@ -17,6 +18,9 @@
 //! In the style of `tower-layer` or `metrics-util`: small, documented, no Tower and no configuration.
 
 #![forbid(unsafe_code)]
+// Semver: a public struct whose fields are all public is `#[non_exhaustive]`, so a new field is not a breaking
+// change; callers build it from a constructor, `Default` or its setters. Enforced by clippy in CI.
+#![warn(clippy::exhaustive_structs)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod clock;
@@ -26,6 +30,7 @@ pub mod error;
 pub mod fs;
 pub mod parse;
 pub mod process;
+mod setters;
 pub mod sync;
 pub mod text;
 pub mod time;

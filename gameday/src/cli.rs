@@ -22,6 +22,7 @@ pub enum ModeArg {
 
 /// The GameDay's options.
 #[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
 pub struct Args {
     /// The plan: load, SLO, phases and scenarios.
     #[arg(long, value_name = "FILE", default_value = "configs/chaos/gameday.yaml")]

@@ -48,6 +48,7 @@ impl EventType {
 
 /// One event.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ChaosEvent {
     /// When, RFC 3339 with milliseconds, UTC.
     pub timestamp: String,

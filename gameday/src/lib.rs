@@ -32,6 +32,9 @@
 //! inline), the post-drill report `drill_report.md`, the run's `CHAOS_EVENT`s in `chaos_events.jsonl`, and
 //! JUnit XML with [`Options::junit`].
 #![forbid(unsafe_code)]
+// Semver: a public struct whose fields are all public is `#[non_exhaustive]`, so a new field is not a breaking
+// change; callers build it from a constructor, `Default` or its setters. Enforced by clippy in CI.
+#![warn(clippy::exhaustive_structs)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod charts;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use brownout_chaos::SloGuard;
-use brownout_tower::load::{self, LoadMode, LoadPlan, Outcome};
+use brownout_tower::load::{self, LoadPlan, Outcome};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -27,6 +27,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An answer as the runner reads it: its status and headers, and whether its whole body arrived.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Answer {
     /// The status.
     pub status: StatusCode,
@@ -296,12 +297,9 @@ pub fn start(
         }
     });
     // The run ends when `stop` is set (the task is aborted); its duration is only a bound.
-    let plan = LoadPlan {
-        mode: LoadMode::Open { rate_per_sec: f64::from(load.rps.max(1)), max_in_flight: load.workers.max(1) },
-        requests: None,
-        duration: Some(Duration::from_secs(7 * 24 * 3600)),
-        warmup: Duration::ZERO,
-    };
+    let plan = LoadPlan::open(f64::from(load.rps.max(1)))
+        .max_in_flight(load.workers.max(1))
+        .duration(Duration::from_secs(7 * 24 * 3600));
     let mix = Mix::new(load);
     let sequence = Arc::new(AtomicU64::new(0));
     let run = tokio::spawn(async move {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 /// A GameDay plan.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Plan {
     /// The service's own limits.
     #[serde(default)]
@@ -26,6 +27,7 @@ pub struct Plan {
 /// The service's limits its triggers judge against.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServiceLimits {
     /// The memory budget RSS is judged against, in MiB (as a container's limit; default: the limit the
     /// sensor reads, cgroup v2 `memory.max` or physical memory).
@@ -40,6 +42,7 @@ pub struct ServiceLimits {
 /// The load the runner offers while it watches: an open loop at `rps`, a weighted mix of routes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Load {
     /// Requests per second, sent on schedule whatever the answers (latency is measured from each request's
     /// intended send time).
@@ -73,6 +76,7 @@ pub struct Load {
 /// and `{seq}` (the request's sequence number, unique in the run).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RouteSpec {
     /// The route's name in reports (`quote`, `order`).
     pub name: String,
@@ -134,6 +138,7 @@ fn default_stale_header() -> String {
 /// The service level users must see during a fault.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Slo {
     /// The largest share of critical requests that may fail during a fault (a fallback answer is not a
     /// failure), per critical route.
@@ -153,6 +158,7 @@ pub struct Slo {
 /// The SLO guard: chaos is disarmed at once when a window is worse than this.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Abort {
     /// Abort when a window's critical error rate exceeds this.
     pub error_rate: f64,
@@ -169,6 +175,7 @@ pub struct Abort {
 /// The phases around each fault.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Phases {
     /// The steady state before each fault (scaled by the time scale).
     #[serde(with = "brownout_foundation::duration")]
@@ -188,6 +195,7 @@ fn default_recovery_p95() -> Duration {
 /// One scenario: a fault, its expected effect and its recovery SLA.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Scenario {
     /// Its name: letters, digits, `_`, `-`, `.` (it names the report files).
     pub name: String,
@@ -218,6 +226,7 @@ pub struct Scenario {
 /// within `off_within` of its end. These are reaction times of the service, not scaled by `--time-scale`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Expectation {
     /// The flag.
     pub flag: String,

@@ -12,6 +12,7 @@ use crate::target::PhaseCost;
 
 /// One scenario's report.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ScenarioReport {
     /// What was planned.
     pub scenario: ScenarioInfo,
@@ -33,6 +34,7 @@ pub struct ScenarioReport {
 
 /// The planned scenario.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ScenarioInfo {
     /// Its name.
     pub name: String,
@@ -61,6 +63,7 @@ pub struct ScenarioInfo {
 
 /// A flag the scenario expects to turn on and off.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ExpectedDegradation {
     /// The flag.
     pub flag: String,
@@ -84,6 +87,7 @@ pub enum FaultEnd {
 
 /// What ran.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Execution {
     /// The scenario's start (its before phase), RFC 3339 UTC.
     pub start_time: String,
@@ -121,6 +125,7 @@ pub struct Execution {
 
 /// A resource pressure's target and what it achieved.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct PressureReport {
     /// Its name.
     pub name: String,
@@ -134,6 +139,7 @@ pub struct PressureReport {
 
 /// When the service reacted, from the fault's start (and after its end).
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct Detection {
     /// The first injected fault.
     pub first_injection_seconds: Option<f64>,
@@ -149,6 +155,7 @@ pub struct Detection {
 
 /// What changed back after the fault's end, from its end.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct AfterFaultEnd {
     /// Each flag that had turned on: when it turned off (`null`: not within the after phase).
     pub flags_off_seconds: BTreeMap<String, Option<f64>>,
@@ -158,6 +165,7 @@ pub struct AfterFaultEnd {
 
 /// One phase's measurements and cost.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct PhaseMetrics {
     /// What the load measured.
     #[serde(flatten)]
@@ -168,6 +176,7 @@ pub struct PhaseMetrics {
 
 /// The load's measurements: the seed's totals, then each phase.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Metrics {
     /// Requests started before the fault.
     pub requests_before_chaos: usize,
@@ -221,6 +230,7 @@ impl Verdict {
 
 /// The judgement.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Validation {
     /// The verdict.
     pub verdict: Verdict,
@@ -253,6 +263,7 @@ pub struct Validation {
 
 /// What the service's monitoring did during the scenario.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct Watchdog {
     /// Alerts: breakers opened, flags turned on, the SLO guard's abort.
     pub alerts_count: usize,
@@ -264,6 +275,7 @@ pub struct Watchdog {
 
 /// One alert.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct WatchdogAlert {
     /// From the fault's start.
     pub at_seconds: f64,
@@ -275,6 +287,7 @@ pub struct WatchdogAlert {
 
 /// `chaos_summary.json`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// How the run was made.
     pub test_run: TestRun,
@@ -284,6 +297,7 @@ pub struct Summary {
 
 /// How the run was made.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TestRun {
     /// When it ended (RFC 3339 UTC).
     pub timestamp: String,
@@ -309,6 +323,7 @@ pub struct TestRun {
 
 /// The results.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Results {
     /// Scenarios that passed.
     pub passed_scenarios: usize,

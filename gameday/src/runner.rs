@@ -47,6 +47,7 @@ impl Mode {
 
 /// How a run is made.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Multiplies every phase, fault duration and recovery SLA of the plan.
     pub time_scale: f64,
@@ -88,6 +89,22 @@ impl Default for Options {
             style: Style::Off,
             interrupt: None,
         }
+    }
+}
+
+brownout_foundation::setters! {
+    impl Options {
+        time_scale: f64,
+        duration: Some(Duration),
+        seed: Some(u64),
+        mode: Mode,
+        scenarios: Some(Vec<String>),
+        output_dir: Some(PathBuf),
+        junit: Some(PathBuf),
+        title: String,
+        events: EventLog,
+        style: Style,
+        interrupt: Some(watch::Receiver<bool>),
     }
 }
 
@@ -208,8 +225,7 @@ impl Session {
         target.check().await?;
         let epoch = Instant::now();
         let a = &plan.slo.abort;
-        let limits =
-            SloLimits { max_error_rate: a.error_rate, max_p95: a.p95, window: a.window, min_requests: a.min_requests };
+        let limits = SloLimits::new(a.error_rate, a.p95).window(a.window).min_requests(a.min_requests);
         let mut guards = Vec::new();
         for switch in target.switches() {
             // In process, the guard disarms the switch itself; otherwise the runner does, at its next look.

@@ -11,6 +11,7 @@ use crate::load::Sample;
 /// What one phase measured. Errors and latency are the critical routes', where the SLO applies; shedding is
 /// the non-critical routes'.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct PhaseStats {
     /// Requests started in the phase.
     pub requests: usize,

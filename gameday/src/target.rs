@@ -18,6 +18,7 @@ use crate::load::{BoxFuture, Client};
 
 /// A fault switch's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     /// Calls that reached the switch's fault layer so far, when the target can count them: the denominator of
     /// the injected rate (without it, the rate's band is not judged).
@@ -26,8 +27,16 @@ pub struct Counters {
     pub injected: u64,
 }
 
+brownout_foundation::setters! {
+    impl Counters {
+        calls: Some(u64),
+        injected: u64,
+    }
+}
+
 /// The service's state at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct State {
     /// The circuit breakers not closed (open, half-open, or forced).
     pub breakers_open: Vec<String>,
@@ -35,8 +44,16 @@ pub struct State {
     pub degraded: Vec<String>,
 }
 
+brownout_foundation::setters! {
+    impl State {
+        breakers_open: Vec<String>,
+        degraded: Vec<String>,
+    }
+}
+
 /// What the service's finished requests have cost so far (cost-meter's records, summed).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CostSample {
     /// Requests metered.
     pub requests: u64,
@@ -48,8 +65,18 @@ pub struct CostSample {
     pub allocator_requests: u64,
 }
 
+brownout_foundation::setters! {
+    impl CostSample {
+        requests: u64,
+        cpu_seconds: f64,
+        memory_byte_seconds: f64,
+        allocator_requests: u64,
+    }
+}
+
 /// What the requests finished in one phase cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct PhaseCost {
     /// Requests metered (finished) in the phase.
     pub requests: u64,
@@ -85,11 +112,19 @@ impl CostSample {
 
 /// What the target's own checks found after a scenario (the demo: every acknowledged order applied once).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Settled {
     /// Why the scenario fails, if it does (empty: the checks hold).
     pub failures: Vec<String>,
     /// What the checks measured, for the report (`execution.checks`).
     pub details: serde_json::Value,
+}
+
+brownout_foundation::setters! {
+    impl Settled {
+        failures: Vec<String>,
+        details: serde_json::Value,
+    }
 }
 
 /// What a GameDay runs against. Every method that talks to the service may fail (a remote replica that does

@@ -87,7 +87,8 @@ async fn gameday_with(fallback: bool, interrupt: Option<tokio::sync::watch::Rece
     let target = InProcess::new(Client::service(app))
         .switch("price", chaos.clone())
         .calls("price", move || calls.load(Ordering::Relaxed));
-    let options = Options { time_scale: 1.0, seed: Some(3), interrupt, ..Options::default() };
+    let mut options = Options::default().time_scale(1.0).seed(3);
+    options.interrupt = interrupt;
     let run = run(&plan, Arc::new(target), &options).await.expect("the run is made");
     assert!(!chaos.is_armed(), "the run leaves the switch disarmed");
     run
@@ -193,7 +194,7 @@ async fn recovery_counts_from_the_order_to_disarm() {
             .switch("price", chaos.clone())
             .calls("price", move || calls.load(Ordering::Relaxed)),
     );
-    let options = Options { time_scale: 1.0, seed: Some(3), ..Options::default() };
+    let options = Options::default().time_scale(1.0).seed(3);
     let run = run(&plan, Arc::new(target), &options).await.unwrap();
     let r = &run.outcome("dependency_down").unwrap().report;
     let recovery = r.validation.recovery_time_seconds.expect("it recovers");
@@ -213,7 +214,7 @@ async fn on_paused_time_the_slo_guard_aborts_a_fault_users_see() {
     let target = InProcess::new(Client::service(app))
         .switch("price", chaos.clone())
         .calls("price", move || calls.load(Ordering::Relaxed));
-    let options = Options { time_scale: 1.0, seed: Some(3), ..Options::default() };
+    let options = Options::default().time_scale(1.0).seed(3);
     let run = run(&plan, Arc::new(target), &options).await.unwrap();
     let r = &run.outcome("dependency_down").unwrap().report;
     assert_eq!(r.execution.fault_end, brownout_gameday::report::FaultEnd::Abort, "{:?}", r.validation.failures);
@@ -247,7 +248,7 @@ async fn a_second_scenario_counts_only_its_own_faults() {
     let target = InProcess::new(Client::service(app))
         .switch("price", chaos.clone())
         .calls("price", move || calls.load(Ordering::Relaxed));
-    let options = Options { time_scale: 1.0, seed: Some(3), ..Options::default() };
+    let options = Options::default().time_scale(1.0).seed(3);
     let run = run(&plan, Arc::new(target), &options).await.unwrap();
     let first = &run.outcome("dependency_down").unwrap().report.execution;
     let second = &run.outcome("dependency_flaky").unwrap().report;

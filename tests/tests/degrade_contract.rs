@@ -34,13 +34,11 @@ struct Rig {
 fn rig() -> Rig {
     let chaos = ChaosHandle::for_environment(Environment::Test);
     let clock = ManualClock::new();
-    let config = BreakerConfig {
-        minimum_calls: 4,
-        window: SlidingWindow::Count { calls: 10, buckets: 1 },
-        open_duration: Duration::from_secs(30),
-        half_open_probes: 2,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::default()
+        .minimum_calls(4)
+        .window(SlidingWindow::Count { calls: 10, buckets: 1 })
+        .open_duration(Duration::from_secs(30))
+        .half_open_probes(2);
     let breaker = Arc::new(CircuitBreaker::new("quotes", config, clock.clone()).unwrap());
     let provider_calls = Arc::new(AtomicUsize::new(0));
     let calls = provider_calls.clone();

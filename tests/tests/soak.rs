@@ -133,13 +133,11 @@ impl Rig {
     fn new(tag: &str) -> Rig {
         let tally = Arc::new(Tally::new(tag));
         let chaos = ChaosHandle::for_environment(Environment::Test);
-        let config = BreakerConfig {
-            minimum_calls: 20,
-            window: SlidingWindow::Count { calls: 50, buckets: 5 },
-            open_duration: Duration::from_millis(2),
-            half_open_probes: 3,
-            ..BreakerConfig::default()
-        };
+        let config = BreakerConfig::default()
+            .minimum_calls(20)
+            .window(SlidingWindow::Count { calls: 50, buckets: 5 })
+            .open_duration(Duration::from_millis(2))
+            .half_open_probes(3);
         let breaker = Arc::new(CircuitBreaker::new(format!("{tag}soak"), config, SystemClock::new()).unwrap());
         let flags = Flags::new();
         flags.define(FALLBACK_FLAG, FlagKind::Bool, "false").unwrap();

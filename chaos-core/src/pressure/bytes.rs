@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// case-insensitive; a decimal point is allowed (`1.5GiB`); the result is rounded to whole bytes.
 /// It serializes as an integer of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a newtype: its one field is the value")]
 pub struct ByteSize(pub u64);
 
 impl ByteSize {

@@ -28,6 +28,7 @@ use crate::error::ConfigError;
 /// One pressure rule: exactly one of `cpu`, `memory` or `io`, for `duration`, after `start_after`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PressureConfig {
     /// Unique among the pressure rules; shown in logs and statuses.
     pub name: String,
@@ -48,11 +49,39 @@ pub struct PressureConfig {
     pub duration: Duration,
 }
 
+impl PressureConfig {
+    /// CPU burners named `name`, for `duration`.
+    pub fn cpu(name: impl Into<String>, cpu: CpuPressureConfig, duration: Duration) -> Self {
+        Self { cpu: Some(cpu), ..Self::empty(name.into(), duration) }
+    }
+
+    /// A memory ballast named `name`, for `duration`.
+    pub fn memory(name: impl Into<String>, memory: MemoryPressureConfig, duration: Duration) -> Self {
+        Self { memory: Some(memory), ..Self::empty(name.into(), duration) }
+    }
+
+    /// A disk writer named `name`, for `duration`.
+    pub fn io(name: impl Into<String>, io: IoPressureConfig, duration: Duration) -> Self {
+        Self { io: Some(io), ..Self::empty(name.into(), duration) }
+    }
+
+    fn empty(name: String, duration: Duration) -> Self {
+        Self { name, cpu: None, memory: None, io: None, start_after: None, duration }
+    }
+}
+
+brownout_foundation::setters! {
+    impl PressureConfig {
+        start_after: Some(Duration),
+    }
+}
+
 /// `cpu: { threads: 2, duty: 0.8 }`: a target of 1.6 cores. `cpu: { per_core: true, duty: 0.8 }`: one burner
 /// per core of the machine (`std::thread::available_parallelism`), so the pressure is sized to it: 1.6 cores
 /// on 2, 12.8 on 16.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CpuPressureConfig {
     /// Burner threads (default 1, at most 64); ignored with `per_core`.
     #[serde(default = "one")]
@@ -62,6 +91,18 @@ pub struct CpuPressureConfig {
     /// One burner per core the process may use, instead of `threads` (at most 64).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub per_core: bool,
+}
+
+impl CpuPressureConfig {
+    /// `threads` burners, each busy `duty` of the time.
+    pub fn threads(threads: u32, duty: f64) -> Self {
+        Self { threads, duty, per_core: false }
+    }
+
+    /// One burner per core the process may use, each busy `duty` of the time.
+    pub fn per_core(duty: f64) -> Self {
+        Self { threads: 1, duty, per_core: true }
+    }
 }
 
 impl CpuPressureConfig {
@@ -82,6 +123,7 @@ fn one() -> u32 {
 /// `memory: { bytes: 512MiB }` or `memory: { fraction_of_limit: 0.25, ramp: { step: 64MiB, every: 1s } }`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MemoryPressureConfig {
     /// Ballast size (`512MiB`, `1.5GiB`, or bytes). Give this or `fraction_of_limit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,9 +141,29 @@ pub struct MemoryPressureConfig {
     pub ceiling: Option<f64>,
 }
 
+impl MemoryPressureConfig {
+    /// A ballast of `bytes`.
+    pub fn of_size(bytes: ByteSize) -> Self {
+        Self { bytes: Some(bytes), fraction_of_limit: None, ramp: None, ceiling: None }
+    }
+
+    /// A ballast of `fraction` of the memory limit.
+    pub fn of_limit(fraction: f64) -> Self {
+        Self { bytes: None, fraction_of_limit: Some(fraction), ramp: None, ceiling: None }
+    }
+}
+
+brownout_foundation::setters! {
+    impl MemoryPressureConfig {
+        ramp: Some(RampConfig),
+        ceiling: Some(f64),
+    }
+}
+
 /// `ramp: { step: 64MiB, every: 1s }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RampConfig {
     /// Added per step.
     pub step: ByteSize,
@@ -110,12 +172,27 @@ pub struct RampConfig {
     pub every: Duration,
 }
 
+impl RampConfig {
+    /// Grow by `step` every `every`.
+    pub fn new(step: ByteSize, every: Duration) -> Self {
+        Self { step, every }
+    }
+}
+
 /// `io: { mb_per_sec: 20 }`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct IoPressureConfig {
     /// Write rate in MB/s (10⁶ bytes per second), in (0, 1000].
     pub mb_per_sec: f64,
+}
+
+impl IoPressureConfig {
+    /// Write `mb_per_sec` MB per second.
+    pub fn new(mb_per_sec: f64) -> Self {
+        Self { mb_per_sec }
+    }
 }
 
 impl PressureConfig {

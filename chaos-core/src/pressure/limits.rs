@@ -27,6 +27,7 @@ impl fmt::Display for LimitSource {
 
 /// How much memory the process may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryLimit {
     /// The limit in bytes.
     pub bytes: u64,

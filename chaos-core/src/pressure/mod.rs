@@ -143,11 +143,19 @@ pub enum MemoryTarget {
 
 /// Grow a ballast by `step` bytes every `every`, up to its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Ramp {
     /// Bytes added per step (> 0).
     pub step: u64,
     /// Time between steps (> 0).
     pub every: Duration,
+}
+
+impl Ramp {
+    /// Grow by `step` bytes every `every`.
+    pub fn new(step: u64, every: Duration) -> Self {
+        Self { step, every }
+    }
 }
 
 /// What a pressure loads, and how hard.
@@ -459,6 +467,7 @@ impl Drop for PressureGuard {
 
 /// A point-in-time view of one pressure.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct PressureStatus {
     /// Its name.
     pub name: String,

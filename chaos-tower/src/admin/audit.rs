@@ -15,6 +15,7 @@ use serde_json::Value;
 /// A line reads `{"time":"2026-11-26T02:01:52Z","token_id":"alice","action":"flag.set",
 /// "target":"quotes.source","before":{…},"after":{…}}`. The token itself is never written: only its id.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct AuditEntry {
     /// When, RFC 3339 in UTC, whole seconds.
     pub time: String,

@@ -220,6 +220,7 @@ impl TokenSet {
 /// after their delays. How many requests may wait is bounded by the server's connections (and its
 /// timeouts), not here: a held request costs a sleeping future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Throttle {
     /// Failures answered without delay in each window.
     pub free: u32,
@@ -239,6 +240,15 @@ impl Default for Throttle {
             base: Duration::from_millis(250),
             cap: Duration::from_secs(10),
         }
+    }
+}
+
+brownout_foundation::setters! {
+    impl Throttle {
+        free: u32,
+        window: Duration,
+        base: Duration,
+        cap: Duration,
     }
 }
 

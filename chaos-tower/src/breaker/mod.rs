@@ -31,7 +31,7 @@
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let config = BreakerConfig { minimum_calls: 5, window: SlidingWindow::Count { calls: 10, buckets: 1 }, ..Default::default() };
+//! let config = BreakerConfig::default().minimum_calls(5).window(SlidingWindow::Count { calls: 10, buckets: 1 });
 //! let breaker = Arc::new(CircuitBreaker::new("quotes", config, ManualClock::new()).unwrap());
 //! let layer = CircuitBreakerLayer::http(breaker.clone()).count_injected(true);
 //! let down = service_fn(|_: http::Request<()>| async {
@@ -70,6 +70,7 @@ pub use grpc::GrpcClassifier;
 /// Counts `Ok` as success and `Err` as failure, except an [`InjectedError`], which is ignored. The same as
 /// [`ErrorClassifier::new`].
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct IgnoreInjected;
 
 /// Is `error`, or an error in its `source()` chain, an [`InjectedError`]? (A
@@ -168,6 +169,7 @@ impl<T> Classifier<Result<T, BoxError>> for IgnoreInjected {
 /// [`InjectedError`], or a response marked `x-chaos-injected`) is ignored. [`HttpClassifier`] also counts
 /// `429` and `408`, and can count injected faults.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct HttpStatus;
 
 impl<B> Classifier<Result<http::Response<B>, BoxError>> for HttpStatus {

@@ -42,20 +42,8 @@ impl ChaosLayer {
 
 /// A config with one rule at a random `rate`.
 pub(crate) fn single_rule(name: &str, rate: f64, fault: FaultConfig) -> ChaosConfig {
-    ChaosConfig {
-        experiment: Some(name.to_owned()),
-        rules: vec![RuleConfig {
-            name: name.to_owned(),
-            target: Default::default(),
-            sample: SampleConfig::Random { rate },
-            fault,
-            start_after: None,
-            duration: None,
-            max_injections: None,
-            max_active: None,
-        }],
-        ..ChaosConfig::default()
-    }
+    let rule = RuleConfig::new(name, fault, SampleConfig::Random { rate });
+    ChaosConfig::default().experiment(name.to_owned()).rules(vec![rule])
 }
 
 impl<S> Layer<S> for ChaosLayer {

@@ -28,6 +28,7 @@ impl<T: ?Sized, F: Fn(&T) -> bool> CallOk<T> for F {
 /// The default for HTTP clients: an `Err`, a `5xx` and a `429 Too Many Requests` are not ok; anything else is.
 /// Faults injected by Brownout's chaos layers count like real ones: a trigger is meant to fire under them.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct HttpOk;
 
 impl<B, E> CallOk<Result<http::Response<B>, E>> for HttpOk {
@@ -42,6 +43,7 @@ impl<B, E> CallOk<Result<http::Response<B>, E>> for HttpOk {
 
 /// For any service: `Ok` is ok, `Err` is not.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct ResultOk;
 
 impl<T, E> CallOk<Result<T, E>> for ResultOk {

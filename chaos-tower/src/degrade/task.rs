@@ -109,6 +109,7 @@ impl fmt::Debug for TriggerTask {
 
 /// What a [`TriggerTask`] is doing, for reports.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TriggerStatus {
     /// The trigger's name.
     pub trigger: String,

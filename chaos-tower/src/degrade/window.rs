@@ -84,6 +84,7 @@ impl Ring {
 
 /// What a [`LatencyWindow`] holds now.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct WindowStats {
     /// Calls recorded in the window.
     pub calls: u64,

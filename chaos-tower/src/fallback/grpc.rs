@@ -10,6 +10,7 @@ use crate::grpc::grpc_failed;
 /// answer marked `x-chaos-injected`, [`FallbackReason::Shed`] for one marked `x-degrade-shed`, else
 /// [`FallbackReason::Response`].
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct GrpcFailure;
 
 impl<B> FailedResponse<http::Response<B>> for GrpcFailure {

@@ -222,6 +222,7 @@ pub trait CopyRequest<Req> {
 
 /// Copies requests with `Clone`.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct CloneRequest;
 
 impl<Req: Clone> CopyRequest<Req> for CloneRequest {
@@ -233,6 +234,7 @@ impl<Req: Clone> CopyRequest<Req> for CloneRequest {
 /// Copies an HTTP request's method, URI, version and headers, with an empty (default) body: enough for a
 /// fallback that answers from a cache.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct HttpParts;
 
 impl<B: Default> CopyRequest<http::Request<B>> for HttpParts {
@@ -251,6 +253,7 @@ impl<B: Default> CopyRequest<http::Request<B>> for HttpParts {
 /// fallback that reads only the URI, a cheaper copy than [`HttpParts`] (no header map is cloned per request).
 /// Chosen with [`FallbackLayer::without_headers`].
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct HttpHead;
 
 impl<B: Default> CopyRequest<http::Request<B>> for HttpHead {
@@ -290,6 +293,7 @@ impl<Resp, Q: Fn(&Resp) -> bool> FailedResponse<Resp> for Q {
 
 /// No response calls for the fallback: only errors do.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct OnlyErrors;
 
 impl<Resp> FailedResponse<Resp> for OnlyErrors {
@@ -302,6 +306,7 @@ impl<Resp> FailedResponse<Resp> for OnlyErrors {
 /// marked `x-chaos-injected`, [`FallbackReason::Shed`] for one marked `x-degrade-shed`, else
 /// [`FallbackReason::Status`].
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct HttpFailure;
 
 impl<B> FailedResponse<http::Response<B>> for HttpFailure {

@@ -53,14 +53,14 @@ impl HttpChaosLayer {
     }
 
     /// One rule: answer `rate` of the requests with `429 Too Many Requests`, `Retry-After: retry_after`.
-    pub fn too_many_requests(rate: f64, retry_after: Duration) -> Result<Self, ConfigError> {
-        let fault = FaultConfig::RateLimit(RateLimitConfig { retry_after, limit: 100 });
+    pub fn too_many_requests(retry_after: Duration, rate: f64) -> Result<Self, ConfigError> {
+        let fault = FaultConfig::RateLimit(RateLimitConfig::default().retry_after(retry_after));
         Self::single("rate-limit", rate, fault)
     }
 
     /// One rule: answer `rate` of the requests with `status`.
     pub fn error(status: u16, rate: f64) -> Result<Self, ConfigError> {
-        let fault = FaultConfig::Error(ErrorConfig { status: Some(status), ..ErrorConfig::default() });
+        let fault = FaultConfig::Error(ErrorConfig::default().status(status));
         Self::single("error", rate, fault)
     }
 

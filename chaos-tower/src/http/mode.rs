@@ -65,11 +65,13 @@ pub trait BodyMode<B>: sealed::Sealed {
 
 /// Responses carry [`ChaosBody<B>`], for any inner body `B` (the default).
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct WrapBody;
 
 /// Responses keep the inner service's body type `B` ([`FromChaosBody`]): nothing changes on the
 /// pass-through path.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct SameBody;
 
 impl<B> BodyMode<B> for WrapBody {

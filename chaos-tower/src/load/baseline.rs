@@ -6,6 +6,7 @@ use super::LoadResult;
 
 /// How much worse than the baseline a run may be.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Tolerance {
     /// Relative slack for p95 (worse than `baseline × (1 + relative)`) and throughput (below
     /// `baseline × (1 − relative)`). Default 0.10.
@@ -13,6 +14,14 @@ pub struct Tolerance {
     /// Absolute slack for the error rate, a fraction: worse than `baseline + error_rate_abs`. Default 0.001
     /// (0.1 percentage point).
     pub error_rate_abs: f64,
+}
+
+impl Tolerance {
+    /// A regression is a p95 or throughput worse by more than `relative` (a fraction), or an error rate higher
+    /// by more than `error_rate_abs` (absolute).
+    pub fn new(relative: f64, error_rate_abs: f64) -> Self {
+        Self { relative, error_rate_abs }
+    }
 }
 
 impl Default for Tolerance {

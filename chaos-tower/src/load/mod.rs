@@ -73,6 +73,7 @@ impl LoadMode {
 /// What to run: the mode and when to stop. At least one of `requests` and `duration` must be set; the run
 /// stops at whichever comes first.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LoadPlan {
     /// Closed or open loop.
     pub mode: LoadMode,
@@ -101,21 +102,11 @@ impl LoadPlan {
         }
     }
 
-    /// Stop after `n` measured requests.
-    pub fn requests(mut self, n: u64) -> Self {
-        self.requests = Some(n);
-        self
-    }
-
-    /// Stop sending after `d` of measurement.
-    pub fn duration(mut self, d: Duration) -> Self {
-        self.duration = Some(d);
-        self
-    }
-
-    /// Send load for `d` before measuring.
-    pub fn warmup(mut self, d: Duration) -> Self {
-        self.warmup = d;
+    /// At most `n` requests in flight in an open loop (default 10,000); a closed loop has one per client.
+    pub fn max_in_flight(mut self, n: u32) -> Self {
+        if let LoadMode::Open { max_in_flight, .. } = &mut self.mode {
+            *max_in_flight = n;
+        }
         self
     }
 
@@ -134,6 +125,14 @@ impl LoadPlan {
             LoadMode::Open { max_in_flight: 0, .. } => Err(LoadError::new("max_in_flight must be at least 1")),
             _ => Ok(()),
         }
+    }
+}
+
+brownout_foundation::setters! {
+    impl LoadPlan {
+        requests: Some(u64),
+        duration: Some(Duration),
+        warmup: Duration,
     }
 }
 

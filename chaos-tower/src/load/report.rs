@@ -40,22 +40,13 @@ impl Recorder {
     }
 
     pub(crate) fn finish(self, plan: &LoadPlan, measure_start: Instant, missed: u64, max_lag: Duration) -> LoadResult {
-        let requests = self.histogram.len();
         let duration = self.last.map_or(Duration::ZERO, |last| last.saturating_duration_since(measure_start));
         let status_counts = self.statuses.into_iter().map(|(label, n)| (label.to_string(), n)).collect();
-        LoadResult {
-            plan: PlanSummary::of(plan),
-            requests,
-            errors: self.errors,
-            error_rate: error_rate(self.errors, requests),
-            throughput_rps: throughput(requests, duration),
-            duration_seconds: duration.as_secs_f64(),
-            latency_ms: LatencySummary::of_histogram(&self.histogram),
-            status_counts,
-            missed_sends: missed,
-            max_send_lag_ms: ms(max_lag.as_nanos() as f64),
-            histogram: Some(self.histogram),
-        }
+        let mut result =
+            LoadResult::from_histogram(PlanSummary::of(plan), self.histogram, self.errors, status_counts, duration);
+        result.missed_sends = missed;
+        result.max_send_lag_ms = ms(max_lag.as_nanos() as f64);
+        result
     }
 }
 
@@ -75,6 +66,7 @@ fn ms(nanos: f64) -> f64 {
 
 /// The plan a result came from, as recorded in its JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PlanSummary {
     /// `closed` or `open`.
     pub mode: String,
@@ -119,6 +111,7 @@ impl PlanSummary {
 
 /// Latency percentiles in milliseconds (HdrHistogram, 3 significant digits).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LatencySummary {
     /// The fastest answer.
     pub min: f64,
@@ -170,6 +163,7 @@ impl LatencySummary {
 
 /// The result of a run. Serialises to the JSON written by `--json` / `--out`, and reads back as a baseline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LoadResult {
     /// The plan that produced it.
     pub plan: PlanSummary,
@@ -201,6 +195,33 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// The result of a run of `plan` whose latencies (in nanoseconds) are in `histogram`, `errors` of them
+    /// failed, answered as `status_counts` says, measured over `duration` (from the start of measurement to the
+    /// last answer): the rates and percentiles follow from them. For a load generator of your own that writes
+    /// results and baselines in this format; an open loop's `missed_sends` and `max_send_lag_ms` start at 0.
+    pub fn from_histogram(
+        plan: PlanSummary,
+        histogram: Histogram<u64>,
+        errors: u64,
+        status_counts: BTreeMap<String, u64>,
+        duration: Duration,
+    ) -> Self {
+        let requests = histogram.len();
+        LoadResult {
+            plan,
+            requests,
+            errors,
+            error_rate: error_rate(errors, requests),
+            throughput_rps: throughput(requests, duration),
+            duration_seconds: duration.as_secs_f64(),
+            latency_ms: LatencySummary::of_histogram(&histogram),
+            status_counts,
+            missed_sends: 0,
+            max_send_lag_ms: 0.0,
+            histogram: Some(histogram),
+        }
+    }
+
     /// The latency at `percentile` (in `(0, 100]`), in milliseconds: from the histogram when the result has
     /// one, else from the summary when it holds that percentile (50, 90, 95, 99, 99.9, 100).
     pub fn percentile_ms(&self, percentile: f64) -> Option<f64> {

@@ -386,6 +386,7 @@ impl fmt::Display for Slo {
 
 /// One clause checked: the measured value (in ms, a fraction or req/s) and whether the clause held.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct ClauseCheck {
     /// The clause.
     pub clause: Clause,
@@ -416,6 +417,7 @@ impl fmt::Display for ClauseCheck {
 
 /// The check of a whole [`Slo`].
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct SloCheck {
     /// One entry per clause, in order.
     pub checks: Vec<ClauseCheck>,

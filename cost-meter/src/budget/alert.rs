@@ -76,6 +76,7 @@ impl fmt::Display for AlertLevel {
 /// A crossing: a budget's level changed. Fired once per crossing (ok→warn, warn→critical, critical→warn,
 /// warn→ok, or ok→critical in one step when one job pushes the budget past both thresholds).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct AlertEvent {
     /// The budget.
     pub budget: String,
@@ -127,6 +128,7 @@ impl<F: Fn(&AlertEvent) + Send + Sync> AlertSink for F {
 /// Logs every crossing through `tracing`: raises at `warn` level, clears at `info`, with
 /// `budget`, `from`, `to` and `owner` fields.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct LogSink;
 
 impl AlertSink for LogSink {

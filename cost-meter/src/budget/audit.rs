@@ -61,6 +61,7 @@ impl FromStr for AuditEvent {
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditEntry {
     /// When, in Unix seconds (written also as RFC 3339 in the `time` column).
     pub unix: i64,
@@ -78,6 +79,16 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
+brownout_foundation::setters! {
+    impl AuditEntry {
+        budget: String,
+        job: String,
+        tier: String,
+        actor: String,
+        reason: String,
+    }
+}
+
 fn field(s: &str) -> String {
     let s: String = s.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
     if s.contains([',', '"']) || s.starts_with(' ') || s.ends_with(' ') {
@@ -88,6 +99,19 @@ fn field(s: &str) -> String {
 }
 
 impl AuditEntry {
+    /// An `event` at `unix` (seconds), with every text field empty: set them with the setters.
+    pub fn new(event: AuditEvent, unix: i64) -> Self {
+        Self {
+            unix,
+            event,
+            budget: String::new(),
+            job: String::new(),
+            tier: String::new(),
+            actor: String::new(),
+            reason: String::new(),
+        }
+    }
+
     /// The entry as one CSV line, newline included.
     pub fn to_line(&self) -> String {
         let fields = [
@@ -210,6 +234,7 @@ fn ends_with_newline(f: &mut File, len: u64) -> io::Result<bool> {
 
 /// What [`read_audit`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct AuditRead {
     /// Every whole, well-formed entry.
     pub entries: Vec<AuditEntry>,

@@ -29,6 +29,7 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// A budget's state in a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct BudgetState {
     /// Usage so far this month.
     pub usage: Usage,
@@ -36,9 +37,17 @@ pub struct BudgetState {
     pub level: AlertLevel,
 }
 
+impl BudgetState {
+    /// A budget that has used `usage` and stands at `level`.
+    pub fn new(usage: Usage, level: AlertLevel) -> Self {
+        Self { usage, level }
+    }
+}
+
 /// What a checkpoint holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Checkpoint {
     /// Always [`CHECKPOINT_VERSION`].
     pub version: u32,

@@ -11,6 +11,7 @@ brownout_foundation::field_error! {
 
 /// Every error found in a budget file or a directory of them (loading reports all of them, not just the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "a newtype: its one field is the value")]
 pub struct BudgetErrors(pub Vec<BudgetError>);
 
 impl BudgetErrors {

@@ -17,6 +17,7 @@ pub const MIN_SIMILAR: usize = 3;
 
 /// A job's share of one budget covering it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct EstimateShare {
     /// The budget.
     pub budget: String,
@@ -28,6 +29,7 @@ pub struct EstimateShare {
 
 /// What a job is expected to cost.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Estimate {
     /// The labels that similar jobs share with it.
     pub matched_on: Vec<&'static str>,

@@ -8,6 +8,7 @@ use super::usage::{Usage, Utilization};
 
 /// Where a budget will be at the end of the month if it keeps burning at its average rate so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Forecast {
     /// The month.
     pub month: Month,

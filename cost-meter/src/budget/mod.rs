@@ -16,7 +16,7 @@
 //! use std::sync::{Arc, Mutex};
 //! use std::time::{Duration, UNIX_EPOCH};
 //! use brownout_cost::budget::{AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit, LogSink};
-//! use brownout_cost::{CpuMode, JobRecord, Labels, MemoryMode};
+//! use brownout_cost::{CpuMode, JobRecord, Labels};
 //!
 //! let yaml = "name: research-cluster\nowner: research@example.com\nmonthly_cpu_hours: 1800\n\
 //!             match: { team: research }\nguardrails: { max_concurrency_at_critical: 2, freeze_adhoc_at_critical: true }\n";
@@ -27,20 +27,9 @@
 //! let sink = { let alerts = alerts.clone(); move |e: &AlertEvent| alerts.lock().unwrap().push(e.to) };
 //! let mut monitor = BudgetMonitor::new(budgets, now).with_limit(limit.clone()).with_sink(LogSink).with_sink(sink);
 //!
-//! let backtest = JobRecord {
-//!     job_id: "bt-1".into(),
-//!     labels: Labels::new("research", "backtester"),
-//!     started_at_unix: 1_795_000_000.0 - 3600.0,
-//!     wall_seconds: 3600.0,
-//!     cpu_seconds: 1700.0 * 3600.0, // 1700 CPU-hours: 94% of the budget
-//!     cpu_mode: CpuMode::ThreadCpu,
-//!     memory_byte_seconds: 0.0,
-//!     memory_gb_hours: 0.0,
-//!     peak_bytes: 0,
-//!     reserved_bytes: 0,
-//!     memory_mode: MemoryMode::Reservation,
-//!     cache_hit: false,
-//! };
+//! // 1700 CPU-hours: 94% of the budget.
+//! let backtest = JobRecord::new("bt-1", Labels::new("research", "backtester"), 1_795_000_000.0 - 3600.0, 3600.0)
+//!     .cpu(1700.0 * 3600.0, CpuMode::ThreadCpu);
 //! monitor.record(&backtest, now)?;
 //! assert_eq!(*alerts.lock().unwrap(), [AlertLevel::Critical]);
 //! assert_eq!(limit.max(), 2);

@@ -70,6 +70,7 @@ struct RawGuardrails {
 
 /// The utilisation (fraction of the monthly amount) at which a budget warns and goes critical.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Thresholds {
     /// Warn at or above this utilisation (default 0.7).
     pub warn: f64,
@@ -83,16 +84,31 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// Warn at `warn` and go critical at `critical` utilisation (fractions of the budget).
+    pub fn new(warn: f64, critical: f64) -> Self {
+        Self { warn, critical }
+    }
+}
+
 /// The default hysteresis: an alert clears only below its threshold minus 0.05.
 pub const DEFAULT_HYSTERESIS: f64 = 0.05;
 
 /// What a budget does to the process while it is critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct GuardrailSpec {
     /// Lower the shared [`ConcurrencyLimit`](super::ConcurrencyLimit) to this many concurrent jobs or requests.
     pub max_concurrency_at_critical: Option<usize>,
     /// Refuse new ad-hoc runs (see [`AdhocFreeze`](super::AdhocFreeze)).
     pub freeze_adhoc_at_critical: bool,
+}
+
+brownout_foundation::setters! {
+    impl GuardrailSpec {
+        max_concurrency_at_critical: Some(usize),
+        freeze_adhoc_at_critical: bool,
+    }
 }
 
 /// Which jobs a budget covers: exact values of some of the labels `env`, `team`, `service`, `strategy`, `tier`.
@@ -133,6 +149,7 @@ impl Selector {
 
 /// One validated budget.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Budget {
     /// Unique name: `[a-z0-9][a-z0-9_-]*`, at most 63 characters (it becomes a metric label value).
     pub name: String,

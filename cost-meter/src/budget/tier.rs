@@ -21,6 +21,7 @@ pub fn heavy_allowed(windows: &[HeavyWindow], minute: u16) -> bool {
 
 /// A request to force a heavy job outside its windows.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Override {
     /// Who asks (goes to the audit log).
     pub actor: String,

@@ -12,6 +12,7 @@ use crate::{JobRecord, Labels};
 /// An amount of metered resources.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Usage {
     /// CPU time, in hours.
     pub cpu_hours: f64,
@@ -20,6 +21,11 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// `cpu_hours` of CPU and `memory_gb_hours` of memory.
+    pub fn new(cpu_hours: f64, memory_gb_hours: f64) -> Self {
+        Self { cpu_hours, memory_gb_hours }
+    }
+
     /// The usage of one finished job. Negative or non-finite figures (a damaged record) count as zero.
     pub fn of(record: &JobRecord) -> Usage {
         let clean = |x: f64| if x.is_finite() && x > 0.0 { x } else { 0.0 };
@@ -49,6 +55,7 @@ impl AddAssign for Usage {
 /// A budget's utilisation: usage over the monthly amount, per budgeted resource (`None` when the resource has
 /// no budget). 1.0 is the whole budget.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Utilization {
     /// CPU-hours used over monthly CPU-hours.
     pub cpu: Option<f64>,

@@ -9,6 +9,7 @@ use super::store::{self, Layout, Manifest};
 
 /// What a collection removed and kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct GcReport {
     /// Entries removed (least recently used first).
     pub entries_removed: usize,

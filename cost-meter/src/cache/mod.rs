@@ -33,7 +33,7 @@
 //! let key = CacheKey::builder().part("features", "momentum-20d").version("schema-3").build();
 //! let compute = || -> Result<Cost, std::io::Error> {
 //!     std::fs::write(&out, b"...")?;
-//!     Ok(Cost { cpu_seconds: 42.0, memory_gb_hours: 0.1 })
+//!     Ok(Cost::new(42.0, 0.1))
 //! };
 //! let first = cache.get_or_compute(&key, "team=research", &[out.clone()], compute)?;
 //! assert!(!first.hit);
@@ -64,6 +64,7 @@ use store::{Layout, Restore};
 
 /// What a computation cost, as stored with its entry (what a hit saves).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Cost {
     /// CPU seconds.
     pub cpu_seconds: f64,
@@ -71,8 +72,16 @@ pub struct Cost {
     pub memory_gb_hours: f64,
 }
 
+impl Cost {
+    /// `cpu_seconds` of CPU and `memory_gb_hours` of memory.
+    pub fn new(cpu_seconds: f64, memory_gb_hours: f64) -> Self {
+        Self { cpu_seconds, memory_gb_hours }
+    }
+}
+
 /// What [`ResultCache::get_or_compute`] did.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Served {
     /// The outputs were restored from the cache; nothing was computed.
     pub hit: bool,

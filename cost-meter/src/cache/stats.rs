@@ -11,6 +11,7 @@ use super::{CacheKey, Cost};
 
 /// One lookup, as a line of `stats.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Lookup {
     /// When, Unix seconds.
     pub unix: f64,
@@ -62,6 +63,7 @@ impl Lookup {
 
 /// The statistics of one label set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[non_exhaustive]
 pub struct LabelStats {
     /// Lookups recorded.
     pub lookups: u64,
@@ -98,6 +100,7 @@ impl LabelStats {
 
 /// The statistics of a cache.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Per label set.
     pub by_labels: BTreeMap<String, LabelStats>,

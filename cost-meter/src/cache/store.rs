@@ -11,6 +11,7 @@ use super::key::hex;
 
 /// One output file of an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct OutputFile {
     /// Where it goes back, as the job named it (relative to the working directory, or absolute).
     pub path: PathBuf,
@@ -25,6 +26,7 @@ pub struct OutputFile {
 
 /// An entry's manifest: what the job produced and what computing it cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Manifest {
     /// The key's digest (checked against the file name: a manifest renamed by hand is corrupt).
     pub key: String,
@@ -117,6 +119,7 @@ pub(crate) fn put_blob(layout: &Layout, path: &Path) -> io::Result<(String, u64)
 
 /// Why an entry cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Corrupt {
     /// What is wrong, naming the file.
     pub reason: String,

@@ -50,6 +50,7 @@ pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 /// How to spawn a [`MeteredChild`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Spawn {
     /// The interval between two samples of the tree's resident memory.
     pub sample_every: Duration,
@@ -66,6 +67,14 @@ impl Default for Spawn {
     /// Sampling every [`DEFAULT_SAMPLE_EVERY`], the child in this process's group, orphans not reaped.
     fn default() -> Self {
         Spawn { sample_every: DEFAULT_SAMPLE_EVERY, own_group: false, reap_orphans: false }
+    }
+}
+
+brownout_foundation::setters! {
+    impl Spawn {
+        sample_every: Duration,
+        own_group: bool,
+        reap_orphans: bool,
     }
 }
 
@@ -241,6 +250,7 @@ impl Signaller {
 
 /// What a metered child cost, and how it ended.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ChildOutcome {
     /// How it ended.
     pub ended: Ended,

@@ -17,6 +17,7 @@ pub const WORKER_VARS: [&str; 3] = ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "BRO
 /// A variable already set in the environment of `cost-meter run`, or given with `--workers N`, wins: the
 /// default is only a default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Workers {
     /// The worker count.
     pub count: usize,

@@ -30,7 +30,7 @@ struct Padded<T>(T);
 /// use std::time::Duration;
 /// use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, ManualClock, Outcome, State};
 ///
-/// let config = BreakerConfig { minimum_calls: 4, ..BreakerConfig::default() };
+/// let config = BreakerConfig::default().minimum_calls(4);
 /// let breaker = CircuitBreaker::new("quotes", config, ManualClock::new())?;
 /// for outcome in [Outcome::Success, Outcome::Success, Outcome::Failure, Outcome::Failure] {
 ///     let permit = breaker.try_acquire().expect("closed");

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct BreakerConfig {
     /// Open when the share of failed calls in the window reaches this (in `(0, 1]`). Default 0.5.
     pub failure_rate_threshold: f64,
@@ -67,15 +68,35 @@ impl Default for BreakerConfig {
     }
 }
 
+brownout_foundation::setters! {
+    impl BreakerConfig {
+        failure_rate_threshold: f64,
+        slow_calls: Some(SlowCalls),
+        minimum_calls: u32,
+        window: SlidingWindow,
+        open_duration: Duration,
+        backoff: Some(Backoff),
+        half_open_probes: u32,
+    }
+}
+
 /// Slow-call judging: a call whose elapsed time reaches `duration` is slow.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SlowCalls {
     /// A call taking at least this long is slow.
     #[serde(with = "duration")]
     pub duration: Duration,
     /// Open when the share of slow calls (failed or not) in the window reaches this (in `(0, 1]`).
     pub rate_threshold: f64,
+}
+
+impl SlowCalls {
+    /// A call taking at least `duration` is slow; open when `rate_threshold` of the window's calls are.
+    pub fn new(duration: Duration, rate_threshold: f64) -> Self {
+        Self { duration, rate_threshold }
+    }
 }
 
 /// The sliding window over which the rates are judged.
@@ -118,6 +139,7 @@ impl Default for SlidingWindow {
 /// `open_duration * multiplier^k`, at most `max`. A close resets `k`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Backoff {
     /// The factor per failed probe (at least 1). Default 2.
     #[serde(default = "two")]
@@ -125,6 +147,13 @@ pub struct Backoff {
     /// The cap (at least `open_duration`).
     #[serde(with = "duration")]
     pub max: Duration,
+}
+
+impl Backoff {
+    /// Multiply the open duration by `multiplier` per failed probe, up to `max`.
+    pub fn new(multiplier: f64, max: Duration) -> Self {
+        Self { multiplier, max }
+    }
 }
 
 fn two() -> f64 {

@@ -44,6 +44,7 @@ impl<T: ?Sized, F: Fn(&T) -> Outcome> Classifier<T> for F {
 
 /// The default classifier of `Result`s: `Ok` is a success, `Err` a failure.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct ResultClassifier;
 
 impl<T, E> Classifier<Result<T, E>> for ResultClassifier {

@@ -6,6 +6,7 @@ use super::state::{ForcedState, State};
 
 /// What [`CircuitBreaker::snapshot`](super::CircuitBreaker::snapshot) reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct BreakerSnapshot {
     /// The breaker's name.
     pub name: String,

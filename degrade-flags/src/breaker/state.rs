@@ -148,6 +148,7 @@ impl FromStr for ForcedState {
 /// The `circuit_breaker_state{breaker}` gauge is [`Status::code`]; the `from` and `to` labels of
 /// `circuit_breaker_transitions_total` are [`Status::label`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
 pub struct Status {
     /// The phase of the state machine (closed while forced open, forced closed or disabled).
     pub state: State,
@@ -181,6 +182,7 @@ impl Status {
 ///
 /// [`CircuitBreaker::with_listener`]: super::CircuitBreaker::with_listener
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transition {
     /// Before the change.
     pub from: Status,

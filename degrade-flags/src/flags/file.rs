@@ -53,6 +53,7 @@ struct RawFlag {
 
 /// One flag as a file declares it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct FlagSpec {
     /// The flag's name (`service.setting`).
     pub name: String,
@@ -68,6 +69,7 @@ pub struct FlagSpec {
 
 /// A parsed and validated flag file.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct FlagFile {
     /// The flags, by name.
     pub flags: BTreeMap<String, FlagSpec>,

@@ -45,6 +45,7 @@ impl fmt::Display for Source {
 
 /// One change of a flag's value, as subscribers see it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FlagChange {
     /// The flag.
     pub flag: Arc<str>,
@@ -225,6 +226,7 @@ impl Default for Flags {
 
 /// A row of [`Flags::list`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct FlagInfo {
     /// Name.
     pub name: String,

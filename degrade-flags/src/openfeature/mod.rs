@@ -76,6 +76,7 @@ impl ErrorCode {
 
 /// A flag that could not be evaluated: the code and a sentence that names the flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResolveError {
     /// The OpenFeature error code.
     pub code: ErrorCode,
@@ -104,6 +105,7 @@ pub enum ResolvedValue {
 
 /// One flag, evaluated: what OpenFeature calls resolution details.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Resolution {
     /// The flag's name.
     pub key: String,

@@ -26,11 +26,10 @@ impl CostTotals {
 
     /// The totals so far, as the GameDay runner reads them.
     pub fn sample(&self) -> brownout_gameday::CostSample {
-        brownout_gameday::CostSample {
-            requests: self.jobs.load(Ordering::Relaxed),
-            cpu_seconds: self.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            memory_byte_seconds: self.memory_byte_ms.load(Ordering::Relaxed) as f64 / 1e3,
-            allocator_requests: self.allocator_jobs.load(Ordering::Relaxed),
-        }
+        brownout_gameday::CostSample::default()
+            .requests(self.jobs.load(Ordering::Relaxed))
+            .cpu_seconds(self.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9)
+            .memory_byte_seconds(self.memory_byte_ms.load(Ordering::Relaxed) as f64 / 1e3)
+            .allocator_requests(self.allocator_jobs.load(Ordering::Relaxed))
     }
 }

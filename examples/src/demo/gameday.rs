@@ -100,7 +100,7 @@ pub async fn target(plan: &Plan, data: &Path, options: &DemoOptions) -> Result<I
                         stats.accepted, stats.applied, stats.backlog
                     ));
                 }
-                Settled { failures, details: json!({ "orders": stats }) }
+                Settled::default().failures(failures).details(json!({ "orders": stats }))
             })
         })
         .hold(Server(server.abort_handle()))

@@ -232,13 +232,11 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
     let counters = Arc::new(Counters::default());
     let flags = options.flags.clone().unwrap_or_default();
     let handles = flags::DemoFlags::take(&flags);
-    let config = BreakerConfig {
-        minimum_calls: 20,
-        window: SlidingWindow::Count { calls: 50, buckets: 5 },
-        open_duration: Duration::from_secs(1),
-        half_open_probes: 3,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::default()
+        .minimum_calls(20)
+        .window(SlidingWindow::Count { calls: 50, buckets: 5 })
+        .open_duration(Duration::from_secs(1))
+        .half_open_probes(3);
     // A constant configuration, not input: it is valid (the GameDay's tests build it). On tokio's clock, as the
     // rules and triggers: paused-time tests move its open duration too.
     let breaker =

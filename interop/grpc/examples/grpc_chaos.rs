@@ -93,8 +93,7 @@ async fn main() -> Result<(), BoxError> {
 
     println!("breaker (opens after 3 failures of 3) under a fallback, injected UNAVAILABLE counted");
     let served = serve(rules(r#"{ error: { grpc: unavailable, message: "quotes down" } }"#)?).await?;
-    let config =
-        BreakerConfig { minimum_calls: 3, window: SlidingWindow::Count { calls: 3, buckets: 1 }, ..Default::default() };
+    let config = BreakerConfig::default().minimum_calls(3).window(SlidingWindow::Count { calls: 3, buckets: 1 });
     let breaker = Arc::new(CircuitBreaker::new("quotes", config, TokioClock)?);
     let cache = tower::service_fn(|req: http::Request<tonic::body::Body>| async move {
         let why = req.extensions().get::<FallbackReason>().map_or("unknown", |r| r.as_str());

@@ -23,12 +23,10 @@ fn unavailable() -> ChaosHandle {
 
 /// Opens after 4 failures of the last 4 calls; stays open an hour.
 fn breaker() -> Arc<CircuitBreaker> {
-    let config = BreakerConfig {
-        minimum_calls: 4,
-        window: SlidingWindow::Count { calls: 4, buckets: 1 },
-        open_duration: Duration::from_secs(3600),
-        ..Default::default()
-    };
+    let config = BreakerConfig::default()
+        .minimum_calls(4)
+        .window(SlidingWindow::Count { calls: 4, buckets: 1 })
+        .open_duration(Duration::from_secs(3600));
     Arc::new(CircuitBreaker::new("quotes", config, TokioClock).unwrap())
 }
 

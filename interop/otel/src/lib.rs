@@ -79,7 +79,7 @@ pub fn demo() -> Result<Demo, BoxError> {
     let report = get(|| async { "csv" }).layer(ShedLayer::new(flags.bool(SHED_FLAG)?));
 
     // Opens after one failed call in the window.
-    let config = BreakerConfig { minimum_calls: 1, ..BreakerConfig::default() };
+    let config = BreakerConfig::default().minimum_calls(1);
     let breaker = Arc::new(CircuitBreaker::new(BREAKER, config, SystemClock)?);
     let failing = service_fn(|_: Request<Body>| async {
         let mut response = Response::new(Body::from("database down"));

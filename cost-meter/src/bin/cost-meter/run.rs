@@ -238,15 +238,11 @@ fn gate(
         audit_dir(&args.audit);
         let log = AuditLog::new(&args.audit);
         let names: Vec<&str> = frozen.budgets().map(|(b, _)| b).collect();
-        let entry = AuditEntry {
-            unix: brownout_foundation::time::unix_seconds(now).floor() as i64,
-            event: AuditEvent::Denied,
-            budget: names.join(","),
-            job: job.to_owned(),
-            tier: labels.tier.as_str().to_owned(),
-            actor: String::new(),
-            reason: format!("ad-hoc job refused: {frozen}"),
-        };
+        let entry = AuditEntry::new(AuditEvent::Denied, brownout_foundation::time::unix_seconds(now).floor() as i64)
+            .budget(names.join(","))
+            .job(job.to_owned())
+            .tier(labels.tier.as_str().to_owned())
+            .reason(format!("ad-hoc job refused: {frozen}"));
         if let Err(e) = log.append(&entry) {
             eprintln!("cost-meter: {}: cannot audit the denial: {e}", args.audit.display());
         }
@@ -344,7 +340,7 @@ fn launch(args: &RunArgs, workers: Workers, quiet: bool) -> Result<ChildOutcome,
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .map_err(|e| Failure::Refused(format!("cannot handle signals: {e}")))?;
     // cost-meter's only child is the command: it reaps the command's orphans too, and meters them.
-    let how = Spawn { sample_every: args.sample_interval, own_group: !at_terminal, reap_orphans: true };
+    let how = Spawn::default().sample_every(args.sample_interval).own_group(!at_terminal).reap_orphans(true);
     let child = MeteredChild::spawn(&mut cmd, how).map_err(|e| {
         eprintln!("cost-meter: {}: {e}", args.command[0]);
         Failure::Exit(if e.kind() == std::io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE })
@@ -453,7 +449,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             say(quiet, "cache: the command failed, nothing stored");
             return Err(Failure::Exit(code));
         }
-        Ok(Cost { cpu_seconds: record.cpu_seconds, memory_gb_hours: record.memory_gb_hours })
+        Ok(Cost::new(record.cpu_seconds, record.memory_gb_hours))
     });
     match served {
         Ok(s) if s.hit => {
