@@ -202,6 +202,7 @@ brownout_foundation::setters! {
 /// Either one value or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[allow(clippy::exhaustive_enums, reason = "one value or a list: there is no third shape")]
 pub enum OneOrMany<T> {
     /// A single value.
     One(T),
@@ -246,6 +247,7 @@ impl KeyConfig {
 /// - `first_n`: the first n matching requests.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum SampleConfig {
     /// Independent draws with probability `rate`.
     Random {
@@ -278,6 +280,7 @@ pub enum SampleConfig {
 /// one body fault from different rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum FaultConfig {
     /// Delay the request, then let it through.
     Latency(LatencyConfig),
@@ -301,6 +304,7 @@ pub enum FaultConfig {
 /// A delay distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum LatencyConfig {
     /// Always this long: `{ fixed: 200ms }`.
     Fixed(#[serde(with = "duration")] Duration),
@@ -385,6 +389,7 @@ brownout_foundation::setters! {
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(clippy::exhaustive_enums, reason = "the sixteen status codes gRPC defines")]
 pub enum GrpcCode {
     Cancelled = 1,
     Unknown = 2,

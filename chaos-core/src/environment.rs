@@ -11,6 +11,7 @@ pub const PROD_MAX_BLAST_RADIUS: f64 = 0.30;
 /// It comes from the process, never from the chaos config (a config must not be able to declare itself out
 /// of production): [`Environment::from_env`] reads `BROWNOUT_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Environment {
     /// A developer's machine. No extra guard.
     Dev,

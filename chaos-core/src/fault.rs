@@ -11,6 +11,7 @@ use crate::config::GrpcCode;
 
 /// The kinds of fault, as they appear in the `kind` label of `chaos_faults_injected_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FaultKind {
     /// A delay before the request proceeds.
     Latency,
@@ -57,6 +58,7 @@ impl fmt::Display for FaultKind {
 
 /// A delay distribution, validated.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Latency {
     /// Always the same delay.
     Fixed(Duration),
@@ -120,6 +122,10 @@ fn capped(seconds: f64, max: Duration) -> Duration {
 
 /// What happens to a request before it proceeds: the delay slot of an [`Injection`](crate::Injection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "what the fault model hands an adapter: an adapter that does not handle a new delay must not compile"
+)]
 pub enum Delay {
     /// The request waits; its thread is free meanwhile.
     Sleep(Duration),
@@ -167,6 +173,10 @@ pub struct RateLimit {
 
 /// What a request gets instead of the service's answer.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "what the fault model hands an adapter: an adapter that does not handle a new outcome must not compile"
+)]
 pub enum Outcome {
     /// An error answer.
     Error(Arc<ErrorFault>),
@@ -195,6 +205,10 @@ impl Outcome {
 
 /// What happens to the response body (HTTP only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "what the fault model hands an adapter: an adapter that does not handle a new body fault must not compile"
+)]
 pub enum BodyFault {
     /// Deliver at most this many bytes per second.
     Throttle {

@@ -6,6 +6,7 @@ use crate::rng;
 
 /// A compiled sampling mode (see [`SampleConfig`](crate::SampleConfig) for the promises each one keeps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Sampler {
     /// Never fires (rate 0).
     Never,

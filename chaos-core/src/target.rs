@@ -7,6 +7,7 @@ use crate::glob::RouteGlob;
 /// Which middleware is asking: some faults exist only for HTTP (body throttling and truncation), and rules
 /// with HTTP targeting never match a request that has no HTTP facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Flavour {
     /// Any `Service<Request>`: faults are typed errors.
     Generic,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Tiers order by weight: `Interactive < Batch < Nightly < Heavy`. Budgets gate `Heavy` jobs to their windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Tier {
     /// A request or a user waiting on an answer.
     #[default]

@@ -252,6 +252,7 @@ impl Meter {
 }
 /// How a job was launched, for the ad-hoc freeze.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Launch {
     /// By a schedule or a pipeline: not affected by the ad-hoc freeze.
     Scheduled,
@@ -261,6 +262,7 @@ pub enum Launch {
 
 /// Why [`Meter::try_start`] refused a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Refused {
     /// The concurrency limit in force (`max`) is reached.
     Concurrency {

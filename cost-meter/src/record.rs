@@ -9,6 +9,7 @@ use crate::Labels;
 /// How a record's CPU figure was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CpuMode {
     /// The kernel's per-thread CPU clock, read around every poll: exact, at two system calls per poll.
     ThreadCpu,
@@ -29,6 +30,7 @@ pub enum CpuMode {
 /// How a record's memory figure was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MemoryMode {
     /// Live bytes attributed by the cost-meter allocator, integrated over time.
     Allocator,

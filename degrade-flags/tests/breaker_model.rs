@@ -96,6 +96,7 @@ impl Model {
                 let oldest = (now_epoch + 1).saturating_sub(u64::from(buckets));
                 self.calls.iter().copied().filter(|(t, _, _)| t / bucket >= oldest && t / bucket <= now_epoch).collect()
             }
+            other => unreachable!("the model does not know the window {other:?}"),
         };
         let calls = in_window.len() as u64;
         let failures = in_window.iter().filter(|c| c.1).count() as u64;
@@ -109,6 +110,7 @@ impl Model {
             ForcedState::ForcedOpen => return None,
             ForcedState::ForcedClosed => return Some((self.generation, Kind::Window)),
             ForcedState::None | ForcedState::MetricsOnly => {}
+            other => unreachable!("the model does not know the forced state {other:?}"),
         }
         let dry_run = self.forced == ForcedState::MetricsOnly;
         if self.state == State::Closed {

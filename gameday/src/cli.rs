@@ -12,6 +12,7 @@ use crate::runner::{DEFAULT_TIME_SCALE, Mode, Options};
 
 /// The order of the scenarios, as the command line says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
 pub enum ModeArg {
     /// The plan's order.
     #[value(alias = "ordered")]

@@ -14,6 +14,7 @@ use serde_json::Value;
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventType {
     /// The scenario's rules were armed.
     ChaosArmed,

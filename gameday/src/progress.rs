@@ -127,6 +127,7 @@ impl Drop for LogWriter {
 
 /// How a scenario shows its progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Style {
     /// Nothing.
     Off,

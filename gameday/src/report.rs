@@ -76,6 +76,7 @@ pub struct ExpectedDegradation {
 /// How the fault ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FaultEnd {
     /// At its planned end.
     Planned,
@@ -205,6 +206,7 @@ pub struct Metrics {
 /// The verdict of a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[allow(clippy::exhaustive_enums, reason = "a scenario passes or fails")]
 pub enum Verdict {
     /// Every check held.
     Pass,

@@ -27,6 +27,7 @@ pub const DEFAULT_TIME_SCALE: f64 = 0.05;
 
 /// The order scenarios run in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Mode {
     /// The plan's order.
     #[default]

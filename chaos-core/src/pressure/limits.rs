@@ -9,6 +9,7 @@ use super::bytes::human;
 
 /// Where a [`MemoryLimit`] came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LimitSource {
     /// A cgroup v2 `memory.max` file (the process's own cgroup or an ancestor).
     CgroupV2(PathBuf),

@@ -75,6 +75,7 @@ pub const MAX_IO_BYTES_PER_SEC: u64 = 1_000_000_000;
 
 /// The resource a pressure loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PressureKind {
     /// Burner threads.
     Cpu,
@@ -103,6 +104,7 @@ impl fmt::Display for PressureKind {
 
 /// Why a pressure stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StopReason {
     /// Its guard was dropped or stopped by its owner.
     Dropped,
@@ -134,6 +136,7 @@ impl fmt::Display for StopReason {
 
 /// How much memory a ballast takes.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum MemoryTarget {
     /// This many bytes.
     Bytes(u64),
@@ -160,6 +163,7 @@ impl Ramp {
 
 /// What a pressure loads, and how hard.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Load {
     /// `threads` burner threads, each busy `duty` (in (0, 1]) of the time: a target of `threads × duty` cores.
     Cpu {

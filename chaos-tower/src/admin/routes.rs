@@ -317,6 +317,7 @@ impl Ctx<'_> {
                     FlagKind::Bool => "true or false (or a string)",
                     FlagKind::Strategy(_) => "a string naming one of its strategies",
                     FlagKind::Number { .. } => "a number (or a string)",
+                    _ => "a value of its kind (or a string)",
                 };
                 return Err(Problem::bad("value", format!("`{name}` is a {} flag: give {want}", kind.name())));
             }

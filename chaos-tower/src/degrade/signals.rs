@@ -55,7 +55,8 @@ fn is_open(status: Status) -> bool {
     match status.forced {
         ForcedState::ForcedOpen => true,
         ForcedState::ForcedClosed | ForcedState::Disabled => false,
-        ForcedState::None | ForcedState::MetricsOnly => status.state != State::Closed,
+        // Not forced (`None`, `MetricsOnly`): the state machine's own state.
+        _ => status.state != State::Closed,
     }
 }
 

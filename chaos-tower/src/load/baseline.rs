@@ -32,6 +32,7 @@ impl Default for Tolerance {
 
 /// One way a run is worse than its baseline.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Regression {
     /// p95 latency (ms) above `baseline × (1 + relative)`.
     P95 {

@@ -44,6 +44,7 @@ const MAX_RATE: f64 = 1e9;
 
 /// How requests are issued.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum LoadMode {
     /// `clients` concurrent clients; each sends its next request as soon as its last one is answered.
     Closed {

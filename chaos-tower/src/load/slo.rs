@@ -15,6 +15,7 @@ use super::LoadResult;
 
 /// What a clause measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Metric {
     /// The latency at a percentile in `(0, 100]`.
     Percentile(f64),
@@ -48,6 +49,7 @@ impl fmt::Display for Metric {
 
 /// A comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Op {
     /// `<`
     Lt,
@@ -83,6 +85,7 @@ impl fmt::Display for Op {
 
 /// The value a clause compares with, as written.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Threshold {
     /// A latency (for percentiles, `mean`, `max`).
     Latency(Duration),

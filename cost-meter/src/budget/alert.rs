@@ -14,6 +14,10 @@ use super::usage::Utilization;
 /// A budget's alert state. Exported as `budget_alert_state{budget}`: 0 ok, 1 warn, 2 critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "the ladder ok, warn, critical: a sink that does not handle a new level must not compile"
+)]
 pub enum AlertLevel {
     /// Below warn.
     #[default]

@@ -31,6 +31,7 @@ fn fnv1a(s: &str) -> u32 {
 
 /// What an audit line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuditEvent {
     /// A job was refused.
     Denied,

@@ -68,6 +68,7 @@ impl Checkpoint {
 
 /// A checkpoint that could not be loaded or saved.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// The file exists but does not hold a checkpoint. It was renamed to `moved_to` (if that worked) so that
     /// it can be inspected; nothing was zeroed.

@@ -46,6 +46,7 @@ impl fmt::Debug for Override {
 
 /// Why a job was let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Admission {
     /// Its tier is not gated (interactive, batch, nightly), or no budget covering it gates heavy jobs.
     NotGated,

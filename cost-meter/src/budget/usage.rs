@@ -85,6 +85,7 @@ impl Utilization {
 
 /// What [`Ledger::charge`] did with a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Charge {
     /// Added to these budgets (possibly none) of the current month.
     Charged(Vec<String>),

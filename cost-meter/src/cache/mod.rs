@@ -97,6 +97,7 @@ pub struct Served {
 
 /// A cache error: the outputs could not be stored or restored.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum CacheError<E> {
     /// The computation failed; nothing was stored.
     Compute(E),
@@ -244,6 +245,7 @@ impl ResultCache {
 
 /// Why [`ResultCache::restore`] served nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RestoreError {
     /// The entry is corrupt: treat it as a miss.
     Corrupt(Corrupt),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums, reason = "a process exits or is killed by a signal")]
 pub enum Ended {
     /// It exited with this status.
     Exited(i32),

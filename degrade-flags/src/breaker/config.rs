@@ -105,6 +105,7 @@ impl SlowCalls {
 /// memory in buckets, not in calls.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum SlidingWindow {
     /// The last `calls` calls, in `buckets` buckets of `calls / buckets` calls each (`buckets` must divide
     /// `calls`). The window holds the `buckets` most recent full buckets plus the calls not yet in a full

@@ -2,6 +2,7 @@
 
 /// How a finished call counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// It worked (it may still count as slow, by its elapsed time).
     Success,

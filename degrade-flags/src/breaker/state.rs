@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The phase of the breaker's state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum State {
     /// Calls are admitted and their outcomes judged over the sliding window.
     Closed,
@@ -56,6 +57,7 @@ impl fmt::Display for State {
 /// backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ForcedState {
     /// No override: the state machine decides.
     #[default]

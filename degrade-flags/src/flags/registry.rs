@@ -18,6 +18,7 @@ use super::value::{FlagKind, FlagValue};
 /// Every change of a value is logged with `by=trigger` when a trigger made it (set or cleared the trigger
 /// layer) and `by=manual` otherwise: an override, the environment or the flag file, all a person's doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Source {
     /// Set by the program (or the admin API) with [`Flags::set`].
     Override,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 /// The type of a flag.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum FlagKind {
     /// On or off.
     Bool,
@@ -64,6 +65,7 @@ impl FlagKind {
 
 /// A flag's value.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum FlagValue {
     /// A bool flag's value.
     Bool(bool),

@@ -27,6 +27,7 @@ use crate::flags::{FlagKind, Flags, Source};
 
 /// Why a flag has its value, as the OpenFeature specification spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// A person's setting: the flag file's `value:`, the environment or an override.
     Static,
@@ -57,6 +58,7 @@ impl Reason {
 
 /// An evaluation error's code, as the OpenFeature specification spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// No flag has this key.
     FlagNotFound,
@@ -94,6 +96,7 @@ impl std::error::Error for ResolveError {}
 
 /// A flag's value in its OpenFeature type.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::exhaustive_enums, reason = "every reader (OFREP, the OpenFeature provider) must map every value type")]
 pub enum ResolvedValue {
     /// A bool flag.
     Bool(bool),

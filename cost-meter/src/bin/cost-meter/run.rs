@@ -480,6 +480,10 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             eprintln!("cost-meter: cache: outputs not stored: {e}");
             Err(Failure::Exit(1))
         }
+        Err(_) => {
+            eprintln!("cost-meter: cache: the result cache failed");
+            Err(Failure::Exit(1))
+        }
     }
 }
 
