@@ -147,6 +147,24 @@ impl RouteGlob {
             Shape::General(segs) => match_segments(segs, path.as_bytes()),
         }
     }
+
+    /// [`matches`](Self::matches) for a path known to start with the pattern's
+    /// [`literal_prefix`](crate::index::literal_prefix) (the rule index proved it): only what the prefix does
+    /// not settle is checked.
+    #[inline]
+    pub(crate) fn matches_past_prefix(&self, path: &str) -> bool {
+        match &self.shape {
+            // The literal prefix is the pattern less a trailing `/`: the same length and last byte settle it.
+            Shape::Literal => {
+                path.len() == self.pattern.len() && path.as_bytes().last() == self.pattern.as_bytes().last()
+            }
+            Shape::Prefix(len) => {
+                let path = path.as_bytes();
+                path.len() == *len || path.get(*len) == Some(&b'/')
+            }
+            Shape::General(segs) => match_segments(segs, path.as_bytes()),
+        }
+    }
 }
 
 impl fmt::Debug for RouteGlob {

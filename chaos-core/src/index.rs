@@ -43,7 +43,13 @@ pub(crate) fn standard(method: &Method) -> Option<&'static Method> {
 fn class_of(method: Option<&Method>) -> usize {
     match method {
         None => NO_METHOD,
-        Some(m) => STANDARD.iter().position(|s| s == m).unwrap_or(EXTENSION),
+        // A method taken by `standard` (as `RequestFacts::http_path_method` does) is one of `STANDARD`'s
+        // constants: found by address, with no comparison of methods.
+        Some(m) => STANDARD
+            .iter()
+            .position(|s| std::ptr::eq(s, m))
+            .or_else(|| STANDARD.iter().position(|s| s == m))
+            .unwrap_or(EXTENSION),
     }
 }
 
@@ -96,12 +102,18 @@ impl RuleIndex {
         Self { tries }
     }
 
-    /// The rules that could match `facts`, in rule order.
+    /// The rules that could match `facts`, in rule order, and what the lookup proved of them.
     #[inline]
-    pub(crate) fn candidates<'a>(&'a self, facts: &RequestFacts<'_>) -> Candidates<'a> {
-        match self.tries.get(class_of(facts.method)) {
-            Some(trie) => trie.candidates(facts.path.unwrap_or_default().as_bytes()),
-            None => candidates(&[]),
+    pub(crate) fn candidates<'a>(&'a self, facts: &RequestFacts<'_>) -> Lookup<'a> {
+        let class = class_of(facts.method);
+        match self.tries.get(class) {
+            Some(trie) => {
+                let (rules, indexed) = trie.candidates(facts.path.unwrap_or_default().as_bytes());
+                // A standard method's trie holds only the rules that take that method (or any); the
+                // no-method trie only those that take any. The extension trie holds every extension method's.
+                Lookup { rules, prefix_proved: indexed, method_proved: indexed && class != EXTENSION }
+            }
+            None => Lookup { rules: candidates(&[]), prefix_proved: false, method_proved: false },
         }
     }
 }
@@ -148,11 +160,13 @@ impl Trie {
         Self { nodes: b.nodes.into(), all: all.into() }
     }
 
+    /// The rules on `path`'s way down, and whether the trie is indexed: then the path starts with each one's
+    /// prefix (else every rule of the trie is yielded, proving nothing).
     #[inline]
-    fn candidates(&self, path: &[u8]) -> Candidates<'_> {
+    fn candidates(&self, path: &[u8]) -> (Candidates<'_>, bool) {
         let Some(mut node) = self.nodes.first() else {
             // Not indexed (see `MAX_REPEAT`), or no rules.
-            return candidates(&self.all);
+            return (candidates(&self.all), false);
         };
         // The deepest node on the path that carries rules holds them all (its own and those above it).
         let mut found: &[u32] = &[];
@@ -175,7 +189,7 @@ impl Trie {
                 None => break,
             }
         }
-        candidates(found)
+        (candidates(found), true)
     }
 }
 
@@ -223,11 +237,21 @@ impl Builder {
     }
 }
 
-/// The rules a request could match, in rule order.
-pub(crate) type Candidates<'a> = std::iter::Map<std::slice::Iter<'a, u32>, fn(&u32) -> usize>;
+/// What the index yields for a request.
+pub(crate) struct Lookup<'a> {
+    /// The rules the request could match, in rule order.
+    pub(crate) rules: Candidates<'a>,
+    /// The request's path starts with the literal prefix of each rule's route.
+    pub(crate) prefix_proved: bool,
+    /// The request's method is one each rule takes (or the rule takes any).
+    pub(crate) method_proved: bool,
+}
+
+/// The rules a request could match, in rule order (their indices in the rule set).
+pub(crate) type Candidates<'a> = std::iter::Copied<std::slice::Iter<'a, u32>>;
 
 fn candidates(list: &[u32]) -> Candidates<'_> {
-    list.iter().map(|&rule| rule as usize)
+    list.iter().copied()
 }
 
 #[cfg(test)]
@@ -248,7 +272,7 @@ mod tests {
     fn lookup(entries: &[Entry<'_>], method: Option<&Method>, path: Option<&str>) -> Vec<usize> {
         let index = RuleIndex::build(entries);
         let facts = RequestFacts { path, method, headers: None, flavour: crate::Flavour::Http };
-        index.candidates(&facts).collect()
+        index.candidates(&facts).rules.map(|r| r as usize).collect()
     }
 
     #[test]

@@ -237,11 +237,19 @@ impl RuleSet {
     /// looked at counts as its one decision.
     #[inline]
     pub(crate) fn scan_general(&self, limit: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> usize {
-        for index in self.index.candidates(facts) {
+        let lookup = self.index.candidates(facts);
+        for index in lookup.rules {
+            let index = index as usize;
             if index >= limit {
                 break;
             }
-            if self.sample(&self.rules[index], facts, stream) {
+            let rule = &self.rules[index];
+            let applies = if lookup.prefix_proved {
+                rule.target.matches_indexed(facts, lookup.method_proved)
+            } else {
+                rule.target.matches(facts)
+            };
+            if applies && self.chooses(rule, facts, stream) {
                 return index;
             }
         }
@@ -271,7 +279,13 @@ impl RuleSet {
     /// Does `rule` apply to this request, and does its sampler choose it? Counts as the rule's one decision.
     #[inline]
     fn sample(&self, rule: &Rule, facts: &RequestFacts<'_>, stream: &mut Stream) -> bool {
-        if (rule.http_only && facts.flavour != Flavour::Http) || !rule.target.matches(facts) {
+        rule.target.matches(facts) && self.chooses(rule, facts, stream)
+    }
+
+    /// The sampler's decision for a rule whose targeting holds. Counts as the rule's one decision.
+    #[inline]
+    fn chooses(&self, rule: &Rule, facts: &RequestFacts<'_>, stream: &mut Stream) -> bool {
+        if rule.http_only && facts.flavour != Flavour::Http {
             return false;
         }
         let key: &[u8] = if rule.sampler.needs_key() {
@@ -497,8 +511,15 @@ mod tests {
 
     /// (method, path, x-a, x-k); `None` for the method: a request without HTTP facts.
     fn request() -> impl Strategy<Value = (Option<&'static str>, String, bool, bool)> {
-        let method =
-            prop::sample::select(vec![Some("GET"), Some("POST"), Some("PUT"), Some("PURGE"), Some("DELETE"), None]);
+        let method = prop::sample::select(vec![
+            Some("GET"),
+            Some("POST"),
+            Some("PUT"),
+            Some("PURGE"),
+            Some("LINK"),
+            Some("DELETE"),
+            None,
+        ]);
         let seg = prop::sample::select(vec!["api", "a", "ab", "quotes", "", "b", "x"]);
         let path = (prop::collection::vec(seg, 0..5), any::<bool>())
             .prop_map(|(segs, rooted)| format!("{}{}", if rooted { "/" } else { "" }, segs.join("/")));
@@ -515,7 +536,7 @@ mod tests {
         #[test]
         fn the_index_decides_as_the_linear_scan(
             rules in prop::collection::vec(rule(), 0..12),
-            requests in prop::collection::vec(request(), 1..40),
+            requests in prop::collection::vec((request(), any::<bool>()), 1..40),
             seed in any::<u64>(),
         ) {
             let mut yaml = format!("seed: {seed}\nrules:\n");
@@ -529,8 +550,13 @@ mod tests {
             let (mut s1, mut s2) = (Stream::default(), Stream::default());
             s1.adopt(indexed.id, indexed.seed, &indexed.next_stream);
             s2.adopt(linear.id, linear.seed, &linear.next_stream);
-            for (method, path, a, k) in &requests {
-                let method = method.map(|m| Method::from_bytes(m.as_bytes()).unwrap());
+            for ((method, path, a, k), canonical) in &requests {
+                let owned = method.map(|m| Method::from_bytes(m.as_bytes()).unwrap());
+                // As `RequestFacts::http_path_method` passes it (a standard method as its constant), or not.
+                let method: Option<&Method> = owned.as_ref().map(|m| match crate::index::standard(m) {
+                    Some(constant) if *canonical => constant,
+                    _ => m,
+                });
                 let mut headers = HeaderMap::new();
                 if *a {
                     headers.insert("x-a", HeaderValue::from_static("1"));
@@ -538,7 +564,7 @@ mod tests {
                 if *k {
                     headers.insert("x-k", HeaderValue::from_str(path).unwrap_or(HeaderValue::from_static("k")));
                 }
-                let facts = match &method {
+                let facts = match method {
                     Some(m) => RequestFacts {
                         path: Some(path),
                         method: Some(m),

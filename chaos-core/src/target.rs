@@ -95,6 +95,34 @@ impl Target {
                 _ => return false,
             }
         }
+        self.headers_match(facts)
+    }
+
+    /// [`matches`](Self::matches) for a request the rule index yielded this rule for from an indexed trie: the
+    /// path starts with the route's literal prefix, and with `method_proved` the method is one of the rule's
+    /// (the trie of a standard method holds only the rules that take it). Only the rest is checked.
+    #[inline]
+    pub(crate) fn matches_indexed(&self, facts: &RequestFacts<'_>, method_proved: bool) -> bool {
+        if self.any {
+            return true;
+        }
+        if let Some(route) = &self.route {
+            match facts.path {
+                Some(path) if route.matches_past_prefix(path) => {}
+                _ => return false,
+            }
+        }
+        if !method_proved && !self.methods.is_empty() {
+            match facts.method {
+                Some(method) if self.methods.contains(method) => {}
+                _ => return false,
+            }
+        }
+        self.headers_match(facts)
+    }
+
+    #[inline]
+    fn headers_match(&self, facts: &RequestFacts<'_>) -> bool {
         if !self.headers_eq.is_empty() || !self.headers_present.is_empty() {
             let Some(headers) = facts.headers else {
                 return false;
