@@ -5,7 +5,7 @@
 //! # async fn quote() -> &'static str { "42" }
 //! use axum::{Router, routing::get};
 //! use brownout_tower::CostLayer;
-//! use brownout_cost::{Labels, Meter, Tier, budget::ConcurrencyLimit};
+//! use brownout_cost::{Labels, Meter, Tier, guardrail::ConcurrencyLimit};
 //!
 //! let meter = Meter::new();
 //! let limit = ConcurrencyLimit::new(256); // lowered by a BudgetMonitor when a budget goes critical
@@ -38,7 +38,7 @@ use std::task::{Context, Poll};
 
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{HeaderMap, Method, Request, Response, Uri};
-use brownout_cost::budget::{ConcurrencyLimit, Permit};
+use brownout_cost::guardrail::{ConcurrencyLimit, Permit};
 use brownout_cost::{CpuMode, Job, JobSpec, Labels, Meter, Metered};
 use bytes::Bytes;
 use pin_project_lite::pin_project;

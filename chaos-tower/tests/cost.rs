@@ -5,7 +5,7 @@ mod common;
 
 use std::convert::Infallible;
 
-use brownout_cost::budget::ConcurrencyLimit;
+use brownout_cost::guardrail::ConcurrencyLimit;
 use brownout_cost::{CpuMode, Labels, MemorySink, Meter, Tier};
 use brownout_tower::CostLayer;
 use brownout_tower::cost::GUARDRAIL_HEADER;

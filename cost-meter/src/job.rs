@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::alloc::ledger::{Claim, MemoryTotals, Tag};
-use crate::budget::Permit;
 use crate::future::Metered;
+use crate::guardrail::Permit;
 use crate::meter::Meter;
 use crate::record::{CpuMode, JobRecord, MemoryMode, gb_hours};
 use crate::section::Section;

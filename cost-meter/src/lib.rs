@@ -60,7 +60,10 @@ pub use record::{BYTES_PER_GB, BadRecord, CpuMode, JobRecord, MemoryMode, gb_hou
 pub use section::{on_thread_park, on_thread_unpark, settle_thread};
 pub use sink::{JsonLinesFile, MemorySink, RecordSink};
 
-// budgets
+// Budgets (feature `budgets`, on by default): YAML budgets, the monitor, alerts, the tier gate, forecasts.
+#[cfg(feature = "budgets")]
 pub mod budget;
+// The guardrails budgets apply at critical, usable on their own: a concurrency limit, a freeze of ad-hoc jobs.
+pub mod guardrail;
 // `cost-meter run --pushgateway`
 pub mod push;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use brownout_foundation::process::{process_cpu_ns, rss_bytes};
 
 use crate::alloc;
-use crate::budget::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::counters::with_counters;
+use crate::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::job::{Job, JobSpec};
 use crate::record::{CpuMode, JobRecord};
 use crate::sink::RecordSink;
@@ -145,7 +145,7 @@ impl Meter {
     /// finishes. Heavy-tier windows are the [`TierGate`](crate::budget::TierGate)'s to check, before this.
     ///
     /// ```
-    /// use brownout_cost::budget::{AdhocFreeze, ConcurrencyLimit};
+    /// use brownout_cost::guardrail::{AdhocFreeze, ConcurrencyLimit};
     /// use brownout_cost::{JobSpec, Labels, Launch, Meter, Refused};
     ///
     /// let (limit, freeze) = (ConcurrencyLimit::new(1), AdhocFreeze::new());

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brownout_cost::budget::{
-    AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, CheckpointError, ConcurrencyLimit, LogSink, MetricsSink,
-    Month,
+    AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, CheckpointError, LogSink, MetricsSink, Month,
 };
+use brownout_cost::guardrail::ConcurrencyLimit;
 use brownout_cost::{CpuMode, JobRecord, Labels, MemoryMode, Tier};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 

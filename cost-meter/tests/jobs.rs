@@ -165,7 +165,8 @@ fn a_job_that_spends_the_budget_trips_its_guardrails_for_the_next_jobs() {
     use std::sync::{Arc, Mutex};
     use std::time::SystemTime;
 
-    use brownout_cost::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit};
+    use brownout_cost::budget::{AlertLevel, Budget, BudgetMonitor, BudgetSet};
+    use brownout_cost::guardrail::ConcurrencyLimit;
     use brownout_cost::{Launch, Refused};
 
     // A budget of 10 ms of CPU a month: one 20 ms job takes it past critical.

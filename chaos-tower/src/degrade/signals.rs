@@ -2,11 +2,11 @@
 //! (The error rate and p95 of a dependency come from a [`LatencyWindow`](super::LatencyWindow).)
 
 use std::sync::Arc;
-#[cfg(feature = "cost")]
+#[cfg(feature = "budgets")]
 use std::sync::{Mutex, PoisonError};
 
 use brownout_chaos::sense::{Sample, SenseHandle};
-#[cfg(feature = "cost")]
+#[cfg(feature = "budgets")]
 use brownout_cost::budget::{AlertLevel, BudgetMonitor};
 use brownout_degrade::CircuitBreaker;
 use brownout_degrade::breaker::{ForcedState, State, Status};
@@ -61,8 +61,8 @@ fn is_open(status: Status) -> bool {
 }
 
 /// 1.0 while any budget of the monitor is at [`AlertLevel::Critical`], else 0.0. The monitor's lock is held only
-/// to read the levels. (Feature `cost`.)
-#[cfg(feature = "cost")]
+/// to read the levels. (Feature `budgets`.)
+#[cfg(feature = "budgets")]
 pub fn budget_critical(monitor: Arc<Mutex<BudgetMonitor>>) -> impl Signal {
     move || {
         let monitor = monitor.lock().unwrap_or_else(PoisonError::into_inner);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 // Seconds since the Unix epoch, and the RFC 3339 stamp (`brownout_foundation::time`, re-exported by
 // `crate::budget` as before).
-pub use brownout_foundation::time::{rfc3339, unix_seconds};
+pub(crate) use brownout_foundation::time::{rfc3339, unix_seconds};
 
 /// A calendar month in UTC: the period a monthly budget covers.
 ///

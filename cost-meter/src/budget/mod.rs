@@ -6,7 +6,7 @@
 //! - [`BudgetMonitor`] charges [`JobRecord`](crate::JobRecord)s to the budgets whose `match` selects their
 //!   labels (one by one, or in per-thread batches through a [`BudgetFeed`] for jobs per request), keeps month-to-date usage in an atomic checkpoint, fires [`AlertEvent`]s with hysteresis to
 //!   [`AlertSink`]s ([`LogSink`], [`MetricsSink`], a closure), and applies guardrails at critical
-//!   ([`ConcurrencyLimit`], [`AdhocFreeze`]).
+//!   ([`ConcurrencyLimit`](crate::guardrail::ConcurrencyLimit), [`AdhocFreeze`](crate::guardrail::AdhocFreeze)).
 //! - [`TierGate`] admits heavy jobs only inside their windows, or by an authorised [`Override`]; every denial
 //!   and override goes to the [`AuditLog`].
 //! - [`Forecast`] extrapolates the month; [`Estimate`] predicts a job from the history of similar jobs.
@@ -15,7 +15,8 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use std::time::{Duration, UNIX_EPOCH};
-//! use brownout_cost::budget::{AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, ConcurrencyLimit, LogSink};
+//! use brownout_cost::budget::{AlertEvent, AlertLevel, Budget, BudgetMonitor, BudgetSet, LogSink};
+//! use brownout_cost::guardrail::ConcurrencyLimit;
 //! use brownout_cost::{CpuMode, JobRecord, Labels};
 //!
 //! let yaml = "name: research-cluster\nowner: research@example.com\nmonthly_cpu_hours: 1800\n\
@@ -45,7 +46,6 @@ mod error;
 mod estimate;
 mod feed;
 mod forecast;
-mod guardrail;
 mod monitor;
 mod rules;
 mod spec;
@@ -56,12 +56,11 @@ mod window;
 pub use alert::{AlertEvent, AlertLevel, AlertSink, LogSink, MetricsSink};
 pub use audit::{AUDIT_HEADER, AuditEntry, AuditEvent, AuditLog, AuditRead, read_audit};
 pub use checkpoint::{Checkpoint, CheckpointError};
-pub use civil::{Month, rfc3339, unix_seconds};
+pub use civil::Month;
 pub use error::{BudgetError, BudgetErrors};
 pub use estimate::{Estimate, EstimateShare, MIN_SIMILAR, estimate};
 pub use feed::BudgetFeed;
 pub use forecast::Forecast;
-pub use guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen, Permit};
 pub use monitor::BudgetMonitor;
 pub use rules::{promtool_test_yaml, rules_yaml};
 pub use spec::{Budget, BudgetSet, DEFAULT_HYSTERESIS, GuardrailSpec, Selector, Thresholds};

@@ -12,9 +12,9 @@ use super::checkpoint::{self, BudgetState, Checkpoint, CheckpointError};
 use super::civil::Month;
 use super::feed::Batches;
 use super::forecast::Forecast;
-use super::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use super::spec::{Budget, BudgetSet};
 use super::usage::{Ledger, Usage, Utilization};
+use crate::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::{JobRecord, Labels};
 
 /// Charges jobs to budgets and acts on their levels.

@@ -30,6 +30,7 @@
 
 mod sys;
 mod tree;
+#[cfg(feature = "budgets")]
 mod workers;
 
 use std::io;
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use sys::Ended;
 pub use tree::{descendants_rss_bytes, parse_stat_ppid, tree_pids, tree_rss_bytes};
+#[cfg(feature = "budgets")]
 pub use workers::{WORKER_VARS, Workers};
 
 use crate::Labels;

@@ -197,7 +197,7 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), Failure> {
                         "elapsed": f.elapsed,
                         "projected": f.projected,
                         "projected_utilization": { "cpu": f.projected_utilization.cpu, "memory": f.projected_utilization.memory },
-                        "exhausted_at": f.exhausted_at_unix.map(brownout_cost::budget::rfc3339),
+                        "exhausted_at": f.exhausted_at_unix.map(brownout_foundation::time::rfc3339),
                     },
                     "by_labels": by.iter().map(|(k, (usage, jobs))| {
                         let labels: serde_json::Map<String, serde_json::Value> =

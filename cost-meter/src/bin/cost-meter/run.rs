@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use brownout_cost::budget::{
-    AdhocFreeze, AlertEvent, AlertLevel, AuditEntry, AuditEvent, AuditLog, BudgetMonitor, BudgetSet, Month, Override,
-    TierGate, estimate,
+    AlertEvent, AlertLevel, AuditEntry, AuditEvent, AuditLog, BudgetMonitor, BudgetSet, Month, Override, TierGate,
+    estimate,
 };
 use brownout_cost::cache::{CacheError, CacheKey, Cost, ResultCache};
 use brownout_cost::child::{ChildOutcome, MeteredChild, Spawn, WORKER_VARS, Workers};
+use brownout_cost::guardrail::AdhocFreeze;
 use brownout_cost::{JobRecord, JsonLinesFile, Labels, RecordSink, Tier, push};
 use clap::Args;
 

@@ -15,7 +15,7 @@ use brownout_foundation::sync::lock;
 /// permits held does not revoke them: new acquisitions fail until enough are dropped.
 ///
 /// ```
-/// use brownout_cost::budget::ConcurrencyLimit;
+/// use brownout_cost::guardrail::ConcurrencyLimit;
 /// let limit = ConcurrencyLimit::new(4);
 /// let permit = limit.try_acquire().expect("a free slot");
 /// limit.cap("research-cluster", 1); // the budget went critical
