@@ -222,6 +222,31 @@ fn a_heavy_job_outside_its_window_is_denied_and_a_forced_one_runs_both_audited()
     assert_eq!(records(dir.path()).len(), 1, "only the job that ran has a record");
 }
 
+/// A heavy job inside its window runs without an audit line, and leaves no audit directory behind.
+#[test]
+fn a_heavy_job_inside_its_window_runs_and_writes_no_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let budgets = dir.path().join("budgets");
+    std::fs::create_dir_all(&budgets).unwrap();
+    let now = utc_minute_now();
+    std::fs::write(
+        budgets.join("research.yaml"),
+        format!(
+            "name: research-cluster\nowner: research@example.com\nmonthly_cpu_hours: 1800\nmatch: {{ team: research }}\n\
+             heavy_windows: [\"{}-{}\"]\n",
+            hhmm(now + 1440 - 60),
+            hhmm(now + 60)
+        ),
+    )
+    .unwrap();
+    let args = ["--team", "research", "--service", "backtester", "--tier", "heavy", "--budgets"];
+    let args: Vec<&str> = [&args[..], &[budgets.to_str().unwrap(), "--", "sh", "-c", "echo ran > ran.txt"]].concat();
+    let out = run_in(dir.path(), &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("ran.txt").exists(), "the job inside its window did not run");
+    assert!(!dir.path().join("reports").exists(), "an admitted job left an audit directory");
+}
+
 const ENV: &str = "import os; open('env.txt','w').write(' '.join(os.environ.get(v,'-') for v in \
                    ['RAYON_NUM_THREADS','OMP_NUM_THREADS','BROWNOUT_MAX_WORKERS']))";
 

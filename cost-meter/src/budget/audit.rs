@@ -207,11 +207,20 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one entry and fsyncs it. If the file ends in a torn line (a crash mid-write), the entry starts
-    /// on a new line.
+    /// Appends one entry and fsyncs it, creating the file (and its directory) with the first entry. If the file
+    /// ends in a torn line (a crash mid-write), the entry starts on a new line.
     pub fn append(&self, entry: &AuditEntry) -> io::Result<()> {
         let _guard = brownout_foundation::sync::lock(&self.lock);
-        let mut f = OpenOptions::new().read(true).append(true).create(true).open(&self.path)?;
+        let open = || OpenOptions::new().read(true).append(true).create(true).open(&self.path);
+        let mut f = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                open()?
+            }
+            other => other?,
+        };
         let len = f.metadata()?.len();
         let mut out = String::new();
         if len == 0 {
@@ -277,6 +286,17 @@ impl fmt::Display for AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_entry_creates_the_file_and_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reports/backtest/heavy_job_denials.csv");
+        let log = AuditLog::new(&path);
+        assert!(!dir.path().join("reports").exists(), "opening the log writes nothing");
+        log.append(&AuditEntry::new(AuditEvent::Denied, 1).job("bt-1".into())).unwrap();
+        let read = read_audit(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!((read.entries.len(), read.entries[0].job.as_str()), (1, "bt-1"));
+    }
 
     #[test]
     fn quoting_round_trips() {

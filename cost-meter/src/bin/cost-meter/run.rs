@@ -211,12 +211,6 @@ fn monitor_of(
     Ok(m)
 }
 
-fn audit_dir(path: &Path) {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::create_dir_all(dir);
-    }
-}
-
 fn authorised_tokens(path: Option<&Path>) -> Result<Vec<String>, Failure> {
     let Some(path) = path else { return Ok(Vec::new()) };
     let text = std::fs::read_to_string(path)
@@ -236,7 +230,6 @@ fn gate(
     if !args.scheduled
         && let Err(frozen) = freeze.check()
     {
-        audit_dir(&args.audit);
         let log = AuditLog::new(&args.audit);
         let names: Vec<&str> = frozen.budgets().map(|(b, _)| b).collect();
         let entry = AuditEntry::new(AuditEvent::Denied, brownout_foundation::time::unix_seconds(now).floor() as i64)
@@ -253,7 +246,6 @@ fn gate(
     if labels.tier != Tier::Heavy {
         return Ok(());
     }
-    audit_dir(&args.audit);
     let mut tier_gate = TierGate::new(Arc::clone(budgets), AuditLog::new(&args.audit));
     for t in authorised_tokens(args.override_tokens.as_deref())? {
         tier_gate = tier_gate.authorise(t);
