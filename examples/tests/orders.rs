@@ -47,7 +47,7 @@ async fn send(router: &Router, request: Request<Body>) -> Answer {
     let response = router.clone().oneshot(request).await.expect("the router is infallible");
     let status = response.status();
     let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
-    let (mode, retry_after) = (header(MODE_HEADER), header("retry-after"));
+    let (mode, retry_after) = (header(MODE_HEADER.as_str()), header("retry-after"));
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"));
     Answer { status, mode, retry_after, body }

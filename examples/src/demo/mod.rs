@@ -51,7 +51,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brownout_cost::budget::{BudgetFeed, BudgetMonitor};
@@ -70,12 +70,12 @@ pub use reports::REPORT_DELIVERY_HEADER;
 use provider::Provider;
 
 /// `x-quote-age-ms`: the age of the quote answered, in milliseconds (0 for a live quote).
-pub const QUOTE_AGE_HEADER: &str = "x-quote-age-ms";
+pub static QUOTE_AGE_HEADER: HeaderName = HeaderName::from_static("x-quote-age-ms");
 /// `x-served-from: cache`: the quote came from the cache (by the fallback, or by `quotes.source`).
-pub const SERVED_FROM_HEADER: &str = "x-served-from";
+pub static SERVED_FROM_HEADER: HeaderName = HeaderName::from_static("x-served-from");
 /// `x-degraded: stale` (a degraded answer, an error for the GameDay) or `stale-ok` (a stale quote accepted by
 /// `quotes.source: stale_ok`): the cached quote is older than [`Options::quote_max_age`].
-pub const DEGRADED_HEADER: &str = "x-degraded";
+pub static DEGRADED_HEADER: HeaderName = HeaderName::from_static("x-degraded");
 
 /// The routes never shed, whatever `api.shed_percent` says.
 pub const CRITICAL_ROUTES: [&str; 2] = ["/quote/**", "/orders/**"];

@@ -94,7 +94,7 @@ async fn quote(State(quotes): State<Arc<Quotes>>, Path(symbol): Path<String>, he
                     let body = response.into_body();
                     quotes.cache.insert(symbol, body.clone());
                     let mut answer = (StatusCode::OK, body).into_response();
-                    answer.headers_mut().insert(QUOTE_AGE_HEADER, HeaderValue::from_static("0"));
+                    answer.headers_mut().insert(&QUOTE_AGE_HEADER, HeaderValue::from_static("0"));
                     answer
                 }
             }
@@ -108,15 +108,15 @@ impl Quotes {
     fn cached(&self, body: Bytes, age: Duration, source: QuoteSource) -> Response {
         let mut answer = (StatusCode::OK, body).into_response();
         let headers = answer.headers_mut();
-        headers.insert(SERVED_FROM_HEADER, HeaderValue::from_static("cache"));
-        headers.insert(QUOTE_AGE_HEADER, HeaderValue::from(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
+        headers.insert(&SERVED_FROM_HEADER, HeaderValue::from_static("cache"));
+        headers.insert(&QUOTE_AGE_HEADER, HeaderValue::from(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
         if age > self.max_age {
             self.counters.stale.fetch_add(1, Ordering::Relaxed);
             if source == QuoteSource::StaleOk {
                 self.counters.stale_accepted.fetch_add(1, Ordering::Relaxed);
-                headers.insert(DEGRADED_HEADER, HeaderValue::from_static("stale-ok"));
+                headers.insert(&DEGRADED_HEADER, HeaderValue::from_static("stale-ok"));
             } else {
-                headers.insert(DEGRADED_HEADER, HeaderValue::from_static("stale"));
+                headers.insert(&DEGRADED_HEADER, HeaderValue::from_static("stale"));
             }
         }
         answer

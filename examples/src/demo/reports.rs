@@ -32,7 +32,7 @@ use super::Counters;
 use super::flags::{ModeFlag, ReportDelivery};
 
 /// `x-report-delivery: cached | streaming`: how a report was delivered.
-pub const REPORT_DELIVERY_HEADER: &str = "x-report-delivery";
+pub static REPORT_DELIVERY_HEADER: http::HeaderName = http::HeaderName::from_static("x-report-delivery");
 
 /// The size of a streamed chunk (a chunk ends on a whole line, so it may be a line longer).
 const CHUNK: usize = 16 * 1024;
@@ -77,7 +77,7 @@ async fn report(State(reports): State<Arc<Reports>>, Path(name): Path<String>) -
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
-    headers.insert(REPORT_DELIVERY_HEADER, HeaderValue::from_static(mode));
+    headers.insert(&REPORT_DELIVERY_HEADER, HeaderValue::from_static(mode));
     response
 }
 

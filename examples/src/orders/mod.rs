@@ -64,7 +64,7 @@ pub use self::store::{Applied, OrderWrite, Store, StoreError, StoreErrorKind, St
 pub const INGEST_FLAG: &str = "orders.ingest";
 
 /// The response header saying which mode handled an order: `normal` or `capture_only`.
-pub const MODE_HEADER: &str = "x-orders-mode";
+pub static MODE_HEADER: HeaderName = HeaderName::from_static("x-orders-mode");
 
 /// The database file, the journal and the lock file inside the orders directory.
 const DB_FILE: &str = "orders.sqlite3";
@@ -629,7 +629,7 @@ fn json_response(status: StatusCode, mode: Option<Mode>, body: &serde_json::Valu
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(mode) = mode {
-        headers.insert(HeaderName::from_static(MODE_HEADER), HeaderValue::from_static(mode.as_str()));
+        headers.insert(&MODE_HEADER, HeaderValue::from_static(mode.as_str()));
     }
     response
 }
