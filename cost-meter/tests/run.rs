@@ -161,8 +161,8 @@ fn hhmm(minute: u64) -> String {
     format!("{:02}:{:02}", minute % 1440 / 60, minute % 60)
 }
 
-/// A budgets directory whose heavy window opens in two hours: now is outside it.
-fn closed_window_budgets(dir: &Path) -> PathBuf {
+/// A budgets directory whose heavy window runs from `from` to `to` minutes after now (UTC, wrapping at midnight).
+fn window_budgets(dir: &Path, from: u64, to: u64) -> PathBuf {
     let budgets = dir.join("budgets");
     std::fs::create_dir_all(&budgets).unwrap();
     let now = utc_minute_now();
@@ -171,12 +171,17 @@ fn closed_window_budgets(dir: &Path) -> PathBuf {
         format!(
             "name: research-cluster\nowner: research@example.com\nmonthly_cpu_hours: 1800\nmatch: {{ team: research }}\n\
              heavy_windows: [\"{}-{}\"]\n",
-            hhmm(now + 120),
-            hhmm(now + 180)
+            hhmm(now + from),
+            hhmm(now + to)
         ),
     )
     .unwrap();
     budgets
+}
+
+/// A budgets directory whose heavy window opens in two hours: now is outside it.
+fn closed_window_budgets(dir: &Path) -> PathBuf {
+    window_budgets(dir, 120, 180)
 }
 
 #[test]
@@ -226,19 +231,8 @@ fn a_heavy_job_outside_its_window_is_denied_and_a_forced_one_runs_both_audited()
 #[test]
 fn a_heavy_job_inside_its_window_runs_and_writes_no_audit() {
     let dir = tempfile::tempdir().unwrap();
-    let budgets = dir.path().join("budgets");
-    std::fs::create_dir_all(&budgets).unwrap();
-    let now = utc_minute_now();
-    std::fs::write(
-        budgets.join("research.yaml"),
-        format!(
-            "name: research-cluster\nowner: research@example.com\nmonthly_cpu_hours: 1800\nmatch: {{ team: research }}\n\
-             heavy_windows: [\"{}-{}\"]\n",
-            hhmm(now + 1440 - 60),
-            hhmm(now + 60)
-        ),
-    )
-    .unwrap();
+    // Open from an hour ago to an hour from now.
+    let budgets = window_budgets(dir.path(), 1440 - 60, 60);
     let args = ["--team", "research", "--service", "backtester", "--tier", "heavy", "--budgets"];
     let args: Vec<&str> = [&args[..], &[budgets.to_str().unwrap(), "--", "sh", "-c", "echo ran > ran.txt"]].concat();
     let out = run_in(dir.path(), &args, &[]);
