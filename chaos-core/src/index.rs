@@ -111,9 +111,9 @@ impl RuleIndex {
                 let (rules, indexed) = trie.candidates(facts.path.unwrap_or_default().as_bytes());
                 // A standard method's trie holds only the rules that take that method (or any); the
                 // no-method trie only those that take any. The extension trie holds every extension method's.
-                Lookup { rules, prefix_proved: indexed, method_proved: indexed && class != EXTENSION }
+                Lookup { rules, proof: Proof { prefix: indexed, method: indexed && class != EXTENSION } }
             }
-            None => Lookup { rules: candidates(&[]), prefix_proved: false, method_proved: false },
+            None => Lookup { rules: candidates(&[]), proof: Proof::NONE },
         }
     }
 }
@@ -241,10 +241,22 @@ impl Builder {
 pub(crate) struct Lookup<'a> {
     /// The rules the request could match, in rule order.
     pub(crate) rules: Candidates<'a>,
-    /// The request's path starts with the literal prefix of each rule's route.
-    pub(crate) prefix_proved: bool,
-    /// The request's method is one each rule takes (or the rule takes any).
-    pub(crate) method_proved: bool,
+    /// What the lookup proved of each of them.
+    pub(crate) proof: Proof,
+}
+
+/// What the rule index proved of a candidate rule for a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Proof {
+    /// The request's path starts with the literal prefix of the rule's route.
+    pub(crate) prefix: bool,
+    /// The request's method is one the rule takes (or the rule takes any).
+    pub(crate) method: bool,
+}
+
+impl Proof {
+    /// Nothing proved: the rule is checked in full.
+    pub(crate) const NONE: Proof = Proof { prefix: false, method: false };
 }
 
 /// The rules a request could match, in rule order (their indices in the rule set).

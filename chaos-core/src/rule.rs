@@ -244,12 +244,7 @@ impl RuleSet {
                 break;
             }
             let rule = &self.rules[index];
-            let applies = if lookup.prefix_proved {
-                rule.target.matches_indexed(facts, lookup.method_proved)
-            } else {
-                rule.target.matches(facts)
-            };
-            if applies && self.chooses(rule, facts, stream) {
+            if rule.target.matches_given(facts, lookup.proof) && self.chooses(rule, facts, stream) {
                 return index;
             }
         }

@@ -3,6 +3,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::glob::RouteGlob;
+use crate::index::Proof;
 
 /// Which middleware is asking: some faults exist only for HTTP (body throttling and truncation), and rules
 /// with HTTP targeting never match a request that has no HTTP facts.
@@ -80,49 +81,32 @@ pub(crate) struct Target {
 impl Target {
     #[inline]
     pub(crate) fn matches(&self, facts: &RequestFacts<'_>) -> bool {
+        self.matches_given(facts, Proof::NONE)
+    }
+
+    /// [`matches`](Self::matches) for a request of which the rule index has already proved `proof`: only the
+    /// rest is checked (the route past its literal prefix, the method only when not proved).
+    #[inline]
+    pub(crate) fn matches_given(&self, facts: &RequestFacts<'_>, proof: Proof) -> bool {
         if self.any {
             return true;
         }
         if let Some(route) = &self.route {
-            match facts.path {
-                Some(path) if route.matches(path) => {}
-                _ => return false,
+            let holds = match facts.path {
+                Some(path) if proof.prefix => route.matches_past_prefix(path),
+                Some(path) => route.matches(path),
+                None => false,
+            };
+            if !holds {
+                return false;
             }
         }
-        if !self.methods.is_empty() {
+        if !proof.method && !self.methods.is_empty() {
             match facts.method {
                 Some(method) if self.methods.contains(method) => {}
                 _ => return false,
             }
         }
-        self.headers_match(facts)
-    }
-
-    /// [`matches`](Self::matches) for a request the rule index yielded this rule for from an indexed trie: the
-    /// path starts with the route's literal prefix, and with `method_proved` the method is one of the rule's
-    /// (the trie of a standard method holds only the rules that take it). Only the rest is checked.
-    #[inline]
-    pub(crate) fn matches_indexed(&self, facts: &RequestFacts<'_>, method_proved: bool) -> bool {
-        if self.any {
-            return true;
-        }
-        if let Some(route) = &self.route {
-            match facts.path {
-                Some(path) if route.matches_past_prefix(path) => {}
-                _ => return false,
-            }
-        }
-        if !method_proved && !self.methods.is_empty() {
-            match facts.method {
-                Some(method) if self.methods.contains(method) => {}
-                _ => return false,
-            }
-        }
-        self.headers_match(facts)
-    }
-
-    #[inline]
-    fn headers_match(&self, facts: &RequestFacts<'_>) -> bool {
         if !self.headers_eq.is_empty() || !self.headers_present.is_empty() {
             let Some(headers) = facts.headers else {
                 return false;

@@ -504,7 +504,10 @@ proptest::proptest! {
         threshold in 0.01f64..=1.0,
     ) {
         let calls = bucket_calls * buckets;
-        let config = BreakerConfig::default().window(SlidingWindow::Count { calls, buckets }).minimum_calls(minimum_calls).failure_rate_threshold(threshold);
+        let config = BreakerConfig::default()
+            .window(SlidingWindow::Count { calls, buckets })
+            .minimum_calls(minimum_calls)
+            .failure_rate_threshold(threshold);
         match CircuitBreaker::new("p", config, ManualClock::new()) {
             Err(err) => {
                 proptest::prop_assert!(minimum_calls > calls, "refused {minimum_calls} <= {calls}: {err}");

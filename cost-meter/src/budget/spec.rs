@@ -98,7 +98,8 @@ pub const DEFAULT_HYSTERESIS: f64 = 0.05;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct GuardrailSpec {
-    /// Lower the shared [`ConcurrencyLimit`](crate::guardrail::ConcurrencyLimit) to this many concurrent jobs or requests.
+    /// Lower the shared [`ConcurrencyLimit`](crate::guardrail::ConcurrencyLimit) to this many concurrent jobs or
+    /// requests.
     pub max_concurrency_at_critical: Option<usize>,
     /// Refuse new ad-hoc runs (see [`AdhocFreeze`](crate::guardrail::AdhocFreeze)).
     pub freeze_adhoc_at_critical: bool,
