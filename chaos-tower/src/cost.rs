@@ -39,7 +39,7 @@ use std::task::{Context, Poll};
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{HeaderMap, Method, Request, Response, Uri};
 use brownout_cost::guardrail::{ConcurrencyLimit, Permit};
-use brownout_cost::{CpuMode, Job, JobSpec, Labels, Meter, Metered};
+use brownout_cost::{CpuMode, Job, JobId, JobSpec, Labels, Meter, Metered};
 use bytes::Bytes;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -207,9 +207,10 @@ where
         if let Some(f) = &config.label_with {
             f(&RequestInfo { method: req.method(), uri: req.uri(), headers: req.headers() }, &mut labels);
         }
+        // A request without `x-request-id` is numbered: its id is written out only if something reads it.
         let id = match req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()) {
-            Some(id) => id.to_owned(),
-            None => sequence_id(&labels.service, config.sequence.fetch_add(1, Relaxed)),
+            Some(id) => JobId::from(id),
+            None => JobId::numbered(labels.service.clone(), config.sequence.fetch_add(1, Relaxed)),
         };
         // One job per request: its events at DEBUG, so the default log level writes no line per request.
         let mut spec = JobSpec::new(id, labels).per_request();
@@ -218,18 +219,6 @@ where
         let inner = job.meter(self.inner.call(req));
         ResponseFuture { state: State::Metered { inner, job: Finisher(Some(job)), _permit: permit } }
     }
-}
-
-/// `{service}-{n}`, the id of a request without `x-request-id`, written without `format!` (whose machinery
-/// costs more than the rest of starting the job).
-fn sequence_id(service: &str, n: u64) -> String {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n);
-    let mut id = String::with_capacity(service.len() + 1 + digits.len());
-    id.push_str(service);
-    id.push('-');
-    id.push_str(digits);
-    id
 }
 
 /// Finishes its job when dropped: a request cancelled mid-flight is still recorded.
@@ -283,27 +272,6 @@ where
             StateProj::Refused { response } => {
                 Poll::Ready(Ok(response.take().expect("ResponseFuture polled after completion")))
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::sequence_id;
-
-    #[test]
-    fn sequence_ids_at_the_edges() {
-        assert_eq!(sequence_id("quote-api", 0), "quote-api-0");
-        assert_eq!(sequence_id("", 10), "-10");
-        assert_eq!(sequence_id("s", u64::MAX), format!("s-{}", u64::MAX));
-    }
-
-    proptest! {
-        #[test]
-        fn a_sequence_id_is_the_service_a_dash_and_the_number(service in "[a-z0-9-]{0,24}", n: u64) {
-            prop_assert_eq!(sequence_id(&service, n), format!("{service}-{n}"));
         }
     }
 }

@@ -12,14 +12,14 @@ use crate::guardrail::Permit;
 use crate::meter::Meter;
 use crate::record::{CpuMode, JobRecord, MemoryMode, gb_hours};
 use crate::section::Section;
-use crate::{Labels, alloc};
+use crate::{JobId, Labels, alloc};
 
 /// What a job is: its id, labels, declared memory and how its CPU is measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobSpec {
     /// The job's id: in records and logs, never in metric labels.
-    pub id: String,
+    pub id: JobId,
     /// The job's labels.
     pub labels: Labels,
     /// The memory the job expects to hold, in bytes: charged × wall time when no
@@ -34,7 +34,7 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// A job with an id and labels, no reservation, CPU from the thread CPU clock.
-    pub fn new(id: impl Into<String>, labels: Labels) -> Self {
+    pub fn new(id: impl Into<JobId>, labels: Labels) -> Self {
         JobSpec { id: id.into(), labels, reserved_bytes: 0, cpu_mode: CpuMode::ThreadCpu, per_request: false }
     }
 
@@ -162,11 +162,13 @@ impl fmt::Debug for Job {
 
 impl Job {
     pub(crate) fn start(meter: Meter, spec: JobSpec, permit: Option<Permit>) -> Job {
-        let claim = if alloc::is_installed() { Claim::new(meter.id()) } else { None };
+        // One clock reading for the start of both the wall time and the memory integral.
+        let started = Instant::now();
+        let claim = if alloc::is_installed() { Claim::new(meter.id(), started) } else { None };
         let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
         meter.job_started(&spec, claim.is_some());
         let inner = Arc::new(JobInner { cpu_ns: AtomicU64::new(0), cpu_mode: spec.cpu_mode, tag, meter });
-        Job { inner, spec, claim, started: Instant::now(), finished: false, _permit: permit }
+        Job { inner, spec, claim, started, finished: false, _permit: permit }
     }
 
     /// The job's spec.
@@ -242,11 +244,13 @@ impl Job {
         if self.spec.cpu_mode == CpuMode::Apportioned && !self.spec.per_request {
             crate::section::settle_thread();
         }
-        let wall = self.started.elapsed().as_secs_f64();
+        // One clock reading for the end of both the wall time and the memory integral.
+        let ended = Instant::now();
+        let wall = ended.saturating_duration_since(self.started).as_secs_f64();
         // The start's calendar time is the end's minus the wall time: one calendar clock read per job.
         let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let (memory_mode, totals) = match self.claim.take() {
-            Some(claim) => (MemoryMode::Allocator, claim.finish()),
+            Some(claim) => (MemoryMode::Allocator, claim.finish(ended)),
             None => (MemoryMode::Reservation, MemoryTotals::default()),
         };
         let memory_byte_seconds = match memory_mode {
@@ -284,7 +288,7 @@ impl Drop for Job {
     fn drop(&mut self) {
         if !self.finished {
             if let Some(claim) = self.claim.take() {
-                claim.finish();
+                claim.finish(Instant::now());
             }
             self.inner.meter.job_abandoned();
         }

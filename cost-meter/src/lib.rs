@@ -41,6 +41,7 @@ pub mod child;
 mod counters;
 mod future;
 mod job;
+mod job_id;
 mod labels;
 mod meter;
 mod record;
@@ -52,6 +53,7 @@ pub use alloc::CostAllocator;
 pub use brownout_foundation::process::{process_cpu_ns, rss_bytes, thread_cpu, thread_cpu_ns};
 pub use future::Metered;
 pub use job::{Job, JobScope, JobSpec};
+pub use job_id::JobId;
 pub use labels::{Label, Labels, Tier, UnknownTier};
 pub use meter::{
     CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, Launch, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation, Refused,

@@ -4,7 +4,7 @@ use std::io::{self, BufRead};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Labels;
+use crate::{JobId, Labels};
 
 /// How a record's CPU figure was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub enum MemoryMode {
 #[non_exhaustive]
 pub struct JobRecord {
     /// The job's id (in records and logs only, never a metric label).
-    pub job_id: String,
+    pub job_id: JobId,
     /// The job's labels.
     pub labels: Labels,
     /// Start, in seconds since the Unix epoch (UTC).
@@ -94,7 +94,7 @@ impl JobRecord {
     /// The record of a job metered elsewhere (another process, a batch system), to feed budgets or the records
     /// file: `job_id` labelled `labels`, started at `started_at_unix` (seconds since the Unix epoch), run for
     /// `wall_seconds`, charged nothing until [`cpu`](Self::cpu) and [`memory`](Self::memory) say what it used.
-    pub fn new(job_id: impl Into<String>, labels: Labels, started_at_unix: f64, wall_seconds: f64) -> Self {
+    pub fn new(job_id: impl Into<JobId>, labels: Labels, started_at_unix: f64, wall_seconds: f64) -> Self {
         Self {
             job_id: job_id.into(),
             labels,

@@ -74,7 +74,7 @@ fn records_go_to_every_sink_as_json_lines() {
     let (from_file, bad) = read_records(std::io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap();
     assert!(bad.is_empty());
     assert_eq!(from_file, memory.records());
-    assert_eq!(from_file.iter().map(|r| r.job_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(from_file.iter().map(|r| r.job_id.to_string()).collect::<Vec<_>>(), ["a", "b"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

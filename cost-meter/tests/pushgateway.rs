@@ -127,7 +127,7 @@ fn a_run_pushes_its_cost_and_prometheus_scrapes_the_same_figure() {
     assert_eq!(sample(&metrics, "cost_meter_run_cpu_seconds", labels), Some(record.cpu_seconds), "{metrics}");
     assert_eq!(sample(&metrics, "cost_meter_run_memory_byte_seconds", labels), Some(record.memory_byte_seconds));
     assert_eq!(sample(&metrics, "cost_meter_run_exit_code", labels), Some(0.0));
-    assert!(!metrics.contains(&record.job_id), "the job id became a label");
+    assert!(!metrics.contains(&*record.job_id.to_string()), "the job id became a label");
 
     // a real Prometheus scrapes the Pushgateway and answers the same CPU figure
     let prom_port = free_port();

@@ -227,10 +227,16 @@ fn anchor() -> Instant {
 
 /// Brings the tick up to date (unless a [`ScriptedClock`] holds it) and returns it.
 fn refresh_now() -> u64 {
+    refresh_at(Instant::now())
+}
+
+/// Brings the tick up to `now`, a clock reading the caller has taken anyway (unless a [`ScriptedClock`] holds
+/// it), and returns it.
+fn refresh_at(now: Instant) -> u64 {
     if SCRIPTED.load(Relaxed) {
         return NOW_MS.load(Relaxed);
     }
-    let now = anchor().elapsed().as_millis() as u64;
+    let now = now.saturating_duration_since(anchor()).as_millis() as u64;
     NOW_MS.fetch_max(now, Relaxed).max(now)
 }
 
@@ -286,9 +292,9 @@ pub(crate) struct MemoryTotals {
 }
 
 impl Claim {
-    /// Claims a free slot for a job of meter `owner`, or None when the allocator is not installed or every
-    /// slot is taken.
-    pub(crate) fn new(owner: u64) -> Option<Claim> {
+    /// Claims a free slot for a job of meter `owner` starting `now`, or None when the allocator is not
+    /// installed or every slot is taken.
+    pub(crate) fn new(owner: u64, now: Instant) -> Option<Claim> {
         if !is_installed() {
             return None;
         }
@@ -313,7 +319,7 @@ impl Claim {
                 slot.owner.store(owner, Relaxed);
                 if ACTIVE.fetch_add(1, Relaxed) == 0 {
                     // The ticker parks while no job meters memory: bring the tick up to date and wake it.
-                    refresh_now();
+                    refresh_at(now);
                     wake_ticker();
                 }
                 return Some(Claim { tag: Tag { slot: index as u32, generation: claimed } });
@@ -326,8 +332,8 @@ impl Claim {
         self.tag
     }
 
-    /// The slot's totals so far, as if the job ended now (the calling thread's share included).
-    pub(crate) fn totals(&self) -> MemoryTotals {
+    /// The slot's totals so far, as if the job ended `now` (the calling thread's share included).
+    pub(crate) fn totals(&self, now: Instant) -> MemoryTotals {
         LOCAL.with(|l| {
             if l.tag.get() == self.tag {
                 flush(l);
@@ -335,7 +341,7 @@ impl Claim {
             }
         });
         let slot = &TABLE[self.tag.slot as usize];
-        let end = refresh_now();
+        let end = refresh_at(now);
         let allocated = slot.allocated.load(Acquire);
         let freed = slot.freed.load(Acquire);
         let live = allocated.wrapping_sub(freed);
@@ -347,9 +353,9 @@ impl Claim {
         MemoryTotals { byte_ms, peak_bytes: slot.peak.load(Relaxed), allocated_bytes: allocated, freed_bytes: freed }
     }
 
-    /// Ends the job: returns its totals and frees the slot. Blocks freed later are no longer counted.
-    pub(crate) fn finish(self) -> MemoryTotals {
-        let totals = self.totals();
+    /// Ends the job `now`: returns its totals and frees the slot. Blocks freed later are no longer counted.
+    pub(crate) fn finish(self, now: Instant) -> MemoryTotals {
+        let totals = self.totals(now);
         let slot = &TABLE[self.tag.slot as usize];
         slot.generation.store(self.tag.generation.wrapping_add(1), Release);
         ACTIVE.fetch_sub(1, Relaxed);

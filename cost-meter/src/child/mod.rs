@@ -44,8 +44,8 @@ pub use tree::{descendants_rss_bytes, parse_stat_ppid, tree_pids, tree_rss_bytes
 #[cfg(feature = "budgets")]
 pub use workers::{WORKER_VARS, Workers};
 
-use crate::Labels;
 use crate::record::{CpuMode, JobRecord, MemoryMode, gb_hours};
+use crate::{JobId, Labels};
 
 /// The default interval between two samples of the tree's resident memory.
 pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -304,7 +304,7 @@ impl ChildOutcome {
     }
 
     /// The job's record, with `job_id` and `labels`.
-    pub fn record(&self, job_id: impl Into<String>, labels: Labels) -> JobRecord {
+    pub fn record(&self, job_id: impl Into<JobId>, labels: Labels) -> JobRecord {
         let started_at_unix = brownout_foundation::time::unix_seconds(self.started);
         JobRecord {
             job_id: job_id.into(),
