@@ -179,6 +179,19 @@ mod tests {
             prop_assert_eq!(JobId::from(other.as_str()) == id, text == other);
         }
 
+        /// Text one edit away from a numbered id's (a character left out, a leading zero) is not the id.
+        #[test]
+        fn a_numbered_id_is_not_a_near_miss(prefix in "[a-z-]{0,8}", number: u64, at in any::<prop::sample::Index>()) {
+            let id = JobId::numbered(prefix.as_str(), number);
+            let text = id.to_string();
+            let mut shorter = text.clone();
+            shorter.remove(at.index(text.len()));
+            prop_assert!(id != shorter.as_str(), "{:?} equals {:?}", id, shorter);
+            prop_assert!(id != JobId::from(shorter));
+            let leading_zero = format!("{prefix}-0{number}");
+            prop_assert!(id != leading_zero);
+        }
+
         /// Two numbered ids are equal exactly when their texts are, however prefix and number split them.
         #[test]
         fn numbered_ids_compare_by_text(a in "[a-z1-]{0,4}", m in 0u64..30, b in "[a-z1-]{0,4}", n in 0u64..30) {
