@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use tower::ServiceExt;
+use tower::util::Either;
 
 #[global_allocator]
 static GLOBAL: brownout_cost::CostAllocator = brownout_cost::CostAllocator::system();
@@ -20,28 +21,38 @@ const LONG: u64 = 12_000;
 
 fn run(case: &str, n: u64) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    runtime.block_on(async {
+    let setup = runtime.block_on(async {
         metrics::set_global_recorder(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder())
             .expect("the first recorder");
         let chaos = brownout_tower::ChaosHandle::for_environment(brownout_chaos::Environment::Test);
         let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/chaos/armed-not-firing.yaml");
         let config = brownout_chaos::ChaosConfig::from_path(rules).expect("the rules");
         chaos.load(config).expect("valid rules");
+        // Either way behind the same `Either`, as `http_service` serves them (`Front`).
         let router = match case {
-            "bare" => examples::demo::bare_router(Duration::from_millis(250), Duration::ZERO),
+            "bare" => Either::Left(examples::demo::bare_router(Duration::from_millis(250), Duration::ZERO)),
             "armed-wall" | "armed-thread" => {
                 let options = examples::demo::Options { thread_cpu: case == "armed-thread", ..Default::default() };
-                examples::demo::app_with(&chaos, &options, Duration::ZERO).router
+                Either::Right(examples::demo::app_with(&chaos, &options, Duration::ZERO).app)
             }
             other => panic!("unknown case {other}: one of {CASES:?}"),
         };
-        for _ in 0..n {
-            let req = http::Request::get("/quote/ACME").body(axum::body::Body::empty()).expect("a request");
-            let response = router.clone().oneshot(req).await.expect("infallible");
-            assert_eq!(response.status(), 200);
-            http_body_util::BodyExt::collect(response.into_body()).await.expect("the body");
-        }
+        (router, chaos)
     });
+    let (router, _chaos) = setup;
+    let serve = |n: u64| {
+        runtime.block_on(async {
+            for _ in 0..n {
+                let req = http::Request::get("/quote/ACME").body(axum::body::Body::empty()).expect("a request");
+                let response = router.clone().oneshot(req).await.expect("infallible");
+                assert_eq!(response.status(), 200);
+                http_body_util::BodyExt::collect(response.into_body()).await.expect("the body");
+            }
+        })
+    };
+    // Warm-up requests, not counted (the first ones fill the quote cache and register metric handles).
+    serve(benches::WARM_UP);
+    benches::measured(|| serve(n));
 }
 
 fn main() {

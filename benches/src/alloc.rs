@@ -104,9 +104,11 @@ pub fn timed(a: Alloc, setup: Setup, meter: &Meter, iters: u64, barrier: Option<
             b.wait();
         }
         let start = Instant::now();
-        for _ in 0..iters {
-            pair(a);
-        }
+        crate::measured(|| {
+            for _ in 0..iters {
+                pair(a);
+            }
+        });
         start.elapsed()
     };
     match setup {

@@ -234,12 +234,18 @@ pub const CASES: &[&str] = &[
 
 fn repeat<S: Service<R>, R>(mut svc: S, make: impl Fn() -> R, n: u64) -> u64 {
     let mut cx = Context::from_waker(std::task::Waker::noop());
-    let mut ok = 0;
-    for _ in 0..n {
-        ok += u64::from(std::hint::black_box(drive(std::hint::black_box(&mut svc), make(), &mut cx)).is_ok());
+    let mut call =
+        |svc: &mut S| u64::from(std::hint::black_box(drive(std::hint::black_box(svc), make(), &mut cx)).is_ok());
+    // Warm-up calls (not counted, not returned): first-call set-up stays out of the count.
+    for _ in 0..WARM_UP {
+        call(&mut svc);
     }
-    ok
+    measured(|| (0..n).map(|_| call(&mut svc)).sum())
 }
+
+/// Calls made before the counted ones: a first call may set up what later ones reuse (a decider's stream, a
+/// recorder's handle).
+pub const WARM_UP: u64 = 16;
 
 fn many(yaml: &str, n: u64) -> u64 {
     repeat(handle(yaml).http_layer().layer(ok200()), get_quotes, n)
@@ -317,20 +323,34 @@ pub fn callgrind_per_call(case: &str, short: u64, long: u64) -> f64 {
     (callgrind_instructions(case, long) - callgrind_instructions(case, short)) as f64 / (long - short) as f64
 }
 
-/// Instructions callgrind counts for this bench binary re-run as `--run CASE N` (the case run `n` times):
-/// what the instruction benches subtract to get one call's cost.
+/// Runs `f`: the only code the instruction benches count ([`callgrind_instructions`]). Put a case's loop in
+/// it, after whatever it sets up (and a few warm-up calls, when a first call initialises something lazily).
+#[inline(never)]
+pub fn measured<R>(f: impl FnOnce() -> R) -> R {
+    std::hint::black_box(f())
+}
+
+/// Instructions callgrind counts inside [`measured`] when this bench binary is re-run as `--run CASE N` (the
+/// case run `n` times): what the instruction benches subtract to get one call's cost.
+///
+/// Only inside `measured`, on any thread: set-up is left out, and so is what varies with the run's wall time
+/// rather than with its calls — the TSC calibration of `quanta` (the Prometheus recorder's clock, cost-meter's)
+/// loops on the clock until it settles, and cost-meter's memory tick thread wakes every millisecond; under
+/// valgrind either moved a run by up to 10 million instructions.
 pub fn callgrind_instructions(case: &str, n: u64) -> u64 {
     let exe = std::env::current_exe().expect("own path");
     let out = std::process::Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null", "--toggle-collect=*benches::measured*"])
         .arg(&exe)
         .args(["--run", case, &n.to_string()])
         .output()
         .expect("valgrind is installed (apt-get install valgrind)");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr
+    let count = stderr
         .lines()
         .find_map(|l| l.split("Collected :").nth(1))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no instruction count for {case}: {stderr}"))
+        .unwrap_or_else(|| panic!("no instruction count for {case}: {stderr}"));
+    assert!(count > 0, "{case}: nothing ran inside `benches::measured`");
+    count
 }

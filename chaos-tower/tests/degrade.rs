@@ -28,13 +28,13 @@ fn req(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn shedding_follows_the_flag_and_spares_critical_routes() {
     let flags = flags();
-    let shed = ShedLayer::new(flags.bool("api.shed").unwrap())
+    let layer = ShedLayer::new(flags.bool("api.shed").unwrap())
         .critical("/api/orders/**")
         .retry_after(Duration::from_millis(2500));
     let app = Router::new()
         .route("/api/quotes", get(|| async { "quote" }))
         .route("/api/orders/{id}", get(|| async { "order" }))
-        .layer(shed);
+        .layer(layer.clone());
     assert_eq!(app.clone().oneshot(req("/api/quotes")).await.unwrap().status(), StatusCode::OK);
 
     flags.set("api.shed", "true").unwrap();
@@ -43,9 +43,11 @@ async fn shedding_follows_the_flag_and_spares_critical_routes() {
     assert_eq!(shed.headers()["retry-after"], "3", "whole seconds, rounded up");
     assert_eq!(shed.headers()["x-degrade-shed"], "api.shed");
     assert_eq!(app.clone().oneshot(req("/api/orders/7")).await.unwrap().status(), StatusCode::OK, "critical");
+    assert_eq!(layer.shed_total(), 1, "the layer counts what its services (each route's, cloned) shed");
 
     flags.unset("api.shed").unwrap();
     assert_eq!(app.oneshot(req("/api/quotes")).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(layer.shed_total(), 1);
 }
 
 fn counted<T: Clone + Send + Sync + 'static>(

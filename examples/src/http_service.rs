@@ -27,6 +27,7 @@ use brownout_degrade::{FileWatcher, FlagWatcher, Flags};
 use brownout_tower::ChaosHandle;
 use brownout_tower::admin::{AdminApi, AuditLog, TokenSet};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::util::Either;
 
 use crate::demo;
 
@@ -289,7 +290,7 @@ pub struct RulesStatus {
 #[derive(Debug)]
 pub struct Service {
     /// `GET /quote/{symbol}`, `GET /metrics`, `GET /healthz`, and `/admin` with a token file.
-    pub router: Router,
+    pub router: Front,
     /// The chaos switch of the provider's fault layer.
     pub chaos: ChaosHandle,
     /// The degrade flags, from `--flags`.
@@ -355,15 +356,19 @@ impl Service {
             .route("/healthz", get(|| std::future::ready("ok")));
         let armed = if options.bare {
             tracing::info!("--bare: no Brownout layer on /quote/{{symbol}}");
-            let router = demo::bare_router(options.timeout, options.provider_latency);
-            Armed { router, checkpoint: None, orders: None, degradation: None }
+            let app = Either::Right(demo::bare_router(options.timeout, options.provider_latency));
+            Armed { app, admin: None, checkpoint: None, orders: None, degradation: None }
         } else {
             armed_router(options, &chaos, &flags)?
         };
-        let Armed { router, checkpoint: budgets, orders, degradation } = armed;
+        let Armed { app, admin, checkpoint: budgets, orders, degradation } = armed;
+        let own = match admin {
+            Some(admin) => observability.nest_service("/admin", admin),
+            None => observability,
+        };
         let budget_saver = budgets.clone().map(CheckpointSaver::start).transpose()?;
         Ok(Service {
-            router: router.merge(observability),
+            router: Front { own, app },
             chaos,
             flags,
             metrics,
@@ -390,7 +395,8 @@ impl Service {
 
 /// What [`armed_router`] builds.
 struct Armed {
-    router: Router,
+    app: Either<demo::App, Router>,
+    admin: Option<AdminApi>,
     checkpoint: Option<BudgetCheckpoint>,
     orders: Option<demo::OrdersParts>,
     degradation: Option<demo::degrade::Degradation>,
@@ -438,9 +444,8 @@ fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result
         tracing::info!("--without-degrade: no degrade trigger");
         None
     };
-    let mut router = demo.router;
     // The admin API, only with a token file: the rules, the flags and the provider's breaker.
-    if let Some(file) = &options.admin_token_file {
+    let admin = if let Some(file) = &options.admin_token_file {
         let tokens = TokenSet::from_file(file).map_err(|e| format!("--admin-token-file: {e}"))?;
         let audit = AuditLog::open(&options.admin_audit_log)
             .map_err(|e| format!("--admin-audit-log {}: {e}", options.admin_audit_log.display()))?;
@@ -454,11 +459,80 @@ fn armed_router(options: &Options, chaos: &ChaosHandle, flags: &Flags) -> Result
             Some(monitor) => admin.budgets(monitor.clone()),
             None => admin,
         };
-        let admin = admin.build().map_err(|e| e.to_string())?;
-        router = router.nest_service("/admin", admin);
         tracing::info!(audit = %options.admin_audit_log.display(), "admin API mounted at /admin");
+        Some(admin.build().map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    Ok(Armed { app: Either::Left(demo.app), admin, checkpoint, orders, degradation })
+}
+
+/// What `http_service` serves: its own routes (`/metrics`, `/healthz`, and `/admin/…` with a token file) beside
+/// the app (the demo behind its layers, or with `--bare` the bare router), which gets every other path.
+///
+/// The app is not a route or the fallback of the service's `Router`: axum would box its service and its
+/// future once more per request; the choice here is one comparison of the path.
+#[derive(Debug, Clone)]
+pub struct Front {
+    own: Router,
+    app: Either<demo::App, Router>,
+}
+
+impl Front {
+    /// Is `path` one of the service's own routes rather than the app's?
+    fn is_own(path: &str) -> bool {
+        matches!(path, "/metrics" | "/healthz" | "/admin") || path.starts_with("/admin/")
     }
-    Ok(Armed { router, checkpoint, orders, degradation })
+}
+
+impl<B> tower::Service<http::Request<B>> for Front
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tower::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = FrontFuture<
+        <Router as tower::Service<http::Request<B>>>::Future,
+        <Either<demo::App, Router> as tower::Service<http::Request<B>>>::Future,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both are routers underneath, always ready: readying both keeps either free to take the request.
+        std::task::ready!(tower::Service::<http::Request<B>>::poll_ready(&mut self.own, cx))?;
+        tower::Service::<http::Request<B>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if Self::is_own(req.uri().path()) {
+            FrontFuture::Own { future: self.own.call(req) }
+        } else {
+            FrontFuture::App { future: self.app.call(req) }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Front`]'s response future: an own route's, or the app's.
+    #[project = FrontProj]
+    #[derive(Debug)]
+    pub enum FrontFuture<O, A> {
+        /// `/metrics`, `/healthz` or `/admin/…`.
+        Own { #[pin] future: O },
+        /// The app.
+        App { #[pin] future: A },
+    }
+}
+
+impl<O: Future, A: Future<Output = O::Output>> Future for FrontFuture<O, A> {
+    type Output = O::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            FrontProj::Own { future } => future.poll(cx),
+            FrontProj::App { future } => future.poll(cx),
+        }
+    }
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets the requests in flight finish.
@@ -584,6 +658,21 @@ mod body {
 
         fn size_hint(&self) -> SizeHint {
             self.inner.size_hint()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Front;
+
+    #[test]
+    fn the_service_keeps_its_own_paths_and_gives_the_app_every_other() {
+        for own in ["/metrics", "/healthz", "/admin", "/admin/", "/admin/chaos", "/admin/flags/quotes.source"] {
+            assert!(Front::is_own(own), "{own}");
+        }
+        for app in ["/", "/quote/ACME", "/metrics/x", "/healthz/", "/administer", "/adminx/chaos", "/reports/admin"] {
+            assert!(!Front::is_own(app), "{app}");
         }
     }
 }

@@ -253,7 +253,7 @@ async fn the_demo_meters_request_cpu_with_the_clock_asked_for() {
         let app = demo::app_with(&chaos, &DemoOptions { thread_cpu, ..DemoOptions::default() }, Duration::ZERO);
         for _ in 0..5 {
             let req = http::Request::get("/quote/ACME").body(axum::body::Body::empty()).unwrap();
-            let response = app.router.clone().oneshot(req).await.unwrap();
+            let response = app.app.clone().oneshot(req).await.unwrap();
             assert_eq!(response.status(), 200);
         }
         let r = app.meter.reconcile();

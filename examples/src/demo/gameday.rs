@@ -63,7 +63,7 @@ pub async fn target(plan: &Plan, data: &Path, options: &DemoOptions) -> Result<I
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server = tokio::spawn(axum::serve(listener, demo.router.clone()).into_future());
+    let server = tokio::spawn(axum::serve(listener, tower::make::Shared::new(demo.app.clone())).into_future());
     let mut name = format!("the demo service on {addr}");
     if !options.fallback {
         name.push_str(", WITHOUT the fallbacks");

@@ -45,7 +45,7 @@ mod quotes;
 mod recommendations;
 mod reports;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,10 +58,9 @@ use brownout_cost::budget::{BudgetFeed, BudgetMonitor};
 use brownout_cost::{JobRecord, Labels, Meter};
 use brownout_degrade::Flags;
 use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow};
-use brownout_tower::shed::SHED_HEADER;
-use brownout_tower::{ChaosHandle, CostLayer, ShedLayer, TokioClock};
-use tower::util::MapResponseLayer;
-use tower::{ServiceBuilder, ServiceExt};
+use brownout_tower::{ChaosHandle, Cost, CostLayer, Shed, ShedLayer, TokioClock};
+use tower::util::Either;
+use tower::{Layer, ServiceExt};
 
 pub use cost::CostTotals;
 pub use flags::{QUOTES_SOURCE, QuoteSource, REPORTS_DELIVERY, ReportDelivery, SHED_PERCENT};
@@ -108,8 +107,6 @@ pub struct Counters {
     pub report_cache_entries: AtomicU64,
     /// `GET /recommendations/{user}` requests answered (not shed).
     pub recommendation_requests: AtomicU64,
-    /// Non-critical requests shed by `api.shed_percent` (`503` with `Retry-After` and `x-degrade-shed`).
-    pub shed: AtomicU64,
 }
 
 /// How to build the demo service.
@@ -200,11 +197,24 @@ pub fn open_orders(
     Ok(OrdersParts { orders, store_chaos, journal_chaos, store_calls })
 }
 
+/// The demo's routes behind its whole-app layers, outermost first: the cost meter (a job per request), then
+/// shedding (when the flags define `api.shed_percent`).
+///
+/// The layers wrap the `Router` rather than go in with `Router::layer`: axum boxes every route's service and
+/// future once more per call of `layer` (and sets each answer's length once more), which a layer around the
+/// whole router does not cost. Serve it with `axum::serve(listener, tower::make::Shared::new(app))`, or mount
+/// it under a router with `fallback_service`.
+pub type App = Cost<Either<Shed<Router>, Router>>;
+
 /// The demo app and what a runner needs to watch it.
 #[derive(Debug)]
 pub struct Demo {
     /// The app: `GET /quote/{symbol}`, `GET /reports/{name}`, `GET /recommendations/{user}`.
-    pub router: Router,
+    pub app: App,
+    /// The shedding layer of `api.shed_percent`, when the flags define it: its
+    /// [`shed_total`](ShedLayer::shed_total) counts the non-critical requests shed (`503` with `Retry-After`
+    /// and `x-degrade-shed`).
+    pub shed: Option<ShedLayer>,
     /// What the service counts about its routes, its dependency and its degrade modes.
     pub counters: Arc<Counters>,
     /// The provider's circuit breaker (20 calls minimum, 50% failures, 1 s open).
@@ -287,22 +297,14 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
         router = router.merge(orders.router());
     }
     // Shedding over every route, inside the meter (a shed request is a job too, a cheap one).
-    if let Some(percent) = handles.shed_percent {
-        let shed = CRITICAL_ROUTES.iter().fold(ShedLayer::percent(percent), |shed, route| shed.critical(route));
-        let shed_count = counters.clone();
-        let count_shed = MapResponseLayer::new(move |response: Response| {
-            if response.headers().contains_key(&SHED_HEADER) {
-                shed_count.shed.fetch_add(1, Ordering::Relaxed);
-            }
-            response
-        });
-        // One `Router::layer` for the whole stack: axum boxes each route's service and future once per call of
-        // `layer`, so three calls cost four more allocations per request than one.
-        router = router.layer(ServiceBuilder::new().layer(metering).layer(count_shed).layer(shed));
-    } else {
-        router = router.layer(metering);
-    }
-    Demo { router, counters, breaker, meter, cost, flags }
+    let shed = handles
+        .shed_percent
+        .map(|percent| CRITICAL_ROUTES.iter().fold(ShedLayer::percent(percent), |shed, route| shed.critical(route)));
+    let routes = match &shed {
+        Some(shed) => Either::Left(shed.layer(router)),
+        None => Either::Right(router),
+    };
+    Demo { app: metering.layer(routes), shed, counters, breaker, meter, cost, flags }
 }
 
 /// The same `GET /quote/{symbol}` with none of Brownout's layers: the baseline of the end-to-end benchmark
