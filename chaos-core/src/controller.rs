@@ -162,15 +162,21 @@ impl Controller {
         self.shared.state.load(Ordering::Acquire) & ARMED != 0
     }
 
-    /// A decider for one service instance.
+    /// A decider for one service instance: it picks up the rule set armed now, if any, so that clones of a
+    /// service that is never called itself (a prototype in a `BoxCloneService`) start from it too.
     pub fn decider(&self) -> Decider {
-        // State 0 is never an armed state: the first armed request refreshes, which adopts the stream.
-        Decider {
+        let state = self.shared.state.load(Ordering::Acquire);
+        let mut decider = Decider {
             shared: self.shared.clone(),
             set: self.shared.current.load_full(),
+            // State 0 is never an armed state: the first armed request refreshes, which adopts the stream.
             state: 0,
             stream: Stream::default(),
+        };
+        if state & ARMED != 0 {
+            decider.refresh(state);
         }
+        decider
     }
 
     /// Validates and installs a new rule set, all or nothing: on error nothing changes and the last good rules
@@ -529,10 +535,17 @@ pub struct Decider {
 }
 
 impl Clone for Decider {
-    /// A clone draws from a stream of its own, derived at its first draw.
+    /// A clone keeps the rule set its source picked up and draws from a stream of its own, derived now for
+    /// that set. (If the set has changed since, the clone's first armed request picks up the new one, as its
+    /// source's would: every request compares the controller's state first.) A service cloned per request
+    /// (`BoxCloneService`, a handler's `clone().oneshot(..)`) so pays one atomic add per clone, not a load of
+    /// the current set.
     fn clone(&self) -> Self {
-        // State 0: the clone's first armed request refreshes, which derives its stream.
-        Self { shared: self.shared.clone(), set: self.set.clone(), state: 0, stream: Stream::default() }
+        let (mut stream, state) = (Stream::default(), self.state);
+        if state != 0 {
+            stream.adopt(self.set.id, self.set.seed, &self.set.next_stream);
+        }
+        Self { shared: self.shared.clone(), set: self.set.clone(), state, stream }
     }
 }
 

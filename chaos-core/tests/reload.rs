@@ -206,3 +206,31 @@ proptest! {
         }
     }
 }
+
+/// A decider that is only ever cloned (the prototype in a `BoxCloneService`) never decides itself: its clones
+/// still follow every reload, the kill switch and a re-arm.
+#[test]
+fn clones_of_a_prototype_decider_follow_reloads_and_the_kill_switch() {
+    let clock = ManualClock::new();
+    let controller = controller(&clock);
+    let always = |name: &str| {
+        config(&format!("rules: [{{ name: {name}, sample: {{ mode: exact, rate: 1.0 }}, fault: {{ reset: {{}} }} }}]"))
+    };
+    let prototype = controller.decider();
+    let fires = |prototype: &brownout_chaos::Decider| prototype.clone().decide(&RequestFacts::NONE).is_some();
+    assert!(!fires(&prototype), "nothing armed when it was made");
+
+    controller.load(always("a")).unwrap();
+    assert!(fires(&prototype), "armed after it was made");
+    let prototype = controller.decider();
+    assert!(fires(&prototype), "made while armed");
+
+    controller.load(config("rules: [{ name: b, sample: { mode: exact, rate: 0.0 }, fault: { reset: {} } }]")).unwrap();
+    assert!(!fires(&prototype), "a reload to a rule that never fires");
+    controller.load(always("c")).unwrap();
+    assert!(fires(&prototype));
+    controller.disarm();
+    assert!(!fires(&prototype), "the kill switch");
+    controller.arm().unwrap();
+    assert!(fires(&prototype), "re-armed");
+}

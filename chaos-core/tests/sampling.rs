@@ -202,3 +202,24 @@ proptest! {
         prop_assert!(snapshot.rules.iter().all(|r| r.active == 0));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// A service cloned per request (a boxed service, a handler's `clone().oneshot(..)`) decides each request
+    /// with a fresh clone of its decider: every clone draws from a stream of its own, so the rate holds and
+    /// two clones do not repeat each other's draws.
+    #[test]
+    fn a_decider_cloned_per_request_keeps_the_rate(rate in 0.05f64..0.95, seed in any::<u64>()) {
+        let controller = controller(&rule("random", rate, seed));
+        let mut source = controller.decider();
+        source.decide(&RequestFacts::NONE);
+        let n = 4_000usize;
+        let injected = (0..n).filter(|_| source.clone().decide(&RequestFacts::NONE).is_some()).count() as f64;
+        let (mean, sd) = (n as f64 * rate, (n as f64 * rate * (1.0 - rate)).sqrt());
+        prop_assert!((injected - mean).abs() <= 4.0 * sd + 1.0, "injected {} of {} at rate {}", injected, n, rate);
+        let (mut a, mut b) = (source.clone(), source.clone());
+        let draws = |d: &mut brownout_chaos::Decider| (0..64).map(|_| d.decide(&RequestFacts::NONE).is_some()).collect::<Vec<_>>();
+        prop_assert_ne!(draws(&mut a), draws(&mut b));
+    }
+}
