@@ -146,6 +146,27 @@ mod breaker {
         assert_eq!(calls.load(Ordering::SeqCst), 2, "the third call never reached the service");
     }
 
+    /// The layer times each call only for a breaker that judges slow calls: slow successes open it, and one
+    /// without `slow_calls` is not told (nor timed).
+    #[tokio::test(start_paused = true)]
+    async fn slow_calls_open_a_breaker_that_judges_them() {
+        let slow = service_fn(|_: u32| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, BoxError>(1u32)
+        });
+        let judging = BreakerConfig::default()
+            .minimum_calls(2)
+            .window(SlidingWindow::Count { calls: 4, buckets: 1 })
+            .slow_calls(brownout_degrade::breaker::SlowCalls::new(Duration::from_millis(50), 0.5));
+        let judging = Arc::new(CircuitBreaker::new("slow", judging, brownout_tower::TokioClock).unwrap());
+        assert!(judging.judges_slow_calls() && !breaker().judges_slow_calls());
+        let service = CircuitBreakerLayer::new(judging.clone()).layer(slow);
+        for _ in 0..2 {
+            assert_eq!(service.clone().oneshot(7).await.unwrap(), 1);
+        }
+        assert_eq!(judging.state(), State::Open, "two slow successes of two");
+    }
+
     #[tokio::test]
     async fn injected_faults_do_not_open_the_breaker_by_default() {
         let breaker = breaker();

@@ -52,6 +52,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 /// Counts every `Err` as a failure, injected or not.
 pub use brownout_degrade::breaker::ResultClassifier;
@@ -285,7 +286,8 @@ where
                     inner: self.inner.call(req),
                     permit: Some(permit),
                     classifier: self.classifier.clone(),
-                    started: Instant::now(),
+                    // Only a breaker that judges slow calls reads their time: no clock read otherwise.
+                    started: self.breaker.judges_slow_calls().then(Instant::now),
                 },
             },
             Err(rejected) => {
@@ -307,7 +309,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, C> {
-        Called { #[pin] inner: F, permit: Option<OwnedPermit>, classifier: C, started: Instant },
+        Called { #[pin] inner: F, permit: Option<OwnedPermit>, classifier: C, started: Option<Instant> },
         Rejected { rejected: Option<Rejected> },
     }
 }
@@ -332,7 +334,7 @@ where
             StateProj::Called { inner, permit, classifier, started } => {
                 let result = ready!(inner.poll(cx)).map_err(Into::into);
                 if let Some(permit) = permit.take() {
-                    permit.record(classifier.classify(&result), started.elapsed());
+                    permit.record(classifier.classify(&result), started.map_or(Duration::ZERO, |s| s.elapsed()));
                 }
                 Poll::Ready(result)
             }

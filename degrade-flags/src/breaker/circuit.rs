@@ -143,6 +143,13 @@ impl CircuitBreaker {
         &self.config
     }
 
+    /// Does a call's elapsed time count (`slow_calls` is configured)? When not, the `elapsed` given to a
+    /// permit's `record` is not read, and a caller may skip timing its calls.
+    #[inline]
+    pub fn judges_slow_calls(&self) -> bool {
+        self.slow_after != Duration::MAX
+    }
+
     /// The phase of the state machine. The open → half-open step is taken by the first
     /// [`try_acquire`](Self::try_acquire) after the open duration, so this stays [`State::Open`] until a call
     /// comes (see [`BreakerSnapshot::time_until_half_open_seconds`]).
