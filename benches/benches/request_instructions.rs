@@ -133,7 +133,7 @@ fn main() {
     println!("{:<36} {:>14} {:>10}", "case", "instr/req", "vs bare");
     let mut bare = 0.0;
     for case in CASES {
-        let per_call = benches::callgrind_per_call(case, SHORT, LONG);
+        let per_call = benches::callgrind_per_call_measured(case, SHORT, LONG);
         if case.ends_with("/bare") {
             bare = per_call;
         }

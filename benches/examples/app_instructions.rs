@@ -64,7 +64,7 @@ fn main() {
     println!("{:<14} {:>12} {:>10}", "app", "instr/req", "× bare");
     let mut bare = 0.0;
     for case in CASES {
-        let per_request = benches::callgrind_per_call(case, SHORT, LONG);
+        let per_request = benches::callgrind_per_call_measured(case, SHORT, LONG);
         if case == "bare" {
             bare = per_request;
         }

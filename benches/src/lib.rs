@@ -234,17 +234,15 @@ pub const CASES: &[&str] = &[
 
 fn repeat<S: Service<R>, R>(mut svc: S, make: impl Fn() -> R, n: u64) -> u64 {
     let mut cx = Context::from_waker(std::task::Waker::noop());
-    let mut call =
-        |svc: &mut S| u64::from(std::hint::black_box(drive(std::hint::black_box(svc), make(), &mut cx)).is_ok());
-    // Warm-up calls (not counted, not returned): first-call set-up stays out of the count.
-    for _ in 0..WARM_UP {
-        call(&mut svc);
+    let mut ok = 0;
+    for _ in 0..n {
+        ok += u64::from(std::hint::black_box(drive(std::hint::black_box(&mut svc), make(), &mut cx)).is_ok());
     }
-    measured(|| (0..n).map(|_| call(&mut svc)).sum())
+    ok
 }
 
-/// Calls made before the counted ones: a first call may set up what later ones reuse (a decider's stream, a
-/// recorder's handle).
+/// Calls made before the counted ones of a [`measured`] bench: a first call may set up what later ones reuse (a
+/// recorder's handle, a cache entry).
 pub const WARM_UP: u64 = 16;
 
 fn many(yaml: &str, n: u64) -> u64 {
@@ -318,29 +316,40 @@ pub fn run_request(args: &[String]) -> Option<(&str, u64)> {
 }
 
 /// Instructions of one call of `case`: the binary re-run under callgrind with `short` and `long` calls, the
-/// difference divided by `long - short`, so start-up and set-up cancel out.
+/// difference divided by `long - short`, so start-up and set-up cancel out. The whole process is counted: for
+/// cases whose set-up takes the same instructions on every run (see [`callgrind_per_call_measured`] for the
+/// others).
 pub fn callgrind_per_call(case: &str, short: u64, long: u64) -> f64 {
-    (callgrind_instructions(case, long) - callgrind_instructions(case, short)) as f64 / (long - short) as f64
+    (callgrind_instructions(case, long, false) - callgrind_instructions(case, short, false)) as f64
+        / (long - short) as f64
 }
 
-/// Runs `f`: the only code the instruction benches count ([`callgrind_instructions`]). Put a case's loop in
-/// it, after whatever it sets up (and a few warm-up calls, when a first call initialises something lazily).
+/// [`callgrind_per_call`] counting only inside [`measured`], on any thread: for cases whose set-up or helper
+/// threads move with the run's wall time rather than with its calls — the TSC calibration of `quanta` (the
+/// Prometheus recorder's clock, cost-meter's) loops on the clock until it settles, and cost-meter's memory
+/// tick thread wakes every millisecond; under valgrind either moved a run by up to 10 million instructions.
+pub fn callgrind_per_call_measured(case: &str, short: u64, long: u64) -> f64 {
+    (callgrind_instructions(case, long, true) - callgrind_instructions(case, short, true)) as f64
+        / (long - short) as f64
+}
+
+/// Runs `f`: what [`callgrind_per_call_measured`] counts. Put a case's loop in it, after its set-up and a few
+/// warm-up calls ([`WARM_UP`]) when a first call initialises something lazily.
 #[inline(never)]
 pub fn measured<R>(f: impl FnOnce() -> R) -> R {
     std::hint::black_box(f())
 }
 
-/// Instructions callgrind counts inside [`measured`] when this bench binary is re-run as `--run CASE N` (the
-/// case run `n` times): what the instruction benches subtract to get one call's cost.
-///
-/// Only inside `measured`, on any thread: set-up is left out, and so is what varies with the run's wall time
-/// rather than with its calls — the TSC calibration of `quanta` (the Prometheus recorder's clock, cost-meter's)
-/// loops on the clock until it settles, and cost-meter's memory tick thread wakes every millisecond; under
-/// valgrind either moved a run by up to 10 million instructions.
-pub fn callgrind_instructions(case: &str, n: u64) -> u64 {
+/// Instructions callgrind counts for this bench binary re-run as `--run CASE N` (the case run `n` times): the
+/// whole process, or only inside [`measured`].
+fn callgrind_instructions(case: &str, n: u64, only_measured: bool) -> u64 {
     let exe = std::env::current_exe().expect("own path");
-    let out = std::process::Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null", "--toggle-collect=*benches::measured*"])
+    let mut valgrind = std::process::Command::new("valgrind");
+    valgrind.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]);
+    if only_measured {
+        valgrind.arg("--toggle-collect=*benches::measured*");
+    }
+    let out = valgrind
         .arg(&exe)
         .args(["--run", case, &n.to_string()])
         .output()
