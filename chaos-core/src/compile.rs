@@ -15,6 +15,7 @@ use crate::error::ConfigError;
 use crate::fault::{BodyFault, ErrorFault, Fault, Latency, MAX_CPU_BURN, Outcome, RateLimit};
 use crate::glob::RouteGlob;
 use crate::index::{Entry, RuleIndex, literal_prefix};
+use crate::lane::Lane;
 use crate::metrics::RuleMetrics;
 use crate::rule::{Cumulative, HeaderFaults, Rule, RuleSet};
 use crate::sampler::Sampler;
@@ -96,6 +97,7 @@ pub(crate) fn compile(
         })
         .collect();
     let index = RuleIndex::build(&entries);
+    let lane = Lane::build(&rules, &entries.iter().map(|e| e.rule as usize).collect::<Vec<_>>());
     let reads_request = !entries.is_empty();
     let reads_headers = rules
         .iter()
@@ -121,6 +123,7 @@ pub(crate) fn compile(
         any_random: random.last().map_or(0, |c| c.threshold),
         random: random.into_boxed_slice(),
         index,
+        lane,
         reads_request: reads_request || header.is_some(),
         reads_headers,
         header,

@@ -630,7 +630,7 @@ impl Decider {
 
     #[inline]
     fn first(&mut self, pending: Pending, facts: &RequestFacts<'_>) -> usize {
-        if pending.chosen { pending.first } else { self.set.scan_general(pending.first, facts, &mut self.stream) }
+        if pending.chosen { pending.first } else { self.set.scan_request(pending.first, facts, &mut self.stream) }
     }
 
     /// Picks up a changed rule set, and derives this decider's random stream for it here rather than on the

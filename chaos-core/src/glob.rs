@@ -148,6 +148,16 @@ impl RouteGlob {
         }
     }
 
+    /// The route as bytes: a path matches when it equals them (`true`: a literal route) or starts with them
+    /// and then ends or goes on with `/` (`false`: `prefix/**`); `None` for any other pattern.
+    pub(crate) fn literal(&self) -> Option<(&[u8], bool)> {
+        match &self.shape {
+            Shape::Literal => Some((self.pattern.as_bytes(), true)),
+            Shape::Prefix(len) => Some((&self.pattern.as_bytes()[..*len], false)),
+            Shape::General(_) => None,
+        }
+    }
+
     /// [`matches`](Self::matches) for a path known to start with the pattern's
     /// [`literal_prefix`](crate::index::literal_prefix) (the rule index proved it): only what the prefix does
     /// not settle is checked.

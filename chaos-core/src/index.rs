@@ -23,9 +23,9 @@ const STANDARD: [Method; 9] = [
     Method::TRACE,
     Method::CONNECT,
 ];
-const EXTENSION: usize = STANDARD.len();
+pub(crate) const EXTENSION: usize = STANDARD.len();
 const NO_METHOD: usize = EXTENSION + 1;
-const CLASSES: usize = NO_METHOD + 1;
+pub(crate) const CLASSES: usize = NO_METHOD + 1;
 
 /// Each trie node that carries rules holds them with the rules of every node above it (so a lookup yields one
 /// list). That repeats rules; when the repeats would pass this many times the rules of a class, the class keeps
@@ -39,8 +39,9 @@ pub(crate) fn standard(method: &Method) -> Option<&'static Method> {
     STANDARD.iter().find(|s| *s == method)
 }
 
+/// The class of a method: its place in `STANDARD`, [`EXTENSION`], or `NO_METHOD` for facts without one.
 #[inline]
-fn class_of(method: Option<&Method>) -> usize {
+pub(crate) fn class_of(method: Option<&Method>) -> usize {
     match method {
         None => NO_METHOD,
         // A method taken by `standard` (as `RequestFacts::http_path_method` does) is one of `STANDARD`'s

@@ -51,6 +51,7 @@ mod glob;
 mod guard;
 mod index;
 mod injection;
+mod lane;
 mod metrics;
 pub mod pressure;
 mod rng;

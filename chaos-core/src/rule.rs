@@ -11,6 +11,7 @@ use crate::config::ChaosConfig;
 use crate::fault::{Delay, Fault, FaultKind};
 use crate::index::RuleIndex;
 use crate::injection::{ActiveFault, Injection};
+use crate::lane::Lane;
 use crate::metrics::RuleMetrics;
 use crate::rng::{self, Stream};
 use crate::sampler::Sampler;
@@ -135,6 +136,8 @@ pub(crate) struct RuleSet {
     pub(crate) any_random: u64,
     /// Every other user rule, indexed by what the request decides (method, route prefix).
     pub(crate) index: RuleIndex,
+    /// The same rules when they are a few simple route rules: decided in one short loop instead.
+    pub(crate) lane: Option<Lane>,
     /// Some rule reads the request, or header faults are on: the scan hands the request to the caller.
     pub(crate) reads_request: bool,
     /// Some user rule reads the request's headers (a header condition or a key).
@@ -230,6 +233,16 @@ impl RuleSet {
     pub(crate) fn first_random(&self, u: u64) -> usize {
         let i = self.random.partition_point(|c| c.threshold <= u);
         self.random.get(i).map_or(NONE, |c| c.rule)
+    }
+
+    /// The rules that read the request, before rule `limit`, in order until one chooses it: through the lane
+    /// when the set has one, else through the index ([`scan_general`](Self::scan_general)).
+    #[inline]
+    pub(crate) fn scan_request(&self, limit: usize, facts: &RequestFacts<'_>, stream: &mut Stream) -> usize {
+        match &self.lane {
+            Some(lane) => lane.scan(limit, facts, stream),
+            None => self.scan_general(limit, facts, stream),
+        }
     }
 
     /// The rules that read the request, before rule `limit` (the untargeted random rule that chose it, or
@@ -525,66 +538,138 @@ mod tests {
         // No failure files: tests never write into the source tree.
         #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// The indexed scan (one draw for the untargeted random rules, then only the rules the index says could
-        /// match) makes the decision a walk over every rule makes, request after request: the same first rule,
-        /// the same counters, the same random stream.
+        /// The indexed scan (one draw for the untargeted random rules, then only the rules the index — or the
+        /// lane, for a few simple route rules — says could match) makes the decision a walk over every rule makes,
+        /// request after request: the same first rule, the same counters, the same random stream.
         #[test]
         fn the_index_decides_as_the_linear_scan(
             rules in prop::collection::vec(rule(), 0..12),
             requests in prop::collection::vec((request(), any::<bool>()), 1..40),
             seed in any::<u64>(),
         ) {
-            let mut yaml = format!("seed: {seed}\nrules:\n");
-            for (i, r) in rules.iter().enumerate() {
-                yaml.push_str(&format!("  - {{ name: r{i}, {r} }}\n"));
+            decides_as_the_linear_scan(&rules, &requests, seed)?;
+        }
+
+        /// The same for sets of a few simple route rules (literal or `prefix/**` routes, random samplers), which
+        /// the lane decides, and a few more, which it leaves to the index.
+        #[test]
+        fn the_lane_decides_as_the_linear_scan(
+            rules in prop::collection::vec(lane_rule(), 0..7),
+            requests in prop::collection::vec((request(), any::<bool>()), 1..40),
+            seed in any::<u64>(),
+        ) {
+            decides_as_the_linear_scan(&rules, &requests, seed)?;
+        }
+    }
+
+    type Request = ((Option<&'static str>, String, bool, bool), bool);
+
+    /// Decides `requests` with the set of `rules` (YAML bodies) through `scan_request` and through the walk
+    /// over every rule, and compares.
+    fn decides_as_the_linear_scan(rules: &[String], requests: &[Request], seed: u64) -> Result<(), TestCaseError> {
+        let mut yaml = format!("seed: {seed}\nrules:\n");
+        for (i, r) in rules.iter().enumerate() {
+            yaml.push_str(&format!("  - {{ name: r{i}, {r} }}\n"));
+        }
+        if rules.is_empty() {
+            yaml.push_str("  []\n");
+        }
+        let (indexed, linear) = (set(&yaml), set(&yaml));
+        let (mut s1, mut s2) = (Stream::default(), Stream::default());
+        s1.adopt(indexed.id, indexed.seed, &indexed.next_stream);
+        s2.adopt(linear.id, linear.seed, &linear.next_stream);
+        for ((method, path, a, k), canonical) in requests {
+            let owned = method.map(|m| Method::from_bytes(m.as_bytes()).unwrap());
+            // As `RequestFacts::http_path_method` passes it (a standard method as its constant), or not.
+            let method: Option<&Method> = owned.as_ref().map(|m| match crate::index::standard(m) {
+                Some(constant) if *canonical => constant,
+                _ => m,
+            });
+            let mut headers = HeaderMap::new();
+            if *a {
+                headers.insert("x-a", HeaderValue::from_static("1"));
             }
-            if rules.is_empty() {
-                yaml.push_str("  []\n");
+            if *k {
+                headers.insert("x-k", HeaderValue::from_str(path).unwrap_or(HeaderValue::from_static("k")));
             }
-            let (indexed, linear) = (set(&yaml), set(&yaml));
-            let (mut s1, mut s2) = (Stream::default(), Stream::default());
-            s1.adopt(indexed.id, indexed.seed, &indexed.next_stream);
-            s2.adopt(linear.id, linear.seed, &linear.next_stream);
-            for ((method, path, a, k), canonical) in &requests {
-                let owned = method.map(|m| Method::from_bytes(m.as_bytes()).unwrap());
-                // As `RequestFacts::http_path_method` passes it (a standard method as its constant), or not.
-                let method: Option<&Method> = owned.as_ref().map(|m| match crate::index::standard(m) {
-                    Some(constant) if *canonical => constant,
-                    _ => m,
-                });
-                let mut headers = HeaderMap::new();
-                if *a {
-                    headers.insert("x-a", HeaderValue::from_static("1"));
+            let facts = match method {
+                Some(m) => {
+                    RequestFacts { path: Some(path), method: Some(m), headers: Some(&headers), flavour: Flavour::Http }
                 }
-                if *k {
-                    headers.insert("x-k", HeaderValue::from_str(path).unwrap_or(HeaderValue::from_static("k")));
-                }
-                let facts = match method {
-                    Some(m) => RequestFacts {
-                        path: Some(path),
-                        method: Some(m),
-                        headers: Some(&headers),
-                        flavour: Flavour::Http,
-                    },
-                    None => RequestFacts::NONE,
-                };
-                let got = {
-                    let u = (indexed.any_random != 0).then(|| s1.next_adopted());
-                    let limit = u.filter(|&u| u < indexed.any_random).map_or(NONE, |u| indexed.first_random(u));
-                    indexed.scan_general(limit, &facts, &mut s1)
-                };
-                let want = {
-                    let u = (linear.any_random != 0).then(|| s2.next_adopted());
-                    linear.scan_linear(u, &facts, &mut s2)
-                };
-                prop_assert_eq!(got, want, "{:?} {} for\n{}", method, path, yaml);
-                // The same draws taken: the streams stay in step (their owners differ: two sets).
-                prop_assert_eq!({ s1 }.next_adopted(), { s2 }.next_adopted());
-                for (x, y) in indexed.rules.iter().zip(&*linear.rules) {
-                    prop_assert_eq!(x.counter.load(Ordering::Relaxed), y.counter.load(Ordering::Relaxed));
-                }
+                // Without a method: a generic request with a path (as `ChaosIo` gives) or without one.
+                None if *a => RequestFacts::path_only(path, Flavour::Generic),
+                None => RequestFacts::NONE,
+            };
+            let got = {
+                let u = (indexed.any_random != 0).then(|| s1.next_adopted());
+                let limit = u.filter(|&u| u < indexed.any_random).map_or(NONE, |u| indexed.first_random(u));
+                indexed.scan_request(limit, &facts, &mut s1)
+            };
+            let want = {
+                let u = (linear.any_random != 0).then(|| s2.next_adopted());
+                linear.scan_linear(u, &facts, &mut s2)
+            };
+            prop_assert_eq!(got, want, "{:?} {} for\n{}", method, path, yaml);
+            // The same draws taken: the streams stay in step (their owners differ: two sets).
+            prop_assert_eq!({ s1 }.next_adopted(), { s2 }.next_adopted());
+            for (x, y) in indexed.rules.iter().zip(&*linear.rules) {
+                prop_assert_eq!(x.counter.load(Ordering::Relaxed), y.counter.load(Ordering::Relaxed));
             }
         }
+        Ok(())
+    }
+
+    /// A simple route rule (what the lane takes), now and then one it does not (an extension method, a header,
+    /// a counting sampler), untargeted random rules between them.
+    fn lane_rule() -> impl Strategy<Value = String> {
+        let seg = prop::sample::select(vec!["api", "a", "ab", "quotes", "b"]);
+        let route = (prop::collection::vec(seg, 1..3), any::<bool>())
+            .prop_map(|(segs, prefix)| format!("/{}{}", segs.join("/"), if prefix { "/**" } else { "" }));
+        let methods = prop::sample::subsequence(vec!["GET", "POST", "DELETE", "PURGE"], 0..=2);
+        let sample = prop::sample::select(vec![
+            "{ mode: random, rate: 0.3 }",
+            "{ mode: random, rate: 0.9 }",
+            "{ mode: random, rate: 1.0 }",
+            "{ mode: random, rate: 0.0 }",
+            "{ mode: exact, rate: 0.5 }",
+        ]);
+        let fault = prop::sample::select(vec!["{ error: { status: 503 } }", "{ truncate: { after_bytes: 1 } }"]);
+        (prop::option::weighted(0.9, route), methods, prop::bool::weighted(0.05), sample, fault).prop_map(
+            |(route, methods, header, sample, fault)| {
+                let mut target = Vec::new();
+                if let Some(r) = route {
+                    target.push(format!("route: '{r}'"));
+                }
+                if !methods.is_empty() {
+                    target.push(format!("method: [{}]", methods.join(", ")));
+                }
+                if header {
+                    target.push("headers: { x-a: '1' }".to_owned());
+                }
+                format!("match: {{ {} }}, sample: {sample}, fault: {fault}", target.join(", "))
+            },
+        )
+    }
+
+    /// The lane takes the common GameDay set and leaves to the index what it cannot decide.
+    #[test]
+    fn the_lane_takes_a_few_simple_route_rules() {
+        let rule = |i: usize, route: &str, extra: &str| {
+            format!(
+                "  - {{ name: r{i}, match: {{ route: '{route}', method: GET{extra} }}, sample: {{ mode: random, rate: 0.001 }}, fault: {{ error: {{ status: 503 }} }} }}\n"
+            )
+        };
+        let yaml = |rules: &[String]| format!("seed: 1\nrules:\n{}", rules.concat());
+        assert!(set(&yaml(&[rule(0, "/api/**", "")])).lane.is_some());
+        assert!(set(&yaml(&[rule(0, "/api/quotes", ""), rule(1, "/b/**", "")])).lane.is_some());
+        assert!(set(&yaml(&[rule(0, "/api/*/x", "")])).lane.is_none(), "a general pattern");
+        assert!(set(&yaml(&[rule(0, "/api/**", ", headers: { x-a: '1' }")])).lane.is_none(), "a header");
+        assert!(
+            set(&yaml(&[rule(0, "/api/**", ", method: [GET, PURGE]").replace("method: GET, ", "")])).lane.is_none(),
+            "an extension method"
+        );
+        let five: Vec<String> = (0..5).map(|i| rule(i, &format!("/r{i}/**"), "")).collect();
+        assert!(set(&yaml(&five)).lane.is_none(), "more than a few: the index");
     }
 
     /// One draw against cumulative thresholds picks the first untargeted random rule to fire with the chance
