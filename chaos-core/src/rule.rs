@@ -499,22 +499,26 @@ mod tests {
             "{ latency: { fixed: 1ms } }",
             "{ truncate: { after_bytes: 1 } }",
         ]);
-        (route(), methods, any::<bool>(), sample, fault).prop_map(|(route, methods, header, sample, fault)| {
-            let mut target = Vec::new();
-            if let Some(r) = route {
-                target.push(format!("route: '{r}'"));
-            }
-            if !methods.is_empty() {
-                target.push(format!("method: [{}]", methods.join(", ")));
-            }
-            if header {
-                target.push("headers: { x-a: '1' }".to_owned());
-            }
-            if sample.contains("hash") {
-                target.push("key: { header: x-k }".to_owned());
-            }
-            format!("match: {{ {} }}, sample: {sample}, fault: {fault}", target.join(", "))
-        })
+        (route(), methods, any::<bool>(), sample, fault)
+            .prop_map(|(route, methods, header, sample, fault)| rule_yaml(route, &methods, header, sample, fault))
+    }
+
+    /// A rule's YAML body: its targeting (a key when the sampler hashes), sampler and fault.
+    fn rule_yaml(route: Option<String>, methods: &[&str], header: bool, sample: &str, fault: &str) -> String {
+        let mut target = Vec::new();
+        if let Some(r) = route {
+            target.push(format!("route: '{r}'"));
+        }
+        if !methods.is_empty() {
+            target.push(format!("method: [{}]", methods.join(", ")));
+        }
+        if header {
+            target.push("headers: { x-a: '1' }".to_owned());
+        }
+        if sample.contains("hash") {
+            target.push("key: { header: x-k }".to_owned());
+        }
+        format!("match: {{ {} }}, sample: {sample}, fault: {fault}", target.join(", "))
     }
 
     /// (method, path, x-a, x-k); `None` for the method: a request without HTTP facts.
@@ -634,21 +638,8 @@ mod tests {
             "{ mode: exact, rate: 0.5 }",
         ]);
         let fault = prop::sample::select(vec!["{ error: { status: 503 } }", "{ truncate: { after_bytes: 1 } }"]);
-        (prop::option::weighted(0.9, route), methods, prop::bool::weighted(0.05), sample, fault).prop_map(
-            |(route, methods, header, sample, fault)| {
-                let mut target = Vec::new();
-                if let Some(r) = route {
-                    target.push(format!("route: '{r}'"));
-                }
-                if !methods.is_empty() {
-                    target.push(format!("method: [{}]", methods.join(", ")));
-                }
-                if header {
-                    target.push("headers: { x-a: '1' }".to_owned());
-                }
-                format!("match: {{ {} }}, sample: {sample}, fault: {fault}", target.join(", "))
-            },
-        )
+        (prop::option::weighted(0.9, route), methods, prop::bool::weighted(0.05), sample, fault)
+            .prop_map(|(route, methods, header, sample, fault)| rule_yaml(route, &methods, header, sample, fault))
     }
 
     /// The lane takes the common GameDay set and leaves to the index what it cannot decide.
