@@ -360,6 +360,6 @@ fn callgrind_instructions(case: &str, n: u64, only_measured: bool) -> u64 {
         .find_map(|l| l.split("Collected :").nth(1))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no instruction count for {case}: {stderr}"));
-    assert!(count > 0, "{case}: nothing ran inside `benches::measured`");
+    assert!(count > 0 || !only_measured, "{case}: nothing ran inside `benches::measured`");
     count
 }

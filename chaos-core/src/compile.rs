@@ -97,7 +97,7 @@ pub(crate) fn compile(
         })
         .collect();
     let index = RuleIndex::build(&entries);
-    let lane = Lane::build(&rules, &entries.iter().map(|e| e.rule as usize).collect::<Vec<_>>());
+    let lane = Lane::build(&rules, &entries);
     let reads_request = !entries.is_empty();
     let reads_headers = rules
         .iter()

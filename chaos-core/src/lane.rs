@@ -6,7 +6,7 @@
 //! The lane decides as the index does (and as a walk over every rule does): the same rules looked at in the
 //! same order, the same draws. `rule::tests` holds it to the linear walk on random rule sets.
 
-use crate::index::{CLASSES, class_of};
+use crate::index::{CLASSES, Entry, class_of};
 use crate::rng::Stream;
 use crate::rule::Rule;
 use crate::sampler::Sampler;
@@ -41,15 +41,15 @@ struct LaneRule {
 }
 
 impl Lane {
-    /// The lane for `rules` (the indices of the rules that read the request, in order), when each is simple and
-    /// they are few; `None` otherwise (the index decides).
-    pub(crate) fn build(all: &[Rule], rules: &[usize]) -> Option<Lane> {
-        if rules.is_empty() || rules.len() > MAX {
+    /// The lane for the rules that read the request (the index's `entries`, in rule order), when each is simple
+    /// and they are few; `None` otherwise (the index decides).
+    pub(crate) fn build(all: &[Rule], entries: &[Entry<'_>]) -> Option<Lane> {
+        if entries.is_empty() || entries.len() > MAX {
             return None;
         }
-        let mut lane = Vec::with_capacity(rules.len());
-        for &index in rules {
-            let rule = &all[index];
+        let mut lane = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let rule = &all[entry.rule as usize];
             let target = &rule.target;
             if target.any || target.key.is_some() || !target.headers_eq.is_empty() || !target.headers_present.is_empty()
             {
@@ -71,10 +71,17 @@ impl Lane {
                 Sampler::Random { threshold } => Some(threshold),
                 _ => return None,
             };
-            let http_only = rule.http_only;
-            let rule = u32::try_from(index).ok()?;
             let (head, mask) = head_of(route);
-            lane.push(LaneRule { rule, route: route.into(), head, mask, exact, methods, threshold, http_only });
+            lane.push(LaneRule {
+                rule: entry.rule,
+                route: route.into(),
+                head,
+                mask,
+                exact,
+                methods,
+                threshold,
+                http_only: rule.http_only,
+            });
         }
         Some(Lane { rules: lane.into() })
     }
