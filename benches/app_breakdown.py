@@ -63,7 +63,7 @@ def main():
     for group, d in groups.most_common():
         print(f"  {d:+8,.0f}  {group}")
     print("largest functions:")
-    for name, d in sorted(diff.items(), key=lambda kv: -kv[1])[:15]:
+    for name, d in sorted(diff.items(), key=lambda kv: -kv[1])[:int(os.environ.get("TOP", "15"))]:
         print(f"  {d:+8,.0f}  {name[:120]}")
 
 

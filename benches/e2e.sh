@@ -7,6 +7,7 @@
 #
 #   bash benches/e2e.sh                 # 3 rounds of 10 s per side, wrk -t2 -c32
 #   ROUNDS=5 DURATION=20s bash benches/e2e.sh
+#   PIN=1 ROUNDS=5 bash benches/e2e.sh  # each server on the last core with one worker, wrk on the others
 #
 # Both servers run with `--provider-latency 0ms` (the simulated provider answers at once; with its default 1 ms
 # sleep the sleep, not the service, is what wrk would measure) and `--rules configs/chaos/armed-not-firing.yaml`
@@ -15,6 +16,12 @@
 # to bare and the p99 of each side. wrk and the servers share the machine's cores: on a small machine the figures are a
 # ratio under the same load, not the service's capacity. Needs wrk (Debian: `apt-get install wrk`).
 # The servers run at the default log level (INFO unless RUST_LOG says otherwise), as a user runs them.
+#
+# Unpinned (the default), wrk and the servers share every core: a server that spends more CPU per request is also
+# preempted by wrk more often per request, and the kernel's context switches count in its CPU, so its extra cost
+# shows amplified. With PIN=1 (needs taskset and at least 2 cores) each server runs on the last core with one tokio
+# worker (TOKIO_WORKER_THREADS=1) and wrk on the other cores: the server's core is its own, its throughput is what
+# that core serves, and its CPU per request is the service's own cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +33,18 @@ RULES=configs/chaos/armed-not-firing.yaml
 PATH_QUOTE=/quote/ACME
 
 command -v wrk >/dev/null || { echo "e2e.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 2; }
+
+SERVER_PIN=()
+WRK_PIN=()
+if [[ ${PIN:-0} == 1 ]]; then
+    command -v taskset >/dev/null || { echo "e2e.sh: PIN=1 needs taskset (Debian: util-linux)" >&2; exit 2; }
+    CORES=$(nproc)
+    ((CORES >= 2)) || { echo "e2e.sh: PIN=1 needs at least 2 cores" >&2; exit 2; }
+    SERVER_PIN=(taskset -c $((CORES - 1)))
+    WRK_PIN=(taskset -c "0-$((CORES - 2))")
+    WRK_THREADS=${WRK_THREADS_PINNED:-$((CORES - 1))}
+    export TOKIO_WORKER_THREADS=1
+fi
 
 echo "== building the http_service example (release)"
 cargo build --release --example http_service ${CARGO_JOBS:+-j "$CARGO_JOBS"}
@@ -44,7 +63,7 @@ trap cleanup EXIT INT TERM
 start() {
     local name=$1
     shift
-    "$BIN" --listen 127.0.0.1:0 --rules "$RULES" --provider-latency 0ms "$@" \
+    "${SERVER_PIN[@]}" "$BIN" --listen 127.0.0.1:0 --rules "$RULES" --provider-latency 0ms "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     local pid=$! addr=""
@@ -78,7 +97,7 @@ run() {
     local name=$1 addr_var="ADDR_${1//-/_}" pid_var="PID_${1//-/_}"
     local out="$WORK/wrk.txt" before after
     before=$(cpu_ticks "${!pid_var}")
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$DURATION" --latency "http://${!addr_var}$PATH_QUOTE" >"$out"
+    "${WRK_PIN[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$DURATION" --latency "http://${!addr_var}$PATH_QUOTE" >"$out"
     after=$(cpu_ticks "${!pid_var}")
     local rps p99 errors requests cpu
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
@@ -102,17 +121,18 @@ start armed-wall --cpu-clock wall
 echo "== warm-up (2 s each)"
 for name in "${SIDES[@]}"; do
     addr_var="ADDR_${name//-/_}"
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d2s "http://${!addr_var}$PATH_QUOTE" >/dev/null
+    "${WRK_PIN[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d2s "http://${!addr_var}$PATH_QUOTE" >/dev/null
 done
 
-echo "== $ROUNDS rounds, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION --latency $PATH_QUOTE, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $ROUNDS rounds${PIN:+ (PIN=$PIN: servers on core ${SERVER_PIN[2]:-any}, one worker; wrk on ${WRK_PIN[2]:-any})}, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION --latency $PATH_QUOTE, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
     # Rotate the order, so no side always runs first (or last) in a round.
     for i in 0 1 2; do run "${SIDES[$(((round - 1 + i) % 3))]}"; done
 done
 
-echo "== medians of $ROUNDS rounds (load after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores shared by wrk and the servers)"
+if [[ ${PIN:-0} == 1 ]]; then SHARING="each server on its own core"; else SHARING="cores shared by wrk and the servers"; fi
+echo "== medians of $ROUNDS rounds (load after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores, $SHARING)"
 bare_rps=$(median "$WORK/bare.rps")
 bare_p99=$(median "$WORK/bare.p99")
 bare_cpu=$(median "$WORK/bare.cpu")
