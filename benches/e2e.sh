@@ -90,6 +90,9 @@ micros() {
 # cpu_ticks PID: the process's user + system CPU time so far, in clock ticks (/proc/PID/stat fields 14 and 15).
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 
+# switches PID: the context switches of the process's threads so far (voluntary and not, /proc/PID/task/*/status).
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n}'; }
+
 # run NAME: one wrk run against NAME; appends requests/s, p99 (us) and the server's CPU per request (us) to
 # $WORK/NAME.rps, NAME.p99 and NAME.cpu. CPU per request is the steadier figure on a shared machine: it does
 # not depend on how much of the cores wrk and other work leave to the server.
@@ -97,19 +100,23 @@ run() {
     local name=$1 addr_var="ADDR_${1//-/_}" pid_var="PID_${1//-/_}"
     local out="$WORK/wrk.txt" before after
     before=$(cpu_ticks "${!pid_var}")
+    switched=$(switches "${!pid_var}")
     "${WRK_PIN[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$DURATION" --latency "http://${!addr_var}$PATH_QUOTE" >"$out"
     after=$(cpu_ticks "${!pid_var}")
-    local rps p99 errors requests cpu
+    switched=$(($(switches "${!pid_var}") - switched))
+    local rps p99 errors requests cpu cs
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     p99=$(micros "$(awk '$1 == "99%" {print $2}' "$out")")
     errors=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
     requests=$(awk '/requests in/ {print $1}' "$out")
     cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+    cs=$(awk -v s="$switched" -v n="$requests" 'BEGIN {printf "%.3f", s / n}')
     echo "$rps" >>"$WORK/$name.rps"
+    echo "$cs" >>"$WORK/$name.cs"
     echo "$p99" >>"$WORK/$name.p99"
     echo "$cpu" >>"$WORK/$name.cpu"
-    printf '  %-10s %10.0f req/s   p99 %8.1f us   server CPU %6.2f us/req   non-2xx %s\n' \
-        "$name" "$rps" "$p99" "$cpu" "${errors:-0}"
+    printf '  %-10s %10.0f req/s   p99 %8.1f us   server CPU %6.2f us/req   switches %5.3f/req   non-2xx %s\n' \
+        "$name" "$rps" "$p99" "$cpu" "$cs" "${errors:-0}"
 }
 
 median() { sort -g "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
@@ -140,7 +147,8 @@ for name in "${SIDES[@]}"; do
     rps=$(median "$WORK/$name.rps")
     p99=$(median "$WORK/$name.p99")
     cpu=$(median "$WORK/$name.cpu")
-    printf '  %-10s %10.0f req/s   p99 %8.1f us   CPU %6.2f us/req' "$name" "$rps" "$p99" "$cpu"
+    cs=$(median "$WORK/$name.cs")
+    printf '  %-10s %10.0f req/s   p99 %8.1f us   CPU %6.2f us/req   switches %5.3f/req' "$name" "$rps" "$p99" "$cpu" "$cs"
     if [[ $name != bare ]]; then
         awk -v a="$rps" -v b="$bare_rps" -v pa="$p99" -v pb="$bare_p99" -v ca="$cpu" -v cb="$bare_cpu" 'BEGIN {
             printf "   throughput %5.1f%% of bare (target >= 95%%), p99 %+.1f us, CPU/req %.2fx bare",

@@ -44,9 +44,17 @@ impl QuoteCache {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(symbol).cloned()
     }
 
+    /// Keeps `body` as the last good quote of `symbol`, fetched now. A symbol already cached is updated in place:
+    /// its key is neither copied nor freed.
     fn insert(&self, symbol: String, body: Bytes) {
         let now = Instant::now();
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(symbol, (body, now));
+        let mut cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match cache.get_mut(symbol.as_str()) {
+            Some(entry) => *entry = (body, now),
+            None => {
+                cache.insert(symbol, (body, now));
+            }
+        }
     }
 }
 
