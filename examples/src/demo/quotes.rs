@@ -35,8 +35,9 @@ use super::{Counters, DEGRADED_HEADER, QUOTE_AGE_HEADER, SERVED_FROM_HEADER};
 pub(crate) struct FetchedAt(pub(crate) Instant);
 
 /// The last good quote of each symbol and when it was fetched (`tokio::time`, so paused-time tests age it).
+/// Hashed with foldhash (seeded per process): every live quote writes its entry.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct QuoteCache(Arc<Mutex<HashMap<String, (Bytes, Instant)>>>);
+pub(crate) struct QuoteCache(Arc<Mutex<HashMap<String, (Bytes, Instant), foldhash::fast::RandomState>>>);
 
 impl QuoteCache {
     /// The cached quote of `symbol` and its fetch time.
