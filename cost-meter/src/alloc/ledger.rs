@@ -237,7 +237,25 @@ fn refresh_at(now: Instant) -> u64 {
         return NOW_MS.load(Relaxed);
     }
     let now = now.saturating_duration_since(anchor()).as_millis() as u64;
+    // Jobs end many times a millisecond under load: most find the tick current, and a load leaves the shared
+    // line alone where `fetch_max` (a compare-and-swap loop here) would take it from the other cores.
+    let current = NOW_MS.load(Relaxed);
+    if current >= now {
+        return current;
+    }
     NOW_MS.fetch_max(now, Relaxed).max(now)
+}
+
+/// The longest the ticker sleeps while jobs ending keep the tick current themselves (see [`next_sleep`]).
+pub(crate) const MAX_TICKER_SLEEP: Duration = Duration::from_millis(8);
+
+/// How long the ticker sleeps next, after a sleep of `slept`: one [`TICK`] when it had to advance the tick
+/// itself (nothing else did within the last tick), else twice as long, up to [`MAX_TICKER_SLEEP`]. Under a
+/// stream of requests every job's end brings the tick up to date, so the ticker wakes about 125 times a second
+/// instead of 1,000 (each wake a context switch on a busy core); when the jobs stop ending, the tick may lag
+/// real time by up to the sleep in progress, once, before the ticker takes over again at one tick.
+pub(crate) fn next_sleep(slept: Duration, advanced: bool) -> Duration {
+    if advanced { TICK } else { (slept * 2).min(MAX_TICKER_SLEEP) }
 }
 
 /// How long the ticker keeps ticking after the last memory-metered job ends before it parks: under a steady
@@ -252,19 +270,22 @@ fn wake_ticker() {
         std::thread::Builder::new()
             .name("cost-meter-tick".into())
             .spawn(|| {
-                let mut idle = 0;
+                // `idle`: how long the ticker has found no job running at its wakes (a stream of jobs run one
+                // at a time on one worker shows none at most wakes, and keeps the tick current all the same).
+                let (mut idle, mut sleep) = (Duration::ZERO, TICK);
                 loop {
                     if ACTIVE.load(Relaxed) > 0 {
-                        idle = 0;
-                        std::thread::sleep(TICK);
-                    } else if idle < LINGER_TICKS {
-                        idle += 1;
-                        std::thread::sleep(TICK);
+                        idle = Duration::ZERO;
+                        std::thread::sleep(sleep);
+                    } else if idle < TICK * LINGER_TICKS {
+                        idle += sleep;
+                        std::thread::sleep(sleep);
                     } else {
-                        idle = 0;
+                        (idle, sleep) = (Duration::ZERO, TICK);
                         std::thread::park();
                     }
-                    refresh_now();
+                    let before = NOW_MS.load(Relaxed);
+                    sleep = next_sleep(sleep, refresh_now() > before);
                 }
             })
             .expect("spawning the cost-meter tick thread")
@@ -406,6 +427,32 @@ impl Drop for ScriptedClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The ticker's sleep stays within one tick and the cap, is one tick whenever it had to advance the
+        /// tick, and only grows (to the cap) while the jobs keep the tick current.
+        #[test]
+        fn the_ticker_backs_off_only_while_the_tick_is_kept_current(advanced in proptest::collection::vec(proptest::bool::ANY, 1..64)) {
+            let mut sleep = TICK;
+            for advanced in advanced {
+                let next = next_sleep(sleep, advanced);
+                proptest::prop_assert!((TICK..=MAX_TICKER_SLEEP).contains(&next));
+                if advanced {
+                    proptest::prop_assert_eq!(next, TICK);
+                } else {
+                    proptest::prop_assert!(next >= sleep);
+                    proptest::prop_assert!(next == MAX_TICKER_SLEEP || next == sleep * 2);
+                }
+                sleep = next;
+            }
+        }
+    }
+
+    #[test]
+    fn the_ticker_reaches_its_cap_in_three_quiet_wakes() {
+        let sleeps: Vec<_> = std::iter::successors(Some(TICK), |s| Some(next_sleep(*s, false))).take(5).collect();
+        assert_eq!(sleeps, [1, 2, 4, 8, 8].map(Duration::from_millis));
+    }
 
     #[test]
     fn tags_round_trip() {
