@@ -63,7 +63,9 @@ trap cleanup EXIT INT TERM
 start() {
     local name=$1
     shift
-    "${SERVER_PIN[@]}" "$BIN" --listen 127.0.0.1:0 --rules "$RULES" --provider-latency 0ms "$@" \
+    # Each server keeps its budget checkpoint in the scratch directory: not in the checkout, not shared.
+    "${SERVER_PIN[@]}" "$BIN" --listen 127.0.0.1:0 --rules "$RULES" --provider-latency 0ms \
+        --budget-checkpoint "$WORK/$name-budget-checkpoint.json" "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     local pid=$! addr=""
