@@ -37,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$DIR/http_service" --bare --listen 127.0.0.1:0 --provider-latency 0ms >"$WORK/server.out" 2>"$WORK/server.err" &
+"$DIR/http_service" --bare --listen 127.0.0.1:0 --provider-latency 0ms --budget-checkpoint "$WORK/budget-checkpoint.json" >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER=$!
 ADDR=""
 for _ in $(seq 1 100); do
