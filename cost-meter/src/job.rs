@@ -4,7 +4,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use brownout_foundation::process::{monotonic_ns, realtime_ns};
 
 use crate::alloc::ledger::{Claim, MemoryTotals, Tag};
 use crate::future::Metered;
@@ -147,7 +148,8 @@ pub struct Job {
     spec: JobSpec,
     /// The job's memory slot, when the allocator meters it.
     claim: Option<Claim>,
-    started: Instant,
+    /// The monotonic clock at the start, in nanoseconds ([`monotonic_ns`]).
+    started: u64,
     /// Set by [`finish`](Job::finish); a job dropped without it is let go unrecorded.
     finished: bool,
     /// The guardrail permit, when started by [`Meter::try_start`]: given back at finish.
@@ -163,7 +165,7 @@ impl fmt::Debug for Job {
 impl Job {
     pub(crate) fn start(meter: Meter, spec: JobSpec, permit: Option<Permit>) -> Job {
         // One clock reading for the start of both the wall time and the memory integral.
-        let started = Instant::now();
+        let started = monotonic_ns();
         let claim = if alloc::is_installed() { Claim::new(meter.id(), started) } else { None };
         let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
         meter.job_started(&spec, claim.is_some());
@@ -245,10 +247,11 @@ impl Job {
             crate::section::settle_thread();
         }
         // One clock reading for the end of both the wall time and the memory integral.
-        let ended = Instant::now();
-        let wall = ended.saturating_duration_since(self.started).as_secs_f64();
-        // The start's calendar time is the end's minus the wall time: one calendar clock read per job.
-        let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let ended = monotonic_ns();
+        let wall = ended.saturating_sub(self.started) as f64 / 1e9;
+        // The start's calendar time is the end's minus the wall time: one calendar clock read per job. Both
+        // clocks are read as plain nanosecond counts: no `Instant` or `SystemTime` arithmetic per job.
+        let now_unix = realtime_ns() as f64 / 1e9;
         let (memory_mode, totals) = match self.claim.take() {
             Some(claim) => (MemoryMode::Allocator, claim.finish(ended)),
             None => (MemoryMode::Reservation, MemoryTotals::default()),
@@ -288,7 +291,7 @@ impl Drop for Job {
     fn drop(&mut self) {
         if !self.finished {
             if let Some(claim) = self.claim.take() {
-                claim.finish(Instant::now());
+                claim.finish(monotonic_ns());
             }
             self.inner.meter.job_abandoned();
         }

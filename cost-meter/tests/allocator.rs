@@ -4,7 +4,7 @@
 
 use std::alloc::{Layout, alloc, dealloc, realloc};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use brownout_cost::alloc::ScriptedClock;
 use brownout_cost::{CostAllocator, JobSpec, Labels, MemoryMode, Meter};
@@ -51,6 +51,24 @@ fn the_allocator_is_installed_and_jobs_meter_memory() {
     assert!(brownout_cost::alloc::is_installed());
     assert!(job.meters_memory());
     assert_eq!(job.finish().memory_mode, MemoryMode::Allocator);
+}
+
+#[test]
+fn on_the_real_clock_a_held_block_is_charged_its_size_times_the_time_held() {
+    let _turn = CLOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let meter = Meter::new();
+    let job = meter.start(spec("held"));
+    let started = Instant::now();
+    let block = job.run(|| raw_alloc(1 << 20, 8));
+    std::thread::sleep(Duration::from_millis(20));
+    job.run(|| raw_free(block));
+    let held = started.elapsed().as_secs_f64();
+    let record = job.finish();
+    // Allocation times are whole milliseconds of the tick, which may lag real time by up to the ticker's
+    // longest sleep (8 ms) when other jobs stop ending: 10 ms of slack each way.
+    let (charged, mib) = (record.memory_byte_seconds, f64::from(1 << 20));
+    assert!(charged >= mib * 0.010, "1 MiB held 20 ms charged {charged} byte-seconds");
+    assert!(charged <= mib * (held + 0.010), "1 MiB held {held} s charged {charged} byte-seconds");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Jobs without the allocator: CPU charging and nesting, the reservation fallback, records, metrics and
 //! reconciliation.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brownout_cost::{
     CpuMode, JobSpec, JsonLinesFile, Labels, MemoryMode, MemorySink, Meter, Tier, read_records, thread_cpu_ns,
@@ -45,6 +45,29 @@ fn without_the_allocator_memory_is_the_reservation_times_wall_time() {
     assert_eq!(record.memory_byte_seconds, 2e9 * record.wall_seconds);
     assert!(record.wall_seconds >= 0.020);
     assert_eq!(record.peak_bytes, 0);
+}
+
+#[test]
+fn a_record_starts_and_ends_between_the_calendar_readings_around_its_job() {
+    let unix = || SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64();
+    let meter = Meter::new();
+    let before = unix();
+    let job = meter.start(JobSpec::new("timed", labels()));
+    std::thread::sleep(Duration::from_millis(2));
+    let record = job.finish();
+    let after = unix();
+    // The record's start is its end's calendar time minus its monotonic wall time: within the readings around
+    // the job (1 ms of slack for the two clocks' rounding), and so is its end.
+    let (start, end) = (record.started_at_unix, record.started_at_unix + record.wall_seconds);
+    assert!(start >= before - 1e-3, "started at {start}, the job began at {before}");
+    assert!(end <= after + 1e-3, "ended at {end}, the job was over at {after}");
+    assert!(record.wall_seconds >= 0.002, "slept 2 ms: {}", record.wall_seconds);
+    assert!(
+        record.wall_seconds <= after - before + 1e-3,
+        "{} s for a job of {} s",
+        record.wall_seconds,
+        after - before
+    );
 }
 
 #[test]

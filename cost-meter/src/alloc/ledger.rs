@@ -17,7 +17,9 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use brownout_foundation::process::monotonic_ns;
 
 /// How many slots the table has; jobs can meter memory in all but two ("no job" and the installation probe)
 /// at once. A job started when every slot is taken falls back to its
@@ -64,7 +66,7 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: OnceLock<bool> = OnceLock::new();
 static NOW_MS: AtomicU64 = AtomicU64::new(0);
 static SCRIPTED: AtomicBool = AtomicBool::new(false);
-static ANCHOR: OnceLock<Instant> = OnceLock::new();
+static ANCHOR: OnceLock<u64> = OnceLock::new();
 static TICKER: OnceLock<std::thread::Thread> = OnceLock::new();
 
 /// A slot and its generation, as stored in an allocation's tag. Slot 0 is "no job".
@@ -221,22 +223,28 @@ pub fn is_installed() -> bool {
     })
 }
 
-fn anchor() -> Instant {
-    *ANCHOR.get_or_init(Instant::now)
+/// The monotonic clock's reading (nanoseconds) at the tick's zero.
+fn anchor() -> u64 {
+    *ANCHOR.get_or_init(monotonic_ns)
+}
+
+/// The tick of the monotonic clock's reading `now` (nanoseconds): whole milliseconds since the anchor.
+fn tick_of(now: u64) -> u64 {
+    now.saturating_sub(anchor()) / 1_000_000
 }
 
 /// Brings the tick up to date (unless a [`ScriptedClock`] holds it) and returns it.
 fn refresh_now() -> u64 {
-    refresh_at(Instant::now())
+    refresh_at(monotonic_ns())
 }
 
-/// Brings the tick up to `now`, a clock reading the caller has taken anyway (unless a [`ScriptedClock`] holds
-/// it), and returns it.
-fn refresh_at(now: Instant) -> u64 {
+/// Brings the tick up to `now`, a reading of [`monotonic_ns`] the caller has taken anyway (unless a
+/// [`ScriptedClock`] holds it), and returns it.
+fn refresh_at(now: u64) -> u64 {
     if SCRIPTED.load(Relaxed) {
         return NOW_MS.load(Relaxed);
     }
-    let now = now.saturating_duration_since(anchor()).as_millis() as u64;
+    let now = tick_of(now);
     // Jobs end many times a millisecond under load: most find the tick current, and a load leaves the shared
     // line alone where `fetch_max` (a compare-and-swap loop here) would take it from the other cores.
     let current = NOW_MS.load(Relaxed);
@@ -313,9 +321,9 @@ pub(crate) struct MemoryTotals {
 }
 
 impl Claim {
-    /// Claims a free slot for a job of meter `owner` starting `now`, or None when the allocator is not
-    /// installed or every slot is taken.
-    pub(crate) fn new(owner: u64, now: Instant) -> Option<Claim> {
+    /// Claims a free slot for a job of meter `owner` starting `now` (a reading of [`monotonic_ns`]), or None
+    /// when the allocator is not installed or every slot is taken.
+    pub(crate) fn new(owner: u64, now: u64) -> Option<Claim> {
         if !is_installed() {
             return None;
         }
@@ -354,7 +362,7 @@ impl Claim {
     }
 
     /// The slot's totals so far, as if the job ended `now` (the calling thread's share included).
-    pub(crate) fn totals(&self, now: Instant) -> MemoryTotals {
+    pub(crate) fn totals(&self, now: u64) -> MemoryTotals {
         LOCAL.with(|l| {
             if l.tag.get() == self.tag {
                 flush(l);
@@ -375,7 +383,7 @@ impl Claim {
     }
 
     /// Ends the job `now`: returns its totals and frees the slot. Blocks freed later are no longer counted.
-    pub(crate) fn finish(self, now: Instant) -> MemoryTotals {
+    pub(crate) fn finish(self, now: u64) -> MemoryTotals {
         let totals = self.totals(now);
         let slot = &TABLE[self.tag.slot as usize];
         slot.generation.store(self.tag.generation.wrapping_add(1), Release);
@@ -396,7 +404,10 @@ pub(crate) fn live_bytes_of(owner: u64) -> u64 {
 /// Takes the allocator's clock out of real time, for tests that script allocations: while a `ScriptedClock`
 /// lives, time moves only when [`advance`](ScriptedClock::advance) says so, and integrals are exact.
 ///
-/// One at a time per process: creating a second while one lives panics. Not for production use.
+/// One at a time per process: creating a second while one lives panics. When it is dropped the clock goes back
+/// to real time, backwards if `advance` moved it past real time (a job that lived across the scripted time
+/// gets a meaningless integral; jobs started afterwards are measured in real time again). Not for production
+/// use.
 #[derive(Debug)]
 pub struct ScriptedClock {
     _private: (),
@@ -419,8 +430,10 @@ impl ScriptedClock {
 
 impl Drop for ScriptedClock {
     fn drop(&mut self) {
+        // Real time again, even if behind the scripted tick: a tick left ahead would stand still (it only
+        // moves forward) until real time caught up, and charge the next jobs nothing.
+        NOW_MS.store(tick_of(monotonic_ns()), SeqCst);
         SCRIPTED.store(false, SeqCst);
-        refresh_now();
     }
 }
 

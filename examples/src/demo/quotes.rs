@@ -34,10 +34,13 @@ use super::{Counters, DEGRADED_HEADER, QUOTE_AGE_HEADER, SERVED_FROM_HEADER};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FetchedAt(pub(crate) Instant);
 
+/// Each symbol's last good quote and when it was fetched, hashed with foldhash (seeded per process): every live
+/// quote writes its entry.
+type CachedQuotes = HashMap<String, (Bytes, Instant), foldhash::fast::RandomState>;
+
 /// The last good quote of each symbol and when it was fetched (`tokio::time`, so paused-time tests age it).
-/// Hashed with foldhash (seeded per process): every live quote writes its entry.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct QuoteCache(Arc<Mutex<HashMap<String, (Bytes, Instant), foldhash::fast::RandomState>>>);
+pub(crate) struct QuoteCache(Arc<Mutex<CachedQuotes>>);
 
 impl QuoteCache {
     /// The cached quote of `symbol` and its fetch time.
