@@ -33,14 +33,14 @@ pub fn process_cpu() -> Duration {
 #[cfg(unix)]
 #[inline]
 pub fn thread_cpu_ns() -> u64 {
-    nanos(rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime))
+    read_ns(rustix::time::ClockId::ThreadCPUTime)
 }
 
 /// CPU time consumed by the whole process, every thread, in nanoseconds (`CLOCK_PROCESS_CPUTIME_ID`).
 #[cfg(unix)]
 #[inline]
 pub fn process_cpu_ns() -> u64 {
-    nanos(rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime))
+    read_ns(rustix::time::ClockId::ProcessCPUTime)
 }
 
 /// The size of a memory page in bytes.
@@ -49,8 +49,15 @@ pub fn page_size() -> usize {
     rustix::param::page_size()
 }
 
-/// A CPU clock's reading in nanoseconds; a negative field (which the kernel never gives) counts as zero and a
-/// sum past `u64::MAX` (584 years) saturates.
+/// A clock's reading in nanoseconds.
+#[cfg(unix)]
+#[inline]
+fn read_ns(clock: rustix::time::ClockId) -> u64 {
+    nanos(rustix::time::clock_gettime(clock))
+}
+
+/// A clock's reading in nanoseconds; a negative field (which the kernel never gives) counts as zero and a sum
+/// past `u64::MAX` (584 years) saturates.
 #[cfg(unix)]
 #[inline]
 fn nanos(ts: rustix::time::Timespec) -> u64 {
@@ -65,14 +72,14 @@ fn nanos(ts: rustix::time::Timespec) -> u64 {
 #[cfg(unix)]
 #[inline]
 pub fn monotonic_ns() -> u64 {
-    nanos(rustix::time::clock_gettime(rustix::time::ClockId::Monotonic))
+    read_ns(rustix::time::ClockId::Monotonic)
 }
 
 /// The calendar clock (`CLOCK_REALTIME`) in nanoseconds since the Unix epoch (0 for a time before it).
 #[cfg(unix)]
 #[inline]
 pub fn realtime_ns() -> u64 {
-    nanos(rustix::time::clock_gettime(rustix::time::ClockId::Realtime))
+    read_ns(rustix::time::ClockId::Realtime)
 }
 
 /// The monotonic clock in nanoseconds from an unspecified start (here, the first call).
