@@ -8,6 +8,7 @@
 #   bash benches/e2e.sh                 # 3 rounds of 10 s per side, wrk -t2 -c32
 #   ROUNDS=5 DURATION=20s bash benches/e2e.sh
 #   PIN=1 ROUNDS=5 bash benches/e2e.sh  # each server on the last core with one worker, wrk on the others
+#   BIN=path/to/http_service bash benches/e2e.sh   # another build (an earlier commit's), not built here
 #
 # Both servers run with `--provider-latency 0ms` (the simulated provider answers at once; with its default 1 ms
 # sleep the sleep, not the service, is what wrk would measure) and `--rules configs/chaos/armed-not-firing.yaml`
@@ -46,9 +47,13 @@ if [[ ${PIN:-0} == 1 ]]; then
     export TOKIO_WORKER_THREADS=1
 fi
 
-echo "== building the http_service example (release)"
-cargo build --release --example http_service ${CARGO_JOBS:+-j "$CARGO_JOBS"}
-BIN="${CARGO_TARGET_DIR:-target}/release/examples/http_service"
+if [[ -n ${BIN:-} ]]; then
+    echo "== serving with $BIN (BIN set: not built here)"
+else
+    echo "== building the http_service example (release)"
+    cargo build --release --example http_service ${CARGO_JOBS:+-j "$CARGO_JOBS"}
+    BIN="${CARGO_TARGET_DIR:-target}/release/examples/http_service"
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
