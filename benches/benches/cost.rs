@@ -9,8 +9,14 @@
 //!   a wrapper that keeps one global atomic counter (what a naive attributing allocator does); the cases live
 //!   in `benches::alloc`, shared with the instruction counts (`--bench alloc_instructions`).
 //!
-//! Two threads: each of 2 threads makes `iters` alloc+free pairs after a barrier and times its own loop; the
-//! case reports the slower thread's time per pair.
+//! - `cost_layer/{1_thread,2_threads}`: a request through a trivial HTTP service, bare and behind
+//!   `CostLayer` (wall estimate; apportioned CPU, its default), with a Prometheus recorder installed: what
+//!   the per-request job costs, and what it adds when two workers serve requests at once and share the
+//!   layer's state (its meter's counters, the labels' reference counts, the Prometheus counters).
+//!
+//! Two threads: each of 2 threads makes `iters` alloc+free pairs (or requests, each thread through its own
+//! clone of the service, as each connection gets one) after a barrier and times its own loop; the case
+//! reports the slower thread's time per pair (per request).
 //!
 //! Run: `cargo bench -p benches --bench cost`.
 
@@ -24,12 +30,17 @@ use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::Barrier;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use benches::alloc::{CASES, prepare, timed};
+use benches::{drive, get_quotes, ok200_body};
 use brownout_cost::{JobSpec, Labels, Meter, thread_cpu_ns};
+use brownout_tower::CostLayer;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use http::Request;
+use tower_layer::Layer;
+use tower_service::Service;
 
 /// A future that never completes: polling it measures the wrapper alone.
 struct Pending;
@@ -109,5 +120,59 @@ fn alloc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, poll, alloc);
+/// Times `n` requests through `svc` (after warm-up requests that register the counters), after `barrier`.
+fn requests<S: Service<Request<()>>>(mut svc: S, n: u64, barrier: Option<&Barrier>) -> Duration {
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..benches::WARM_UP {
+        drop(black_box(drive(&mut svc, get_quotes(), &mut cx)));
+    }
+    if let Some(barrier) = barrier {
+        barrier.wait();
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        drop(black_box(drive(black_box(&mut svc), get_quotes(), &mut cx)));
+    }
+    start.elapsed()
+}
+
+/// Runs `n` requests through `svc` on one thread, or through a clone of it on each of two threads at once.
+fn time_requests<S>(svc: &S, n: u64, threads: usize) -> Duration
+where
+    S: Service<Request<()>> + Clone + Send + Sync,
+{
+    if threads == 1 {
+        return requests(svc.clone(), n, None);
+    }
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let svc = svc.clone();
+                let barrier = &barrier;
+                s.spawn(move || requests(svc, n, Some(barrier)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("bench thread")).max().unwrap_or_default()
+    })
+}
+
+fn layer(c: &mut Criterion) {
+    // The exporter's recorder, as `http_service` installs it: a job's end updates its counters.
+    let _ = metrics::set_global_recorder(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder());
+    let labels = || Labels::new("trading", "quote-api").env("prod").strategy("quote");
+    let (bare, meter) = (ok200_body(), Meter::new());
+    let wall = CostLayer::new(meter.clone(), labels()).wall_estimate().layer(ok200_body());
+    let apportioned = CostLayer::new(meter, labels()).layer(ok200_body());
+    for (group, threads) in [("cost_layer/1_thread", 1), ("cost_layer/2_threads", 2)] {
+        let mut g = c.benchmark_group(group);
+        configure(&mut g);
+        g.bench_function("bare", |b| b.iter_custom(|n| time_requests(&bare, n, threads)));
+        g.bench_function("wall_estimate", |b| b.iter_custom(|n| time_requests(&wall, n, threads)));
+        g.bench_function("apportioned", |b| b.iter_custom(|n| time_requests(&apportioned, n, threads)));
+        g.finish();
+    }
+}
+
+criterion_group!(benches, poll, alloc, layer);
 criterion_main!(benches);

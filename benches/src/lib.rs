@@ -27,8 +27,17 @@ impl std::fmt::Display for Injected {
 impl std::error::Error for Injected {}
 
 /// A trivial service over any request type, answering `(self.0)()` at once.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Trivial<T>(pub fn() -> T);
+
+// By hand: a function pointer copies whatever `T` is (a derive would ask `T: Clone`).
+impl<T> Clone for Trivial<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Trivial<T> {}
 
 impl<R, T> Service<R> for Trivial<T> {
     type Response = T;
