@@ -29,6 +29,7 @@
 //! wall time (an estimate: a wait is charged as CPU). When the concurrency limit has no room, the request is
 //! answered `503` with `Retry-After` and `x-cost-guardrail: concurrency`, without calling the inner service.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -47,10 +48,15 @@ use tower_service::Service;
 
 use crate::refusal::unavailable;
 
+/// Numbers the layers, for their per-thread replicas.
+static LAYERS: AtomicU64 = AtomicU64::new(0);
+
 /// `x-cost-guardrail: concurrency` marks a request refused by a budget's concurrency guardrail.
 pub static GUARDRAIL_HEADER: HeaderName = HeaderName::from_static("x-cost-guardrail");
 
-/// The request's id for its job record: this header's value when present.
+/// The request's id for its job record: this header's value when present. Without it the request is numbered
+/// `{service}-{n}`: unique per layer, in order on each worker thread (each takes numbers in blocks of 1,024),
+/// not across threads.
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What a label function sees of a request.
@@ -82,6 +88,63 @@ struct Config {
     limit: Option<ConcurrencyLimit>,
     rejected: metrics::Counter,
     sequence: Arc<AtomicU64>,
+    /// Tells this layer's replicas apart in each thread's [`REPLICAS`].
+    id: u64,
+}
+
+/// How many request numbers a thread takes from a layer's sequence at once: numbers are unique per layer, and
+/// in arrival order on each thread, not across threads.
+const NUMBER_BLOCK: u64 = 1024;
+
+/// How many layers' replicas each thread keeps (a service has a handful of layers).
+const REPLICAS_KEPT: usize = 16;
+
+/// What a thread keeps of one layer, so that its requests touch no state shared with other threads: a copy of
+/// the layer's labels with strings of its own (each request clones them: with the layer's own, every worker
+/// would add to and subtract from the same reference counts) and a block of request numbers.
+struct Replica {
+    layer: u64,
+    labels: Labels,
+    next: u64,
+    end: u64,
+}
+
+thread_local! {
+    static REPLICAS: RefCell<Vec<Replica>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Config {
+    /// A request's labels (before `label_with`) and, when `numbered`, its number: from the calling thread's
+    /// replica of this layer, made at the thread's first request.
+    fn labels_and_number(&self, numbered: bool) -> (Labels, Option<u64>) {
+        let shared = || (self.labels.clone(), numbered.then(|| self.sequence.fetch_add(1, Relaxed)));
+        REPLICAS
+            .try_with(|cell| {
+                // A thread being torn down, or a label function that starts a request, has no replica.
+                let Ok(mut replicas) = cell.try_borrow_mut() else { return shared() };
+                let index = match replicas.iter().position(|r| r.layer == self.id) {
+                    Some(index) => index,
+                    None => {
+                        if replicas.len() == REPLICAS_KEPT {
+                            replicas.remove(0);
+                        }
+                        replicas.push(Replica { layer: self.id, labels: self.labels.replica(), next: 0, end: 0 });
+                        replicas.len() - 1
+                    }
+                };
+                let replica = &mut replicas[index];
+                let number = numbered.then(|| {
+                    if replica.next == replica.end {
+                        replica.next = self.sequence.fetch_add(NUMBER_BLOCK, Relaxed);
+                        replica.end = replica.next + NUMBER_BLOCK;
+                    }
+                    replica.next += 1;
+                    replica.next - 1
+                });
+                (replica.labels.clone(), number)
+            })
+            .unwrap_or_else(|_| shared())
+    }
 }
 
 impl fmt::Debug for CostLayer {
@@ -111,6 +174,7 @@ impl CostLayer {
                 limit: None,
                 rejected,
                 sequence: Arc::new(AtomicU64::new(0)),
+                id: LAYERS.fetch_add(1, Relaxed),
             }),
         }
     }
@@ -203,14 +267,15 @@ where
             },
             None => None,
         };
-        let mut labels = config.labels.clone();
+        let given = req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+        let (mut labels, number) = config.labels_and_number(given.is_none());
         if let Some(f) = &config.label_with {
             f(&RequestInfo { method: req.method(), uri: req.uri(), headers: req.headers() }, &mut labels);
         }
         // A request without `x-request-id` is numbered: its id is written out only if something reads it.
-        let id = match req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()) {
-            Some(id) => JobId::from(id),
-            None => JobId::numbered(labels.service.clone(), config.sequence.fetch_add(1, Relaxed)),
+        let id = match (given, number) {
+            (Some(id), _) => JobId::from(id),
+            (None, number) => JobId::numbered(labels.service.clone(), number.unwrap_or_default()),
         };
         // One job per request: its events at DEBUG, so the default log level writes no line per request.
         let mut spec = JobSpec::new(id, labels).per_request();

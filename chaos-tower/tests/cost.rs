@@ -53,6 +53,37 @@ async fn each_request_is_a_job_with_labels_from_the_request() {
     assert!(records.iter().all(|r| r.cpu_mode == CpuMode::Apportioned && r.labels.team == "trading"));
 }
 
+/// Workers number requests from blocks of the layer's sequence: the numbers stay unique across threads, past
+/// a block's end.
+#[test]
+fn request_numbers_are_unique_across_threads() {
+    let (meter, records) = meter();
+    let svc = tower::ServiceBuilder::new()
+        .layer(CostLayer::new(meter, Labels::new("trading", "quotes")))
+        .service(service_fn(ok));
+    const PER_THREAD: usize = 1_500; // past a block of 1,024
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let mut svc = svc.clone();
+            s.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                runtime.block_on(async {
+                    for _ in 0..PER_THREAD {
+                        svc.ready().await.unwrap().call(Request::new(Body::default())).await.unwrap();
+                    }
+                });
+            });
+        }
+    });
+    let numbers: Vec<u64> = records
+        .records()
+        .iter()
+        .map(|r| r.job_id.to_string().strip_prefix("quotes-").expect("a numbered id").parse().expect("a number"))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = numbers.iter().collect();
+    assert_eq!((numbers.len(), distinct.len()), (2 * PER_THREAD, 2 * PER_THREAD), "no number twice");
+}
+
 /// A request that waits (on a slow dependency, an injected delay) uses little CPU meanwhile: the default
 /// apportioned CPU charges it that, where the wall estimate charges it the wait. The wait here is 20 ms of CPU
 /// burned by other, unmetered work on the same thread, so the comparison is CPU to CPU, without a timer.

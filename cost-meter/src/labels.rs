@@ -5,7 +5,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -69,23 +69,16 @@ impl FromStr for Tier {
 }
 
 /// One label's value: a shared, immutable string, so copying a job's labels (once per request under
-/// `CostLayer`) allocates nothing. Reads as a `&str` (`Deref`), compares with strings, and is made from
-/// `&str` or `String` (`"replay".into()`).
-#[derive(Clone)]
-pub struct Label(Arc<str>);
+/// `CostLayer`) allocates nothing; the empty value holds no string at all, so making, copying or dropping it
+/// touches no shared state. Reads as a `&str` (`Deref`), compares with strings, and is made from `&str` or
+/// `String` (`"replay".into()`).
+#[derive(Clone, Default)]
+pub struct Label(Option<Arc<str>>);
 
 impl Label {
     /// The value.
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for Label {
-    /// The empty value (one shared allocation for the process).
-    fn default() -> Self {
-        static EMPTY: OnceLock<Arc<str>> = OnceLock::new();
-        Label(EMPTY.get_or_init(|| Arc::from("")).clone())
+        self.0.as_deref().unwrap_or("")
     }
 }
 
@@ -93,25 +86,29 @@ impl Deref for Label {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for Label {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for Label {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl PartialEq for Label {
     fn eq(&self, other: &Label) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+            (None, None) => true,
+            _ => false,
+        }
     }
 }
 
@@ -119,25 +116,25 @@ impl Eq for Label {}
 
 impl PartialEq<str> for Label {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Label {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl PartialEq<String> for Label {
     fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
+        self.as_str() == other.as_str()
     }
 }
 
 impl Hash for Label {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state)
+        self.as_str().hash(state)
     }
 }
 
@@ -149,25 +146,25 @@ impl PartialOrd for Label {
 
 impl Ord for Label {
     fn cmp(&self, other: &Label) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl fmt::Debug for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl From<&str> for Label {
     fn from(s: &str) -> Self {
-        if s.is_empty() { Label::default() } else { Label(Arc::from(s)) }
+        if s.is_empty() { Label::default() } else { Label(Some(Arc::from(s))) }
     }
 }
 
@@ -179,19 +176,19 @@ impl From<&String> for Label {
 
 impl From<String> for Label {
     fn from(s: String) -> Self {
-        if s.is_empty() { Label::default() } else { Label(Arc::from(s)) }
+        if s.is_empty() { Label::default() } else { Label(Some(Arc::from(s))) }
     }
 }
 
 impl From<Label> for String {
     fn from(l: Label) -> String {
-        l.0.to_string()
+        l.as_str().to_owned()
     }
 }
 
 impl Serialize for Label {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -253,6 +250,20 @@ impl Labels {
             "strategy" => Some(&self.strategy),
             "tier" => Some(self.tier.as_str()),
             _ => None,
+        }
+    }
+
+    /// A copy with its own string allocations: the same values, but cloning or dropping it touches none of the
+    /// original's reference counts. For a copy kept per thread, so that threads cloning labels for every job
+    /// (`CostLayer`, once per request) do not contend for the same counters.
+    pub fn replica(&self) -> Labels {
+        let own = |l: &Label| Label(l.0.as_deref().map(Arc::from));
+        Labels {
+            env: own(&self.env),
+            team: own(&self.team),
+            service: own(&self.service),
+            strategy: own(&self.strategy),
+            tier: self.tier,
         }
     }
 
@@ -335,7 +346,12 @@ mod tests {
     fn cloned_labels_share_their_values_and_compare_as_strings() {
         let labels = Labels::new("research", "backtester").env("prod");
         let copy = labels.clone();
-        assert!(Arc::ptr_eq(&labels.team.0, &copy.team.0));
+        let shared = |a: &Label, b: &Label| matches!((&a.0, &b.0), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+        assert!(shared(&labels.team, &copy.team));
+        assert!(labels.strategy.0.is_none() && copy.strategy.0.is_none(), "the empty value holds no string");
+        let replica = labels.replica();
+        assert!(!shared(&labels.team, &replica.team), "a replica has strings of its own");
+        assert_eq!(replica, labels);
         assert_eq!(copy, Labels::new(String::from("research"), "backtester").env("prod"));
         assert!(labels.team == "research" && labels.strategy == String::new() && labels.strategy.is_empty());
         let json = serde_json::to_string(&labels).unwrap();
@@ -354,6 +370,25 @@ mod tests {
         ) {
             let labels = Labels::new(team, service).env(env).strategy(strategy).tier(Tier::ALL[tier]);
             proptest::prop_assert_eq!(labels.to_string().parse::<Labels>(), Ok(labels));
+        }
+
+        /// A label compares, orders and hashes as its text, whether it is empty, shared or a replica.
+        #[test]
+        fn a_label_compares_orders_and_hashes_as_its_text(a in "[ab]{0,2}", b in "[ab]{0,2}") {
+            use std::collections::hash_map::DefaultHasher;
+            let (la, lb) = (Label::from(a.as_str()), Label::from(b.clone()));
+            let hash = |x: &dyn Fn(&mut DefaultHasher)| {
+                let mut h = DefaultHasher::new();
+                x(&mut h);
+                h.finish()
+            };
+            proptest::prop_assert_eq!(la == lb, a == b);
+            proptest::prop_assert_eq!(la.cmp(&lb), a.cmp(&b));
+            proptest::prop_assert_eq!(la.clone(), la.clone());
+            proptest::prop_assert_eq!(&*la, a.as_str());
+            proptest::prop_assert_eq!(hash(&|h| la.hash(h)), hash(&|h| a.as_str().hash(h)));
+            let replica = Labels::new(la.clone(), lb.clone()).replica();
+            proptest::prop_assert_eq!((replica.team, replica.service), (la, lb));
         }
 
         #[test]

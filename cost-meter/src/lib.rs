@@ -46,6 +46,7 @@ mod labels;
 mod meter;
 mod record;
 mod section;
+mod shard;
 mod sink;
 
 pub use alloc::CostAllocator;

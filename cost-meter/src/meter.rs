@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use brownout_foundation::process::{process_cpu_ns, rss_bytes};
 
@@ -12,6 +12,7 @@ use crate::counters::with_counters;
 use crate::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::job::{Job, JobSpec};
 use crate::record::{CpuMode, JobRecord};
+use crate::shard::Sharded;
 use crate::sink::RecordSink;
 
 /// Metric: CPU time charged to jobs, in nanoseconds (counter; labels env, team, service, strategy, tier).
@@ -39,10 +40,11 @@ struct MeterInner {
     limit: Option<ConcurrencyLimit>,
     freeze: Option<AdhocFreeze>,
     process_cpu_at_start: u64,
-    /// CPU charged to its thread-CPU jobs so far, running or finished.
-    charged_cpu_ns: AtomicU64,
-    finished_jobs: AtomicU64,
-    running_jobs: AtomicUsize,
+    /// CPU charged to its thread-CPU jobs so far, running or finished. These three are counted per thread
+    /// ([`Sharded`]): every job of every worker updates them.
+    charged_cpu_ns: Sharded,
+    finished_jobs: Sharded,
+    running_jobs: Sharded,
 }
 
 /// Meter ids; 0 is never used (a free memory slot's owner).
@@ -52,7 +54,7 @@ impl fmt::Debug for Meter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Meter")
             .field("sinks", &self.inner.sinks.len())
-            .field("finished_jobs", &self.inner.finished_jobs.load(Relaxed))
+            .field("finished_jobs", &self.inner.finished_jobs.sum(Relaxed))
             .finish()
     }
 }
@@ -113,9 +115,9 @@ impl MeterBuilder {
                 freeze: self.freeze,
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 process_cpu_at_start: process_cpu_ns(),
-                charged_cpu_ns: AtomicU64::new(0),
-                finished_jobs: AtomicU64::new(0),
-                running_jobs: AtomicUsize::new(0),
+                charged_cpu_ns: Sharded::new(),
+                finished_jobs: Sharded::new(),
+                running_jobs: Sharded::new(),
             }),
         }
     }
@@ -181,11 +183,12 @@ impl Meter {
 
     #[inline]
     pub(crate) fn charge_cpu(&self, ns: u64) {
-        self.inner.charged_cpu_ns.fetch_add(ns, Relaxed);
+        self.inner.charged_cpu_ns.add(crate::shard::index(), ns, Relaxed);
     }
 
-    pub(crate) fn job_started(&self, spec: &JobSpec, memory_metered: bool) {
-        self.inner.running_jobs.fetch_add(1, Relaxed);
+    /// A job started, counted in `shard` (the starting thread's).
+    pub(crate) fn job_started(&self, spec: &JobSpec, memory_metered: bool, shard: usize) {
+        self.inner.running_jobs.add(shard, 1, Relaxed);
         let l = &spec.labels;
         macro_rules! started {
             ($level:ident) => {
@@ -199,13 +202,13 @@ impl Meter {
     }
 
     /// A job dropped without being finished: no longer running, not recorded.
-    pub(crate) fn job_abandoned(&self) {
-        self.inner.running_jobs.fetch_sub(1, Relaxed);
+    pub(crate) fn job_abandoned(&self, shard: usize) {
+        self.inner.running_jobs.sub(shard, 1, Relaxed);
     }
 
-    pub(crate) fn job_finished(&self, record: &JobRecord, per_request: bool) {
-        self.inner.running_jobs.fetch_sub(1, Relaxed);
-        self.inner.finished_jobs.fetch_add(1, Relaxed);
+    pub(crate) fn job_finished(&self, record: &JobRecord, per_request: bool, shard: usize) {
+        self.inner.running_jobs.sub(shard, 1, Relaxed);
+        self.inner.finished_jobs.add(shard, 1, Relaxed);
         with_counters(self.inner.id, &record.labels, |c| {
             c.cpu_nanoseconds.increment(round(record.cpu_seconds * 1e9));
             c.memory_byte_seconds.increment(round(record.memory_byte_seconds));
@@ -234,7 +237,7 @@ impl Meter {
     pub fn reconcile(&self) -> Reconciliation {
         crate::section::settle_thread();
         let process_ns = process_cpu_ns().saturating_sub(self.inner.process_cpu_at_start);
-        let jobs_ns = self.inner.charged_cpu_ns.load(Relaxed);
+        let jobs_ns = self.inner.charged_cpu_ns.sum(Relaxed);
         let jobs_live_bytes = alloc::ledger::live_bytes_of(self.inner.id);
         let rss = rss_bytes();
         Reconciliation {
@@ -245,8 +248,8 @@ impl Meter {
             jobs_live_bytes,
             unclaimed_rss_bytes: rss.map(|r| r.saturating_sub(jobs_live_bytes)),
             memory_metered: alloc::is_installed(),
-            running_jobs: self.inner.running_jobs.load(Relaxed),
-            finished_jobs: self.inner.finished_jobs.load(Relaxed),
+            running_jobs: self.inner.running_jobs.sum(Relaxed) as usize,
+            finished_jobs: self.inner.finished_jobs.sum(Relaxed),
         }
     }
 }

@@ -16,10 +16,12 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use brownout_foundation::process::monotonic_ns;
+
+use crate::shard::{Sharded, thread_number};
 
 /// How many slots the table has; jobs can meter memory in all but two ("no job" and the installation probe)
 /// at once. A job started when every slot is taken falls back to its
@@ -29,6 +31,9 @@ pub const SLOTS: usize = 4096;
 /// The tick's period: allocation times are counted in whole milliseconds.
 pub const TICK: Duration = Duration::from_millis(1);
 
+/// One job's sums. A cache line each: jobs on different threads claim neighbouring slots, and sharing a line
+/// would make every update of one job's sums evict the other's from the other core.
+#[repr(align(64))]
 struct Slot {
     /// Odd while a job owns the slot; bumped at claim and at release so late frees of an earlier owner's
     /// blocks are told apart.
@@ -61,8 +66,26 @@ impl Slot {
 }
 
 static TABLE: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
-static CURSOR: AtomicUsize = AtomicUsize::new(1);
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// The running memory-metered jobs, counted per thread ([`Sharded`]): workers start and end jobs at once.
+static ACTIVE: Sharded = Sharded::new();
+/// Whether the ticker is parked (or not started): a job that starts then wakes it.
+static PARKED: AtomicBool = AtomicBool::new(true);
+
+thread_local! {
+    /// The slot this thread's next claim tries first.
+    static CURSOR: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Where the calling thread's next claim starts: threads start far apart (a prime stride), and each walks
+/// the table from where its last claim ended, so their walks rarely meet.
+fn cursor() -> usize {
+    CURSOR.try_with(Cell::get).ok().flatten().unwrap_or_else(|| thread_number().wrapping_mul(257))
+}
+
+/// How many memory-metered jobs are running.
+fn active() -> u64 {
+    ACTIVE.sum(SeqCst)
+}
 static INSTALLED: OnceLock<bool> = OnceLock::new();
 static NOW_MS: AtomicU64 = AtomicU64::new(0);
 static SCRIPTED: AtomicBool = AtomicBool::new(false);
@@ -281,8 +304,9 @@ fn wake_ticker() {
                 // `idle`: how long the ticker has found no job running at its wakes (a stream of jobs run one
                 // at a time on one worker shows none at most wakes, and keeps the tick current all the same).
                 let (mut idle, mut sleep) = (Duration::ZERO, TICK);
+                PARKED.store(false, SeqCst);
                 loop {
-                    if ACTIVE.load(Relaxed) > 0 {
+                    if active() > 0 {
                         idle = Duration::ZERO;
                         std::thread::sleep(sleep);
                     } else if idle < TICK * LINGER_TICKS {
@@ -290,7 +314,13 @@ fn wake_ticker() {
                         std::thread::sleep(sleep);
                     } else {
                         (idle, sleep) = (Duration::ZERO, TICK);
-                        std::thread::park();
+                        // Say so first, then look again: a job that starts meanwhile either is seen here or
+                        // sees the flag and wakes us (both sides use sequentially consistent operations).
+                        PARKED.store(true, SeqCst);
+                        if active() == 0 {
+                            std::thread::park();
+                        }
+                        PARKED.store(false, SeqCst);
                     }
                     let before = NOW_MS.load(Relaxed);
                     sleep = next_sleep(sleep, refresh_now() > before);
@@ -308,6 +338,8 @@ fn wake_ticker() {
 #[derive(Debug)]
 pub(crate) struct Claim {
     tag: Tag,
+    /// The shard of [`ACTIVE`] the job is counted in.
+    shard: usize,
 }
 
 /// What a job's slot measured, read when the job ends.
@@ -322,14 +354,15 @@ pub(crate) struct MemoryTotals {
 
 impl Claim {
     /// Claims a free slot for a job of meter `owner` starting `now` (a reading of [`monotonic_ns`]), or None
-    /// when the allocator is not installed or every slot is taken.
-    pub(crate) fn new(owner: u64, now: u64) -> Option<Claim> {
+    /// when the allocator is not installed or every slot is taken. It counts as running in `shard` of [`ACTIVE`].
+    pub(crate) fn new(owner: u64, now: u64, shard: usize) -> Option<Claim> {
         if !is_installed() {
             return None;
         }
-        let start = CURSOR.fetch_add(1, Relaxed);
+        let start = cursor();
         for i in 0..SLOTS - 2 {
-            // Round robin over slots 1..PROBE, so a slot is reused as late as possible.
+            // Each thread walks the slots 1..PROBE round robin from its own place, so a slot is reused late and
+            // threads rarely try the same one.
             let index = 1 + (start + i) % (SLOTS - 2);
             let slot = &TABLE[index];
             let generation = slot.generation.load(Relaxed);
@@ -346,12 +379,15 @@ impl Claim {
                     counter.store(0, Relaxed);
                 }
                 slot.owner.store(owner, Relaxed);
-                if ACTIVE.fetch_add(1, Relaxed) == 0 {
-                    // The ticker parks while no job meters memory: bring the tick up to date and wake it.
-                    refresh_at(now);
+                let _ = CURSOR.try_with(|c| c.set(Some(start.wrapping_add(i + 1))));
+                ACTIVE.add(shard, 1, SeqCst);
+                // The job starts on the current tick (a load when the tick is current), and wakes the ticker,
+                // which parks while no job meters memory.
+                refresh_at(now);
+                if PARKED.load(SeqCst) {
                     wake_ticker();
                 }
-                return Some(Claim { tag: Tag { slot: index as u32, generation: claimed } });
+                return Some(Claim { tag: Tag { slot: index as u32, generation: claimed }, shard });
             }
         }
         None
@@ -387,7 +423,7 @@ impl Claim {
         let totals = self.totals(now);
         let slot = &TABLE[self.tag.slot as usize];
         slot.generation.store(self.tag.generation.wrapping_add(1), Release);
-        ACTIVE.fetch_sub(1, Relaxed);
+        ACTIVE.sub(self.shard, 1, SeqCst);
         totals
     }
 }
