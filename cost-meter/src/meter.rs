@@ -210,8 +210,15 @@ impl Meter {
         self.inner.running_jobs.sub(shard, 1, Relaxed);
         self.inner.finished_jobs.add(shard, 1, Relaxed);
         with_counters(self.inner.id, &record.labels, |c| {
-            c.cpu_nanoseconds.increment(round(record.cpu_seconds * 1e9));
-            c.memory_byte_seconds.increment(round(record.memory_byte_seconds));
+            // Adding zero changes nothing but still writes the counter's shared cells: a short request often
+            // holds no memory across a tick, and is charged none.
+            let (cpu_ns, memory) = (round(record.cpu_seconds * 1e9), round(record.memory_byte_seconds));
+            if cpu_ns > 0 {
+                c.cpu_nanoseconds.increment(cpu_ns);
+            }
+            if memory > 0 {
+                c.memory_byte_seconds.increment(memory);
+            }
             c.jobs.increment(1);
         });
         for sink in &self.inner.sinks {
