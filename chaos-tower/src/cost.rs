@@ -273,9 +273,9 @@ where
             f(&RequestInfo { method: req.method(), uri: req.uri(), headers: req.headers() }, &mut labels);
         }
         // A request without `x-request-id` is numbered: its id is written out only if something reads it.
-        let id = match (given, number) {
-            (Some(id), _) => JobId::from(id),
-            (None, number) => JobId::numbered(labels.service.clone(), number.unwrap_or_default()),
+        let id = match number {
+            Some(number) => JobId::numbered(labels.service.clone(), number),
+            None => JobId::from(given.unwrap_or_default()),
         };
         // One job per request: its events at DEBUG, so the default log level writes no line per request.
         let mut spec = JobSpec::new(id, labels).per_request();

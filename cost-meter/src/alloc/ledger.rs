@@ -76,16 +76,6 @@ thread_local! {
     static CURSOR: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// Where the calling thread's next claim starts: threads start far apart (a prime stride), and each walks
-/// the table from where its last claim ended, so their walks rarely meet.
-fn cursor() -> usize {
-    CURSOR.try_with(Cell::get).ok().flatten().unwrap_or_else(|| thread_number().wrapping_mul(257))
-}
-
-/// How many memory-metered jobs are running.
-fn active() -> u64 {
-    ACTIVE.sum(SeqCst)
-}
 static INSTALLED: OnceLock<bool> = OnceLock::new();
 static NOW_MS: AtomicU64 = AtomicU64::new(0);
 static SCRIPTED: AtomicBool = AtomicBool::new(false);
@@ -246,6 +236,16 @@ pub fn is_installed() -> bool {
     })
 }
 
+/// Where the calling thread's next claim starts: threads start far apart (a prime stride), and each walks
+/// the table from where its last claim ended, so their walks rarely meet.
+fn cursor() -> usize {
+    CURSOR.try_with(Cell::get).ok().flatten().unwrap_or_else(|| thread_number().wrapping_mul(257))
+}
+
+/// How many memory-metered jobs are running.
+fn active() -> u64 {
+    ACTIVE.sum(SeqCst)
+}
 /// The monotonic clock's reading (nanoseconds) at the tick's zero.
 fn anchor() -> u64 {
     *ANCHOR.get_or_init(monotonic_ns)
