@@ -17,7 +17,7 @@ use brownout_tower::{
 };
 use http::{Request, Response, StatusCode};
 use proptest::prelude::*;
-use tower::{BoxError, Layer, ServiceExt, service_fn};
+use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
 fn breaker(minimum_calls: u32) -> Arc<CircuitBreaker> {
     let config =
@@ -306,17 +306,70 @@ async fn without_headers_copies_method_and_uri_only() {
     let seen = service_fn(|req: Request<String>| async move {
         let reason = *req.extensions().get::<FallbackReason>().expect("a reason");
         let mut answer = Response::new(String::new());
-        let described = format!("{} {} {} headers={}", req.method(), req.uri(), reason, req.headers().len());
+        let described =
+            format!("{} {} {:?} {} headers={}", req.method(), req.uri(), req.version(), reason, req.headers().len());
         answer.headers_mut().insert("x-seen", described.parse().unwrap());
         Ok::<_, BoxError>(answer)
     });
-    let request = || Request::post("/api/quotes/ACME?x=1").header("x-user-id", "7").body("payload".to_owned()).unwrap();
+    let request = || {
+        let req = Request::post("/api/quotes/ACME?x=1").version(http::Version::HTTP_2).header("x-user-id", "7");
+        req.body("payload".to_owned()).unwrap()
+    };
     let lean = FallbackLayer::http(seen).without_headers().layer(answering(503));
     let answer = lean.oneshot(request()).await.unwrap();
-    assert_eq!(answer.headers()["x-seen"], "POST /api/quotes/ACME?x=1 status 503 headers=0");
+    assert_eq!(answer.headers()["x-seen"], "POST /api/quotes/ACME?x=1 HTTP/2.0 status 503 headers=0");
     let full = FallbackLayer::http(seen).layer(answering(503));
     let answer = full.oneshot(request()).await.unwrap();
-    assert_eq!(answer.headers()["x-seen"], "POST /api/quotes/ACME?x=1 status 503 headers=1");
+    assert_eq!(answer.headers()["x-seen"], "POST /api/quotes/ACME?x=1 HTTP/2.0 status 503 headers=1");
+}
+
+/// A fallback service counting its clones.
+struct CountedClones(Arc<std::sync::atomic::AtomicUsize>);
+
+impl CountedClones {
+    fn clones(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Clone for CountedClones {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(self.0.clone())
+    }
+}
+
+impl Service<Request<String>> for CountedClones {
+    type Response = Response<String>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response<String>, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<String>) -> Self::Future {
+        std::future::ready(Ok(Response::new("cached".to_owned())))
+    }
+}
+
+/// The fallback service is cloned for a request only when it answers it: a request the primary answers costs
+/// one reference count, not a clone of the fallback (whose clone may copy a whole client stack).
+#[tokio::test]
+async fn the_fallback_is_cloned_only_when_it_runs() {
+    let counted = CountedClones(Arc::default());
+    let layer = FallbackLayer::http(counted.clone()).without_headers();
+    let (mut ok, mut failing) = (layer.layer(answering(200)), layer.layer(answering(503)));
+    let built = counted.clones();
+    for _ in 0..10 {
+        assert_eq!(ok.ready().await.unwrap().call(Request::new(String::new())).await.unwrap().status(), 200);
+    }
+    assert_eq!(counted.clones(), built, "the primary answered: no clone of the fallback");
+    for _ in 0..3 {
+        let answer = failing.ready().await.unwrap().call(Request::new(String::new())).await.unwrap();
+        assert_eq!(answer.body(), "cached");
+    }
+    assert_eq!(counted.clones(), built + 3, "one clone per fallback answer");
 }
 
 /// Every service of the crate hands back the service it wraps, the same three ways.

@@ -70,6 +70,7 @@ use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -207,14 +208,24 @@ impl fmt::Display for FallbackReason {
     }
 }
 
-/// How the layer keeps a copy of a request for the fallback (the primary consumes the original), and tells
-/// the fallback why it is called.
+/// How the layer keeps what the fallback needs of a request (the primary consumes the original), rebuilds the
+/// fallback's request from it, and tells the fallback why it is called.
+///
+/// [`copy`](Self::copy) runs on every request, the fallback or not; [`restore`](Self::restore) only when the
+/// fallback runs. Keep in [`Kept`](Self::Kept) as little as the fallback reads: it lives in every request's
+/// future.
 pub trait CopyRequest<Req> {
-    /// A copy of `req` for the fallback.
-    fn copy(&self, req: &Req) -> Req;
+    /// What is kept of a request until the primary has answered.
+    type Kept;
+
+    /// What the fallback will need of `req`.
+    fn copy(&self, req: &Req) -> Self::Kept;
+
+    /// The request the fallback gets, from what [`copy`](Self::copy) kept.
+    fn restore(kept: Self::Kept) -> Req;
 
     /// Marks the request handed to the fallback with why it is called. Does nothing by default; [`HttpParts`]
-    /// inserts the [`FallbackReason`] as a request extension.
+    /// and [`HttpHead`] insert the [`FallbackReason`] as a request extension.
     fn mark(req: &mut Req, reason: FallbackReason) {
         let _ = (req, reason);
     }
@@ -226,8 +237,14 @@ pub trait CopyRequest<Req> {
 pub struct CloneRequest;
 
 impl<Req: Clone> CopyRequest<Req> for CloneRequest {
+    type Kept = Req;
+
     fn copy(&self, req: &Req) -> Req {
         req.clone()
+    }
+
+    fn restore(kept: Req) -> Req {
+        kept
     }
 }
 
@@ -238,10 +255,16 @@ impl<Req: Clone> CopyRequest<Req> for CloneRequest {
 pub struct HttpParts;
 
 impl<B: Default> CopyRequest<http::Request<B>> for HttpParts {
-    fn copy(&self, req: &http::Request<B>) -> http::Request<B> {
-        let mut copy = HttpHead.copy(req);
-        *copy.headers_mut() = req.headers().clone();
-        copy
+    type Kept = (Head, http::HeaderMap);
+
+    fn copy(&self, req: &http::Request<B>) -> Self::Kept {
+        (Head::of(req), req.headers().clone())
+    }
+
+    fn restore((head, headers): Self::Kept) -> http::Request<B> {
+        let mut req = head.request();
+        *req.headers_mut() = headers;
+        req
     }
 
     fn mark(req: &mut http::Request<B>, reason: FallbackReason) {
@@ -250,23 +273,48 @@ impl<B: Default> CopyRequest<http::Request<B>> for HttpParts {
 }
 
 /// Copies an HTTP request's method, URI and version, without its headers, with an empty (default) body: for a
-/// fallback that reads only the URI, a cheaper copy than [`HttpParts`] (no header map is cloned per request).
-/// Chosen with [`FallbackLayer::without_headers`].
+/// fallback that reads only the URI, a cheaper copy than [`HttpParts`] (no header map is cloned per request,
+/// and no request is built unless the fallback runs). Chosen with [`FallbackLayer::without_headers`].
 #[derive(Debug, Clone, Copy, Default)]
 #[allow(clippy::exhaustive_structs, reason = "a unit value callers name: it has no fields to add")]
 pub struct HttpHead;
 
 impl<B: Default> CopyRequest<http::Request<B>> for HttpHead {
-    fn copy(&self, req: &http::Request<B>) -> http::Request<B> {
-        let mut copy = http::Request::new(B::default());
-        *copy.method_mut() = req.method().clone();
-        *copy.uri_mut() = req.uri().clone();
-        *copy.version_mut() = req.version();
-        copy
+    type Kept = Head;
+
+    fn copy(&self, req: &http::Request<B>) -> Head {
+        Head::of(req)
+    }
+
+    fn restore(head: Head) -> http::Request<B> {
+        head.request()
     }
 
     fn mark(req: &mut http::Request<B>, reason: FallbackReason) {
         req.extensions_mut().insert(reason);
+    }
+}
+
+/// An HTTP request's method, URI and version: what [`HttpHead`] keeps (and [`HttpParts`], with the headers).
+#[derive(Debug, Clone)]
+pub struct Head {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+}
+
+impl Head {
+    fn of<B>(req: &http::Request<B>) -> Self {
+        Self { method: req.method().clone(), uri: req.uri().clone(), version: req.version() }
+    }
+
+    /// A request with this method, URI and version, no headers and an empty (default) body.
+    fn request<B: Default>(self) -> http::Request<B> {
+        let mut req = http::Request::new(B::default());
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        req
     }
 }
 
@@ -413,26 +461,37 @@ impl<S, F: Clone, C: Clone, P: Clone> Layer<S> for FallbackLayer<F, C, P> {
     type Service = Fallback<S, F, C, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Fallback {
-            inner,
-            fallback: self.fallback.clone(),
-            copy: self.copy.clone(),
-            failed: self.failed.clone(),
-            flag: self.flag.clone(),
-            counters: self.counters.clone(),
-        }
+        let shared =
+            Shared { fallback: self.fallback.clone(), failed: self.failed.clone(), counters: self.counters.clone() };
+        Fallback { inner, copy: self.copy.clone(), flag: self.flag.clone(), shared: Arc::new(shared) }
     }
 }
 
+/// What a request's future reads only when the primary has answered: one reference count per request instead
+/// of a clone of each.
+struct Shared<F, P> {
+    fallback: F,
+    failed: P,
+    counters: Arc<Counters>,
+}
+
 /// The service of [`FallbackLayer`].
-#[derive(Clone)]
 pub struct Fallback<S, F, C, P> {
     inner: S,
-    fallback: F,
     copy: C,
-    failed: P,
     flag: Option<BoolFlag>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared<F, P>>,
+}
+
+impl<S: Clone, F, C: Clone, P> Clone for Fallback<S, F, C, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            copy: self.copy.clone(),
+            flag: self.flag.clone(),
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 impl<S, F, C, P> Fallback<S, F, C, P> {
@@ -451,67 +510,102 @@ where
     S::Error: 'static,
     F: Service<Req, Response = S::Response, Error = S::Error> + Clone,
     C: CopyRequest<Req>,
-    P: FailedResponse<S::Response> + Clone,
+    P: FailedResponse<S::Response>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, F, Req, P>;
+    type Future = ResponseFuture<S::Future, F, Req, P, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let counters = self.counters.clone();
-        let mark = C::mark;
+        let shared = self.shared.clone();
         if self.flag.as_ref().is_some_and(BoolFlag::get) {
-            counters.flag.increment(1);
-            crate::trace::fallback(&counters.name, FallbackReason::Flag.as_str(), None);
-            mark(&mut req, FallbackReason::Flag);
-            let state = State::Ready { fallback: Some((self.fallback.clone(), req)) };
-            return ResponseFuture { state, failed: self.failed.clone(), counters, mark };
+            shared.counters.flag.increment(1);
+            crate::trace::fallback(&shared.counters.name, FallbackReason::Flag.as_str(), None);
+            C::mark(&mut req, FallbackReason::Flag);
+            let state = State::fallback(shared.fallback.clone(), req);
+            return ResponseFuture { state, shared, copy: PhantomData };
         }
-        let copy = self.copy.copy(&req);
-        let state = State::Primary { inner: self.inner.call(req), spare: Some((self.fallback.clone(), copy)) };
-        ResponseFuture { state, failed: self.failed.clone(), counters, mark }
+        let kept = self.copy.copy(&req);
+        let state = State::Primary { inner: self.inner.call(req), kept: Some(kept) };
+        ResponseFuture { state, shared, copy: PhantomData }
     }
 }
 
 pin_project! {
-    /// Response future of [`Fallback`].
-    pub struct ResponseFuture<SF, F: Service<Req>, Req, P> {
+    /// Response future of [`Fallback`]: the primary's future, what was kept of the request for the fallback
+    /// ([`CopyRequest::Kept`]) and a reference to the layer's fallback; the fallback's own future once called.
+    pub struct ResponseFuture<SF, F: Service<Req>, Req, P, C: CopyRequest<Req>> {
         #[pin]
-        state: State<SF, F, Req>,
-        failed: P,
-        counters: Arc<Counters>,
-        mark: fn(&mut Req, FallbackReason),
+        state: State<SF, F, Req, C::Kept>,
+        shared: Arc<Shared<F, P>>,
+        copy: PhantomData<fn() -> C>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<SF, F: Service<Req>, Req> {
-        Primary { #[pin] inner: SF, spare: Option<(F, Req)> },
+    enum State<SF, F: Service<Req>, Req, K> {
+        Primary { #[pin] inner: SF, kept: Option<K> },
+        // Boxed: the fallback's service, request and future take no room in the futures of the requests the
+        // primary answers.
+        Fallback { call: Pin<Box<FallbackCall<F, Req>>> },
+    }
+}
+
+pin_project! {
+    /// The fallback's call: waiting for the fallback service to be ready, then its future.
+    #[project = CallProj]
+    enum FallbackCall<F: Service<Req>, Req> {
         Ready { fallback: Option<(F, Req)> },
         Calling { #[pin] future: F::Future },
     }
 }
 
-impl<SF, F: Service<Req>, Req, P> fmt::Debug for ResponseFuture<SF, F, Req, P> {
+impl<F: Service<Req>, Req> Future for FallbackCall<F, Req> {
+    type Output = Result<F::Response, F::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                CallProj::Ready { fallback } => {
+                    let (service, _) = fallback.as_mut().expect("fallback present until called");
+                    ready!(service.poll_ready(cx))?;
+                    let (mut service, req) = fallback.take().expect("fallback present until called");
+                    let future = service.call(req);
+                    self.set(FallbackCall::Calling { future });
+                }
+                CallProj::Calling { future } => return future.poll(cx),
+            }
+        }
+    }
+}
+
+impl<SF, F: Service<Req>, Req, P, C: CopyRequest<Req>> fmt::Debug for ResponseFuture<SF, F, Req, P, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.state {
             State::Primary { .. } => "primary",
-            State::Ready { .. } | State::Calling { .. } => "fallback",
+            State::Fallback { .. } => "fallback",
         };
         f.debug_struct("ResponseFuture").field("phase", &phase).finish()
     }
 }
 
-impl<SF, F, Req, P, T, E> Future for ResponseFuture<SF, F, Req, P>
+impl<SF, F: Service<Req>, Req, K> State<SF, F, Req, K> {
+    fn fallback(service: F, req: Req) -> Self {
+        State::Fallback { call: Box::pin(FallbackCall::Ready { fallback: Some((service, req)) }) }
+    }
+}
+
+impl<SF, F, Req, P, C, T, E> Future for ResponseFuture<SF, F, Req, P, C>
 where
     SF: Future<Output = Result<T, E>>,
-    F: Service<Req, Response = T, Error = E>,
+    F: Service<Req, Response = T, Error = E> + Clone,
     P: FailedResponse<T>,
+    C: CopyRequest<Req>,
     E: 'static,
 {
     type Output = Result<T, E>;
@@ -520,34 +614,67 @@ where
         loop {
             let this = self.as_mut().project();
             match this.state.project() {
-                StateProj::Primary { inner, spare } => {
+                StateProj::Primary { inner, kept } => {
                     let result = ready!(inner.poll(cx));
+                    let shared = &**this.shared;
                     let (counter, reason) = match &result {
-                        Ok(response) if !this.failed.failed(response) => return Poll::Ready(result),
-                        Ok(response) => (&this.counters.response, this.failed.reason(response)),
-                        Err(error) => (&this.counters.error, FallbackReason::of_error(error)),
+                        Ok(response) if !shared.failed.failed(response) => return Poll::Ready(result),
+                        Ok(response) => (&shared.counters.response, shared.failed.reason(response)),
+                        Err(error) => (&shared.counters.error, FallbackReason::of_error(error)),
                     };
                     counter.increment(1);
                     let status = match reason {
                         FallbackReason::Status(status) => Some(status.as_u16()),
                         _ => None,
                     };
-                    crate::trace::fallback(&this.counters.name, reason.as_str(), status);
-                    let mut fallback = spare.take();
-                    if let Some((_, req)) = fallback.as_mut() {
-                        (this.mark)(req, reason);
-                    }
-                    self.as_mut().project().state.set(State::Ready { fallback });
+                    crate::trace::fallback(&shared.counters.name, reason.as_str(), status);
+                    let mut req = C::restore(kept.take().expect("kept until the primary answers"));
+                    C::mark(&mut req, reason);
+                    let state = State::fallback(shared.fallback.clone(), req);
+                    self.as_mut().project().state.set(state);
                 }
-                StateProj::Ready { fallback } => {
-                    let (service, _) = fallback.as_mut().expect("fallback present until called");
-                    ready!(service.poll_ready(cx))?;
-                    let (mut service, req) = fallback.take().expect("fallback present until called");
-                    let future = service.call(req);
-                    self.as_mut().project().state.set(State::Calling { future });
-                }
-                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Fallback { call } => return call.as_mut().poll(cx),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Ready;
+    use std::mem::size_of;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A fallback service as large as a client stack.
+    #[derive(Clone)]
+    struct Large(#[allow(dead_code, reason = "only its size matters")] [u8; 512]);
+
+    impl Service<http::Request<()>> for Large {
+        type Response = http::Response<()>;
+        type Error = Infallible;
+        type Future = Ready<Result<http::Response<()>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            std::future::ready(Ok(http::Response::new(())))
+        }
+    }
+
+    /// Every request's future carries what the fallback may need: with `without_headers`, the method, URI and
+    /// version and one pointer beside the primary's future — not a whole request, nor a clone of the fallback
+    /// service (a future over a tcache-sized limit costs a slower allocation per request).
+    #[test]
+    fn a_request_keeps_the_head_and_a_pointer() {
+        type Primary = Ready<Result<http::Response<()>, Infallible>>;
+        type Future = ResponseFuture<Primary, Large, http::Request<()>, HttpFailure, HttpHead>;
+        let (future, primary, head) = (size_of::<Future>(), size_of::<Primary>(), size_of::<Head>());
+        println!("future {future} (primary {primary}, head {head})");
+        assert!(future <= primary + head + 2 * size_of::<usize>());
     }
 }
