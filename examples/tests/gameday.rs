@@ -270,5 +270,12 @@ async fn with_the_degrade_triggers_the_pressure_scenarios_degrade_and_pass() {
         assert!(verdict == "PASS" || verdict == "INVALID", "{name}: {failures:?}");
     }
     assert!(verdicts.iter().filter(|(v, _)| v == "PASS").count() >= 2, "{verdicts:?}");
+    // A pressure's flag is timed from the moment the pressure was in place, which the report says.
+    for (name, (verdict, _)) in scenarios.iter().zip(&verdicts).filter(|(n, _)| **n != "disk_slow") {
+        let detection = &read_json(&dir.join(format!("{name}_report.json")))["execution"]["detection"];
+        if verdict == "PASS" {
+            assert!(detection["pressure_in_place_seconds"].is_f64(), "{name}: {detection}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -222,15 +222,16 @@ pub struct Scenario {
     pub chaos: ChaosConfig,
 }
 
-/// A degrade flag the scenario expects to turn on within `on_within` of the fault's start and back off
-/// within `off_within` of its end. These are reaction times of the service, not scaled by `--time-scale`.
+/// A degrade flag the scenario expects to turn on within `on_within` of the fault's start (of the moment its
+/// resource pressure was in place, for a pressure scenario) and back off within `off_within` of its end. These
+/// are reaction times of the service, not scaled by `--time-scale`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Expectation {
     /// The flag.
     pub flag: String,
-    /// On within this of the fault's start.
+    /// On within this of the fault's start (of the pressure in place, for a pressure scenario).
     #[serde(with = "brownout_foundation::duration")]
     pub on_within: Duration,
     /// Off within this of its end.

@@ -144,6 +144,9 @@ pub struct PressureReport {
 pub struct Detection {
     /// The first injected fault.
     pub first_injection_seconds: Option<f64>,
+    /// Every resource pressure of the scenario at its target (90% of it or more): what `on_within` is timed
+    /// from when the scenario applies a pressure.
+    pub pressure_in_place_seconds: Option<f64>,
     /// The first fallback answer.
     pub first_fallback_seconds: Option<f64>,
     /// A breaker opened.

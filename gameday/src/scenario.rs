@@ -192,6 +192,8 @@ pub(crate) struct Fault {
     /// Calls that reached the switch's fault layer during it, when the target counts them.
     pub calls: Option<u64>,
     pub first_injection: Option<Duration>,
+    /// When every pressure first reached [`PRESSURE_VALID`] of its target, from the fault's start.
+    pub pressure_in_place: Option<Duration>,
     pub aborted_at: Option<Duration>,
     pub breach: Option<String>,
     pub pressure: Vec<PressureReport>,
@@ -312,6 +314,7 @@ async fn fault_phase(w: &mut Watch<'_, '_>, timing: &Timing) -> Result<Fault, St
         injected: 0,
         calls: None,
         first_injection: None,
+        pressure_in_place: None,
         aborted_at: None,
         breach: None,
         pressure: Vec::new(),
@@ -407,6 +410,9 @@ async fn watch_fault(w: &mut Watch<'_, '_>, timing: &Timing, fault: &mut Fault, 
                 .filter(|p| p.achieved < PRESSURE_VALID * p.target)
                 .map(|p| format!("{} reached {:.2} of its target {:.2}", p.name, p.achieved, p.target))
                 .collect();
+            if fault.pressure_in_place.is_none() && fault.pressure_short.is_empty() {
+                fault.pressure_in_place = Some(now - fault.start);
+            }
         }
         if now >= next_tick {
             w.tick().await;
