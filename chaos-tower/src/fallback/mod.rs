@@ -304,12 +304,28 @@ pub struct Head {
 }
 
 impl Head {
-    fn of<B>(req: &http::Request<B>) -> Self {
+    /// The method, URI and version of `req` (a clone of each: the URI's is a reference count).
+    pub fn of<B>(req: &http::Request<B>) -> Self {
         Self { method: req.method().clone(), uri: req.uri().clone(), version: req.version() }
     }
 
+    /// The method.
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    /// The URI.
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> http::Version {
+        self.version
+    }
+
     /// A request with this method, URI and version, no headers and an empty (default) body.
-    fn request<B: Default>(self) -> http::Request<B> {
+    pub fn request<B: Default>(self) -> http::Request<B> {
         let mut req = http::Request::new(B::default());
         *req.method_mut() = self.method;
         *req.uri_mut() = self.uri;
@@ -448,6 +464,57 @@ impl<F, C, P> FallbackLayer<F, C, P> {
     /// choice ([`HttpFailure`] for [`http`](FallbackLayer::http)).
     pub fn on_response<Q>(self, failed: Q) -> FallbackLayer<F, C, Q> {
         FallbackLayer { fallback: self.fallback, copy: self.copy, failed, flag: self.flag, counters: self.counters }
+    }
+
+    /// How each request is kept for the fallback: your own [`CopyRequest`], e.g. the head and one header.
+    /// Replaces the preset's choice ([`HttpParts`] for [`http`](FallbackLayer::http)).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use brownout_tower::FallbackLayer;
+    /// use brownout_tower::fallback::{CopyRequest, FallbackReason, Head};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// /// Keeps the method, URI, version and the caller's `x-tenant`: all a per-tenant cache reads.
+    /// #[derive(Clone)]
+    /// struct HeadAndTenant;
+    ///
+    /// impl CopyRequest<http::Request<String>> for HeadAndTenant {
+    ///     type Kept = (Head, Option<http::HeaderValue>);
+    ///
+    ///     fn copy(&self, req: &http::Request<String>) -> Self::Kept {
+    ///         (Head::of(req), req.headers().get("x-tenant").cloned())
+    ///     }
+    ///
+    ///     fn restore((head, tenant): Self::Kept) -> http::Request<String> {
+    ///         let mut req = head.request();
+    ///         if let Some(tenant) = tenant {
+    ///             req.headers_mut().insert("x-tenant", tenant);
+    ///         }
+    ///         req
+    ///     }
+    ///
+    ///     fn mark(req: &mut http::Request<String>, reason: FallbackReason) {
+    ///         req.extensions_mut().insert(reason);
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let provider = service_fn(|_: http::Request<String>| async {
+    ///     Ok::<_, Infallible>(http::Response::builder().status(503).body(String::new()).unwrap())
+    /// });
+    /// let cache = service_fn(|req: http::Request<String>| async move {
+    ///     let (tenant, headers) = (req.headers()["x-tenant"].to_str().unwrap().to_owned(), req.headers().len());
+    ///     Ok::<_, Infallible>(http::Response::new(format!("cached for {tenant}, {headers} header")))
+    /// });
+    /// let quotes = FallbackLayer::http(cache).copy_with(HeadAndTenant).layer(provider);
+    /// let req = http::Request::get("/quote/ACME").header("x-tenant", "acme").header("x-user-id", "7");
+    /// let answer = quotes.oneshot(req.body(String::new()).unwrap()).await.unwrap();
+    /// assert_eq!(answer.body(), "cached for acme, 1 header");
+    /// # }
+    /// ```
+    pub fn copy_with<D>(self, copy: D) -> FallbackLayer<F, D, P> {
+        FallbackLayer { fallback: self.fallback, copy, failed: self.failed, flag: self.flag, counters: self.counters }
     }
 
     /// Names the layer in `degrade_fallbacks_total{fallback,reason}` (default `fallback`).
