@@ -239,6 +239,12 @@ pub const CASES: &[&str] = &[
     "http_body/brownout_route_method_not_firing_same_body",
     "http_body/brownout_1000_route_method_rules_cannot_match_same_body",
     "http_body/brownout_100_random_rules_not_firing_same_body",
+    "fallback_u64/bare",
+    "fallback_u64/brownout",
+    "fallback_u64/tower_resilience",
+    "fallback_http/bare",
+    "fallback_http/brownout_http",
+    "fallback_http/brownout_without_headers",
 ];
 
 fn repeat<S: Service<R>, R>(mut svc: S, make: impl Fn() -> R, n: u64) -> u64 {
@@ -275,6 +281,20 @@ pub fn run_case(name: &str, n: u64) -> Option<u64> {
         "generic_u64/bare" => repeat(zero(), u, n),
         "generic_u64/brownout_nothing_armed" => repeat(nothing_armed().layer().layer(zero()), u, n),
         "generic_u64/brownout_armed_not_firing" => repeat(handle(NOT_FIRING).layer().layer(zero()), u, n),
+        // The fallback's pass-through path: the primary answers; the fallback is ready but not called.
+        "fallback_u64/bare" => repeat(zero(), u, n),
+        "fallback_u64/brownout" => repeat(brownout_tower::FallbackLayer::new(zero()).layer(zero()), u, n),
+        "fallback_u64/tower_resilience" => {
+            let layer = tower_resilience_fallback::FallbackLayer::<u64, u64, Injected>::value_fn(|| 0);
+            repeat(layer.layer(zero()), u, n)
+        }
+        "fallback_http/bare" => repeat(ok200(), get_quotes, n),
+        "fallback_http/brownout_http" => {
+            repeat(brownout_tower::FallbackLayer::http(ok200()).layer(ok200()), get_quotes, n)
+        }
+        "fallback_http/brownout_without_headers" => {
+            repeat(brownout_tower::FallbackLayer::http(ok200()).without_headers().layer(ok200()), get_quotes, n)
+        }
         "http/bare" => repeat(ok200(), get_quotes, n),
         "http/brownout_nothing_armed" => repeat(nothing_armed().http_layer().layer(ok200()), get_quotes, n),
         "http/brownout_armed_not_firing" => repeat(handle(NOT_FIRING).http_layer().layer(ok200()), get_quotes, n),
