@@ -2,13 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::job::JobInner;
 use crate::section::Section;
+use crate::spare::JobRef;
 
 pin_project! {
     /// A future that charges the CPU time and allocations of each of its polls to a job, on whatever thread
@@ -17,12 +16,12 @@ pin_project! {
     pub struct Metered<F> {
         #[pin]
         inner: F,
-        job: Arc<JobInner>,
+        job: JobRef,
     }
 }
 
 impl<F> Metered<F> {
-    pub(crate) fn new(inner: F, job: Arc<JobInner>) -> Self {
+    pub(crate) fn new(inner: F, job: JobRef) -> Self {
         Metered { inner, job }
     }
 }

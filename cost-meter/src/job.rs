@@ -13,6 +13,7 @@ use crate::guardrail::Permit;
 use crate::meter::Meter;
 use crate::record::{CpuMode, JobRecord, MemoryMode, gb_hours};
 use crate::section::Section;
+use crate::spare::JobRef;
 use crate::{JobId, Labels, alloc};
 
 /// What a job is: its id, labels, declared memory and how its CPU is measured.
@@ -78,10 +79,36 @@ pub(crate) struct JobInner {
     cpu_ns: AtomicU64,
     cpu_mode: CpuMode,
     tag: Tag,
-    meter: Meter,
+    /// `None` only while the state is spare ([`crate::spare`]).
+    meter: Option<Meter>,
 }
 
 impl JobInner {
+    /// A running job's state: from this thread's spare ones when it has one ([`crate::spare`]), else new.
+    fn running(cpu_mode: CpuMode, tag: Tag, meter: Meter) -> Arc<JobInner> {
+        let fresh = JobInner { cpu_ns: AtomicU64::new(0), cpu_mode, tag, meter: Some(meter) };
+        match crate::spare::take() {
+            Some(mut spare) => match Arc::get_mut(&mut spare) {
+                Some(state) => {
+                    *state = fresh;
+                    spare
+                }
+                None => Arc::new(fresh),
+            },
+            None => Arc::new(fresh),
+        }
+    }
+
+    /// Lets go of the meter: the state is spare.
+    pub(crate) fn release(&mut self) {
+        self.meter = None;
+    }
+
+    #[inline]
+    fn meter(&self) -> &Meter {
+        self.meter.as_ref().expect("a job's state has its meter until it is spare")
+    }
+
     pub(crate) fn tag(&self) -> Tag {
         self.tag
     }
@@ -93,7 +120,7 @@ impl JobInner {
     #[inline]
     pub(crate) fn charge_cpu(&self, ns: u64) {
         self.cpu_ns.fetch_add(ns, Relaxed);
-        self.meter.charge_cpu(ns);
+        self.meter().charge_cpu(ns);
     }
 
     pub(crate) fn cpu_ns(&self) -> u64 {
@@ -120,12 +147,12 @@ impl JobInner {
 
     /// Charges the job's meter's total (for apportioned shares, once per run of the same meter's jobs).
     pub(crate) fn charge_meter(&self, ns: u64) {
-        self.meter.charge_cpu(ns);
+        self.meter().charge_cpu(ns);
     }
 
     /// Whether the two jobs belong to the same meter.
     pub(crate) fn same_meter(&self, other: &JobInner) -> bool {
-        self.meter.same(&other.meter)
+        self.meter().same(other.meter())
     }
 }
 
@@ -144,7 +171,7 @@ impl JobInner {
 /// assert!(record.cpu_seconds > 0.0);
 /// ```
 pub struct Job {
-    inner: Arc<JobInner>,
+    inner: JobRef,
     spec: JobSpec,
     /// The job's memory slot, when the allocator meters it.
     claim: Option<Claim>,
@@ -173,7 +200,7 @@ impl Job {
         let claim = if alloc::is_installed() { Claim::new(meter.id(), started, shard) } else { None };
         let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
         meter.job_started(&spec, claim.is_some(), shard);
-        let inner = Arc::new(JobInner { cpu_ns: AtomicU64::new(0), cpu_mode: spec.cpu_mode, tag, meter });
+        let inner = JobRef::new(JobInner::running(spec.cpu_mode, tag, meter));
         Job { inner, spec, claim, started, finished: false, shard, _permit: permit }
     }
 
@@ -194,7 +221,7 @@ impl Job {
 
     /// Wraps a future so each of its polls is charged to this job, on whatever thread polls it.
     pub fn meter<F: Future>(&self, future: F) -> Metered<F> {
-        Metered::new(future, Arc::clone(&self.inner))
+        Metered::new(future, self.inner.clone())
     }
 
     /// Runs `f` on this thread, charged to this job.
@@ -284,7 +311,7 @@ impl Job {
             memory_mode,
             cache_hit: false,
         };
-        self.inner.meter.job_finished(&record, spec.per_request, self.shard);
+        self.inner.meter().job_finished(&record, spec.per_request, self.shard);
         record
     }
 }
@@ -297,7 +324,7 @@ impl Drop for Job {
             if let Some(claim) = self.claim.take() {
                 claim.finish(monotonic_ns());
             }
-            self.inner.meter.job_abandoned(self.shard);
+            self.inner.meter().job_abandoned(self.shard);
         }
     }
 }
@@ -326,5 +353,81 @@ impl<'scope, 'env> JobScope<'scope, 'env> {
             let _section = Section::enter_closure(&job);
             f()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::spare;
+
+    fn spec() -> JobSpec {
+        JobSpec::new("r-1", Labels::new("trading", "quote-api")).wall_estimate().per_request()
+    }
+
+    /// A finished job's state goes back to its thread and the next job reuses it, with no CPU charged yet and
+    /// the new job's meter.
+    #[test]
+    fn the_next_job_reuses_a_finished_jobs_state_from_zero() {
+        let (first_meter, second_meter) = (Meter::new(), Meter::new());
+        let first = first_meter.start(spec());
+        first.inner.add_job_cpu(5_000);
+        let state = Arc::as_ptr(&first.inner);
+        first.finish();
+        let second = second_meter.start(spec());
+        assert_eq!(Arc::as_ptr(&second.inner), state, "the state was reused");
+        assert_eq!(second.cpu_nanoseconds(), 0);
+        assert!(second.inner.meter().same(&second_meter));
+        second.finish();
+    }
+
+    /// A state still referred to (a future of the job's outlives it) is not reused while it is.
+    #[test]
+    fn a_state_in_use_is_not_reused() {
+        let meter = Meter::new();
+        let first = meter.start(spec());
+        let future = first.meter(std::future::ready(()));
+        let state = Arc::as_ptr(&first.inner);
+        first.finish();
+        let second = meter.start(spec());
+        assert_ne!(Arc::as_ptr(&second.inner), state);
+        drop(future);
+        let third = meter.start(spec());
+        assert_eq!(Arc::as_ptr(&third.inner), state, "reused once the future let go");
+    }
+
+    /// A spare state holds no meter: a meter dropped after its jobs drops its sinks at once.
+    #[test]
+    fn a_spare_state_keeps_no_meter_alive() {
+        struct Dropped(Arc<AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Relaxed);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let guard = Dropped(dropped.clone());
+        let meter = Meter::builder()
+            .sink(move |_: &JobRecord| {
+                let _ = &guard;
+            })
+            .build();
+        meter.start(spec()).finish();
+        assert!(spare::kept() >= 1, "the job's state is spare");
+        drop(meter);
+        assert!(dropped.load(Relaxed), "the meter and its sink were dropped");
+    }
+
+    /// However many jobs end on a thread, it keeps at most `KEPT` spare states.
+    #[test]
+    fn a_thread_keeps_a_bounded_number_of_spare_states() {
+        let meter = Meter::new();
+        let jobs: Vec<Job> = (0..spare::KEPT + 10).map(|_| meter.start(spec())).collect();
+        for job in jobs {
+            job.finish();
+        }
+        assert_eq!(spare::kept(), spare::KEPT);
     }
 }

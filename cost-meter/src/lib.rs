@@ -48,6 +48,7 @@ mod record;
 mod section;
 mod shard;
 mod sink;
+mod spare;
 
 pub use alloc::CostAllocator;
 // The kernel's clocks that cost figures come from (in `brownout_foundation::process`, re-exported here).

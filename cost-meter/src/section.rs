@@ -19,6 +19,7 @@ use crate::CpuMode;
 use crate::alloc::ledger::{self, Tag};
 use crate::apportion::{Split, interval_total};
 use crate::job::JobInner;
+use crate::spare::JobRef;
 
 /// The longest an apportioning interval runs, in nanoseconds of TSC time, before its sections are settled.
 pub(crate) const INTERVAL_NS: u64 = 1_000_000;
@@ -37,7 +38,7 @@ fn tsc() -> &'static quanta::Clock {
 
 /// One job's sections in the open interval.
 struct Entry {
-    job: Arc<JobInner>,
+    job: JobRef,
     /// Their TSC time, raw ticks.
     ticks: u64,
     /// What they were charged at once (the rest, or less, when the interval settles).
@@ -118,7 +119,7 @@ impl Interval {
             let total = interval_total(cpu_ns, polled_ns, ticks, self.short_gaps);
             let mut split = Split::new(total, ticks);
             // The meter's total is one shared counter: charged once per run of entries of the same meter.
-            let mut run: Option<(Arc<JobInner>, u64)> = None;
+            let mut run: Option<(JobRef, u64)> = None;
             for e in self.entries.drain(..) {
                 let share = split.part(e.ticks);
                 e.job.settle(share, e.provisional_ns);
@@ -277,7 +278,11 @@ impl Drop for Section<'_> {
                             e.ticks += own;
                             e.provisional_ns += provisional;
                         }
-                        None => i.entries.push(Entry { job: Arc::clone(job), ticks: own, provisional_ns: provisional }),
+                        None => i.entries.push(Entry {
+                            job: JobRef::new(Arc::clone(job)),
+                            ticks: own,
+                            provisional_ns: provisional,
+                        }),
                     }
                     if i.depth == 0 {
                         i.last_end = now;
