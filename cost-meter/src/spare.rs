@@ -1,5 +1,5 @@
-//! Spare job states: each thread keeps a few of its finished jobs' shared states ([`JobInner`]) for its next
-//! jobs, so a job per request (`CostLayer`) allocates none. A state is kept only once nothing else refers to
+//! Spare job states: each thread keeps its finished jobs' shared states ([`JobInner`]), up to [`KEPT`], for its
+//! next jobs, so a job per request (`CostLayer`) allocates none. A state is kept only once nothing else refers to
 //! it, and without its meter: a kept state holds no meter (nor its sinks) alive.
 
 use std::cell::RefCell;
