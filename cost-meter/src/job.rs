@@ -87,16 +87,13 @@ impl JobInner {
     /// A running job's state: from this thread's spare ones when it has one ([`crate::spare`]), else new.
     fn running(cpu_mode: CpuMode, tag: Tag, meter: Meter) -> Arc<JobInner> {
         let fresh = JobInner { cpu_ns: AtomicU64::new(0), cpu_mode, tag, meter: Some(meter) };
-        match crate::spare::take() {
-            Some(mut spare) => match Arc::get_mut(&mut spare) {
-                Some(state) => {
-                    *state = fresh;
-                    spare
-                }
-                None => Arc::new(fresh),
-            },
-            None => Arc::new(fresh),
+        if let Some(mut spare) = crate::spare::take()
+            && let Some(state) = Arc::get_mut(&mut spare)
+        {
+            *state = fresh;
+            return spare;
         }
+        Arc::new(fresh)
     }
 
     /// Lets go of the meter: the state is spare.

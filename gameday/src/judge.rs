@@ -222,17 +222,14 @@ fn check(m: &Measured<'_>, during: &PhaseStats, d: &Detected, recovery: Option<D
 /// place (`pressure_in_place`, from the fault's start): building a 700 MiB ballast or spinning burners up takes
 /// longer on a busy machine, and that is the fault's ramp, not the service's reaction time.
 fn late_on(flag: &str, on: Duration, pressure_in_place: Option<Duration>, within: Duration) -> Option<String> {
-    let (reaction, from) = match pressure_in_place {
-        Some(in_place) => (on.saturating_sub(in_place), "the pressure was in place"),
-        None => (on, "the fault's start"),
-    };
+    let reaction = on.saturating_sub(pressure_in_place.unwrap_or_default());
     (reaction > within).then(|| {
-        let started = match pressure_in_place {
-            Some(_) => format!(" ({:.2}s after the fault's start)", on.as_secs_f64()),
-            None => String::new(),
+        let from = match pressure_in_place {
+            Some(_) => format!("the pressure was in place ({:.2}s after the fault's start)", on.as_secs_f64()),
+            None => "the fault's start".to_owned(),
         };
         format!(
-            "{flag} turned on {:.2}s after {from}{started}, expected within {:.2}s",
+            "{flag} turned on {:.2}s after {from}, expected within {:.2}s",
             reaction.as_secs_f64(),
             within.as_secs_f64()
         )

@@ -174,12 +174,12 @@ pub fn report(title: &str, plan: &Plan, run: &Run, events: &EventLog) -> String 
         }
         let _ = writeln!(out, "\n### Degradations seen\n");
         let d = &e.detection;
-        if d.breaker_open_seconds.is_none() && d.flags_on_seconds.is_empty() && d.first_fallback_seconds.is_none() {
-            let _ = writeln!(out, "None.");
-        }
         if let Some(at) = d.pressure_in_place_seconds {
             let _ =
                 writeln!(out, "- the pressure in place {at:.2} s after the fault's start (flags are timed from here)");
+        }
+        if d.breaker_open_seconds.is_none() && d.flags_on_seconds.is_empty() && d.first_fallback_seconds.is_none() {
+            let _ = writeln!(out, "None.");
         }
         if let Some(at) = d.first_fallback_seconds {
             let _ = writeln!(out, "- first fallback answer {at:.2} s after the fault's start");
