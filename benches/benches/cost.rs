@@ -12,7 +12,7 @@
 //! - `cost_layer/{1_thread,2_threads}`: a request through a trivial HTTP service, bare and behind
 //!   `CostLayer` (wall estimate; apportioned CPU, its default), with a Prometheus recorder installed: what
 //!   the per-request job costs, and what it adds when two workers serve requests at once and share the
-//!   layer's state (its meter's counters, the labels' reference counts, the Prometheus counters).
+//!   layer's state (its meter, the allocator's slot table; the Prometheus counters get per-thread batches).
 //!
 //! Two threads: each of 2 threads makes `iters` alloc+free pairs (or requests, each thread through its own
 //! clone of the service, as each connection gets one) after a barrier and times its own loop; the case

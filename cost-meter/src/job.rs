@@ -308,7 +308,7 @@ impl Job {
             memory_mode,
             cache_hit: false,
         };
-        self.inner.meter().job_finished(&record, spec.per_request, self.shard);
+        self.inner.meter().job_finished(&record, spec.per_request, self.shard, ended);
         record
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use brownout_foundation::process::{process_cpu_ns, rss_bytes};
 
 use crate::alloc;
-use crate::counters::with_counters;
+use crate::counters::Counts;
 use crate::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::job::{Job, JobSpec};
 use crate::record::{CpuMode, JobRecord};
@@ -24,7 +24,9 @@ pub const JOBS_TOTAL: &str = "cost_meter_jobs_total";
 
 /// Starts jobs and publishes their records. A cheap `Clone`: every clone shares the sinks and totals.
 ///
-/// Metrics go through the `metrics` facade at each job's end; events through `tracing` (target
+/// Metrics go through the `metrics` facade at each job's end (per-request jobs' in per-thread batches, added
+/// at most a millisecond after a busy thread's last batch and whenever a thread parks, settles or exits: see
+/// [`on_thread_park`](crate::on_thread_park)); events through `tracing` (target
 /// `brownout_cost`): `job_started` and `job_completed` at INFO for long jobs, and at DEBUG for per-request ones
 /// ([`JobSpec::per_request`](crate::JobSpec::per_request), as `CostLayer` marks them) and wall-estimate ones:
 /// a service at its default log level writes no line per request.
@@ -206,21 +208,17 @@ impl Meter {
         self.inner.running_jobs.sub(shard, 1, Relaxed);
     }
 
-    pub(crate) fn job_finished(&self, record: &JobRecord, per_request: bool, shard: usize) {
+    /// A job finished at `ended` (monotonic nanoseconds), counted in `shard`; a per-request job's counts are
+    /// batched per thread ([`crate::counters`]).
+    pub(crate) fn job_finished(&self, record: &JobRecord, per_request: bool, shard: usize, ended: u64) {
         self.inner.running_jobs.sub(shard, 1, Relaxed);
         self.inner.finished_jobs.add(shard, 1, Relaxed);
-        with_counters(self.inner.id, &record.labels, |c| {
-            // Adding zero changes nothing but still writes the counter's shared cells: a short request often
-            // holds no memory across a tick, and is charged none.
-            let (cpu_ns, memory) = (round(record.cpu_seconds * 1e9), round(record.memory_byte_seconds));
-            if cpu_ns > 0 {
-                c.cpu_nanoseconds.increment(cpu_ns);
-            }
-            if memory > 0 {
-                c.memory_byte_seconds.increment(memory);
-            }
-            c.jobs.increment(1);
-        });
+        let counts = Counts {
+            cpu_nanoseconds: round(record.cpu_seconds * 1e9),
+            memory_byte_seconds: round(record.memory_byte_seconds),
+            jobs: 1,
+        };
+        crate::counters::count(self.inner.id, &record.labels, counts, per_request, ended);
         for sink in &self.inner.sinks {
             sink.record(record);
         }

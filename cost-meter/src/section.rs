@@ -303,7 +303,8 @@ impl Drop for Section<'_> {
 /// Tells cost-meter that the calling thread is about to park (sleep until woken): its apportioning interval
 /// settles now, so the park's time is in no interval. Give it to the runtime with [`on_thread_unpark`], and the
 /// gaps between polls are told apart from parks exactly (without them, a gap longer than 50 µs is taken as a
-/// park); each park then costs one read of the thread CPU clock.
+/// park); each park then costs one read of the thread CPU clock. The thread's batch of per-request jobs' counts
+/// reaches the Prometheus counters too (see [`Meter`](crate::Meter)'s metrics).
 ///
 /// ```
 /// let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -321,6 +322,7 @@ pub fn on_thread_park() {
             }
         }
     });
+    crate::counters::flush_thread();
 }
 
 /// Tells cost-meter that the calling thread woke from a park: the time since [`on_thread_park`] is no gap
@@ -353,7 +355,8 @@ fn ticks_in(clock: &quanta::Clock, ns: u64) -> u64 {
 /// shares instead of their provisional charge. A thread settles by itself about every millisecond while it
 /// polls, and when it exits; [`Job::finish`](crate::Job::finish) settles its own thread for jobs that are not
 /// per request. Give it to a runtime's `on_thread_stop` hook and a worker's last polls are settled before the
-/// runtime's shutdown returns; [`on_thread_park`] settles at each park.
+/// runtime's shutdown returns; [`on_thread_park`] settles at each park. The thread's batch of per-request jobs'
+/// counts is added to the counters too.
 pub fn settle_thread() {
     let _ = INTERVAL.try_with(|i| {
         if let Ok(mut i) = i.try_borrow_mut()
@@ -362,6 +365,7 @@ pub fn settle_thread() {
             i.settle();
         }
     });
+    crate::counters::flush_thread();
 }
 
 #[cfg(test)]

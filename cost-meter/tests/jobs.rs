@@ -165,6 +165,35 @@ fn each_label_set_counts_in_its_own_series_job_after_job() {
     assert_eq!(jobs("risk"), Some(3));
 }
 
+/// Per-request jobs are counted in per-thread batches; every one of them is in the counters once the thread
+/// settles or parks (as a tokio worker does when it runs out of work).
+#[test]
+fn per_request_jobs_are_all_counted_once_the_thread_settles_or_parks() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let counted = || -> u64 {
+        let snapshot = snapshotter.snapshot().into_vec();
+        let jobs = snapshot.iter().find(|(k, ..)| k.key().name() == "cost_meter_jobs_total");
+        jobs.map_or(0, |(.., v)| match v {
+            DebugValue::Counter(n) => *n,
+            other => panic!("{other:?}"),
+        })
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let meter = Meter::new();
+        let hooks: [(&str, fn()); 2] =
+            [("settle_thread", brownout_cost::settle_thread), ("on_thread_park", brownout_cost::on_thread_park)];
+        for (name, hook) in hooks {
+            // Requests in quick succession: all but the first of a millisecond wait in the thread's batch.
+            for i in 0..100 {
+                meter.start(JobSpec::new(format!("r-{i}"), labels()).per_request().wall_estimate()).finish();
+            }
+            hook();
+            assert_eq!(counted(), 100, "after {name}");
+        }
+    });
+}
+
 #[test]
 fn reconciliation_accounts_for_running_and_finished_jobs() {
     let meter = Meter::new();
