@@ -538,8 +538,9 @@ impl Clone for Decider {
     /// A clone keeps the rule set its source picked up and draws from a stream of its own, derived now for
     /// that set. (If the set has changed since, the clone's first armed request picks up the new one, as its
     /// source's would: every request compares the controller's state first.) A service cloned per request
-    /// (`BoxCloneService`, a handler's `clone().oneshot(..)`) so pays one atomic add per clone, not a load of
-    /// the current set.
+    /// (`BoxCloneService`, a handler's `clone().oneshot(..)`) so pays, per clone, the two reference counts
+    /// (controller and rule set) and, when armed, one atomic add for the stream, not a load of the current
+    /// set; the drop gives the two counts back.
     fn clone(&self) -> Self {
         let (mut stream, state) = (Stream::default(), self.state);
         if state != 0 {

@@ -34,9 +34,10 @@ pub(crate) struct Counts {
 
 impl Counts {
     fn add(&mut self, other: Counts) {
-        self.cpu_nanoseconds += other.cpu_nanoseconds;
-        self.memory_byte_seconds += other.memory_byte_seconds;
-        self.jobs += other.jobs;
+        // Saturating: a batch holds about a millisecond of jobs, but a pathological figure must not panic.
+        self.cpu_nanoseconds = self.cpu_nanoseconds.saturating_add(other.cpu_nanoseconds);
+        self.memory_byte_seconds = self.memory_byte_seconds.saturating_add(other.memory_byte_seconds);
+        self.jobs = self.jobs.saturating_add(other.jobs);
     }
 }
 
