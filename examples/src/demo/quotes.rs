@@ -12,8 +12,9 @@
 //! `stale_ok`, `x-degraded: stale-ok` (accepted by the operator's choice, also counted in
 //! [`Counters::stale_accepted`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,31 +35,97 @@ use super::{Counters, DEGRADED_HEADER, QUOTE_AGE_HEADER, SERVED_FROM_HEADER};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FetchedAt(pub(crate) Instant);
 
-/// Each symbol's last good quote and when it was fetched, hashed with foldhash (seeded per process): every live
-/// quote writes its entry.
+/// Each symbol's last good quote and when it was fetched, hashed with foldhash (seeded per process).
 type CachedQuotes = HashMap<String, (Bytes, Instant), foldhash::fast::RandomState>;
 
+/// How often a worker rewrites a symbol's cached quote: a live quote fetched within this of the one the same
+/// worker last stored is not stored again. Every worker rewriting the hot symbol's entry at every request made the
+/// cache's lock and entry the lines the workers fought over most (`cargo bench -p benches --bench app`); now
+/// the cached quote may be this much older than the newest live one.
+const REFRESH: Duration = Duration::from_millis(100);
+
+/// Numbers the caches, for each thread's [`WRITTEN`].
+static CACHES: AtomicU64 = AtomicU64::new(0);
+
+/// The most symbols a thread remembers writing, per cache, before it forgets them all.
+const REMEMBERED: usize = 4096;
+
+/// When a thread last stored each symbol, in one cache.
+type Stored = HashMap<String, Instant, foldhash::fast::RandomState>;
+
+thread_local! {
+    /// When this thread last stored each symbol, per cache (by number): a read of its own memory instead of
+    /// the shared lock, for all but one live quote per symbol in [`REFRESH`].
+    static WRITTEN: RefCell<Vec<(u64, Stored)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The last good quote of each symbol and when it was fetched (`tokio::time`, so paused-time tests age it).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct QuoteCache(Arc<Mutex<CachedQuotes>>);
+#[derive(Debug, Clone)]
+pub(crate) struct QuoteCache {
+    quotes: Arc<Mutex<CachedQuotes>>,
+    id: u64,
+}
+
+impl Default for QuoteCache {
+    fn default() -> Self {
+        QuoteCache { quotes: Arc::default(), id: CACHES.fetch_add(1, Ordering::Relaxed) }
+    }
+}
 
 impl QuoteCache {
     /// The cached quote of `symbol` and its fetch time.
     pub(crate) fn get(&self, symbol: &str) -> Option<(Bytes, Instant)> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(symbol).cloned()
+        self.quotes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(symbol).cloned()
     }
 
-    /// Keeps `body` as the last good quote of `symbol`, fetched now. A symbol already cached is updated in place:
-    /// its key is neither copied nor freed.
+    /// Keeps `body` as the last good quote of `symbol`, fetched now, unless this thread stored the symbol's
+    /// quote less than [`REFRESH`] ago. A symbol already cached is updated in place: its key is neither copied
+    /// nor freed.
     fn insert(&self, symbol: String, body: Bytes) {
         let now = Instant::now();
-        let mut cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.written_lately(&symbol, now) {
+            return;
+        }
+        let mut cache = self.quotes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match cache.get_mut(symbol.as_str()) {
             Some(entry) => *entry = (body, now),
             None => {
                 cache.insert(symbol, (body, now));
             }
         }
+    }
+
+    /// Whether this thread stored `symbol` less than [`REFRESH`] before `now`; if not, notes it as stored now.
+    fn written_lately(&self, symbol: &str, now: Instant) -> bool {
+        WRITTEN
+            .try_with(|written| {
+                let Ok(mut written) = written.try_borrow_mut() else { return false };
+                let index = match written.iter().position(|(id, _)| *id == self.id) {
+                    Some(index) => index,
+                    None => {
+                        // A thread sees a handful of caches (one per service built on it): forget the oldest.
+                        if written.len() == 16 {
+                            written.remove(0);
+                        }
+                        written.push((self.id, HashMap::default()));
+                        written.len() - 1
+                    }
+                };
+                let symbols = &mut written[index].1;
+                if let Some(at) = symbols.get_mut(symbol) {
+                    if now.saturating_duration_since(*at) < REFRESH {
+                        return true;
+                    }
+                    *at = now;
+                    return false;
+                }
+                if symbols.len() == REMEMBERED {
+                    symbols.clear();
+                }
+                symbols.insert(symbol.to_owned(), now);
+                false
+            })
+            .unwrap_or(false)
     }
 }
 
@@ -132,5 +199,34 @@ impl Quotes {
             }
         }
         answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker stores a symbol's live quote at most every [`REFRESH`]; another symbol, another cache or a quote
+    /// after [`REFRESH`] is stored at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_rewrites_a_symbols_quote_at_most_every_refresh() {
+        let cache = QuoteCache::default();
+        let quote = |cache: &QuoteCache, symbol| cache.get(symbol).map(|(body, _)| body);
+        cache.insert("ACME".into(), Bytes::from_static(b"1"));
+        cache.insert("ACME".into(), Bytes::from_static(b"2"));
+        assert_eq!(quote(&cache, "ACME").as_deref(), Some(&b"1"[..]), "within REFRESH: kept");
+        cache.insert("INIT".into(), Bytes::from_static(b"3"));
+        assert_eq!(quote(&cache, "INIT").as_deref(), Some(&b"3"[..]), "another symbol: stored");
+        let other = QuoteCache::default();
+        other.insert("ACME".into(), Bytes::from_static(b"4"));
+        assert_eq!(quote(&other, "ACME").as_deref(), Some(&b"4"[..]), "another cache: stored");
+
+        tokio::time::advance(REFRESH - Duration::from_millis(1)).await;
+        cache.insert("ACME".into(), Bytes::from_static(b"5"));
+        assert_eq!(quote(&cache, "ACME").as_deref(), Some(&b"1"[..]));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        cache.insert("ACME".into(), Bytes::from_static(b"6"));
+        let (body, fetched) = cache.get("ACME").unwrap();
+        assert_eq!((&body[..], fetched), (&b"6"[..], Instant::now()), "after REFRESH: stored, fetched now");
     }
 }
