@@ -50,6 +50,10 @@ static CACHES: AtomicU64 = AtomicU64::new(0);
 /// The most symbols a thread remembers writing, per cache, before it forgets them all.
 const REMEMBERED: usize = 4096;
 
+/// The most caches a thread remembers writing to (one per service built on it; a test builds a few): past it,
+/// it forgets the one it met first.
+const CACHES_REMEMBERED: usize = 16;
+
 /// When a thread last stored each symbol, in one cache.
 type Stored = HashMap<String, Instant, foldhash::fast::RandomState>;
 
@@ -103,8 +107,7 @@ impl QuoteCache {
                 let index = match written.iter().position(|(id, _)| *id == self.id) {
                     Some(index) => index,
                     None => {
-                        // A thread sees a handful of caches (one per service built on it): forget the oldest.
-                        if written.len() == 16 {
+                        if written.len() == CACHES_REMEMBERED {
                             written.remove(0);
                         }
                         written.push((self.id, HashMap::default()));
