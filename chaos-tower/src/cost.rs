@@ -41,6 +41,7 @@ use ::http::header::{HeaderName, HeaderValue};
 use ::http::{HeaderMap, Method, Request, Response, Uri};
 use brownout_cost::guardrail::{ConcurrencyLimit, Permit};
 use brownout_cost::{CpuMode, Job, JobId, JobSpec, Labels, Meter, Metered};
+use brownout_foundation::slots::find_or_push;
 use bytes::Bytes;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -122,17 +123,12 @@ impl Config {
             .try_with(|cell| {
                 // A thread being torn down, or a label function that starts a request, has no replica.
                 let Ok(mut replicas) = cell.try_borrow_mut() else { return shared() };
-                let index = match replicas.iter().position(|r| r.layer == self.id) {
-                    Some(index) => index,
-                    None => {
-                        if replicas.len() == REPLICAS_KEPT {
-                            replicas.remove(0);
-                        }
-                        replicas.push(Replica { layer: self.id, labels: self.labels.replica(), next: 0, end: 0 });
-                        replicas.len() - 1
-                    }
-                };
-                let replica = &mut replicas[index];
+                let replica = find_or_push(
+                    &mut replicas,
+                    REPLICAS_KEPT,
+                    |r| r.layer == self.id,
+                    || Replica { layer: self.id, labels: self.labels.replica(), next: 0, end: 0 },
+                );
                 let number = numbered.then(|| {
                     if replica.next == replica.end {
                         replica.next = self.sequence.fetch_add(NUMBER_BLOCK, Relaxed);

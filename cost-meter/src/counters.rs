@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 
+use brownout_foundation::slots::find_or_push;
 use metrics::{Counter, Label};
 
 use crate::Labels;
@@ -114,18 +115,18 @@ thread_local! {
 pub(crate) fn count(meter: u64, labels: &Labels, counts: Counts, batched: bool, now: u64) {
     let done = CACHE.try_with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return false };
-        let index = match cache.iter().position(|e| e.meter == meter && e.labels == *labels) {
-            Some(index) => index,
-            None => {
-                if cache.len() == CACHED {
-                    cache.remove(0);
-                }
-                let counters = JobCounters::register(labels);
-                cache.push(Entry { meter, labels: labels.clone(), counters, batch: Counts::default(), flushed_at: 0 });
-                cache.len() - 1
-            }
-        };
-        let entry = &mut cache[index];
+        let entry = find_or_push(
+            &mut cache,
+            CACHED,
+            |e| e.meter == meter && e.labels == *labels,
+            || Entry {
+                meter,
+                labels: labels.clone(),
+                counters: JobCounters::register(labels),
+                batch: Counts::default(),
+                flushed_at: 0,
+            },
+        );
         entry.batch.add(counts);
         if !batched || now.saturating_sub(entry.flushed_at) >= FLUSH_NS {
             entry.flush(now);
@@ -142,9 +143,10 @@ pub(crate) fn count(meter: u64, labels: &Labels, counts: Counts, batched: bool, 
 pub(crate) fn flush_thread() {
     let _ = CACHE.try_with(|cache| {
         if let Ok(mut cache) = cache.try_borrow_mut() {
-            let now = brownout_foundation::process::monotonic_ns();
+            // The clock is read only when there is a batch to add: most parks find none.
+            let mut now = None;
             for entry in cache.iter_mut().filter(|e| e.batch != Counts::default()) {
-                entry.flush(now);
+                entry.flush(*now.get_or_insert_with(brownout_foundation::process::monotonic_ns));
             }
         }
     });

@@ -14,6 +14,7 @@
 //! - [`process`]: the thread and process CPU clocks, the page size and the resident set size.
 //! - [`time`]: civil dates in UTC and an RFC 3339 stamp for any Unix time.
 //! - [`token_file`]: the lines of a token file (`id:token` or a bare token, `#` comments).
+//! - [`slots::find_or_push`]: the find-or-insert of a small per-thread cache, bounded.
 //!
 //! In the style of `tower-layer` or `metrics-util`: small, documented, no Tower and no configuration.
 
@@ -33,6 +34,7 @@ pub mod fs;
 pub mod parse;
 pub mod process;
 mod setters;
+pub mod slots;
 pub mod sync;
 pub mod text;
 pub mod time;

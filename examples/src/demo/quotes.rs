@@ -23,6 +23,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use brownout_foundation::slots::find_or_push;
 use bytes::Bytes;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -104,17 +105,12 @@ impl QuoteCache {
         WRITTEN
             .try_with(|written| {
                 let Ok(mut written) = written.try_borrow_mut() else { return false };
-                let index = match written.iter().position(|(id, _)| *id == self.id) {
-                    Some(index) => index,
-                    None => {
-                        if written.len() == CACHES_REMEMBERED {
-                            written.remove(0);
-                        }
-                        written.push((self.id, HashMap::default()));
-                        written.len() - 1
-                    }
-                };
-                let symbols = &mut written[index].1;
+                let (_, symbols) = find_or_push(
+                    &mut written,
+                    CACHES_REMEMBERED,
+                    |(id, _)| *id == self.id,
+                    || (self.id, HashMap::default()),
+                );
                 if let Some(at) = symbols.get_mut(symbol) {
                     if now.saturating_duration_since(*at) < REFRESH {
                         return true;
