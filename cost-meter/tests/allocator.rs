@@ -97,6 +97,31 @@ fn scripted_allocations_give_the_exact_integral_with_a_free_on_another_thread() 
     drop(clock);
 }
 
+/// A thread's next job reuses the memory slot its last job released: blocks the earlier job left behind, freed
+/// while the next one runs (on its thread or on another), are not the next job's.
+#[test]
+fn blocks_left_by_a_finished_job_are_not_charged_to_the_next_job_on_its_slot() {
+    let _turn = CLOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let clock = ScriptedClock::install();
+    let meter = Meter::new();
+    let first = meter.start(spec("first"));
+    let (left, other) = first.run(|| (raw_alloc(1000, 8), raw_alloc(300, 8)));
+    first.finish();
+
+    let next = meter.start(spec("next"));
+    let held = next.run(|| {
+        raw_free(left);
+        raw_alloc(200, 8)
+    });
+    std::thread::spawn(move || raw_free(other)).join().unwrap();
+    clock.advance(Duration::from_secs(1));
+    let record = next.finish();
+    assert_eq!(record.memory_byte_seconds, 200.0, "only its own 200 B, held for 1 s");
+    assert_eq!(record.peak_bytes, 200);
+    raw_free(held);
+    drop(clock);
+}
+
 #[test]
 fn realloc_moves_the_bytes_to_the_job_that_grows_the_block() {
     let _turn = CLOCK.lock().unwrap_or_else(|p| p.into_inner());

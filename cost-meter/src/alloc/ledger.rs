@@ -2,7 +2,9 @@
 //! per-thread accumulators that keep the allocation path free of shared writes. Safe code only.
 //!
 //! A job that meters memory owns one of [`SLOTS`] slots. Every allocation carries an 8-byte tag (slot and
-//! generation) so its bytes go back to the job that made them, whichever thread frees them. The live-bytes
+//! generation) so its bytes go back to the job that made them, whichever thread frees them. A thread's next
+//! claim tries the slots its last jobs released first (their lines are in its cache); the generation, 52
+//! bits, tells a slot's owners apart however often it is reused. The live-bytes
 //! integral needs no per-block timestamp: with `t` the tick at each event,
 //!
 //! ```text
@@ -14,9 +16,9 @@
 //! of `size·t` are kept modulo 2⁶⁴: the result is exact whenever the true integral fits in 2⁶⁴ byte-ms
 //! (about 5,000 GB-hours per job).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use brownout_foundation::process::monotonic_ns;
@@ -28,6 +30,12 @@ use crate::shard::{Sharded, thread_number};
 /// reservation (its record says so).
 pub const SLOTS: usize = 4096;
 
+/// The bits of a tag that hold the slot (the rest hold the generation): [`SLOTS`] is 2^12.
+const SLOT_BITS: u32 = 12;
+/// The generation's bits in a tag: a slot's generation counts modulo 2^52, so a block freed after its slot has
+/// been claimed again is told apart unless exactly 2^51 claims of that slot came between.
+const GENERATION_MASK: u64 = (1 << (64 - SLOT_BITS)) - 1;
+
 /// The tick's period: allocation times are counted in whole milliseconds.
 pub const TICK: Duration = Duration::from_millis(1);
 
@@ -35,9 +43,9 @@ pub const TICK: Duration = Duration::from_millis(1);
 /// would make every update of one job's sums evict the other's from the other core.
 #[repr(align(64))]
 struct Slot {
-    /// Odd while a job owns the slot; bumped at claim and at release so late frees of an earlier owner's
-    /// blocks are told apart.
-    generation: AtomicU32,
+    /// Odd while a job owns the slot; bumped at claim and at release (modulo 2^52, [`GENERATION_MASK`]) so late
+    /// frees of an earlier owner's blocks are told apart.
+    generation: AtomicU64,
     /// The id of the meter whose job owns the slot (for that meter's reconciliation).
     owner: AtomicU64,
     allocated: AtomicU64,
@@ -50,7 +58,7 @@ struct Slot {
 impl Slot {
     const fn new() -> Self {
         Slot {
-            generation: AtomicU32::new(0),
+            generation: AtomicU64::new(0),
             owner: AtomicU64::new(0),
             allocated: AtomicU64::new(0),
             allocated_weighted: AtomicU64::new(0),
@@ -72,8 +80,32 @@ static ACTIVE: Sharded = Sharded::new();
 static PARKED: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
-    /// The slot this thread's next claim tries first.
+    /// Where this thread's next walk of the table starts.
     static CURSOR: Cell<Option<usize>> = const { Cell::new(None) };
+    /// The slots this thread's jobs released last, newest last: its next claims try them first.
+    static RELEASED: RefCell<Released> = const { RefCell::new(Released { slots: [0; RELEASED_KEPT], len: 0 }) };
+}
+
+/// How many released slots a thread keeps for its next claims: more than the jobs a worker usually has running
+/// at once, so under a steady stream of requests its claims walk no further than these cache lines.
+const RELEASED_KEPT: usize = 32;
+
+/// A thread's most recently released slots (a stack).
+struct Released {
+    slots: [u16; RELEASED_KEPT],
+    len: usize,
+}
+
+impl Released {
+    /// Keeps `slot` on top, forgetting the oldest when full.
+    fn push(&mut self, slot: u16) {
+        if self.len == RELEASED_KEPT {
+            self.slots.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.slots[self.len] = slot;
+        self.len += 1;
+    }
 }
 
 static INSTALLED: OnceLock<bool> = OnceLock::new();
@@ -86,18 +118,19 @@ static TICKER: OnceLock<std::thread::Thread> = OnceLock::new();
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tag {
     slot: u32,
-    generation: u32,
+    /// Modulo 2^52 ([`GENERATION_MASK`]).
+    generation: u64,
 }
 
 impl Tag {
     pub(crate) const NONE: Tag = Tag { slot: 0, generation: 0 };
 
     pub(crate) fn to_bits(self) -> u64 {
-        (u64::from(self.slot) << 32) | u64::from(self.generation)
+        (u64::from(self.slot) << (64 - SLOT_BITS)) | self.generation
     }
 
     pub(crate) fn from_bits(bits: u64) -> Tag {
-        Tag { slot: (bits >> 32) as u32, generation: bits as u32 }
+        Tag { slot: (bits >> (64 - SLOT_BITS)) as u32, generation: bits & GENERATION_MASK }
     }
 }
 
@@ -334,6 +367,66 @@ fn wake_ticker() {
     ticker.unpark();
 }
 
+/// Claims a free slot: one this thread released last if one is still free, else the next free one of its
+/// walk. The claimed slot and its new generation.
+fn pick() -> Option<Tag> {
+    let (index, generation) = recently_released().or_else(walk)?;
+    Some(Tag { slot: index as u32, generation })
+}
+
+/// Frees the slot `tag` holds (its generation moves on) and keeps it for this thread's next claim: its line is
+/// in this thread's cache.
+fn release(tag: Tag) {
+    TABLE[tag.slot as usize].generation.store((tag.generation + 1) & GENERATION_MASK, Release);
+    let _ = RELEASED.try_with(|released| {
+        if let Ok(mut released) = released.try_borrow_mut() {
+            released.push(tag.slot as u16);
+        }
+    });
+}
+
+/// Claims slot `index` if it is free: its new (odd) generation.
+fn try_claim(index: usize) -> Option<u64> {
+    let slot = &TABLE[index];
+    let generation = slot.generation.load(Relaxed);
+    if generation % 2 == 1 {
+        return None;
+    }
+    let claimed = (generation + 1) & GENERATION_MASK;
+    slot.generation.compare_exchange(generation, claimed, AcqRel, Relaxed).is_ok().then_some(claimed)
+}
+
+/// One of the slots this thread released last, newest first, if one is still free (another thread's walk
+/// may have taken it meanwhile).
+fn recently_released() -> Option<(usize, u64)> {
+    RELEASED
+        .try_with(|released| {
+            let mut released = released.try_borrow_mut().ok()?;
+            while released.len > 0 {
+                released.len -= 1;
+                let index = usize::from(released.slots[released.len]);
+                if let Some(claimed) = try_claim(index) {
+                    return Some((index, claimed));
+                }
+            }
+            None
+        })
+        .ok()
+        .flatten()
+}
+
+/// Walks the table for a free slot: each thread walks the slots 1..PROBE round robin from its own place, so
+/// threads rarely try the same one.
+fn walk() -> Option<(usize, u64)> {
+    let start = cursor();
+    (0..SLOTS - 2).find_map(|i| {
+        let index = 1 + (start + i) % (SLOTS - 2);
+        let claimed = try_claim(index)?;
+        let _ = CURSOR.try_with(|c| c.set(Some(start.wrapping_add(i + 1))));
+        Some((index, claimed))
+    })
+}
+
 /// A slot claimed by a running job.
 #[derive(Debug)]
 pub(crate) struct Claim {
@@ -359,38 +452,22 @@ impl Claim {
         if !is_installed() {
             return None;
         }
-        let start = cursor();
-        for i in 0..SLOTS - 2 {
-            // Each thread walks the slots 1..PROBE round robin from its own place, so a slot is reused late and
-            // threads rarely try the same one.
-            let index = 1 + (start + i) % (SLOTS - 2);
-            let slot = &TABLE[index];
-            let generation = slot.generation.load(Relaxed);
-            if generation % 2 == 1 {
-                continue;
-            }
-            let claimed = generation.wrapping_add(1);
-            if slot.generation.compare_exchange(generation, claimed, AcqRel, Relaxed).is_ok() {
-                // Ours now. Nothing adds to the sums before the job enters the slot (a thread still holding
-                // the previous owner's tag sees another generation), so zeroing them here races with nothing.
-                for counter in
-                    [&slot.allocated, &slot.allocated_weighted, &slot.freed, &slot.freed_weighted, &slot.peak]
-                {
-                    counter.store(0, Relaxed);
-                }
-                slot.owner.store(owner, Relaxed);
-                let _ = CURSOR.try_with(|c| c.set(Some(start.wrapping_add(i + 1))));
-                ACTIVE.add(shard, 1, SeqCst);
-                // The job starts on the current tick (a load when the tick is current), and wakes the ticker,
-                // which parks while no job meters memory.
-                refresh_at(now);
-                if PARKED.load(SeqCst) {
-                    wake_ticker();
-                }
-                return Some(Claim { tag: Tag { slot: index as u32, generation: claimed }, shard });
-            }
+        let Tag { slot: index, generation: claimed } = pick()?;
+        let slot = &TABLE[index as usize];
+        // Ours now. Nothing adds to the sums before the job enters the slot (a thread still holding the previous
+        // owner's tag sees another generation), so zeroing them here races with nothing.
+        for counter in [&slot.allocated, &slot.allocated_weighted, &slot.freed, &slot.freed_weighted, &slot.peak] {
+            counter.store(0, Relaxed);
         }
-        None
+        slot.owner.store(owner, Relaxed);
+        ACTIVE.add(shard, 1, SeqCst);
+        // The job starts on the current tick (a load when the tick is current), and wakes the ticker, which
+        // parks while no job meters memory.
+        refresh_at(now);
+        if PARKED.load(SeqCst) {
+            wake_ticker();
+        }
+        Some(Claim { tag: Tag { slot: index, generation: claimed }, shard })
     }
 
     pub(crate) fn tag(&self) -> Tag {
@@ -421,8 +498,7 @@ impl Claim {
     /// Ends the job `now`: returns its totals and frees the slot. Blocks freed later are no longer counted.
     pub(crate) fn finish(self, now: u64) -> MemoryTotals {
         let totals = self.totals(now);
-        let slot = &TABLE[self.tag.slot as usize];
-        slot.generation.store(self.tag.generation.wrapping_add(1), Release);
+        release(self.tag);
         ACTIVE.sub(self.shard, 1, SeqCst);
         totals
     }
@@ -505,8 +581,45 @@ mod tests {
 
     #[test]
     fn tags_round_trip() {
-        let tag = Tag { slot: 4095, generation: u32::MAX };
+        let tag = Tag { slot: 4095, generation: GENERATION_MASK };
         assert_eq!(Tag::from_bits(tag.to_bits()), tag);
         assert_eq!(Tag::from_bits(0), Tag::NONE);
+    }
+
+    /// A thread's next claim takes the slot it released last, with a new generation; a slot another thread took
+    /// meanwhile is passed over. (Nothing else claims slots in this test binary: the allocator is not
+    /// installed, so jobs here meter no memory.)
+    #[test]
+    fn a_threads_next_claim_reuses_the_slot_it_released_last() {
+        let first = pick().expect("a free slot");
+        release(first);
+        let second = pick().expect("a free slot");
+        assert_eq!(second.slot, first.slot, "the slot released last is tried first");
+        assert_eq!(second.generation, (first.generation + 2) & GENERATION_MASK, "with a new generation");
+        release(second);
+        let taken = try_claim(second.slot as usize).expect("free again");
+        let third = pick().expect("a free slot");
+        assert_ne!(third.slot, second.slot, "taken by someone else: passed over");
+        release(third);
+        release(Tag { slot: second.slot, generation: taken });
+    }
+
+    /// A slot's generation wraps at 2^52 and keeps its parity (odd while claimed), and the wrapped tag reads back.
+    #[test]
+    fn a_slots_generation_wraps_with_its_parity() {
+        let claimed = pick().expect("a free slot");
+        release(claimed);
+        let index = claimed.slot as usize;
+        // Take the slot back out of this thread's list first, then set it just below the wrap.
+        let again = pick().expect("a free slot");
+        assert_eq!(again.slot, claimed.slot);
+        TABLE[index].generation.store(GENERATION_MASK, Relaxed);
+        let late = Tag { slot: again.slot, generation: GENERATION_MASK };
+        release(late);
+        assert_eq!(TABLE[index].generation.load(Relaxed), 0, "free, wrapped");
+        let next = pick().expect("a free slot");
+        assert_eq!(next, Tag { slot: again.slot, generation: 1 });
+        assert_eq!(Tag::from_bits(late.to_bits()), late);
+        release(next);
     }
 }
