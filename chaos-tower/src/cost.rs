@@ -100,12 +100,10 @@ const NUMBER_BLOCK: u64 = 1024;
 /// How many layers' replicas each thread keeps (a service has a handful of layers).
 const REPLICAS_KEPT: usize = 16;
 
-/// What a thread keeps of one layer, so that its requests touch no state shared with other threads: a copy of
-/// the layer's labels with strings of its own (each request clones them: with the layer's own, every worker
-/// would add to and subtract from the same reference counts) and a block of request numbers.
+/// What a thread keeps of one layer, so that numbering its requests touches no state shared with other
+/// threads: a block of request numbers.
 struct Replica {
     layer: u64,
-    labels: Labels,
     next: u64,
     end: u64,
 }
@@ -115,10 +113,10 @@ thread_local! {
 }
 
 impl Config {
-    /// A request's labels (before `label_with`) and, when `numbered`, its number: from the calling thread's
-    /// replica of this layer, made at the thread's first request.
-    fn labels_and_number(&self, numbered: bool) -> (Labels, Option<u64>) {
-        let shared = || (self.labels.clone(), numbered.then(|| self.sequence.fetch_add(1, Relaxed)));
+    /// A request's number: from the calling thread's block of this layer's numbers, taken at its first request
+    /// and whenever the block runs out.
+    fn number(&self) -> u64 {
+        let shared = || self.sequence.fetch_add(1, Relaxed);
         REPLICAS
             .try_with(|cell| {
                 // A thread being torn down, or a label function that starts a request, has no replica.
@@ -127,17 +125,14 @@ impl Config {
                     &mut replicas,
                     REPLICAS_KEPT,
                     |r| r.layer == self.id,
-                    || Replica { layer: self.id, labels: self.labels.replica(), next: 0, end: 0 },
+                    || Replica { layer: self.id, next: 0, end: 0 },
                 );
-                let number = numbered.then(|| {
-                    if replica.next == replica.end {
-                        replica.next = self.sequence.fetch_add(NUMBER_BLOCK, Relaxed);
-                        replica.end = replica.next + NUMBER_BLOCK;
-                    }
-                    replica.next += 1;
-                    replica.next - 1
-                });
-                (replica.labels.clone(), number)
+                if replica.next == replica.end {
+                    replica.next = self.sequence.fetch_add(NUMBER_BLOCK, Relaxed);
+                    replica.end = replica.next + NUMBER_BLOCK;
+                }
+                replica.next += 1;
+                replica.next - 1
             })
             .unwrap_or_else(|_| shared())
     }
@@ -264,7 +259,9 @@ where
             None => None,
         };
         let given = req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
-        let (mut labels, number) = config.labels_and_number(given.is_none());
+        // Label values are interned: this copy touches no shared state.
+        let mut labels = config.labels.clone();
+        let number = given.is_none().then(|| config.number());
         if let Some(f) = &config.label_with {
             f(&RequestInfo { method: req.method(), uri: req.uri(), headers: req.headers() }, &mut labels);
         }

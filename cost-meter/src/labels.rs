@@ -1,11 +1,12 @@
 //! The labels a job carries, and its workload tier.
 
 use std::borrow::Borrow;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{PoisonError, RwLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -68,17 +69,42 @@ impl FromStr for Tier {
     }
 }
 
-/// One label's value: a shared, immutable string, so copying a job's labels (once per request under
-/// `CostLayer`) allocates nothing; the empty value holds no string at all, so making, copying or dropping it
-/// touches no shared state. Reads as a `&str` (`Deref`), compares with strings, and is made from `&str` or
-/// `String` (`"replay".into()`).
+/// One label's value: an interned string. Every distinct value is stored once for the life of the process (as
+/// the metrics exporter keeps every label set it has seen), so copying a job's labels (once per request under
+/// `CostLayer`) allocates nothing and touches no shared state, dropping them does nothing, and comparing two
+/// labels is comparing two pointers. Label values are metric labels: keep them few. Reads as a `&str`
+/// (`Deref`), compares with strings, and is made from `&str` or `String` (`"replay".into()`; making one looks the
+/// value up in the process's table of values).
 #[derive(Clone, Default)]
-pub struct Label(Option<Arc<str>>);
+pub struct Label(Option<&'static str>);
+
+/// The process's label values, each stored once: values are few (they are metric labels), and a label made
+/// from a value already seen finds it with a shared lock.
+static INTERNED: RwLock<BTreeSet<&'static str>> = RwLock::new(BTreeSet::new());
 
 impl Label {
     /// The value.
     pub fn as_str(&self) -> &str {
-        self.0.as_deref().unwrap_or("")
+        self.0.unwrap_or("")
+    }
+
+    /// The label for `text` if its value is already stored (or empty).
+    fn find(text: &str) -> Option<Label> {
+        if text.is_empty() {
+            return Some(Label(None));
+        }
+        INTERNED.read().unwrap_or_else(PoisonError::into_inner).get(text).map(|&value| Label(Some(value)))
+    }
+
+    /// The label for `text`, storing `text` as its value when it is new.
+    fn store(text: Box<str>) -> Label {
+        let mut values = INTERNED.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(&value) = values.get(&*text) {
+            return Label(Some(value));
+        }
+        let value: &'static str = Box::leak(text);
+        values.insert(value);
+        Label(Some(value))
     }
 }
 
@@ -103,9 +129,10 @@ impl Borrow<str> for Label {
 }
 
 impl PartialEq for Label {
+    /// Two labels with the same text hold the same interned string: one pointer comparison.
     fn eq(&self, other: &Label) -> bool {
-        match (&self.0, &other.0) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
             (None, None) => true,
             _ => false,
         }
@@ -164,7 +191,7 @@ impl fmt::Display for Label {
 
 impl From<&str> for Label {
     fn from(s: &str) -> Self {
-        if s.is_empty() { Label::default() } else { Label(Some(Arc::from(s))) }
+        Label::find(s).unwrap_or_else(|| Label::store(s.into()))
     }
 }
 
@@ -176,7 +203,7 @@ impl From<&String> for Label {
 
 impl From<String> for Label {
     fn from(s: String) -> Self {
-        if s.is_empty() { Label::default() } else { Label(Some(Arc::from(s))) }
+        Label::find(&s).unwrap_or_else(|| Label::store(s.into_boxed_str()))
     }
 }
 
@@ -218,7 +245,7 @@ pub struct Labels {
 
 impl Labels {
     /// Labels with the given team and service; the other fields empty and the tier interactive. Cloning
-    /// labels shares their values: nothing is allocated.
+    /// labels copies pointers to their interned values: nothing is allocated or counted.
     pub fn new(team: impl Into<Label>, service: impl Into<Label>) -> Self {
         Labels { team: team.into(), service: service.into(), ..Labels::default() }
     }
@@ -253,18 +280,11 @@ impl Labels {
         }
     }
 
-    /// A copy with its own string allocations: the same values, but cloning or dropping it touches none of the
-    /// original's reference counts. For a copy kept per thread, so that threads cloning labels for every job
-    /// (`CostLayer`, once per request) do not contend for the same counters.
+    /// A copy, the same as `clone`: label values are interned ([`Label`]), so copies share no count that threads
+    /// would contend for.
+    #[deprecated(note = "label values are interned: `clone` touches no shared state")]
     pub fn replica(&self) -> Labels {
-        let own = |l: &Label| Label(l.0.as_deref().map(Arc::from));
-        Labels {
-            env: own(&self.env),
-            team: own(&self.team),
-            service: own(&self.service),
-            strategy: own(&self.strategy),
-            tier: self.tier,
-        }
+        self.clone()
     }
 
     /// The label names, in the order metrics carry them.
@@ -343,16 +363,15 @@ mod tests {
     }
 
     #[test]
-    fn cloned_labels_share_their_values_and_compare_as_strings() {
+    fn equal_values_are_stored_once_and_compare_as_strings() {
         let labels = Labels::new("research", "backtester").env("prod");
         let copy = labels.clone();
-        let shared = |a: &Label, b: &Label| matches!((&a.0, &b.0), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+        let shared = |a: &Label, b: &Label| matches!((a.0, b.0), (Some(a), Some(b)) if std::ptr::eq(a, b));
         assert!(shared(&labels.team, &copy.team));
         assert!(labels.strategy.0.is_none() && copy.strategy.0.is_none(), "the empty value holds no string");
-        let replica = labels.replica();
-        assert!(!shared(&labels.team, &replica.team), "a replica has strings of its own");
-        assert_eq!(replica, labels);
-        assert_eq!(copy, Labels::new(String::from("research"), "backtester").env("prod"));
+        let made_again = Labels::new(String::from("research"), "backtester".to_owned().as_str()).env("prod");
+        assert!(shared(&labels.team, &made_again.team) && shared(&labels.service, &made_again.service));
+        assert_eq!(copy, made_again);
         assert!(labels.team == "research" && labels.strategy == String::new() && labels.strategy.is_empty());
         let json = serde_json::to_string(&labels).unwrap();
         assert_eq!(
@@ -372,7 +391,7 @@ mod tests {
             proptest::prop_assert_eq!(labels.to_string().parse::<Labels>(), Ok(labels));
         }
 
-        /// A label compares, orders and hashes as its text, whether it is empty, shared or a replica.
+        /// A label compares, orders and hashes as its text, however it was made.
         #[test]
         fn a_label_compares_orders_and_hashes_as_its_text(a in "[ab]{0,2}", b in "[ab]{0,2}") {
             use std::collections::hash_map::DefaultHasher;
@@ -387,8 +406,10 @@ mod tests {
             proptest::prop_assert_eq!(la.clone(), la.clone());
             proptest::prop_assert_eq!(&*la, a.as_str());
             proptest::prop_assert_eq!(hash(&|h| la.hash(h)), hash(&|h| a.as_str().hash(h)));
-            let replica = Labels::new(la.clone(), lb.clone()).replica();
-            proptest::prop_assert_eq!((replica.team, replica.service), (la, lb));
+            // Made again from its text, by either route, a label is the same value.
+            let (again_a, again_b) = (Label::from(a.clone()), Label::from(b.as_str()));
+            proptest::prop_assert!(matches!((again_a.0, la.0), (Some(x), Some(y)) if std::ptr::eq(x, y)) || a.is_empty());
+            proptest::prop_assert!(matches!((again_b.0, lb.0), (Some(x), Some(y)) if std::ptr::eq(x, y)) || b.is_empty());
         }
 
         #[test]
