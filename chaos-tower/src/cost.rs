@@ -40,7 +40,7 @@ use std::task::{Context, Poll};
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{HeaderMap, Method, Request, Response, Uri};
 use brownout_cost::guardrail::{ConcurrencyLimit, Permit};
-use brownout_cost::{CpuMode, Job, JobId, JobSpec, Labels, Meter, Metered};
+use brownout_cost::{CpuMode, Job, JobId, JobSpec, Labels, Meter};
 use brownout_foundation::slots::find_or_push;
 use bytes::Bytes;
 use pin_project_lite::pin_project;
@@ -274,7 +274,9 @@ where
         let mut spec = JobSpec::new(id, labels).per_request();
         spec.cpu_mode = config.cpu;
         let job = config.meter.start(spec);
-        let inner = job.meter(self.inner.call(req));
+        // The job's polls are charged through the job itself (`Job::poll_charged`): the future holds one
+        // reference to its state, the job's.
+        let inner = self.inner.call(req);
         ResponseFuture { state: State::Metered { inner, job: Finisher(Some(job)), _permit: permit } }
     }
 }
@@ -301,7 +303,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, T> {
-        Metered { #[pin] inner: Metered<F>, job: Finisher, _permit: Option<Permit> },
+        Metered { #[pin] inner: F, job: Finisher, _permit: Option<Permit> },
         Refused { response: Option<T> },
     }
 }
@@ -321,7 +323,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Metered { inner, job, .. } => {
-                let output = std::task::ready!(inner.poll(cx));
+                let output = match &job.0 {
+                    Some(running) => std::task::ready!(running.poll_charged(inner, cx)),
+                    // Finished: polled after completion, the inner future's to answer.
+                    None => std::task::ready!(inner.poll(cx)),
+                };
                 if let Some(job) = job.0.take() {
                     job.finish();
                 }

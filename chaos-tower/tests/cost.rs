@@ -120,21 +120,28 @@ async fn a_waiting_request_is_not_charged_its_wait() {
     assert!(wall.cpu_seconds >= 0.02, "the wall estimate charges the wait: {wall:?}");
 }
 
+/// A request that computes is charged CPU, in the default (apportioned) mode and reading the thread CPU clock:
+/// the layer's polls of the service are the job's.
 #[tokio::test]
-async fn thread_cpu_mode_reads_the_cpu_clock() {
-    let (meter, records) = meter();
-    let layer = CostLayer::new(meter, Labels::new("trading", "quotes")).thread_cpu();
-    let svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<Body>| async move {
-        let mut x = 0u64;
-        for i in 0..200_000u64 {
-            x = std::hint::black_box(x.wrapping_add(i * i));
-        }
-        ok(req).await
-    }));
-    svc.oneshot(Request::new(Body::default())).await.unwrap();
-    let record = &records.records()[0];
-    assert_eq!(record.cpu_mode, CpuMode::ThreadCpu);
-    assert!(record.cpu_seconds > 0.0);
+async fn a_requests_own_cpu_is_charged_in_both_cpu_modes() {
+    for (layer, mode) in [
+        (CostLayer::new as fn(Meter, Labels) -> CostLayer, CpuMode::Apportioned),
+        (|m, l| CostLayer::new(m, l).thread_cpu(), CpuMode::ThreadCpu),
+    ] {
+        let (meter, records) = meter();
+        let layer = layer(meter, Labels::new("trading", "quotes"));
+        let svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<Body>| async move {
+            let mut x = 0u64;
+            for i in 0..200_000u64 {
+                x = std::hint::black_box(x.wrapping_add(i * i));
+            }
+            ok(req).await
+        }));
+        svc.oneshot(Request::new(Body::default())).await.unwrap();
+        let record = &records.records()[0];
+        assert_eq!(record.cpu_mode, mode);
+        assert!(record.cpu_seconds > 0.0, "{mode:?}: no CPU charged for the request's work");
+    }
 }
 
 #[tokio::test]

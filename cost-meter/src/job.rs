@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
 
 use brownout_foundation::process::{monotonic_ns, realtime_ns};
 
@@ -219,6 +221,27 @@ impl Job {
     /// Wraps a future so each of its polls is charged to this job, on whatever thread polls it.
     pub fn meter<F: Future>(&self, future: F) -> Metered<F> {
         Metered::new(future, self.inner.clone())
+    }
+
+    /// Polls `future` once, charged to this job as [`meter`](Self::meter)'s wrapper charges each poll: for a
+    /// future kept beside its job (a layer's response future holds both), without the wrapper's reference to
+    /// the job's state (one reference count fewer to add and give back per future).
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use std::task::{Context, Poll, Waker};
+    /// use brownout_cost::{JobSpec, Labels, Meter};
+    ///
+    /// let job = Meter::new().start(JobSpec::new("r-1", Labels::new("trading", "quotes")).apportioned());
+    /// let mut answer = pin!(async { 6 * 7 });
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert_eq!(job.poll_charged(answer.as_mut(), &mut cx), Poll::Ready(42));
+    /// job.finish();
+    /// ```
+    #[inline]
+    pub fn poll_charged<F: Future>(&self, future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _section = Section::enter(&self.inner);
+        future.poll(cx)
     }
 
     /// Runs `f` on this thread, charged to this job.
