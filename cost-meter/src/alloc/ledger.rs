@@ -9,9 +9,10 @@
 //!
 //! ```text
 //! ∫ live dt = Σ_freed size·t_free + (allocated − freed)·t_end − Σ_allocated size·t_alloc
+//!             = weighted + live·t_end,   weighted = Σ_freed size·t_free − Σ_allocated size·t_alloc
 //! ```
 //!
-//! so a job keeps four sums. Each thread adds to its own copy of the running job's sums and folds them into
+//! so a job keeps two sums, `live` and `weighted` (and its peak). Each thread adds to its own copy of the running job's sums and folds them into
 //! the slot when it leaves the job (the end of a poll), so the allocation path is a thread-local update. Sums
 //! of `size·t` are kept modulo 2⁶⁴: the result is exact whenever the true integral fits in 2⁶⁴ byte-ms
 //! (about 5,000 GB-hours per job).
@@ -48,10 +49,11 @@ struct Slot {
     generation: AtomicU64,
     /// The id of the meter whose job owns the slot (for that meter's reconciliation).
     owner: AtomicU64,
-    allocated: AtomicU64,
-    allocated_weighted: AtomicU64,
-    freed: AtomicU64,
-    freed_weighted: AtomicU64,
+    /// Bytes allocated minus bytes freed (modulo 2⁶⁴: a block freed on another thread may be counted before
+    /// the allocating thread folds in its allocation).
+    live: AtomicU64,
+    /// Σ size·t of the frees minus Σ size·t of the allocations (modulo 2⁶⁴).
+    weighted: AtomicU64,
     peak: AtomicU64,
 }
 
@@ -60,16 +62,14 @@ impl Slot {
         Slot {
             generation: AtomicU64::new(0),
             owner: AtomicU64::new(0),
-            allocated: AtomicU64::new(0),
-            allocated_weighted: AtomicU64::new(0),
-            freed: AtomicU64::new(0),
-            freed_weighted: AtomicU64::new(0),
+            live: AtomicU64::new(0),
+            weighted: AtomicU64::new(0),
             peak: AtomicU64::new(0),
         }
     }
 
     fn live(&self) -> u64 {
-        self.allocated.load(Relaxed).saturating_sub(self.freed.load(Relaxed))
+        clamp(self.live.load(Relaxed))
     }
 }
 
@@ -137,10 +137,10 @@ impl Tag {
 /// The calling thread's share of the job it is running.
 struct Local {
     tag: Cell<Tag>,
-    allocated: Cell<u64>,
-    allocated_weighted: Cell<u64>,
-    freed: Cell<u64>,
-    freed_weighted: Cell<u64>,
+    /// This thread's change to the job's live bytes since it last folded its sums in (modulo 2⁶⁴).
+    live: Cell<u64>,
+    /// This thread's change to the job's `weighted` sum since then (modulo 2⁶⁴).
+    weighted: Cell<u64>,
     /// The slot's live bytes when this thread entered it; with the local sums, the live bytes it sees.
     base: Cell<u64>,
     peak: Cell<u64>,
@@ -150,10 +150,8 @@ thread_local! {
     static LOCAL: Local = const {
         Local {
             tag: Cell::new(Tag::NONE),
-            allocated: Cell::new(0),
-            allocated_weighted: Cell::new(0),
-            freed: Cell::new(0),
-            freed_weighted: Cell::new(0),
+            live: Cell::new(0),
+            weighted: Cell::new(0),
             base: Cell::new(0),
             peak: Cell::new(0),
         }
@@ -168,10 +166,10 @@ pub(crate) fn on_alloc(size: u64) -> Tag {
         let tag = l.tag.get();
         if tag.slot != 0 {
             let now = NOW_MS.load(Relaxed);
-            let allocated = l.allocated.get() + size;
-            l.allocated.set(allocated);
-            l.allocated_weighted.set(l.allocated_weighted.get().wrapping_add(size.wrapping_mul(now)));
-            let live = (l.base.get() + allocated).saturating_sub(l.freed.get());
+            let delta = l.live.get().wrapping_add(size);
+            l.live.set(delta);
+            l.weighted.set(l.weighted.get().wrapping_sub(size.wrapping_mul(now)));
+            let live = clamp(l.base.get().wrapping_add(delta));
             if live > l.peak.get() {
                 l.peak.set(live);
             }
@@ -189,8 +187,8 @@ pub(crate) fn on_free(size: u64, tag: Tag) {
     let now = NOW_MS.load(Relaxed);
     let local = LOCAL.with(|l| {
         if l.tag.get() == tag {
-            l.freed.set(l.freed.get() + size);
-            l.freed_weighted.set(l.freed_weighted.get().wrapping_add(size.wrapping_mul(now)));
+            l.live.set(l.live.get().wrapping_sub(size));
+            l.weighted.set(l.weighted.get().wrapping_add(size.wrapping_mul(now)));
             true
         } else {
             false
@@ -200,10 +198,15 @@ pub(crate) fn on_free(size: u64, tag: Tag) {
         // Freed outside the job that made it (another thread, or after the job moved on): straight to the slot.
         let slot = &TABLE[tag.slot as usize];
         if slot.generation.load(Acquire) == tag.generation {
-            slot.freed.fetch_add(size, Relaxed);
-            slot.freed_weighted.fetch_add(size.wrapping_mul(now), Relaxed);
+            slot.live.fetch_sub(size, Relaxed);
+            slot.weighted.fetch_add(size.wrapping_mul(now), Relaxed);
         }
     }
+}
+
+/// A count kept modulo 2⁶⁴ read as bytes: 0 while it is below zero (a free counted before its allocation).
+fn clamp(live: u64) -> u64 {
+    if (live as i64) < 0 { 0 } else { live }
 }
 
 /// Folds the calling thread's sums into its job's slot and zeroes them.
@@ -214,21 +217,23 @@ fn flush(l: &Local) {
     }
     let slot = &TABLE[tag.slot as usize];
     if slot.generation.load(Acquire) == tag.generation {
-        if l.allocated.get() != 0 {
-            slot.allocated.fetch_add(l.allocated.replace(0), Relaxed);
-            slot.allocated_weighted.fetch_add(l.allocated_weighted.replace(0), Relaxed);
+        // Two sums (and the peak, only when this thread saw a higher one): each an atomic add on the slot's
+        // line, which the job's own thread usually holds already.
+        let live = l.live.replace(0);
+        if live != 0 {
+            slot.live.fetch_add(live, Relaxed);
         }
-        if l.freed.get() != 0 {
-            slot.freed.fetch_add(l.freed.replace(0), Relaxed);
-            slot.freed_weighted.fetch_add(l.freed_weighted.replace(0), Relaxed);
+        let weighted = l.weighted.replace(0);
+        if weighted != 0 {
+            slot.weighted.fetch_add(weighted, Relaxed);
         }
         let peak = l.peak.replace(0);
-        if peak > 0 {
+        if peak > slot.peak.load(Relaxed) {
             slot.peak.fetch_max(peak, Relaxed);
         }
     } else {
         // The job has ended: what this thread still held for it is dropped.
-        for cell in [&l.allocated, &l.allocated_weighted, &l.freed, &l.freed_weighted, &l.peak] {
+        for cell in [&l.live, &l.weighted, &l.peak] {
             cell.set(0);
         }
     }
@@ -259,10 +264,11 @@ pub fn is_installed() -> bool {
     *INSTALLED.get_or_init(|| {
         let previous = enter(Tag { slot: PROBE, generation: 1 });
         let counted = LOCAL.with(|l| {
-            let before = l.allocated.get();
+            let before = l.live.get();
             let probe = std::hint::black_box(Box::new(0u64));
+            let counted = l.live.get() != before;
             drop(probe);
-            l.allocated.get() > before
+            counted
         });
         leave(previous);
         counted
@@ -441,8 +447,6 @@ pub(crate) struct MemoryTotals {
     /// ∫ live bytes dt over the job's life, in byte-milliseconds.
     pub(crate) byte_ms: u64,
     pub(crate) peak_bytes: u64,
-    pub(crate) allocated_bytes: u64,
-    pub(crate) freed_bytes: u64,
 }
 
 impl Claim {
@@ -456,7 +460,7 @@ impl Claim {
         let slot = &TABLE[index as usize];
         // Ours now. Nothing adds to the sums before the job enters the slot (a thread still holding the previous
         // owner's tag sees another generation), so zeroing them here races with nothing.
-        for counter in [&slot.allocated, &slot.allocated_weighted, &slot.freed, &slot.freed_weighted, &slot.peak] {
+        for counter in [&slot.live, &slot.weighted, &slot.peak] {
             counter.store(0, Relaxed);
         }
         slot.owner.store(owner, Relaxed);
@@ -484,15 +488,9 @@ impl Claim {
         });
         let slot = &TABLE[self.tag.slot as usize];
         let end = refresh_at(now);
-        let allocated = slot.allocated.load(Acquire);
-        let freed = slot.freed.load(Acquire);
-        let live = allocated.wrapping_sub(freed);
-        let byte_ms = slot
-            .freed_weighted
-            .load(Acquire)
-            .wrapping_add(live.wrapping_mul(end))
-            .wrapping_sub(slot.allocated_weighted.load(Acquire));
-        MemoryTotals { byte_ms, peak_bytes: slot.peak.load(Relaxed), allocated_bytes: allocated, freed_bytes: freed }
+        let live = slot.live.load(Acquire);
+        let byte_ms = slot.weighted.load(Acquire).wrapping_add(live.wrapping_mul(end));
+        MemoryTotals { byte_ms, peak_bytes: slot.peak.load(Relaxed) }
     }
 
     /// Ends the job `now`: returns its totals and frees the slot. Blocks freed later are no longer counted.
