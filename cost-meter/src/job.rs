@@ -178,9 +178,6 @@ pub struct Job {
     started: u64,
     /// Set by [`finish`](Job::finish); a job dropped without it is let go unrecorded.
     finished: bool,
-    /// The shard its starting thread counts in ([`crate::shard`]): its end is counted there too, wherever it
-    /// ends.
-    shard: usize,
     /// The guardrail permit, when started by [`Meter::try_start`]: given back at finish.
     _permit: Option<Permit>,
 }
@@ -195,12 +192,11 @@ impl Job {
     pub(crate) fn start(meter: Meter, spec: JobSpec, permit: Option<Permit>) -> Job {
         // One clock reading for the start of both the wall time and the memory integral.
         let started = monotonic_ns();
-        let shard = crate::shard::index();
-        let claim = if alloc::is_installed() { Claim::new(meter.id(), started, shard) } else { None };
+        let claim = if alloc::is_installed() { Claim::new(meter.id(), started) } else { None };
         let tag = claim.as_ref().map_or(Tag::NONE, Claim::tag);
-        meter.job_started(&spec, claim.is_some(), shard);
+        meter.job_started(&spec, claim.is_some());
         let inner = JobRef::new(JobInner::running(spec.cpu_mode, tag, meter));
-        Job { inner, spec, claim, started, finished: false, shard, _permit: permit }
+        Job { inner, spec, claim, started, finished: false, _permit: permit }
     }
 
     /// The job's spec.
@@ -331,7 +327,7 @@ impl Job {
             memory_mode,
             cache_hit: false,
         };
-        self.inner.meter().job_finished(&record, spec.per_request, self.shard, ended);
+        self.inner.meter().job_finished(&record, spec.per_request, ended);
         record
     }
 }
@@ -344,7 +340,7 @@ impl Drop for Job {
             if let Some(claim) = self.claim.take() {
                 claim.finish(monotonic_ns());
             }
-            self.inner.meter().job_abandoned(self.shard);
+            self.inner.meter().job_abandoned();
         }
     }
 }

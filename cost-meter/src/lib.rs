@@ -58,7 +58,8 @@ pub use job::{Job, JobScope, JobSpec};
 pub use job_id::JobId;
 pub use labels::{Label, Labels, Tier, UnknownTier};
 pub use meter::{
-    CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, Launch, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder, Reconciliation, Refused,
+    CPU_NANOSECONDS_TOTAL, JOBS_TOTAL, JobTotals, Launch, MEMORY_BYTE_SECONDS_TOTAL, Meter, MeterBuilder,
+    Reconciliation, Refused,
 };
 pub use record::{BYTES_PER_GB, BadRecord, CpuMode, JobRecord, MemoryMode, gb_hours, read_records};
 pub use section::{on_thread_park, on_thread_unpark, settle_thread};

@@ -11,8 +11,8 @@ use crate::alloc;
 use crate::counters::Counts;
 use crate::guardrail::{AdhocFreeze, ConcurrencyLimit, Frozen};
 use crate::job::{Job, JobSpec};
-use crate::record::{CpuMode, JobRecord};
-use crate::shard::Sharded;
+use crate::record::{CpuMode, JobRecord, MemoryMode};
+use crate::shard::{self, Owned};
 use crate::sink::RecordSink;
 
 /// Metric: CPU time charged to jobs, in nanoseconds (counter; labels env, team, service, strategy, tier).
@@ -42,12 +42,24 @@ struct MeterInner {
     limit: Option<ConcurrencyLimit>,
     freeze: Option<AdhocFreeze>,
     process_cpu_at_start: u64,
-    /// CPU charged to its thread-CPU jobs so far, running or finished. These three are counted per thread
-    /// ([`Sharded`]): every job of every worker updates them.
-    charged_cpu_ns: Sharded,
-    finished_jobs: Sharded,
-    running_jobs: Sharded,
+    /// Its jobs' counts ([`CHARGED_CPU_NS`] …), kept per thread on one cache line each ([`Owned`]: a load and a
+    /// store on the thread's own line): every job of every worker updates them.
+    counts: Owned<COUNTS>,
 }
+
+/// CPU charged to the meter's thread-CPU jobs so far, running or finished, in nanoseconds.
+const CHARGED_CPU_NS: usize = 0;
+/// Jobs finished.
+const FINISHED_JOBS: usize = 1;
+/// Jobs running.
+const RUNNING_JOBS: usize = 2;
+/// The finished jobs' records summed ([`Meter::totals`]): CPU in nanoseconds,
+const RECORDED_CPU_NS: usize = 3;
+/// memory in byte-milliseconds,
+const RECORDED_MEMORY_BYTE_MS: usize = 4;
+/// and the jobs whose memory the allocator measured.
+const ALLOCATOR_JOBS: usize = 5;
+const COUNTS: usize = 6;
 
 /// Meter ids; 0 is never used (a free memory slot's owner).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -56,7 +68,7 @@ impl fmt::Debug for Meter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Meter")
             .field("sinks", &self.inner.sinks.len())
-            .field("finished_jobs", &self.inner.finished_jobs.sum(Relaxed))
+            .field("finished_jobs", &self.inner.counts.sum(FINISHED_JOBS))
             .finish()
     }
 }
@@ -117,9 +129,7 @@ impl MeterBuilder {
                 freeze: self.freeze,
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 process_cpu_at_start: process_cpu_ns(),
-                charged_cpu_ns: Sharded::new(),
-                finished_jobs: Sharded::new(),
-                running_jobs: Sharded::new(),
+                counts: Owned::new(),
             }),
         }
     }
@@ -185,12 +195,12 @@ impl Meter {
 
     #[inline]
     pub(crate) fn charge_cpu(&self, ns: u64) {
-        self.inner.charged_cpu_ns.add(crate::shard::index(), ns, Relaxed);
+        self.inner.counts.add(shard::here(), CHARGED_CPU_NS, ns);
     }
 
-    /// A job started, counted in `shard` (the starting thread's).
-    pub(crate) fn job_started(&self, spec: &JobSpec, memory_metered: bool, shard: usize) {
-        self.inner.running_jobs.add(shard, 1, Relaxed);
+    /// A job started.
+    pub(crate) fn job_started(&self, spec: &JobSpec, memory_metered: bool) {
+        self.inner.counts.add(shard::here(), RUNNING_JOBS, 1);
         let l = &spec.labels;
         macro_rules! started {
             ($level:ident) => {
@@ -204,20 +214,24 @@ impl Meter {
     }
 
     /// A job dropped without being finished: no longer running, not recorded.
-    pub(crate) fn job_abandoned(&self, shard: usize) {
-        self.inner.running_jobs.sub(shard, 1, Relaxed);
+    pub(crate) fn job_abandoned(&self) {
+        self.inner.counts.sub(shard::here(), RUNNING_JOBS, 1);
     }
 
-    /// A job finished at `ended` (monotonic nanoseconds), counted in `shard`; a per-request job's counts are
-    /// batched per thread ([`crate::counters`]).
-    pub(crate) fn job_finished(&self, record: &JobRecord, per_request: bool, shard: usize, ended: u64) {
-        self.inner.running_jobs.sub(shard, 1, Relaxed);
-        self.inner.finished_jobs.add(shard, 1, Relaxed);
+    /// A job finished at `ended` (monotonic nanoseconds); a per-request job's counts are batched per thread
+    /// ([`crate::counters`]).
+    pub(crate) fn job_finished(&self, record: &JobRecord, per_request: bool, ended: u64) {
+        let (own, here) = (&self.inner.counts, shard::here());
+        own.sub(here, RUNNING_JOBS, 1);
+        own.add(here, FINISHED_JOBS, 1);
         let counts = Counts {
             cpu_nanoseconds: round(record.cpu_seconds * 1e9),
             memory_byte_seconds: round(record.memory_byte_seconds),
             jobs: 1,
         };
+        own.add(here, RECORDED_CPU_NS, counts.cpu_nanoseconds);
+        own.add(here, RECORDED_MEMORY_BYTE_MS, round(record.memory_byte_seconds * 1e3));
+        own.add(here, ALLOCATOR_JOBS, u64::from(record.memory_mode == MemoryMode::Allocator));
         crate::counters::count(self.inner.id, &record.labels, counts, per_request, ended);
         for sink in &self.inner.sinks {
             sink.record(record);
@@ -242,7 +256,7 @@ impl Meter {
     pub fn reconcile(&self) -> Reconciliation {
         crate::section::settle_thread();
         let process_ns = process_cpu_ns().saturating_sub(self.inner.process_cpu_at_start);
-        let jobs_ns = self.inner.charged_cpu_ns.sum(Relaxed);
+        let jobs_ns = self.inner.counts.sum(CHARGED_CPU_NS);
         let jobs_live_bytes = alloc::ledger::live_bytes_of(self.inner.id);
         let rss = rss_bytes();
         Reconciliation {
@@ -253,8 +267,32 @@ impl Meter {
             jobs_live_bytes,
             unclaimed_rss_bytes: rss.map(|r| r.saturating_sub(jobs_live_bytes)),
             memory_metered: alloc::is_installed(),
-            running_jobs: self.inner.running_jobs.sum(Relaxed) as usize,
-            finished_jobs: self.inner.finished_jobs.sum(Relaxed),
+            running_jobs: self.inner.counts.sum(RUNNING_JOBS) as usize,
+            finished_jobs: self.inner.counts.sum(FINISHED_JOBS),
+        }
+    }
+
+    /// What the meter's finished jobs used, summed from their records (the figures its sinks receive), kept per
+    /// thread: reading it sums each thread's line, finishing a job adds to its thread's without an atomic
+    /// read-modify-write. For a service that reports its own cost (a GameDay reads it per phase) without a sink
+    /// of its own.
+    ///
+    /// ```
+    /// use brownout_cost::{JobSpec, Labels, Meter};
+    ///
+    /// let meter = Meter::new();
+    /// meter.start(JobSpec::new("r-1", Labels::new("trading", "quotes")).wall_estimate()).finish();
+    /// let totals = meter.totals();
+    /// assert_eq!(totals.jobs, 1);
+    /// assert!(totals.cpu_seconds >= 0.0);
+    /// ```
+    pub fn totals(&self) -> JobTotals {
+        let counts = &self.inner.counts;
+        JobTotals {
+            jobs: counts.sum(FINISHED_JOBS),
+            cpu_seconds: counts.sum(RECORDED_CPU_NS) as f64 / 1e9,
+            memory_byte_seconds: counts.sum(RECORDED_MEMORY_BYTE_MS) as f64 / 1e3,
+            allocator_jobs: counts.sum(ALLOCATOR_JOBS),
         }
     }
 }
@@ -264,6 +302,20 @@ impl Meter {
 fn round(x: f64) -> u64 {
     // `as` saturates, and truncates toward zero: for x ≥ 0, trunc(x + 0.5) is x rounded half up.
     (x + 0.5) as u64
+}
+
+/// The sums of a meter's finished jobs' records ([`Meter::totals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct JobTotals {
+    /// Jobs finished.
+    pub jobs: u64,
+    /// Their records' `cpu_seconds`, summed (each rounded to the nanosecond).
+    pub cpu_seconds: f64,
+    /// Their records' `memory_byte_seconds`, summed (each rounded to the byte-millisecond).
+    pub memory_byte_seconds: f64,
+    /// How many of them had their memory measured by the allocator (`memory_mode: allocator`).
+    pub allocator_jobs: u64,
 }
 
 /// How a job was launched, for the ad-hoc freeze.

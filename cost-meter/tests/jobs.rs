@@ -259,3 +259,37 @@ fn a_job_that_spends_the_budget_trips_its_guardrails_for_the_next_jobs() {
     ));
     scheduled.finish();
 }
+
+/// The meter's totals are the sums of its finished jobs' records, whichever threads finished them; running and
+/// abandoned jobs are not in them.
+#[test]
+fn totals_sum_the_records_of_finished_jobs_across_threads() {
+    let sink = MemorySink::new();
+    let meter = Meter::builder().sink(sink.clone()).build();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let meter = &meter;
+            s.spawn(move || {
+                for i in 0..5 {
+                    let job = meter.start(JobSpec::new(format!("t{t}-{i}"), labels()).reserve(1_000 * (t + 1)));
+                    job.run(|| burn(Duration::from_micros(200)));
+                    job.finish();
+                }
+            });
+        }
+    });
+    let running = meter.start(JobSpec::new("running", labels()));
+    drop(meter.start(JobSpec::new("abandoned", labels())));
+    let records = sink.records();
+    let totals = meter.totals();
+    assert_eq!(totals.jobs, 20);
+    let cpu: f64 = records.iter().map(|r| r.cpu_seconds).sum();
+    let memory: f64 = records.iter().map(|r| r.memory_byte_seconds).sum();
+    assert!(cpu > 0.0 && memory > 0.0);
+    // Each record is counted rounded: to the nanosecond and the byte-millisecond.
+    assert!((totals.cpu_seconds - cpu).abs() <= 20.0 * 1e-9, "{} vs {cpu}", totals.cpu_seconds);
+    assert!((totals.memory_byte_seconds - memory).abs() <= 20.0 * 1e-3, "{} vs {memory}", totals.memory_byte_seconds);
+    assert_eq!(totals.allocator_jobs, 0, "no allocator in this test binary: memory is the reservation");
+    running.finish();
+    assert_eq!(meter.totals().jobs, 21);
+}

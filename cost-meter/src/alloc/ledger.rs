@@ -451,8 +451,9 @@ pub(crate) struct MemoryTotals {
 
 impl Claim {
     /// Claims a free slot for a job of meter `owner` starting `now` (a reading of [`monotonic_ns`]), or None
-    /// when the allocator is not installed or every slot is taken. It counts as running in `shard` of [`ACTIVE`].
-    pub(crate) fn new(owner: u64, now: u64, shard: usize) -> Option<Claim> {
+    /// when the allocator is not installed or every slot is taken. It counts as running in the calling thread's
+    /// shard of [`ACTIVE`] (and stops there, wherever it ends).
+    pub(crate) fn new(owner: u64, now: u64) -> Option<Claim> {
         if !is_installed() {
             return None;
         }
@@ -464,6 +465,7 @@ impl Claim {
             counter.store(0, Relaxed);
         }
         slot.owner.store(owner, Relaxed);
+        let shard = crate::shard::index();
         ACTIVE.add(shard, 1, SeqCst);
         // The job starts on the current tick (a load when the tick is current), and wakes the ticker, which
         // parks while no job meters memory.

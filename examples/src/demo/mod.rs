@@ -55,7 +55,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brownout_cost::budget::{BudgetFeed, BudgetMonitor};
-use brownout_cost::{JobRecord, Labels, Meter};
+use brownout_cost::{Labels, Meter};
 use brownout_degrade::Flags;
 use brownout_degrade::breaker::{BreakerConfig, CircuitBreaker, SlidingWindow};
 use brownout_tower::{ChaosHandle, Cost, CostLayer, Shed, ShedLayer, TokioClock};
@@ -270,19 +270,14 @@ pub fn app_with(chaos: &ChaosHandle, options: &Options, provider_latency: Durati
     let recommendations =
         recommendations::Recommendations { counters: counters.clone(), rounds: options.recommendation_rounds };
 
-    let cost = Arc::new(CostTotals::default());
-    let totals = cost.clone();
     // Requests are charged to the budgets in per-thread batches, judged once a second (or at the monitor's
-    // next flush): an alert fires at most a second late.
-    let budgets = options.budgets.as_ref().map(|m| BudgetFeed::new(m, Duration::from_secs(1)));
-    let meter = Meter::builder()
-        .sink(move |record: &JobRecord| {
-            totals.add(record);
-            if let Some(budgets) = &budgets {
-                budgets.record(record);
-            }
-        })
-        .build();
+    // next flush): an alert fires at most a second late. What they cost in all is the meter's own totals.
+    let mut meter = Meter::builder();
+    if let Some(monitor) = &options.budgets {
+        meter = meter.sink(BudgetFeed::new(monitor, Duration::from_secs(1)));
+    }
+    let meter = meter.build();
+    let cost = Arc::new(CostTotals::new(meter.clone()));
     let labels = Labels::new("trading", "quote-api").env("demo").strategy("quote");
     let metering = if options.thread_cpu {
         CostLayer::new(meter.clone(), labels)
