@@ -1,7 +1,20 @@
 //! Random numbers for the samplers and delay distributions: per-decider streams derived from the rule set's
 //! seed (no shared state on the hot path), and a stable hash for the hash sampler.
 
+use std::cell::RefCell;
+
+use brownout_foundation::slots::{NumberBlock, next_number};
+
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// How many stream numbers a thread takes from a rule set at once.
+const STREAM_BLOCK: u64 = 1024;
+/// How many rule sets' blocks a thread keeps (sets change at a reload).
+const SETS_KEPT: usize = 8;
+
+thread_local! {
+    static STREAM_NUMBERS: RefCell<Vec<NumberBlock>> = const { RefCell::new(Vec::new()) };
+}
 
 /// SplitMix64's finaliser: a bijective mix with good avalanche.
 #[inline]
@@ -24,9 +37,10 @@ pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
 
 /// A random stream owned by one [`Decider`](crate::Decider), so drawing touches no shared state.
 ///
-/// The stream is derived lazily, at the first draw under a rule set, from `(seed, n)` where `n` counts the
-/// deciders that drew under that set so far. A single-threaded run with the same seed, in which services are
-/// created and called in the same order, therefore replays the same decisions.
+/// The stream is derived lazily, at the first draw under a rule set, from `(seed, n)` where `n` is the set's
+/// next stream number, taken by each thread in blocks (unique per set, in order on each thread). A
+/// single-threaded run with the same seed, in which services are created and called in the same order,
+/// therefore replays the same decisions.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Stream {
     /// Id of the rule set this stream was derived for (0: none yet).
@@ -59,9 +73,18 @@ impl Stream {
         (t >> 64) as u64 ^ t as u64
     }
 
+    /// Derives the stream for rule set `owner` from its seed and the next stream number, taken from the calling
+    /// thread's block of the set's numbers (deciders are cloned per request by services cloned per request: a
+    /// block keeps that from being one shared atomic add each).
     #[cold]
     fn reseed(&mut self, owner: u64, seed: u64, next_stream: &std::sync::atomic::AtomicU64) {
-        let n = next_stream.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let shared = || next_stream.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = STREAM_NUMBERS
+            .try_with(|blocks| match blocks.try_borrow_mut() {
+                Ok(mut blocks) => next_number(&mut blocks, SETS_KEPT, owner, next_stream, STREAM_BLOCK),
+                Err(_) => shared(),
+            })
+            .unwrap_or_else(|_| shared());
         *self = Stream { owner, state: mix64(seed ^ n.wrapping_mul(GOLDEN)) };
     }
 }

@@ -222,4 +222,16 @@ proptest! {
         let draws = |d: &mut brownout_chaos::Decider| (0..64).map(|_| d.decide(&RequestFacts::NONE).is_some()).collect::<Vec<_>>();
         prop_assert_ne!(draws(&mut a), draws(&mut b));
     }
+
+    /// A run on one thread with the same seed, services cloned per request in the same order, replays the same
+    /// decisions: the clones' stream numbers come from the thread's block of its rule set's numbers, from 0.
+    #[test]
+    fn the_same_seed_replays_the_same_decisions_on_one_thread(rate in 0.05f64..0.95, seed in any::<u64>()) {
+        let run = || {
+            let controller = controller(&rule("random", rate, seed));
+            let source = controller.decider();
+            (0..300).map(|_| source.clone().decide(&RequestFacts::NONE).is_some()).collect::<Vec<_>>()
+        };
+        prop_assert_eq!(run(), run());
+    }
 }

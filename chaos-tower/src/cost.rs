@@ -41,7 +41,7 @@ use ::http::header::{HeaderName, HeaderValue};
 use ::http::{HeaderMap, Method, Request, Response, Uri};
 use brownout_cost::guardrail::{ConcurrencyLimit, Permit};
 use brownout_cost::{CpuMode, Job, JobId, JobSpec, Labels, Meter};
-use brownout_foundation::slots::find_or_push;
+use brownout_foundation::slots::{NumberBlock, next_number};
 use bytes::Bytes;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -49,7 +49,7 @@ use tower_service::Service;
 
 use crate::refusal::unavailable;
 
-/// Numbers the layers, for their per-thread replicas.
+/// Numbers the layers, for their per-thread blocks of request numbers.
 static LAYERS: AtomicU64 = AtomicU64::new(0);
 
 /// `x-cost-guardrail: concurrency` marks a request refused by a budget's concurrency guardrail.
@@ -89,7 +89,7 @@ struct Config {
     limit: Option<ConcurrencyLimit>,
     rejected: metrics::Counter,
     sequence: Arc<AtomicU64>,
-    /// Tells this layer's replicas apart in each thread's [`REPLICAS`].
+    /// Tells this layer's blocks of numbers apart in each thread's [`NUMBERS`].
     id: u64,
 }
 
@@ -97,19 +97,13 @@ struct Config {
 /// in arrival order on each thread, not across threads.
 const NUMBER_BLOCK: u64 = 1024;
 
-/// How many layers' replicas each thread keeps (a service has a handful of layers).
-const REPLICAS_KEPT: usize = 16;
-
-/// What a thread keeps of one layer, so that numbering its requests touches no state shared with other
-/// threads: a block of request numbers.
-struct Replica {
-    layer: u64,
-    next: u64,
-    end: u64,
-}
+/// How many layers' blocks of numbers each thread keeps (a service has a handful of layers).
+const BLOCKS_KEPT: usize = 16;
 
 thread_local! {
-    static REPLICAS: RefCell<Vec<Replica>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's blocks of request numbers, one per layer: numbering a request touches no state shared with
+    /// other threads.
+    static NUMBERS: RefCell<Vec<NumberBlock>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Config {
@@ -117,22 +111,11 @@ impl Config {
     /// and whenever the block runs out.
     fn number(&self) -> u64 {
         let shared = || self.sequence.fetch_add(1, Relaxed);
-        REPLICAS
+        NUMBERS
             .try_with(|cell| {
-                // A thread being torn down, or a label function that starts a request, has no replica.
-                let Ok(mut replicas) = cell.try_borrow_mut() else { return shared() };
-                let replica = find_or_push(
-                    &mut replicas,
-                    REPLICAS_KEPT,
-                    |r| r.layer == self.id,
-                    || Replica { layer: self.id, next: 0, end: 0 },
-                );
-                if replica.next == replica.end {
-                    replica.next = self.sequence.fetch_add(NUMBER_BLOCK, Relaxed);
-                    replica.end = replica.next + NUMBER_BLOCK;
-                }
-                replica.next += 1;
-                replica.next - 1
+                // A thread being torn down, or a label function that starts a request, has no blocks at hand.
+                let Ok(mut blocks) = cell.try_borrow_mut() else { return shared() };
+                next_number(&mut blocks, BLOCKS_KEPT, self.id, &self.sequence, NUMBER_BLOCK)
             })
             .unwrap_or_else(|_| shared())
     }
