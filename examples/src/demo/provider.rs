@@ -87,20 +87,20 @@ pub(crate) fn client(
         Ok(response) if response.status().is_success() => Outcome::Success,
         _ => Outcome::Failure,
     };
-    let calls = counters.clone();
     // The calls that reach the fault layer, also as a Prometheus counter: what a GameDay run against this
     // service from outside (`--target`, `--calls-metric demo_provider_calls_total`) divides by. Registered
-    // once: each call is one atomic add.
+    // once: each call is one atomic add. Both behind one reference count: the stack is cloned per request.
     metrics::describe_counter!(
         "demo_provider_calls_total",
         "Calls to the quote provider that reached its fault layer (past the breaker)."
     );
-    let calls_metric = metrics::counter!("demo_provider_calls_total");
+    let calls = Arc::new((counters.clone(), metrics::counter!("demo_provider_calls_total")));
     let guarded = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new(breaker).classifier(classify))
         .map_request(move |req: http::Request<Body>| {
-            calls.provider_calls.fetch_add(1, Ordering::Relaxed);
-            calls_metric.increment(1);
+            let (counters, metric) = &*calls;
+            counters.provider_calls.fetch_add(1, Ordering::Relaxed);
+            metric.increment(1);
             req
         })
         .timeout(options.timeout)
