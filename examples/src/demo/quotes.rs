@@ -83,14 +83,15 @@ impl QuoteCache {
         self.quotes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(symbol).cloned()
     }
 
-    /// Keeps `body` as the last good quote of `symbol`, fetched now, unless this thread stored the symbol's
-    /// quote less than [`REFRESH`] ago. A symbol already cached is updated in place: its key is neither copied
-    /// nor freed.
-    fn insert(&self, symbol: String, body: Bytes) {
+    /// Keeps a copy of `body` as the last good quote of `symbol`, fetched now, unless this thread stored the
+    /// symbol's quote less than [`REFRESH`] ago (then nothing is copied: a copy of a shared body is an atomic add,
+    /// and its drop another). A symbol already cached is updated in place: its key is neither copied nor freed.
+    fn insert(&self, symbol: String, body: &Bytes) {
         let now = Instant::now();
         if self.written_lately(&symbol, now) {
             return;
         }
+        let body = body.clone();
         let mut cache = self.quotes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match cache.get_mut(symbol.as_str()) {
             Some(entry) => *entry = (body, now),
@@ -170,7 +171,7 @@ async fn quote(State(quotes): State<Arc<Quotes>>, Path(symbol): Path<String>, he
                 Some(FetchedAt(fetched)) => quotes.cached(response.into_body(), fetched.elapsed(), source),
                 None => {
                     let body = response.into_body();
-                    quotes.cache.insert(symbol, body.clone());
+                    quotes.cache.insert(symbol, &body);
                     let mut answer = (StatusCode::OK, body).into_response();
                     answer.headers_mut().insert(&QUOTE_AGE_HEADER, HeaderValue::from_static("0"));
                     answer
@@ -211,20 +212,20 @@ mod tests {
     async fn a_worker_rewrites_a_symbols_quote_at_most_every_refresh() {
         let cache = QuoteCache::default();
         let quote = |cache: &QuoteCache, symbol| cache.get(symbol).map(|(body, _)| body);
-        cache.insert("ACME".into(), Bytes::from_static(b"1"));
-        cache.insert("ACME".into(), Bytes::from_static(b"2"));
+        cache.insert("ACME".into(), &Bytes::from_static(b"1"));
+        cache.insert("ACME".into(), &Bytes::from_static(b"2"));
         assert_eq!(quote(&cache, "ACME").as_deref(), Some(&b"1"[..]), "within REFRESH: kept");
-        cache.insert("INIT".into(), Bytes::from_static(b"3"));
+        cache.insert("INIT".into(), &Bytes::from_static(b"3"));
         assert_eq!(quote(&cache, "INIT").as_deref(), Some(&b"3"[..]), "another symbol: stored");
         let other = QuoteCache::default();
-        other.insert("ACME".into(), Bytes::from_static(b"4"));
+        other.insert("ACME".into(), &Bytes::from_static(b"4"));
         assert_eq!(quote(&other, "ACME").as_deref(), Some(&b"4"[..]), "another cache: stored");
 
         tokio::time::advance(REFRESH - Duration::from_millis(1)).await;
-        cache.insert("ACME".into(), Bytes::from_static(b"5"));
+        cache.insert("ACME".into(), &Bytes::from_static(b"5"));
         assert_eq!(quote(&cache, "ACME").as_deref(), Some(&b"1"[..]));
         tokio::time::advance(Duration::from_millis(1)).await;
-        cache.insert("ACME".into(), Bytes::from_static(b"6"));
+        cache.insert("ACME".into(), &Bytes::from_static(b"6"));
         let (body, fetched) = cache.get("ACME").unwrap();
         assert_eq!((&body[..], fetched), (&b"6"[..], Instant::now()), "after REFRESH: stored, fetched now");
     }
