@@ -3,7 +3,7 @@
 //! thread's batch (an uncontended lock, no budget judged); the monitor's lock is taken and the budgets judged
 //! once per tick, for the label sets the batch saw.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -125,7 +125,7 @@ impl BudgetFeed {
     pub fn record(&self, record: &JobRecord) {
         let usage = Usage::of(record);
         let end = record.started_at_unix + record.wall_seconds.max(0.0);
-        let month = Month::of_unix(end);
+        let month = month_of(end);
         let key = self.batches.id;
         let add = |shard: &Shard| {
             let mut pending = lock(&shard.pending);
@@ -173,8 +173,55 @@ impl BudgetFeed {
     }
 }
 
+thread_local! {
+    /// The month the thread's last record ended in, with its bounds in Unix seconds: consecutive records
+    /// almost always end in the same month, and finding the month of a time takes a floor (a libm call on
+    /// x86-64's baseline) and a calendar computation.
+    static LAST_MONTH: Cell<Option<(f64, f64, Month)>> = const { Cell::new(None) };
+}
+
+/// The month a record ending at `end` (Unix seconds) is charged to: [`Month::of_unix`], from the thread's last
+/// month when `end` falls in it.
+fn month_of(end: f64) -> Month {
+    let last = LAST_MONTH.try_with(Cell::get).ok().flatten();
+    if let Some((start, until, month)) = last
+        && end >= start
+        && end < until
+    {
+        return month;
+    }
+    let month = Month::of_unix(end);
+    let _ = LAST_MONTH.try_with(|m| m.set(Some((month.start_unix() as f64, month.end_unix() as f64, month))));
+    month
+}
+
 impl RecordSink for BudgetFeed {
     fn record(&self, record: &JobRecord) {
         BudgetFeed::record(self, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The month from the thread's last one is the month computed afresh, for any sequence of end times,
+        /// month boundaries (the first second of a month, the last fraction before it) included.
+        #[test]
+        fn the_remembered_month_is_the_month_of_the_time(
+            times in proptest::collection::vec((0i64..2_000_000_000, 0usize..4), 1..60),
+        ) {
+            for (t, shape) in times {
+                let month = Month::of_unix(t as f64);
+                let end = match shape {
+                    0 => t as f64,
+                    1 => month.start_unix() as f64,
+                    2 => month.end_unix() as f64,
+                    _ => month.end_unix() as f64 - 1e-6,
+                };
+                proptest::prop_assert_eq!(month_of(end), Month::of_unix(end), "at {}", end);
+            }
+        }
     }
 }
