@@ -6,7 +6,7 @@ core it costs tens of cycles, and a line two workers write in turn costs a trans
 which is why this count matters beside the instruction count.
 
     cargo build --release --example app_instructions
-    python3 benches/app_atomics.py [CASE ...]      # default: bare armed-wall; needs valgrind and objdump
+    python3 benches/app_atomics.py [CASE ...]      # bare, armed-wall (default), armed-thread; needs valgrind, objdump
     TOP=40 python3 benches/app_atomics.py armed-wall
 
 Each case runs `app_instructions --run CASE N` under callgrind (N = 2 000 requests after the warm-up), counting
@@ -42,8 +42,11 @@ def locked_instructions(binary):
 
 def executed(binary, case, out):
     """Address -> times executed inside benches::measured, for the binary's own code."""
-    subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=yes", "--toggle-collect=*benches::measured*",
-                    f"--callgrind-out-file={out}", binary, "--run", case, str(N)], check=True, capture_output=True)
+    run = subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=yes", "--toggle-collect=*benches::measured*",
+                          f"--callgrind-out-file={out}", binary, "--run", case, str(N)], capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"app_atomics.py: `{binary} --run {case}` failed (cases: bare, armed-wall, armed-thread):\n"
+                 + run.stderr[-2000:])
     counts, objects, obj, last, after_call = collections.Counter(), {}, None, 0, False
     own = os.path.basename(binary)
     for line in open(out):
