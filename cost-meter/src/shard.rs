@@ -4,7 +4,7 @@
 //! shard); [`Owned`] gives each live thread a line of its own, which it updates with a plain load and store.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// How many shards a counter has: threads past this many share shards (still correct, less spread).
 pub(crate) const SHARDS: usize = 16;
@@ -67,12 +67,13 @@ impl Sharded {
     }
 }
 
-/// How many threads at once own a line of every [`Owned`] count; threads past them share one more line, updated
-/// atomically. A service has a few workers; a thread gives its line back when it exits.
-pub(crate) const OWNED_LINES: usize = 16;
+/// How many threads at once own a line of every [`Owned`] count (a meter's counts take a line each: 4 KiB); threads
+/// past them share one more line, updated atomically. A service has a worker per core, a thread gives its line
+/// back when it exits.
+pub(crate) const OWNED_LINES: usize = 64;
 
 /// The owned lines no live thread holds: bit `i` set when line `i` is free.
-static FREE_LINES: AtomicU32 = AtomicU32::new((1 << OWNED_LINES) - 1);
+static FREE_LINES: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// A thread's line of the [`Owned`] counts, given back when the thread exits.
 struct LineOwner(Cell<usize>);
@@ -110,7 +111,7 @@ fn owned_line() -> usize {
 
 /// Takes a line free in `lines` (a bit set per free line), or the shared one when none is free.
 #[cold]
-fn claim_line(lines: &AtomicU32) -> usize {
+fn claim_line(lines: &AtomicU64) -> usize {
     let mut free = lines.load(Ordering::Relaxed);
     while free != 0 {
         let line = free.trailing_zeros() as usize;
@@ -124,7 +125,7 @@ fn claim_line(lines: &AtomicU32) -> usize {
 }
 
 /// Gives `line` back to `lines` (nothing for the shared line or none).
-fn release_line(lines: &AtomicU32, line: usize) {
+fn release_line(lines: &AtomicU64, line: usize) {
     if line < OWNED_LINES {
         // Release: the next owner sees every store this thread made to the line.
         lines.fetch_or(1 << line, Ordering::Release);
@@ -186,8 +187,8 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     proptest::proptest! {
-        /// Whatever many threads (more than there are owned lines) add and subtract, one after another or at
-        /// once, and however often threads exit and give their lines to new ones, the sum is the net count.
+        /// Whatever many threads add and subtract, on lines of their own or on the shared one, one after another
+        /// or at once, and however often threads exit and give their lines to new ones, the sum is the net count.
         #[test]
         fn owned_counts_sum_to_the_net_count(
             ops in proptest::collection::vec((proptest::bool::ANY, 0u64..5), 0..60),
@@ -195,11 +196,12 @@ mod tests {
         ) {
             let counter = Owned::<2>::new();
             std::thread::scope(|s| {
-                for chunk in ops.chunks(ops.len().div_ceil(threads).max(1)) {
+                for (i, chunk) in ops.chunks(ops.len().div_ceil(threads).max(1)).enumerate() {
                     let counter = &counter;
                     s.spawn(move || {
                         for &(add, n) in chunk {
-                            let here = here();
+                            // Every third thread on the shared line, as threads past the owned lines are.
+                            let here = if i % 3 == 2 { Here(SHARED_LINE) } else { here() };
                             if add { counter.add(here, 1, n) } else { counter.sub(here, 1, n) }
                             counter.add(here, 0, 1);
                         }
@@ -215,7 +217,7 @@ mod tests {
     /// Lines are taken until none is free (then the shared one), and a line given back is taken next.
     #[test]
     fn lines_are_taken_once_and_given_back() {
-        let lines = AtomicU32::new((1 << OWNED_LINES) - 1);
+        let lines = AtomicU64::new(u64::MAX);
         let taken: Vec<usize> = (0..OWNED_LINES).map(|_| claim_line(&lines)).collect();
         assert_eq!(taken, (0..OWNED_LINES).collect::<Vec<_>>(), "each line once");
         assert_eq!(claim_line(&lines), SHARED_LINE, "none free: the shared line");
