@@ -1,5 +1,6 @@
 //! Jobs: what a span of work is called, what it declared, and what it used.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -296,9 +297,10 @@ impl Job {
         // One clock reading for the end of both the wall time and the memory integral.
         let ended = monotonic_ns();
         let wall = ended.saturating_sub(self.started) as f64 / 1e9;
-        // The start's calendar time is the end's minus the wall time: one calendar clock read per job. Both
-        // clocks are read as plain nanosecond counts: no `Instant` or `SystemTime` arithmetic per job.
-        let now_unix = realtime_ns() as f64 / 1e9;
+        // The start's calendar time is the end's minus the wall time, and the end's is the monotonic reading plus
+        // the thread's last measured offset between the two clocks ([`calendar_ns`]). Both clocks are plain
+        // nanosecond counts: no `Instant` or `SystemTime` arithmetic per job.
+        let now_unix = calendar_ns(ended) as f64 / 1e9;
         let (memory_mode, totals) = match self.claim.take() {
             Some(claim) => (MemoryMode::Allocator, claim.finish(ended)),
             None => (MemoryMode::Reservation, MemoryTotals::default()),
@@ -330,6 +332,37 @@ impl Job {
         self.inner.meter().job_finished(&record, spec.per_request, ended);
         record
     }
+}
+
+/// How long a thread reuses its measure of the calendar clock's offset from the monotonic clock: the calendar
+/// clock is slewed by at most 0.05% (NTP), half a millisecond a second; a step of it (set by hand) reaches the
+/// records within this long.
+const CALENDAR_REFRESH_NS: u64 = 1_000_000_000;
+
+thread_local! {
+    /// The monotonic reading at which the thread last read the calendar clock, and the calendar clock minus the
+    /// monotonic one then (modulo 2⁶⁴).
+    static CALENDAR: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// The calendar time (Unix nanoseconds) at the monotonic reading `monotonic`, a current one: from the thread's
+/// offset between the clocks, measured at most [`CALENDAR_REFRESH_NS`] ago (one calendar clock read a second
+/// per thread instead of one per job).
+fn calendar_ns(monotonic: u64) -> u64 {
+    CALENDAR.try_with(|cache| calendar_from(cache, monotonic, realtime_ns)).unwrap_or_else(|_| realtime_ns())
+}
+
+/// [`calendar_ns`] with the calendar clock read by `read`, when the offset in `cache` is missing or stale.
+fn calendar_from(cache: &Cell<Option<(u64, u64)>>, monotonic: u64, read: impl FnOnce() -> u64) -> u64 {
+    if let Some((at, offset)) = cache.get()
+        && monotonic >= at
+        && monotonic - at < CALENDAR_REFRESH_NS
+    {
+        return monotonic.wrapping_add(offset);
+    }
+    let calendar = read();
+    cache.set(Some((monotonic, calendar.wrapping_sub(monotonic))));
+    calendar
 }
 
 impl Drop for Job {
@@ -381,6 +414,23 @@ mod tests {
 
     fn spec() -> JobSpec {
         JobSpec::new("r-1", Labels::new("trading", "quote-api")).wall_estimate().per_request()
+    }
+
+    /// The calendar time comes from the thread's offset between the clocks for a second after it was measured,
+    /// then the calendar clock is read again (also when the monotonic reading is older than the measure).
+    #[test]
+    fn the_calendar_clock_is_read_once_a_second_per_thread() {
+        let cache = Cell::new(None);
+        let unread = || -> u64 { panic!("read within the second") };
+        assert_eq!(calendar_from(&cache, 5_000, || 1_700_000_000_000_000_000), 1_700_000_000_000_000_000);
+        assert_eq!(calendar_from(&cache, 5_000 + 250, unread), 1_700_000_000_000_000_250);
+        let last = 5_000 + CALENDAR_REFRESH_NS - 1;
+        assert_eq!(calendar_from(&cache, last, unread), 1_700_000_000_000_000_000 + CALENDAR_REFRESH_NS - 1);
+        // A second on, the clock is read again, and its reading (a step, here) is what follows.
+        let later = 5_000 + CALENDAR_REFRESH_NS;
+        assert_eq!(calendar_from(&cache, later, || 1_800_000_000_000_000_000), 1_800_000_000_000_000_000);
+        assert_eq!(calendar_from(&cache, later + 7, unread), 1_800_000_000_000_000_007);
+        assert_eq!(calendar_from(&cache, later - 1, || 42), 42, "an older reading than the measure");
     }
 
     /// A finished job's state goes back to its thread and the next job reuses it, with no CPU charged yet and

@@ -407,9 +407,9 @@ mod tests {
             proptest::prop_assert_eq!(&*la, a.as_str());
             proptest::prop_assert_eq!(hash(&|h| la.hash(h)), hash(&|h| a.as_str().hash(h)));
             // Made again from its text, by either route, a label is the same value.
-            let (again_a, again_b) = (Label::from(a.clone()), Label::from(b.as_str()));
-            proptest::prop_assert!(matches!((again_a.0, la.0), (Some(x), Some(y)) if std::ptr::eq(x, y)) || a.is_empty());
-            proptest::prop_assert!(matches!((again_b.0, lb.0), (Some(x), Some(y)) if std::ptr::eq(x, y)) || b.is_empty());
+            let same = |x: &Label, y: &Label| matches!((x.0, y.0), (Some(x), Some(y)) if std::ptr::eq(x, y));
+            proptest::prop_assert!(same(&Label::from(a.clone()), &la) || a.is_empty());
+            proptest::prop_assert!(same(&Label::from(b.as_str()), &lb) || b.is_empty());
         }
 
         #[test]

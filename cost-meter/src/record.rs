@@ -50,7 +50,8 @@ pub struct JobRecord {
     pub job_id: JobId,
     /// The job's labels.
     pub labels: Labels,
-    /// Start, in seconds since the Unix epoch (UTC).
+    /// Start, in seconds since the Unix epoch (UTC): the end's calendar time, from the finishing thread's offset
+    /// between the monotonic and calendar clocks (measured at most a second before), minus the wall time.
     pub started_at_unix: f64,
     /// Wall time from start to finish, in seconds.
     pub wall_seconds: f64,

@@ -208,7 +208,8 @@ mod tests {
                     });
                 }
             });
-            let net = ops.iter().fold(0u64, |net, &(add, n)| if add { net.wrapping_add(n) } else { net.wrapping_sub(n) });
+            let net =
+                ops.iter().fold(0u64, |net, &(add, n)| if add { net.wrapping_add(n) } else { net.wrapping_sub(n) });
             proptest::prop_assert_eq!(counter.sum(1), net);
             proptest::prop_assert_eq!(counter.sum(0), ops.len() as u64);
         }

@@ -3,19 +3,19 @@
 //!
 //! A job that meters memory owns one of [`SLOTS`] slots. Every allocation carries an 8-byte tag (slot and
 //! generation) so its bytes go back to the job that made them, whichever thread frees them. A thread's next
-//! claim tries the slots its last jobs released first (their lines are in its cache); the generation, 52
-//! bits, tells a slot's owners apart however often it is reused. The live-bytes
-//! integral needs no per-block timestamp: with `t` the tick at each event,
+//! claim tries the slots its last jobs released first (their lines are in its cache); the generation, 52 bits,
+//! tells a slot's owners apart however often it is reused. The live-bytes integral needs no per-block
+//! timestamp: with `t` the tick at each event,
 //!
 //! ```text
 //! ∫ live dt = Σ_freed size·t_free + (allocated − freed)·t_end − Σ_allocated size·t_alloc
 //!             = weighted + live·t_end,   weighted = Σ_freed size·t_free − Σ_allocated size·t_alloc
 //! ```
 //!
-//! so a job keeps two sums, `live` and `weighted` (and its peak). Each thread adds to its own copy of the running job's sums and folds them into
-//! the slot when it leaves the job (the end of a poll), so the allocation path is a thread-local update. Sums
-//! of `size·t` are kept modulo 2⁶⁴: the result is exact whenever the true integral fits in 2⁶⁴ byte-ms
-//! (about 5,000 GB-hours per job).
+//! so a job keeps two sums, `live` and `weighted` (and its peak). Each thread adds to its own copy of the
+//! running job's sums and folds them into the slot when it leaves the job (the end of a poll), so the allocation
+//! path is a thread-local update. Sums are kept modulo 2⁶⁴: the result is exact whenever the true integral fits
+//! in 2⁶⁴ byte-ms (about 5,000 GB-hours per job).
 
 use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
