@@ -147,14 +147,14 @@ pub(crate) fn here() -> Here {
 /// atomic read-modify-write), since no other thread writes that line while it lives; threads past
 /// [`OWNED_LINES`] at once, and threads being torn down, add atomically to one shared line. A line may wrap
 /// below zero (a job started on one thread and ended on another); a sum is right, modulo 2⁶⁴.
-pub(crate) struct Owned<const N: usize>([Counts<N>; OWNED_LINES + 1]);
+pub(crate) struct Owned<const N: usize>([CountLine<N>; OWNED_LINES + 1]);
 
 #[repr(align(64))]
-struct Counts<const N: usize>([AtomicU64; N]);
+struct CountLine<const N: usize>([AtomicU64; N]);
 
 impl<const N: usize> Owned<N> {
     pub(crate) const fn new() -> Self {
-        Owned([const { Counts([const { AtomicU64::new(0) }; N]) }; OWNED_LINES + 1])
+        Owned([const { CountLine([const { AtomicU64::new(0) }; N]) }; OWNED_LINES + 1])
     }
 
     /// Adds `n` (modulo 2⁶⁴) to count `index` on the line `here`, the calling thread's.
